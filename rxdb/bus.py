@@ -1,0 +1,219 @@
+"""The in-process table-update bus.
+
+Writers publish from whatever thread commits (usually a connection's worker thread);
+subscribers live on event loops. A message crosses to a loop through exactly one door,
+``loop.call_soon_threadsafe``, once per loop and message however many subscribers that loop
+holds, so a commit costs one wake-up per interested loop plus O(interested subscribers).
+Subscriptions are indexed by database and table, so uninterested subscribers cost nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from rxdb.updates import NotifyTablesUpdated, UpdateKind
+
+__all__ = ("Bus", "BusStatistics", "Subscription", "default_bus")
+
+LOG = logging.getLogger("rxdb.bus")
+
+Callback = Callable[[NotifyTablesUpdated], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BusStatistics:
+    """A snapshot for tests and diagnostics."""
+
+    subscriptions: int
+    published: int
+    deliveries: int
+
+
+class Subscription:
+    """One subscriber's interest in one database. Close it to stop deliveries.
+
+    ``tables`` of ``None`` means every table; an empty set means none, so only messages that
+    say "anything may have changed" arrive. The callback runs on ``loop``'s thread and
+    never sees a message published after :meth:`close` returned on that thread.
+    """
+
+    __slots__ = ("_bus", "_closed", "callback", "database", "kinds", "loop", "tables")
+
+    def __init__(
+        self,
+        bus: Bus,
+        database: str,
+        tables: frozenset[str] | None,
+        kinds: frozenset[UpdateKind] | None,
+        callback: Callback,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._bus = bus
+        self.database = database
+        self.tables = tables
+        self.kinds = kinds
+        self.callback = callback
+        self.loop = loop
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def retarget(self, tables: Iterable[str] | None) -> None:
+        """Change the tables of interest (e.g. after a schema change redefined a view)."""
+        self._bus._reindex(self, None if tables is None else frozenset(tables))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._bus._remove(self)
+
+    def _deliver(self, message: NotifyTablesUpdated) -> None:
+        if self._closed or not message.affects(self.tables, self.kinds):
+            return
+        try:
+            self.callback(message)
+        except Exception:
+            LOG.exception("table-update subscriber %r failed; others are unaffected", self)
+
+    def __repr__(self) -> str:
+        tables = "all" if self.tables is None else sorted(self.tables)
+        return f"<Subscription {self.database} tables={tables}>"
+
+
+class _DatabaseIndex:
+    """Subscriptions of one database: all of them (for "anything may have changed"), those
+    that want every table, and the rest by table."""
+
+    __slots__ = ("all", "by_table", "every_table")
+
+    def __init__(self) -> None:
+        self.all: set[Subscription] = set()
+        self.every_table: set[Subscription] = set()
+        self.by_table: dict[str, set[Subscription]] = {}
+
+    def add(self, sub: Subscription) -> None:
+        self.all.add(sub)
+        if sub.tables is None:
+            self.every_table.add(sub)
+        else:
+            for table in sub.tables:
+                self.by_table.setdefault(table, set()).add(sub)
+
+    def discard(self, sub: Subscription) -> None:
+        self.all.discard(sub)
+        if sub.tables is None:
+            self.every_table.discard(sub)
+            return
+        for table in sub.tables:
+            subs = self.by_table.get(table)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self.by_table[table]
+
+    def interested(self, message: NotifyTablesUpdated) -> set[Subscription]:
+        if message.everything:
+            return set(self.all)
+        found = set(self.every_table)
+        for table in message.tables:
+            subs = self.by_table.get(table)
+            if subs:
+                found.update(subs)
+        return found
+
+
+class Bus:
+    """Thread-safe publish; delivery on each subscriber's own loop."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._databases: dict[str, _DatabaseIndex] = {}
+        self._published = 0
+        self._deliveries = 0
+
+    def subscribe(
+        self,
+        database: str,
+        callback: Callback,
+        *,
+        tables: Iterable[str] | None = None,
+        kinds: Iterable[UpdateKind] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> Subscription:
+        """Call ``callback(message)`` on ``loop`` for each message that may affect ``tables``.
+
+        :param loop: where the callback runs; defaults to the running loop.
+        :raises RuntimeError: if no loop is given and none is running in this thread.
+        """
+        sub = Subscription(
+            self,
+            database,
+            None if tables is None else frozenset(tables),
+            None if kinds is None else frozenset(kinds),
+            callback,
+            loop or asyncio.get_running_loop(),
+        )
+        with self._lock:
+            self._databases.setdefault(database, _DatabaseIndex()).add(sub)
+        return sub
+
+    def publish(self, message: NotifyTablesUpdated) -> None:
+        """Hand ``message`` to every interested subscriber. Safe from any thread."""
+        with self._lock:
+            index = self._databases.get(message.database)
+            self._published += 1
+            if index is None:
+                return
+            interested = index.interested(message)
+            self._deliveries += len(interested)
+        if not interested:
+            return
+        by_loop: dict[asyncio.AbstractEventLoop, list[Subscription]] = {}
+        for sub in interested:
+            by_loop.setdefault(sub.loop, []).append(sub)
+        for loop, subs in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_deliver_all, subs, message)
+            except RuntimeError:
+                # The loop is closed: its subscribers can never run again.
+                LOG.debug("dropping %d subscribers of a closed event loop", len(subs))
+                for sub in subs:
+                    sub.close()
+
+    def statistics(self) -> BusStatistics:
+        with self._lock:
+            count = sum(len(index.all) for index in self._databases.values())
+            return BusStatistics(count, self._published, self._deliveries)
+
+    def _reindex(self, sub: Subscription, tables: frozenset[str] | None) -> None:
+        with self._lock:
+            index = self._databases.get(sub.database)
+            if index is None or sub.closed:
+                return
+            index.discard(sub)
+            sub.tables = tables
+            index.add(sub)
+
+    def _remove(self, sub: Subscription) -> None:
+        with self._lock:
+            index = self._databases.get(sub.database)
+            if index is None:
+                return
+            index.discard(sub)
+            if not index.all:
+                del self._databases[sub.database]
+
+
+def _deliver_all(subs: list[Subscription], message: NotifyTablesUpdated) -> None:
+    for sub in subs:
+        sub._deliver(message)
+
+
+default_bus = Bus()
+"""The process-wide bus: every database opened in this process publishes here."""

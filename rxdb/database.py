@@ -1,0 +1,340 @@
+"""The ``Database`` façade that users hold.
+
+It joins the engine (statements, transactions), the bus (commit messages) and the watch
+machinery (shared query streams). It is bound to the event loop that connects it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Callable, Generator, Hashable, Iterable
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any
+
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+from parser import StatementKind, Unanalyzable, Views, analyze, fold_name
+from rxdb._types import Params
+from rxdb.bus import Bus, Subscription, default_bus
+from rxdb.engine import Engine, TransactionMode, database_key
+from rxdb.errors import ClosedError, ProgrammingError
+from rxdb.rows import ExecuteResult, Row
+from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
+from rxdb.watch import QueryStream, SharedQuery, params_key
+
+__all__ = ("Database", "open")
+
+_VIEWS_SQL = "SELECT name, sql FROM sqlite_schema WHERE type = 'view' AND sql IS NOT NULL"
+
+
+class Database:
+    """A SQLite database whose committed changes refresh every :meth:`watch` of it.
+
+    Construct it anywhere (nothing happens until :meth:`connect`, ``async with`` or
+    :func:`rxdb.open`); after that, use it on the event loop that connected it.
+
+    :param path: a file path, or ``":memory:"`` for a private in-memory database.
+    :param readers: the most read-only connections to open for reads outside transactions
+        (files in WAL mode only; ``:memory:`` uses one connection for everything).
+    :param busy_timeout: seconds to wait for another process's lock before failing.
+    :param foreign_keys: enforce foreign keys (SQLite's own default is off).
+    :param bus: the bus commits travel on; the process-wide one unless testing.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        readers: int = 4,
+        busy_timeout: float = 5.0,
+        foreign_keys: bool = True,
+        bus: Bus | None = None,
+    ) -> None:
+        self.path = os.fspath(path)
+        self._engine = Engine(
+            self.path,
+            on_commit=self._committed,
+            readers=readers,
+            busy_timeout=busy_timeout,
+            foreign_keys=foreign_keys,
+        )
+        self.key = (
+            f"memory:{uuid.uuid4().hex}" if self._engine.memory else database_key(self.path)
+        )
+        self.origin = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._bus = bus or default_bus
+        self._sequence = itertools.count(1)
+        self._queries: dict[Hashable, SharedQuery] = {}
+        self._views: Views | None = None
+        self._views_generation = 0
+        self._schema_watch: Subscription | None = None
+        self._connected = False
+        self._connecting: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def connect(self) -> Database:
+        """Open the connections. Idempotent; concurrent callers share one attempt.
+
+        :raises ClosedError: if the database was closed.
+        :raises rxdb.OperationalError: if the file cannot be opened.
+        """
+        if self._engine.closed:
+            raise ClosedError(f"the database {self.path!r} is closed; create a new Database")
+        if self._connected:
+            return self
+        if self._connecting is None:
+            self._connecting = asyncio.get_running_loop().create_task(self._connect())
+        try:
+            await asyncio.shield(self._connecting)
+        except BaseException:
+            if self._connecting.done():
+                self._connecting = None
+            raise
+        return self
+
+    async def _connect(self) -> None:
+        await self._engine.open()
+        self._loop = asyncio.get_running_loop()
+        self._schema_watch = self._bus.subscribe(
+            self.key, self._schema_may_have_changed, tables=frozenset()
+        )
+        self._connected = True
+
+    async def close(self) -> None:
+        """Complete every watch, wait for work in flight, and close the connections.
+
+        Idempotent. Afterwards every call raises :class:`rxdb.ClosedError`.
+        """
+        if self._connecting is not None and not self._connected:
+            await asyncio.gather(self._connecting, return_exceptions=True)
+        for query in list(self._queries.values()):
+            query.complete()
+        if self._schema_watch is not None:
+            self._schema_watch.close()
+        await self._engine.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._engine.closed
+
+    async def __aenter__(self) -> Database:
+        return await self.connect()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __del__(self) -> None:
+        if self._connected and not self._engine.closed:
+            warnings.warn(
+                f"{self!r} was never closed: use 'async with rxdb.open(...)' or "
+                "'await db.close()'",
+                ResourceWarning,
+                stacklevel=1,
+            )
+
+    def __repr__(self) -> str:
+        return f"<rxdb.Database {self.path!r}>"
+
+    # -- statements -------------------------------------------------------------------------
+
+    async def execute(self, sql: str, params: Params = ()) -> ExecuteResult:
+        """Run one statement on the writer.
+
+        :raises rxdb.DatabaseError: (a subclass with SQLite's code) if SQLite refuses it.
+        :raises rxdb.ProgrammingError: for several statements or wrong parameters.
+        """
+        return await (await self._ready()).execute(sql, params)
+
+    async def execute_many(self, sql: str, seq_of_params: Iterable[Params]) -> int:
+        """Run one statement once per parameter set; return the rows changed in all."""
+        return await (await self._ready()).execute_many(sql, seq_of_params)
+
+    async def execute_script(self, script: str) -> None:
+        """Run several statements in order. Inside a transaction block they join it."""
+        await (await self._ready()).execute_script(script)
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        """Run a query and return every row (a reader outside transactions; the writer,
+        with the transaction's own writes visible, inside one)."""
+        return await (await self._ready()).fetch_all(sql, params)
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        """Run a query and return its first row, or ``None``."""
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
+
+    @asynccontextmanager
+    async def transaction(self, mode: TransactionMode = "immediate") -> AsyncIterator[None]:
+        """``async with db.transaction():`` — statements of this task (and tasks it starts)
+        inside the block run in one transaction, committed at the end or rolled back on an
+        exception. Other tasks' writes wait. A nested block is a savepoint: an exception
+        inside it undoes only that block. Watchers hear of the changes once, after the
+        outermost commit.
+
+        :param mode: ``"deferred"``, ``"immediate"`` (default: take the write lock at once,
+            so the transaction never fails half-way on a lock upgrade) or ``"exclusive"``.
+        """
+        engine = await self._ready()
+        async with engine.transaction(mode):
+            yield
+
+    # -- observation ------------------------------------------------------------------------
+
+    def watch(self, sql: str, params: Params = (), *, distinct: bool = True) -> QueryStream:
+        """Observe a query: its result now, then after every commit to a table it reads.
+
+        :param distinct: emit only results that differ from the last one emitted; with
+            ``False``, every re-run is emitted.
+        :returns: a reactivex Observable of lists of rows, also usable with ``async for``.
+            Subscribing connects the database if needed; subscribe on its event loop.
+        """
+        key = (sql, params_key(params), distinct)
+
+        def acquire() -> SharedQuery:
+            self._check_open()
+            shared = self._queries.get(key)
+            if shared is None:
+                shared = SharedQuery(
+                    fetch=lambda: self._fetch_committed(sql, params),
+                    read_set=lambda: self._read_set(sql),
+                    subscribe=self._subscribe_tables,
+                    distinct=distinct,
+                    loop=asyncio.get_running_loop(),
+                    on_idle=lambda done: self._forget(key, done),
+                )
+                self._queries[key] = shared
+            return shared
+
+        return QueryStream(acquire, lambda: self._queries.get(key))
+
+    def table_updates(
+        self,
+        tables: Iterable[str] | None = None,
+        kinds: Iterable[UpdateKind] | None = None,
+    ) -> Observable[NotifyTablesUpdated]:
+        """An Observable of :class:`NotifyTablesUpdated`, one per commit that touched any of
+        ``tables`` (all tables if ``None``) in one of ``kinds``. Subscribe on the database's
+        loop; messages are delivered there."""
+        wanted = None if tables is None else frozenset(fold_name(t) for t in tables)
+        wanted_kinds = None if kinds is None else frozenset(kinds)
+
+        def subscribe(
+            observer: abc.ObserverBase[NotifyTablesUpdated],
+            scheduler: abc.SchedulerBase | None = None,
+        ) -> abc.DisposableBase:
+            self._check_open()
+            sub = self._bus.subscribe(
+                self.key, observer.on_next, tables=wanted, kinds=wanted_kinds
+            )
+            return Disposable(sub.close)
+
+        return Observable(subscribe)
+
+    async def notify_updates(self, *updates: str | TableUpdate) -> None:
+        """Tell watchers about changes rxdb could not see (made by another library on this
+        file, say). With no arguments: anything may have changed, every watch re-runs."""
+        await self._ready()
+        table_updates = frozenset(
+            u if isinstance(u, TableUpdate) else TableUpdate(fold_name(u)) for u in updates
+        )
+        self._publish(table_updates, everything=not table_updates)
+
+    # -- internals --------------------------------------------------------------------------
+
+    async def _ready(self) -> Engine:
+        if not self._connected:
+            await self.connect()
+        return self._engine
+
+    def _check_open(self) -> None:
+        if self._engine.closed:
+            raise ClosedError(f"the database {self.path!r} is closed; open it again to watch")
+
+    def _committed(self, updates: frozenset[TableUpdate], everything: bool) -> None:
+        # Called on the writer's worker thread, right after the outermost commit.
+        self._publish(updates, everything=everything)
+
+    def _publish(self, updates: frozenset[TableUpdate], *, everything: bool) -> None:
+        self._bus.publish(
+            NotifyTablesUpdated(self.key, self.origin, next(self._sequence), updates, everything)
+        )
+
+    def _subscribe_tables(
+        self,
+        tables: frozenset[str] | None,
+        callback: Callable[[NotifyTablesUpdated], None],
+    ) -> Subscription:
+        return self._bus.subscribe(self.key, callback, tables=tables)
+
+    def _schema_may_have_changed(self, _message: NotifyTablesUpdated) -> None:
+        self._views = None
+        self._views_generation += 1
+
+    def _forget(self, key: Hashable, query: SharedQuery) -> None:
+        if self._queries.get(key) is query:
+            del self._queries[key]
+
+    async def _fetch_committed(self, sql: str, params: Params) -> list[Row]:
+        return await (await self._ready()).fetch_committed(sql, params)
+
+    async def _read_set(self, sql: str) -> frozenset[str] | None:
+        """The tables a watched query depends on; ``None`` means "all of them"."""
+        try:
+            analysis = analyze(sql, views=await self._current_views())
+        except Unanalyzable:
+            return None
+        if analysis.kind is not StatementKind.QUERY:
+            raise ProgrammingError(f"only queries can be watched, not a {analysis.kind.name}", sql=sql)
+        return analysis.reads
+
+    async def _current_views(self) -> Views:
+        views = self._views
+        if views is None:
+            generation = self._views_generation
+            rows = await self._fetch_committed(_VIEWS_SQL, ())
+            views = Views({name: sql for name, sql in rows})
+            if generation == self._views_generation:
+                self._views = views
+        return views
+
+
+class _Opening:
+    """What :func:`open` returns: await it, or use it with ``async with``."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def __await__(self) -> Generator[Any, None, Database]:
+        return self._database.connect().__await__()
+
+    async def __aenter__(self) -> Database:
+        return await self._database.connect()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._database.close()
+
+
+def open(path: str | os.PathLike[str], **options: Any) -> _Opening:  # noqa: A001
+    """Open a database: ``db = await rxdb.open(path)`` or ``async with rxdb.open(path) as db``.
+
+    Options are those of :class:`Database`.
+    """
+    return _Opening(Database(path, **options))

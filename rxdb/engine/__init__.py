@@ -1,0 +1,12 @@
+"""SQLite on aiosqlite: write capture, the writer and readers, transactions.
+
+Internal: not covered by rxdb's versioning. Knows nothing of Rx or the bus.
+"""
+
+from __future__ import annotations
+
+from rxdb.engine.engine import Engine as Engine
+from rxdb.engine.engine import TransactionMode as TransactionMode
+from rxdb.engine.engine import database_key as database_key
+
+__all__ = ("Engine", "TransactionMode", "database_key")

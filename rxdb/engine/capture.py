@@ -1,0 +1,180 @@
+"""Write capture: which tables a statement may write, and which commits really wrote them.
+
+SQLite's authorizer reports, while a statement is prepared, every table it may write —
+including trigger bodies, foreign-key cascades, REPLACE's implicit deletes and INSTEAD OF
+triggers — plus DDL and transaction control. The authorizer only fires on prepare, so
+the writer runs without the sqlite3 module's statement cache.
+
+Effects are buffered per transaction (one level per savepoint) and handed on only when the
+outermost transaction commits; a rollback drops them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from parser import fold_name
+from rxdb.updates import TableUpdate, UpdateKind
+
+__all__ = ("CommitCallback", "StatementEffects", "TransactionBuffer", "WriteCapture")
+
+CommitCallback = Callable[[frozenset[TableUpdate], bool], None]
+"""Called with (updates, everything) once per committed transaction that changed something."""
+
+_WRITE_KINDS = {
+    sqlite3.SQLITE_INSERT: UpdateKind.INSERT,
+    sqlite3.SQLITE_UPDATE: UpdateKind.UPDATE,
+    sqlite3.SQLITE_DELETE: UpdateKind.DELETE,
+}
+_SCHEMA_CODES = frozenset(
+    getattr(sqlite3, name)
+    for name in (
+        "SQLITE_CREATE_INDEX", "SQLITE_CREATE_TABLE", "SQLITE_CREATE_TEMP_INDEX",
+        "SQLITE_CREATE_TEMP_TABLE", "SQLITE_CREATE_TEMP_TRIGGER", "SQLITE_CREATE_TEMP_VIEW",
+        "SQLITE_CREATE_TRIGGER", "SQLITE_CREATE_VIEW", "SQLITE_DROP_INDEX", "SQLITE_DROP_TABLE",
+        "SQLITE_DROP_TEMP_INDEX", "SQLITE_DROP_TEMP_TABLE", "SQLITE_DROP_TEMP_TRIGGER",
+        "SQLITE_DROP_TEMP_VIEW", "SQLITE_DROP_TRIGGER", "SQLITE_DROP_VIEW", "SQLITE_ALTER_TABLE",
+        "SQLITE_CREATE_VTABLE", "SQLITE_DROP_VTABLE", "SQLITE_ATTACH", "SQLITE_DETACH",
+    )
+)  # fmt: skip
+
+
+def table_names(schema: str | None, table: str) -> tuple[str, ...]:
+    """Name a written table the way ``parser.read_tables`` names a read one.
+
+    A table outside ``main`` is also announced under its bare name, because an unqualified
+    name in a query resolves through temp, main and attached schemas in turn.
+    """
+    bare = fold_name(table)
+    if schema is None or fold_name(schema) == "main":
+        return (bare,)
+    return (f"{fold_name(schema)}.{bare}", bare)
+
+
+@dataclass(frozen=True, slots=True)
+class StatementEffects:
+    """What preparing one statement told the authorizer."""
+
+    writes: frozenset[TableUpdate] = frozenset()
+    schema: bool = False
+    transaction: str | None = None  # BEGIN / COMMIT / ROLLBACK
+    savepoint: tuple[str, str] | None = None  # (BEGIN | RELEASE | ROLLBACK, name)
+
+
+@dataclass(slots=True)
+class _Recorder:
+    writes: set[TableUpdate] = field(default_factory=set)
+    schema: bool = False
+    transaction: str | None = None
+    savepoint: tuple[str, str] | None = None
+
+    def build(self) -> StatementEffects:
+        return StatementEffects(
+            frozenset(self.writes), self.schema, self.transaction, self.savepoint
+        )
+
+
+class WriteCapture:
+    """The authorizer side: install :meth:`authorize` on a connection opened with
+    ``cached_statements=0`` (so every statement is prepared, and reported, afresh; that costs
+    ~2.5 µs a statement and leaves no stale memo to get wrong after a schema change), and
+    bracket each statement with :meth:`start` and :meth:`finish`."""
+
+    def __init__(self) -> None:
+        self._recorder = _Recorder()
+
+    def authorize(
+        self, code: int, arg1: str | None, arg2: str | None, schema: str | None, _trigger: str | None
+    ) -> int:
+        rec = self._recorder
+        kind = _WRITE_KINDS.get(code)
+        if kind is not None and arg1 is not None:
+            rec.writes.update(TableUpdate(name, kind) for name in table_names(schema, arg1))
+        elif code in _SCHEMA_CODES:
+            rec.schema = True
+        elif code == sqlite3.SQLITE_TRANSACTION:
+            rec.transaction = arg1
+        elif code == sqlite3.SQLITE_SAVEPOINT and arg1 is not None and arg2 is not None:
+            rec.savepoint = (arg1, fold_name(arg2))
+        return sqlite3.SQLITE_OK
+
+    def start(self) -> None:
+        self._recorder = _Recorder()
+
+    def finish(self) -> StatementEffects:
+        """Return what the statement just prepared may do."""
+        return self._recorder.build()
+
+
+@dataclass(slots=True)
+class _Level:
+    name: str | None
+    updates: set[TableUpdate] = field(default_factory=set)
+    schema: bool = False
+
+
+class TransactionBuffer:
+    """Changes of the open transaction, one level per savepoint, flushed on outermost commit."""
+
+    def __init__(self, on_commit: CommitCallback) -> None:
+        self._on_commit = on_commit
+        self._levels: list[_Level] = [_Level(None)]
+
+    def record(
+        self,
+        effects: StatementEffects,
+        *,
+        changed: bool,
+        failed: bool,
+        was_in_transaction: bool,
+        in_transaction: bool,
+    ) -> None:
+        """Account for one statement, given SQLite's transaction state before and after."""
+        if effects.savepoint is not None and not failed:
+            self._savepoint(*effects.savepoint)
+        top = self._levels[-1]
+        if changed:
+            top.updates.update(effects.writes)
+        if effects.schema and not failed:
+            top.schema = True
+        if in_transaction:
+            return
+        rolled_back = (failed and was_in_transaction) or (
+            not failed and effects.transaction == "ROLLBACK"
+        )
+        levels, self._levels = self._levels, [_Level(None)]
+        if rolled_back:
+            return
+        updates: set[TableUpdate] = set()
+        schema = False
+        for level in levels:
+            updates |= level.updates
+            schema = schema or level.schema
+        if updates or schema:
+            self._on_commit(frozenset(updates), schema)
+
+    def _savepoint(self, op: str, name: str) -> None:
+        if op == "BEGIN":
+            self._levels.append(_Level(name))
+            return
+        index = self._find(name)
+        if index is None:
+            return
+        if op == "ROLLBACK":
+            # ROLLBACK TO keeps the savepoint itself open, emptied.
+            del self._levels[index + 1 :]
+            self._levels[index] = _Level(name)
+        elif op == "RELEASE":
+            below = self._levels[index - 1]
+            for level in self._levels[index:]:
+                below.updates |= level.updates
+                below.schema = below.schema or level.schema
+            del self._levels[index:]
+
+    def _find(self, name: str) -> int | None:
+        for index in range(len(self._levels) - 1, 0, -1):
+            if self._levels[index].name == name:
+                return index
+        return None

@@ -1,0 +1,119 @@
+"""sqlite3 connection classes that aiosqlite runs on its worker threads.
+
+They are handed to ``aiosqlite.connect(factory=...)``, so the bookkeeping of every statement
+(row conversion, write capture, commit detection) happens on the worker thread, inside the
+same hop as the statement itself.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+from rxdb.engine.capture import CommitCallback, TransactionBuffer, WriteCapture
+from rxdb.rows import Row, make_rows
+
+__all__ = ("ReaderConnection", "RowCursor", "TrackedConnection", "split_script")
+
+
+class RowCursor(sqlite3.Cursor):
+    """A cursor whose ``fetchall`` returns :class:`rxdb.rows.Row` objects.
+
+    A statement run on the writer is stepped to completion before bookkeeping (its rows are
+    kept here), because SQLite counts changes — and an autocommit statement commits — only
+    when the statement finishes.
+    """
+
+    _prefetched: list[Row] | None = None
+
+    def fetchall(self) -> list[Row]:  # type: ignore[override]
+        if self._prefetched is not None:
+            rows, self._prefetched = self._prefetched, []
+            return rows
+        return make_rows(self.description, super().fetchall())
+
+    def fetchone(self) -> Row | None:
+        if self._prefetched is not None:
+            return self._prefetched.pop(0) if self._prefetched else None
+        value = super().fetchone()
+        return None if value is None else make_rows(self.description, [value])[0]
+
+
+class ReaderConnection(sqlite3.Connection):
+    def execute(self, sql: str, parameters: Any = (), /) -> RowCursor:  # type: ignore[override]
+        cursor = self.cursor(RowCursor)
+        cursor.execute(sql, parameters)
+        return cursor
+
+
+class TrackedConnection(sqlite3.Connection):
+    """The writer: records what each statement wrote and reports each outermost commit."""
+
+    def __init__(self, *args: Any, on_commit: CommitCallback, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._capture = WriteCapture()
+        self._buffer = TransactionBuffer(on_commit)
+        self.set_authorizer(self._capture.authorize)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> RowCursor:  # type: ignore[override]
+        cursor = self.cursor(RowCursor)
+
+        def run() -> None:
+            cursor.execute(sql, parameters)
+            if cursor.description is not None:
+                cursor._prefetched = make_rows(cursor.description, cursor.fetchall())
+
+        self._tracked(sql, run)
+        return cursor
+
+    def executemany(  # type: ignore[override]
+        self, sql: str, seq_of_parameters: Iterable[Any], /
+    ) -> RowCursor:
+        cursor = self.cursor(RowCursor)
+        self._tracked(sql, lambda: cursor.executemany(sql, seq_of_parameters))
+        return cursor
+
+    def executescript(self, sql_script: str, /) -> RowCursor:  # type: ignore[override]
+        """Run each statement of the script in turn, without sqlite3's implicit COMMIT first,
+        so a script inside a transaction block stays inside it."""
+        cursor = self.cursor(RowCursor)
+        for statement in split_script(sql_script):
+            cursor = self.execute(statement)
+        return cursor
+
+    def _tracked(self, sql: str, run: Any) -> None:
+        before = self.total_changes
+        was_in_transaction = self.in_transaction
+        self._capture.start()
+        failed = True
+        try:
+            run()
+            failed = False
+        finally:
+            self._buffer.record(
+                self._capture.finish(),
+                changed=self.total_changes != before,
+                failed=failed,
+                was_in_transaction=was_in_transaction,
+                in_transaction=self.in_transaction,
+            )
+
+
+def split_script(script: str) -> list[str]:
+    """Split a script into complete statements, the way SQLite's own tokenizer sees them
+    (semicolons inside strings, comments and trigger bodies do not split)."""
+    statements: list[str] = []
+    start = 0
+    position = script.find(";")
+    while position != -1:
+        candidate = script[start : position + 1]
+        if sqlite3.complete_statement(candidate):
+            if candidate.strip(" \t\r\n;"):
+                statements.append(candidate)
+            start = position + 1
+        position = script.find(";", position + 1)
+    tail = script[start:]
+    if tail.strip():
+        statements.append(tail)
+    return statements

@@ -1,0 +1,326 @@
+"""One SQLite database as rxdb drives it: a tracked writer, readers, and the write lock.
+
+Writes are serialised by an asyncio lock held for a whole transaction. Which transaction a
+statement belongs to is decided by a context variable, so statements of the task inside a
+``transaction()`` block (and of tasks it starts) run in it, and statements of any other task
+wait for it to end — never slipping into it, as they would on a bare shared connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+import aiosqlite
+
+from parser import StatementKind, Unanalyzable, analyze
+from rxdb._types import Params
+from rxdb.engine.capture import CommitCallback
+from rxdb.engine.connections import ReaderConnection, TrackedConnection
+from rxdb.engine.readers import ReaderPool
+from rxdb.errors import ClosedError, ProgrammingError, WrongLoopError, from_sqlite
+from rxdb.rows import ExecuteResult, Row
+
+__all__ = ("Engine", "TransactionMode")
+
+LOG = logging.getLogger("rxdb.engine")
+T = TypeVar("T")
+TransactionMode = Literal["deferred", "immediate", "exclusive"]
+_MODES = ("deferred", "immediate", "exclusive")
+
+
+@dataclass(slots=True)
+class _Scope:
+    """The writer, owned by one task (and the tasks it starts) for one transaction."""
+
+    explicit: bool  # opened by a BEGIN/SAVEPOINT the user wrote, not by transaction()
+    active: bool = True
+    savepoints: int = 0
+
+
+class Engine:
+    """Open with :meth:`open`; every method must be awaited on the loop that opened it."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        on_commit: CommitCallback,
+        readers: int,
+        busy_timeout: float,
+        foreign_keys: bool,
+    ) -> None:
+        self.path = path
+        self.memory = path in (":memory:", "")
+        self._on_commit = on_commit
+        self._reader_count = readers
+        self._busy_timeout = busy_timeout
+        self._foreign_keys = foreign_keys
+        self._writer: aiosqlite.Connection | None = None
+        self._readers: ReaderPool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
+        self._scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
+            "rxdb_write_scope", default=None
+        )
+        self._closed = False
+        self._closing: asyncio.Future[None] | None = None
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        factory = functools.partial(TrackedConnection, on_commit=self._on_commit)
+        writer = await aiosqlite.connect(
+            self.path,
+            factory=factory,
+            isolation_level=None,
+            cached_statements=0,
+            timeout=self._busy_timeout,
+        )
+        self._writer = writer
+        try:
+            await writer.execute(f"PRAGMA foreign_keys = {'ON' if self._foreign_keys else 'OFF'}")
+            if not self.memory:
+                rows = await writer.execute_fetchall("PRAGMA journal_mode = WAL")
+                if next(iter(rows))[0].lower() == "wal":
+                    self._readers = ReaderPool(self._open_reader, self._reader_count)
+        except BaseException:
+            await writer.close()
+            raise
+
+    async def _open_reader(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(
+            self.path, factory=ReaderConnection, isolation_level=None, timeout=self._busy_timeout
+        )
+        await conn.execute("PRAGMA query_only = ON")
+        return conn
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- statements -------------------------------------------------------------------------
+
+    async def execute(self, sql: str, params: Params) -> ExecuteResult:
+        writer = self._check()
+
+        async def run() -> ExecuteResult:
+            cursor = await writer.execute(sql, params)
+            rows: list[Row] = await cursor.fetchall() if cursor.description else []  # type: ignore[assignment]
+            last = cursor.lastrowid
+            return ExecuteResult(cursor.rowcount, last if last else None, rows)
+
+        return await self._on_writer(sql, run)
+
+    async def execute_many(self, sql: str, seq_of_params: Iterable[Params]) -> int:
+        writer = self._check()
+
+        async def run() -> int:
+            cursor = await writer.executemany(sql, seq_of_params)
+            return cursor.rowcount
+
+        return await self._on_writer(sql, run)
+
+    async def execute_script(self, script: str) -> None:
+        writer = self._check()
+
+        async def run() -> None:
+            await writer.executescript(script)
+
+        await self._on_writer(script, run)
+
+    async def fetch_all(self, sql: str, params: Params) -> list[Row]:
+        """Run a query: on a reader outside a transaction, on the writer inside one (so it sees
+        the transaction's own writes). A statement that is not a plain query goes to the writer."""
+        writer = self._check()
+        if self._in_scope() or not _is_query(sql):
+            return await self._on_writer(sql, lambda: _fetch(writer, sql, params))
+        return await self.fetch_committed(sql, params)
+
+    async def fetch_committed(self, sql: str, params: Params) -> list[Row]:
+        """Run a query against committed data only, whatever the caller's transaction."""
+        writer = self._check()
+        try:
+            if self._readers is not None:
+                async with self._readers.acquire() as reader:
+                    return await _fetch(reader, sql, params)
+            async with self._lock:
+                return await _fetch(writer, sql, params)
+        except sqlite3.Error as error:
+            raise from_sqlite(error, sql) from error
+
+    # -- transactions -----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def transaction(self, mode: TransactionMode = "immediate") -> AsyncIterator[None]:
+        writer = self._check()
+        if mode not in _MODES:
+            raise ProgrammingError(f"transaction mode must be one of {_MODES}, not {mode!r}")
+        scope = self._scope.get()
+        if scope is not None and scope.active:
+            scope.savepoints += 1
+            name = f"rxdb_savepoint_{scope.savepoints}"
+            await self._raw(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                if writer.in_transaction:
+                    await self._raw(f"ROLLBACK TO {name}")
+                    await self._raw(f"RELEASE {name}")
+                raise
+            if writer.in_transaction:
+                await self._raw(f"RELEASE {name}")
+            return
+        await self._lock.acquire()
+        scope = _Scope(explicit=False)
+        token = self._scope.set(scope)
+        try:
+            await self._raw(f"BEGIN {mode.upper()}")
+            try:
+                yield
+            except BaseException:
+                await self._rollback_quietly()
+                raise
+            if writer.in_transaction:
+                try:
+                    await self._raw("COMMIT")
+                except BaseException:
+                    await self._rollback_quietly()
+                    raise
+        finally:
+            scope.active = False
+            self._scope.reset(token)
+            self._lock.release()
+
+    def _in_scope(self) -> bool:
+        scope = self._scope.get()
+        return scope is not None and scope.active
+
+    async def _on_writer(self, sql: str, run: Callable[[], Awaitable[T]]) -> T:
+        """Run one user statement on the writer, inside the caller's transaction if it has one,
+        else under the write lock. A statement that leaves a transaction open (a BEGIN the user
+        wrote) keeps the lock for the calling task until a statement closes it."""
+        writer = self._writer
+        assert writer is not None
+        scope = self._scope.get()
+        if scope is not None and scope.active:
+            try:
+                return await _translated(sql, run)
+            finally:
+                if scope.explicit and not writer.in_transaction:
+                    self._end_explicit(scope)
+        await self._lock.acquire()
+        try:
+            result = await _translated(sql, run)
+        finally:
+            if writer.in_transaction:
+                self._begin_explicit()
+            else:
+                self._lock.release()
+        return result
+
+    def _begin_explicit(self) -> None:
+        scope = _Scope(explicit=True)
+        self._scope.set(scope)
+        task = asyncio.current_task()
+        if task is not None:
+            task.add_done_callback(lambda _: self._abandoned(scope))
+
+    def _end_explicit(self, scope: _Scope) -> None:
+        scope.active = False
+        self._scope.set(None)
+        self._lock.release()
+
+    def _abandoned(self, scope: _Scope) -> None:
+        # The task that wrote BEGIN ended without COMMIT or ROLLBACK: roll back, or every
+        # other writer would wait for a lock nobody can release.
+        if not scope.active or self._closed:
+            return
+        LOG.warning("a task ended inside a transaction it opened with BEGIN; rolling it back")
+        scope.active = False
+
+        async def roll_back() -> None:
+            try:
+                await self._rollback_quietly()
+            finally:
+                self._lock.release()
+
+        asyncio.get_running_loop().create_task(roll_back(), context=contextvars.Context())
+
+    async def _raw(self, sql: str) -> None:
+        writer = self._writer
+        assert writer is not None
+        await _translated(sql, lambda: writer.execute(sql))
+
+    async def _rollback_quietly(self) -> None:
+        writer = self._writer
+        if writer is None or not writer.in_transaction:
+            return
+        try:
+            await writer.execute("ROLLBACK")
+        except (sqlite3.Error, ValueError):
+            LOG.exception("rollback failed")
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def _check(self) -> aiosqlite.Connection:
+        if self._closed or self._writer is None:
+            raise ClosedError(f"the database {self.path!r} is closed; open it again to use it")
+        if asyncio.get_running_loop() is not self._loop:
+            raise WrongLoopError(
+                f"the database {self.path!r} belongs to another event loop; open one database "
+                "per loop (or per thread)"
+            )
+        return self._writer
+
+    async def close(self) -> None:
+        """Wait for the running transaction (if another task holds one) and reads in flight,
+        then close every connection. Idempotent."""
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+            return
+        self._closed = True
+        self._closing = asyncio.get_running_loop().create_future()
+        try:
+            owned = self._in_scope()
+            if owned:
+                await self._rollback_quietly()
+            else:
+                await self._lock.acquire()
+            if self._readers is not None:
+                await self._readers.close()
+            if self._writer is not None:
+                await self._writer.close()
+        finally:
+            self._closing.set_result(None)
+
+
+def _is_query(sql: str) -> bool:
+    try:
+        return analyze(sql).kind is StatementKind.QUERY
+    except Unanalyzable:
+        return False
+
+
+async def _fetch(conn: aiosqlite.Connection, sql: str, params: Params) -> list[Row]:
+    return await conn.execute_fetchall(sql, params)  # type: ignore[return-value]
+
+
+async def _translated(sql: str, run: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await run()
+    except sqlite3.Error as error:
+        raise from_sqlite(error, sql) from error
+
+
+def database_key(path: str) -> str:
+    """The identity under which a file's commits travel: its real path."""
+    return os.path.realpath(path)
+

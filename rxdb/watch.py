@@ -1,0 +1,298 @@
+"""Query streams: what ``db.watch(sql)`` returns, and the shared execution behind it.
+
+One :class:`SharedQuery` exists per (database, SQL, parameters, distinct) while anyone
+subscribes; every subscriber of it sees the same runs. Re-runs follow the rule measured in
+NOTES.md to be never stale and never backlogged: at most one run in flight, at most one
+pending after it, however many commits arrive meanwhile.
+
+Everything here runs on the database's event loop; the only doors in from other threads are
+the bus (``call_soon_threadsafe``) and :meth:`SharedQuery.detach`, which hops the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+from rxdb.bus import Subscription
+from rxdb.rows import Row
+from rxdb.updates import NotifyTablesUpdated
+
+__all__ = ("QueryIterator", "QueryStream", "SharedQuery", "WatchStatistics")
+
+LOG = logging.getLogger("rxdb.watch")
+
+Rows = list[Row]
+Fetch = Callable[[], Awaitable[Rows]]
+ReadSet = Callable[[], Awaitable[frozenset[str] | None]]
+Subscribe = Callable[[frozenset[str] | None, Callable[[NotifyTablesUpdated], None]], Subscription]
+
+
+class _Nothing:
+    pass
+
+
+_NOTHING: Final = _Nothing()
+
+
+@dataclass(frozen=True, slots=True)
+class WatchStatistics:
+    """A snapshot of one shared query, for tests and diagnostics (no timing needed).
+
+    :ivar subscribers: observers attached now.
+    :ivar runs: query executions so far (the first one included).
+    :ivar emissions: results handed to subscribers (a run whose result equals the last one
+        emitted is not handed on, unless the watch was made with ``distinct=False``).
+    :ivar running: a run is in flight.
+    :ivar pending: another run will follow the one in flight.
+    """
+
+    subscribers: int = 0
+    runs: int = 0
+    emissions: int = 0
+    running: bool = False
+    pending: bool = False
+
+
+class SharedQuery:
+    """The single execution behind every subscriber of one watched query."""
+
+    def __init__(
+        self,
+        *,
+        fetch: Fetch,
+        read_set: ReadSet,
+        subscribe: Subscribe,
+        distinct: bool,
+        loop: asyncio.AbstractEventLoop,
+        on_idle: Callable[[SharedQuery], None],
+    ) -> None:
+        self._fetch = fetch
+        self._read_set = read_set
+        self._subscribe = subscribe
+        self._distinct = distinct
+        self._loop = loop
+        self._on_idle = on_idle
+        self._observers: list[abc.ObserverBase[Rows]] = []
+        self._latest: Rows | _Nothing = _NOTHING
+        self._task: asyncio.Task[None] | None = None
+        self._pending = False
+        self._reanalyze = True
+        self._bus: Subscription | None = None
+        self._runs = 0
+        self._emissions = 0
+        self._stopped = False
+        self._thread = threading.get_ident()
+
+    def statistics(self) -> WatchStatistics:
+        return WatchStatistics(
+            len(self._observers), self._runs, self._emissions, self._task is not None, self._pending
+        )
+
+    def attach(self, observer: abc.ObserverBase[Rows]) -> Callable[[], None]:
+        """Add a subscriber; it gets the latest result at once if there is one."""
+        self._observers.append(observer)
+        if len(self._observers) == 1 and self._task is None and self._bus is None:
+            self._kick()
+        elif not isinstance(self._latest, _Nothing):
+            observer.on_next(list(self._latest))
+        return lambda: self.detach(observer)
+
+    def detach(self, observer: abc.ObserverBase[Rows]) -> None:
+        """Remove a subscriber; the last one to leave stops the query. Safe from any thread."""
+        if threading.get_ident() != self._thread:
+            try:
+                self._loop.call_soon_threadsafe(self.detach, observer)
+            except RuntimeError:
+                pass  # the loop is closed: nothing runs there any more
+            return
+        try:
+            self._observers.remove(observer)
+        except ValueError:
+            return
+        if not self._observers:
+            self._stop()
+
+    def complete(self) -> None:
+        """End every subscription normally (the database is closing)."""
+        observers = self._take_observers()
+        for observer in observers:
+            _safely(observer.on_completed)
+
+    def _notified(self, message: NotifyTablesUpdated) -> None:
+        if message.everything:
+            self._reanalyze = True
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._stopped:
+            return
+        if self._task is not None:
+            self._pending = True
+            return
+        # A fresh context: a run must not inherit a transaction from whoever triggered it.
+        self._task = self._loop.create_task(self._run(), context=contextvars.Context())
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                self._pending = False
+                if self._reanalyze:
+                    self._reanalyze = False
+                    tables = await self._read_set()
+                    if self._bus is None:
+                        self._bus = self._subscribe(tables, self._notified)
+                    else:
+                        self._bus.retarget(tables)
+                rows = await self._fetch()
+                self._runs += 1
+                if not self._distinct or rows != self._latest:
+                    self._latest = rows
+                    self._emissions += 1
+                    for observer in list(self._observers):
+                        _safely(observer.on_next, list(rows))
+                if not self._pending:
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            self._fail(error)
+        finally:
+            self._task = None
+
+    def _fail(self, error: Exception) -> None:
+        for observer in self._take_observers():
+            _safely(observer.on_error, error)
+
+    def _take_observers(self) -> list[abc.ObserverBase[Rows]]:
+        observers, self._observers = self._observers, []
+        self._stop()
+        return observers
+
+    def _stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._bus is not None:
+            self._bus.close()
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+        self._on_idle(self)
+
+
+def _safely(callback: Callable[..., Any], *args: Any) -> None:
+    try:
+        callback(*args)
+    except Exception:
+        LOG.exception("a watch subscriber raised; other subscribers are unaffected")
+
+
+class QueryStream(Observable[Rows]):
+    """The result of ``db.watch(sql)``: an Observable of result lists, and an async iterable.
+
+    Subscribing starts (or joins) the shared query; the first value is the current result.
+    Subscribe on the database's event loop; values are delivered there.
+    """
+
+    def __init__(self, acquire: Callable[[], SharedQuery], peek: Callable[[], SharedQuery | None]):
+        super().__init__()
+        self._acquire = acquire
+        self._peek = peek
+
+    def _subscribe_core(
+        self, observer: abc.ObserverBase[Rows], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        return Disposable(self._acquire().attach(observer))
+
+    def __aiter__(self) -> QueryIterator:
+        return QueryIterator(self)
+
+    def statistics(self) -> WatchStatistics:
+        """Statistics of the shared query behind this stream (zeros when nobody subscribes)."""
+        shared = self._peek()
+        return WatchStatistics() if shared is None else shared.statistics()
+
+
+class _Slot:
+    """The newest value not yet taken by an iterator, kept apart from the iterator itself so
+    the shared query never holds the iterator alive (leaving ``async for`` frees it)."""
+
+    __slots__ = ("done", "error", "event", "value")
+
+    def __init__(self) -> None:
+        self.value: Rows | _Nothing = _NOTHING
+        self.error: BaseException | None = None
+        self.done = False
+        self.event = asyncio.Event()
+
+    def on_next(self, rows: Rows) -> None:
+        self.value = rows
+        self.event.set()
+
+    def on_error(self, error: Exception) -> None:
+        self.error = error
+        self.done = True
+        self.event.set()
+
+    def on_completed(self) -> None:
+        self.done = True
+        self.event.set()
+
+
+class QueryIterator:
+    """``async for rows in db.watch(...)``: yields the newest result, never a backlog.
+
+    Leaving the loop (``break``, ``return``, an exception) releases the subscription as soon
+    as the iterator is dropped (at once on CPython); :meth:`aclose` releases it explicitly.
+    """
+
+    def __init__(self, stream: QueryStream) -> None:
+        self._slot = _Slot()
+        slot = self._slot
+        subscription = stream.subscribe(slot.on_next, slot.on_error, slot.on_completed)
+        self._finalizer = weakref.finalize(self, subscription.dispose)
+
+    def __aiter__(self) -> QueryIterator:
+        return self
+
+    async def __anext__(self) -> Rows:
+        slot = self._slot
+        while True:
+            if not isinstance(slot.value, _Nothing):
+                value, slot.value = slot.value, _NOTHING
+                slot.event.clear()
+                return value
+            if slot.done:
+                self._finalizer()
+                if slot.error is not None:
+                    error, slot.error = slot.error, None
+                    raise error
+                raise StopAsyncIteration
+            await slot.event.wait()
+
+    async def aclose(self) -> None:
+        self._finalizer()
+
+
+def params_key(params: Any) -> Hashable:
+    """A hashable key for statement parameters, or a unique object if they are not hashable
+    (then that watch shares its execution with nobody)."""
+    try:
+        if hasattr(params, "keys"):
+            key: Hashable = ("named", tuple(sorted(params.items())))
+        else:
+            key = ("positional", tuple(params))
+        hash(key)
+        return key
+    except TypeError:
+        return object()
+
