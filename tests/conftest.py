@@ -1,0 +1,100 @@
+"""Shared fixtures. Every database a test opens is closed; nothing waits by sleeping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import pytest
+
+import rxdb
+
+T = TypeVar("T")
+WAIT = 10.0  # seconds before a wait for an event is declared a failure (a hang, not a delay)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "test.db"
+
+
+@pytest.fixture
+async def db(db_path: Path) -> AsyncIterator[rxdb.Database]:
+    """A file database (WAL, writer + readers)."""
+    async with rxdb.open(db_path) as database:
+        yield database
+
+
+@pytest.fixture
+async def memdb() -> AsyncIterator[rxdb.Database]:
+    """An in-memory database (one serialised connection)."""
+    async with rxdb.open(":memory:") as database:
+        yield database
+
+
+@pytest.fixture(params=["file", "memory"])
+async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[rxdb.Database]:
+    """Each test using it runs against both kinds of database."""
+    path = tmp_path / "any.db" if request.param == "file" else ":memory:"
+    async with rxdb.open(path) as database:
+        yield database
+
+
+class Recorder(Generic[T]):
+    """Collects what an Observable emits and lets a test wait for a condition on it."""
+
+    def __init__(self) -> None:
+        self.values: list[T] = []
+        self.errors: list[BaseException] = []
+        self.completed = False
+        self._changed = asyncio.Event()
+
+    def on_next(self, value: T) -> None:
+        self.values.append(value)
+        self._changed.set()
+
+    def on_error(self, error: BaseException) -> None:
+        self.errors.append(error)
+        self._changed.set()
+
+    def on_completed(self) -> None:
+        self.completed = True
+        self._changed.set()
+
+    async def wait_for(self, condition: Callable[[Recorder[T]], bool], timeout: float = WAIT) -> None:
+        async def loop() -> None:
+            while not condition(self):
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(loop(), timeout)
+
+    async def wait_count(self, count: int) -> list[T]:
+        await self.wait_for(lambda r: len(r.values) >= count)
+        return self.values
+
+    async def wait_value(self, expected: Any) -> None:
+        await self.wait_for(lambda r: bool(r.values) and r.values[-1] == expected)
+
+
+@pytest.fixture
+def recorder() -> Recorder[Any]:
+    return Recorder()
+
+
+async def settle(db: rxdb.Database) -> None:
+    """Wait until every watch of ``db`` is idle: bus deliveries already queued on the loop
+    have run, and no run is in flight or pending. Event-driven: it waits on the watches' own
+    tasks, not on time."""
+    for _ in range(1000):
+        await asyncio.sleep(0)  # let queued call_soon callbacks (bus deliveries) run
+        tasks = [q._task for q in db._queries.values() if q._task is not None]
+        if not tasks:
+            await asyncio.sleep(0)
+            if not any(q._task is not None for q in db._queries.values()):
+                return
+            continue
+        await asyncio.wait(tasks, timeout=WAIT)
+    raise AssertionError("watches never settled")
