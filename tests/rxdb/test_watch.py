@@ -273,6 +273,7 @@ class TestWatchSchema:
             await rec.wait_value([(2,)])
             await any_db.execute("INSERT INTO other VALUES (3)")  # the view's new base table
             await rec.wait_value([(3,)])
+            await settle(any_db)
             runs = stream.statistics().runs
             await any_db.execute("INSERT INTO t(x) VALUES (1)")  # no longer read
             await settle(any_db)
