@@ -266,10 +266,13 @@ class TestWatchSchema:
         sub = stream.subscribe(rec)
         try:
             await rec.wait_value([(0,)])
-            await any_db.execute_script(
-                "DROP VIEW v; CREATE VIEW v AS SELECT count(*) AS n FROM other;"
-                "INSERT INTO other VALUES (1), (2);"
-            )
+            # In one transaction: between an autocommit DROP and CREATE, the view would be
+            # missing from a committed state, and a watch reading then would fail.
+            async with any_db.transaction():
+                await any_db.execute_script(
+                    "DROP VIEW v; CREATE VIEW v AS SELECT count(*) AS n FROM other;"
+                    "INSERT INTO other VALUES (1), (2);"
+                )
             await rec.wait_value([(2,)])
             await any_db.execute("INSERT INTO other VALUES (3)")  # the view's new base table
             await rec.wait_value([(3,)])
