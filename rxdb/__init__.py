@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from rxdb.bus import Bus as Bus
 from rxdb.database import Database as Database
-from rxdb.database import open as open  # noqa: A004
+from rxdb.database import open as open
 from rxdb.errors import ClosedError as ClosedError
 from rxdb.errors import DatabaseError as DatabaseError
 from rxdb.errors import IntegrityError as IntegrityError

@@ -64,9 +64,7 @@ class Database:
             busy_timeout=busy_timeout,
             foreign_keys=foreign_keys,
         )
-        self.key = (
-            f"memory:{uuid.uuid4().hex}" if self._engine.memory else database_key(self.path)
-        )
+        self.key = f"memory:{uuid.uuid4().hex}" if self._engine.memory else database_key(self.path)
         self.origin = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._bus = bus or default_bus
         self._sequence = itertools.count(1)
@@ -139,8 +137,7 @@ class Database:
     def __del__(self) -> None:
         if self._connected and not self._engine.closed:
             warnings.warn(
-                f"{self!r} was never closed: use 'async with rxdb.open(...)' or "
-                "'await db.close()'",
+                f"{self!r} was never closed: use 'async with rxdb.open(...)' or 'await db.close()'",
                 ResourceWarning,
                 stacklevel=1,
             )
@@ -236,9 +233,7 @@ class Database:
             scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             self._check_open()
-            sub = self._bus.subscribe(
-                self.key, observer.on_next, tables=wanted, kinds=wanted_kinds
-            )
+            sub = self._bus.subscribe(self.key, observer.on_next, tables=wanted, kinds=wanted_kinds)
             return Disposable(sub.close)
 
         return Observable(subscribe)
@@ -297,7 +292,9 @@ class Database:
         except Unanalyzable:
             return None
         if analysis.kind is not StatementKind.QUERY:
-            raise ProgrammingError(f"only queries can be watched, not a {analysis.kind.name}", sql=sql)
+            raise ProgrammingError(
+                f"only queries can be watched, not a {analysis.kind.name}", sql=sql
+            )
         return analysis.reads
 
     async def _current_views(self) -> Views:
@@ -332,7 +329,7 @@ class _Opening:
         await self._database.close()
 
 
-def open(path: str | os.PathLike[str], **options: Any) -> _Opening:  # noqa: A001
+def open(path: str | os.PathLike[str], **options: Any) -> _Opening:
     """Open a database: ``db = await rxdb.open(path)`` or ``async with rxdb.open(path) as db``.
 
     Options are those of :class:`Database`.

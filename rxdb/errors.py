@@ -81,7 +81,7 @@ _BY_SQLITE_CLASS: tuple[tuple[type[sqlite3.Error], type[DatabaseError]], ...] = 
 )
 
 
-def from_sqlite(error: sqlite3.Error, sql: str | None) -> DatabaseError:
+def from_sqlite(error: sqlite3.Error, sql: str | None, context: str = "") -> DatabaseError:
     """Translate a sqlite3 error into rxdb's, keeping code, name and statement."""
     cls: type[DatabaseError] = DatabaseError
     for sqlite_cls, ours in _BY_SQLITE_CLASS:
@@ -89,7 +89,7 @@ def from_sqlite(error: sqlite3.Error, sql: str | None) -> DatabaseError:
             cls = ours
             break
     translated = cls(
-        str(error),
+        f"{context}: {error}" if context else str(error),
         sql=sql,
         sqlite_errorcode=getattr(error, "sqlite_errorcode", None),
         sqlite_errorname=getattr(error, "sqlite_errorname", None),
@@ -101,4 +101,3 @@ def from_sqlite(error: sqlite3.Error, sql: str | None) -> DatabaseError:
 def _shorten(sql: str | None, limit: int = 200) -> str:
     text = " ".join((sql or "").split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-

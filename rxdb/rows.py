@@ -7,8 +7,8 @@ comparing two results (to decide whether a watch emits) costs what comparing tup
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, SupportsIndex, overload
 
 __all__ = ("ExecuteResult", "Row", "row_class")
@@ -47,7 +47,9 @@ class Row(tuple[Any, ...]):
         return dict(zip(self._names, self, strict=True))
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{name}={value!r}" for name, value in zip(self._names, self, strict=False))
+        inner = ", ".join(
+            f"{name}={value!r}" for name, value in zip(self._names, self, strict=False)
+        )
         return f"Row({inner})"
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -12,6 +12,7 @@ the bus (``call_soon_threadsafe``) and :meth:`SharedQuery.detach`, which hops th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import threading
@@ -110,10 +111,9 @@ class SharedQuery:
     def detach(self, observer: abc.ObserverBase[Rows]) -> None:
         """Remove a subscriber; the last one to leave stops the query. Safe from any thread."""
         if threading.get_ident() != self._thread:
-            try:
+            # A closed loop runs nothing any more: then there is nothing to detach from.
+            with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self.detach, observer)
-            except RuntimeError:
-                pass  # the loop is closed: nothing runs there any more
             return
         try:
             self._observers.remove(observer)
@@ -203,7 +203,9 @@ class QueryStream(Observable[Rows]):
     Subscribe on the database's event loop; values are delivered there.
     """
 
-    def __init__(self, acquire: Callable[[], SharedQuery], peek: Callable[[], SharedQuery | None]):
+    def __init__(
+        self, acquire: Callable[[], SharedQuery], peek: Callable[[], SharedQuery | None]
+    ) -> None:
         super().__init__()
         self._acquire = acquire
         self._peek = peek
@@ -295,4 +297,3 @@ def params_key(params: Any) -> Hashable:
         return key
     except TypeError:
         return object()
-

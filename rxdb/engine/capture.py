@@ -86,7 +86,12 @@ class WriteCapture:
         self._recorder = _Recorder()
 
     def authorize(
-        self, code: int, arg1: str | None, arg2: str | None, schema: str | None, _trigger: str | None
+        self,
+        code: int,
+        arg1: str | None,
+        arg2: str | None,
+        schema: str | None,
+        _trigger: str | None,
     ) -> int:
         rec = self._recorder
         kind = _WRITE_KINDS.get(code)

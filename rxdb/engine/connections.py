@@ -27,7 +27,7 @@ class RowCursor(sqlite3.Cursor):
 
     _prefetched: list[Row] | None = None
 
-    def fetchall(self) -> list[Row]:  # type: ignore[override]
+    def fetchall(self) -> list[Row]:
         if self._prefetched is not None:
             rows, self._prefetched = self._prefetched, []
             return rows
@@ -41,7 +41,7 @@ class RowCursor(sqlite3.Cursor):
 
 
 class ReaderConnection(sqlite3.Connection):
-    def execute(self, sql: str, parameters: Any = (), /) -> RowCursor:  # type: ignore[override]
+    def execute(self, sql: str, parameters: Any = (), /) -> RowCursor:
         cursor = self.cursor(RowCursor)
         cursor.execute(sql, parameters)
         return cursor
@@ -56,7 +56,7 @@ class TrackedConnection(sqlite3.Connection):
         self._buffer = TransactionBuffer(on_commit)
         self.set_authorizer(self._capture.authorize)
 
-    def execute(self, sql: str, parameters: Any = (), /) -> RowCursor:  # type: ignore[override]
+    def execute(self, sql: str, parameters: Any = (), /) -> RowCursor:
         cursor = self.cursor(RowCursor)
 
         def run() -> None:
@@ -67,14 +67,12 @@ class TrackedConnection(sqlite3.Connection):
         self._tracked(sql, run)
         return cursor
 
-    def executemany(  # type: ignore[override]
-        self, sql: str, seq_of_parameters: Iterable[Any], /
-    ) -> RowCursor:
+    def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> RowCursor:
         cursor = self.cursor(RowCursor)
         self._tracked(sql, lambda: cursor.executemany(sql, seq_of_parameters))
         return cursor
 
-    def executescript(self, sql_script: str, /) -> RowCursor:  # type: ignore[override]
+    def executescript(self, sql_script: str, /) -> RowCursor:
         """Run each statement of the script in turn, without sqlite3's implicit COMMIT first,
         so a script inside a transaction block stays inside it."""
         cursor = self.cursor(RowCursor)

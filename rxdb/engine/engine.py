@@ -77,13 +77,16 @@ class Engine:
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         factory = functools.partial(TrackedConnection, on_commit=self._on_commit)
-        writer = await aiosqlite.connect(
-            self.path,
-            factory=factory,
-            isolation_level=None,
-            cached_statements=0,
-            timeout=self._busy_timeout,
-        )
+        try:
+            writer = await aiosqlite.connect(
+                self.path,
+                factory=factory,
+                isolation_level=None,
+                cached_statements=0,
+                timeout=self._busy_timeout,
+            )
+        except sqlite3.Error as error:
+            raise from_sqlite(error, None, f"cannot open {self.path!r}") from error
         self._writer = writer
         try:
             await writer.execute(f"PRAGMA foreign_keys = {'ON' if self._foreign_keys else 'OFF'}")
@@ -234,6 +237,8 @@ class Engine:
             task.add_done_callback(lambda _: self._abandoned(scope))
 
     def _end_explicit(self, scope: _Scope) -> None:
+        if not scope.active:
+            return  # another task of the same transaction already ended it
         scope.active = False
         self._scope.set(None)
         self._lock.release()
@@ -323,4 +328,3 @@ async def _translated(sql: str, run: Callable[[], Awaitable[T]]) -> T:
 def database_key(path: str) -> str:
     """The identity under which a file's commits travel: its real path."""
     return os.path.realpath(path)
-
