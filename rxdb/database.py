@@ -23,7 +23,7 @@ from parser import StatementKind, Unanalyzable, Views, analyze, fold_name
 from rxdb._types import Params
 from rxdb.bus import Bus, Subscription, default_bus
 from rxdb.engine import Engine, TransactionMode, database_key
-from rxdb.errors import ClosedError, ProgrammingError
+from rxdb.errors import ClosedError, ProgrammingError, WrongLoopError
 from rxdb.rows import ExecuteResult, Row
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 from rxdb.watch import QueryStream, SharedQuery, params_key
@@ -201,7 +201,7 @@ class Database:
         key = (sql, params_key(params), distinct)
 
         def acquire() -> SharedQuery:
-            self._check_open()
+            loop = self._subscription_loop()
             shared = self._queries.get(key)
             if shared is None:
                 shared = SharedQuery(
@@ -209,7 +209,7 @@ class Database:
                     read_set=lambda: self._read_set(sql),
                     subscribe=self._subscribe_tables,
                     distinct=distinct,
-                    loop=asyncio.get_running_loop(),
+                    loop=loop,
                     on_idle=lambda done: self._forget(key, done),
                 )
                 self._queries[key] = shared
@@ -232,8 +232,13 @@ class Database:
             observer: abc.ObserverBase[NotifyTablesUpdated],
             scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
-            self._check_open()
-            sub = self._bus.subscribe(self.key, observer.on_next, tables=wanted, kinds=wanted_kinds)
+            sub = self._bus.subscribe(
+                self.key,
+                observer.on_next,
+                tables=wanted,
+                kinds=wanted_kinds,
+                loop=self._subscription_loop(),
+            )
             return Disposable(sub.close)
 
         return Observable(subscribe)
@@ -254,9 +259,22 @@ class Database:
             await self.connect()
         return self._engine
 
-    def _check_open(self) -> None:
+    def _subscription_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop a new subscription will be served on: the running one, which must be the
+        database's own."""
         if self._engine.closed:
             raise ClosedError(f"the database {self.path!r} is closed; open it again to watch")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise WrongLoopError(
+                "subscribe on the event loop the database runs on; no loop runs in this thread"
+            ) from None
+        if self._loop is not None and loop is not self._loop:
+            raise WrongLoopError(
+                f"the database {self.path!r} belongs to another event loop; subscribe there"
+            )
+        return loop
 
     def _committed(self, updates: frozenset[TableUpdate], everything: bool) -> None:
         # Called on the writer's worker thread, right after the outermost commit.

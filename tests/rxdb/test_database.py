@@ -326,3 +326,33 @@ class TestTransactions:
                 WAIT,
             )
             assert outside == [(0,)]
+
+
+class TestSubscriptionErrors:
+    async def test_subscribe_from_thread_without_loop_reports_wrong_loop(
+        self, db: rxdb.Database
+    ) -> None:
+        rec: Recorder[Any] = Recorder()
+        await asyncio.to_thread(lambda: db.watch("SELECT 1").subscribe(rec))
+        assert isinstance(rec.errors[0], rxdb.WrongLoopError)
+        assert "no loop runs in this thread" in str(rec.errors[0])
+        assert db.watch("SELECT 1").statistics().subscribers == 0
+
+    async def test_table_updates_from_other_loop_reports_wrong_loop(
+        self, db: rxdb.Database
+    ) -> None:
+        rec: Recorder[Any] = Recorder()
+
+        async def subscribe_there() -> None:
+            db.table_updates().subscribe(rec)
+
+        await asyncio.to_thread(asyncio.run, subscribe_there())
+        assert isinstance(rec.errors[0], rxdb.WrongLoopError)
+
+    async def test_leaked_database_warns_with_the_fix(self, db_path: Path) -> None:
+        db = await rxdb.open(db_path)
+        try:
+            with pytest.warns(ResourceWarning, match="async with rxdb.open"):
+                db.__del__()
+        finally:
+            await db.close()
