@@ -1,0 +1,141 @@
+"""Find the tables a parsed query or write reads, with sqlglot's scope walk.
+
+Internal module, not covered by versioning.
+
+Subtracting CTE names from every ``exp.Table`` in the tree loses a real table whose name a CTE in
+another scope shadows; the scope walk resolves each name in its own scope instead. Two SQLite
+forms the walk does not see are added by hand: ``x IN table`` (sqlglot reads the table as a
+column) and the target of a write. Any ``exp.Table`` the walk did not account for is kept as read:
+a spare table costs a needless re-run, a missing one a stale result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlglot import exp
+from sqlglot.optimizer.scope import Scope, traverse_scope
+
+from .names import fold_name, qualified_name
+
+__all__ = ("TableRefs", "table_refs")
+
+
+class UnsupportedName(ValueError):
+    """Raised when a table reference has a shape SQLite would not accept."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableRefs:
+    """The tables a statement reads and the table it writes (raw names, views not expanded).
+
+    :ivar unscoped: how many table references the scope walk missed and were kept anyway; tests
+        watch this to notice when sqlglot's scoping changes under us.
+    """
+
+    reads: frozenset[str]
+    writes: frozenset[str]
+    unscoped: int
+
+
+def _is_table_function(table: exp.Table) -> bool:
+    # json_each(...), generate_series(...), pragma_table_info(...) are Tables without a name.
+    return not isinstance(table.this, exp.Identifier)
+
+
+def _is_index(table: exp.Table) -> bool:
+    # "t INDEXED BY i" holds the index as a Table under the `indexed` argument.
+    return table.arg_key == "indexed"
+
+
+def _table_name(table: exp.Table) -> str:
+    if table.args.get("catalog") is not None:
+        raise UnsupportedName(f"{table.sql(dialect='sqlite')!r} has more than two name parts")
+    return qualified_name(table.name, table.db)
+
+
+def _in_table_name(column: exp.Column) -> str:
+    # "x IN main.t" parses as Column(this=t, table=main).
+    if column.args.get("db") is not None or column.args.get("catalog") is not None:
+        raise UnsupportedName(f"{column.sql(dialect='sqlite')!r} has more than two name parts")
+    return qualified_name(column.name, column.table)
+
+
+def _in_table(node: exp.In) -> exp.Column | None:
+    # "x IN t" puts t in `field`; "x IN (t)" is a one-element list and means the column t.
+    field = node.args.get("field")
+    if isinstance(field, exp.Column) and isinstance(field.this, exp.Identifier):
+        return field
+    return None
+
+
+def _write_target(statement: exp.Expr) -> exp.Table | None:
+    if not isinstance(statement, exp.Insert | exp.Update | exp.Delete):
+        return None
+    target = statement.this
+    if isinstance(target, exp.Schema):  # INSERT INTO t(a, b)
+        target = target.this
+    if not isinstance(target, exp.Table) or _is_table_function(target):
+        raise UnsupportedName(f"the target of {type(statement).__name__.upper()} is not a table")
+    return target
+
+
+def _scan_scope(scope: Scope, reads: set[str], seen: set[int]) -> None:
+    # SQLite resolves an unqualified name to a CTE in scope before a table, comparing names as
+    # fold_name does; aliases play no part. The scope only says which CTEs are visible here:
+    # sqlglot matches names case-sensitively, and its alias-keyed `sources` lose one of two
+    # tables sharing an alias.
+    ctes = {fold_name(name) for name in scope.cte_sources}
+    for table in scope.tables:
+        seen.add(id(table))
+        if _is_table_function(table) or _is_index(table):
+            continue
+        if not table.db and fold_name(table.name) in ctes:
+            continue
+        reads.add(_table_name(table))
+    for node in scope.find_all(exp.In):
+        column = _in_table(node)
+        if column is None:
+            continue
+        seen.add(id(node))
+        if column.table or fold_name(column.name) not in ctes:
+            reads.add(_in_table_name(column))
+
+
+def table_refs(statement: exp.Expr) -> TableRefs:
+    """Collect the tables ``statement`` reads and writes.
+
+    A write's target counts as read: UPDATE and DELETE read the rows they change, and INSERT
+    reads it for conflict checks and upserts. Being conservative costs a re-run at most.
+
+    :raises UnsupportedName: if a table reference has a shape SQLite rejects (three name parts).
+    """
+    reads: set[str] = set()
+    writes: set[str] = set()
+    seen: set[int] = set()
+
+    target = _write_target(statement)
+    if target is not None:
+        seen.add(id(target))
+        name = _table_name(target)
+        writes.add(name)
+        reads.add(name)
+
+    for scope in traverse_scope(statement):
+        _scan_scope(scope, reads, seen)
+
+    # The walk does not build a scope for every clause (a DELETE's own WHERE gets none), so
+    # whatever it skipped is added without CTE resolution: possibly a spare name, never a miss.
+    unscoped = 0
+    for table in statement.find_all(exp.Table):
+        if id(table) in seen or _is_table_function(table) or _is_index(table):
+            continue
+        unscoped += 1
+        reads.add(_table_name(table))
+    for node in statement.find_all(exp.In):
+        column = _in_table(node)
+        if column is None or id(node) in seen:
+            continue
+        unscoped += 1
+        reads.add(_in_table_name(column))
+    return TableRefs(reads=frozenset(reads), writes=frozenset(writes), unscoped=unscoped)

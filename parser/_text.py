@@ -1,0 +1,121 @@
+"""Lexical pre-processing: split a script into statements and make each one palatable to sqlglot.
+
+Internal module, not covered by versioning.
+
+sqlglot is only trusted with queries and writes, and a few things SQLite accepts make it fail or
+guess: numbered parameters (``?1``, ``:1``), ``REPLACE INTO`` (it falls back to an opaque
+``Command``) and ``UPDATE OR IGNORE`` (a parse error). None of them changes which tables a
+statement reads, so they are rewritten here into forms sqlglot parses. The scanner knows string
+literals, the three identifier quoting styles and comments, so nothing inside those is touched.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+
+__all__ = ("Statement", "split_statements")
+
+_IDENT_CHARS = r"A-Za-z0-9_$\x80-\U0010ffff"
+
+# One alternative per lexical class; the order matters (comments before punctuation, quoted text
+# before words). Unterminated quotes and comments run to the end of the text, as SQLite reads them
+# before reporting the error, so a stray quote cannot hide a semicolon from the splitter.
+_TOKEN = re.compile(
+    rf"""
+    (?P<space>\s+)
+    | (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
+    | (?P<quoted>'[^']*(?:'|\Z)|"[^"]*(?:"|\Z)|`[^`]*(?:`|\Z)|\[[^\]]*(?:\]|\Z))
+    | (?P<numbered>\?[0-9]+|:[0-9][{_IDENT_CHARS}]*)
+    | (?P<word>[{_IDENT_CHARS}]+)
+    | (?P<semicolon>;)
+    | (?P<other>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+_CONFLICT_ACTIONS = frozenset({"ROLLBACK", "ABORT", "REPLACE", "FAIL", "IGNORE"})
+
+# Only the first tokens of a statement are looked at: its keyword and, for UPDATE, "OR action".
+_LEADING_TOKENS = 3
+
+_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One statement of a script.
+
+    :ivar source: the statement as written, without its terminating semicolon.
+    :ivar text: the same statement rewritten for sqlglot.
+    :ivar keyword: its first keyword, upper-cased (ASCII), or the first character when the
+        statement does not start with a word.
+    """
+
+    source: str
+    text: str
+    keyword: str
+
+
+@dataclass(slots=True)
+class _Builder:
+    start: int
+    pieces: list[str]
+    length: int
+    # (upper-cased token, start, end) in the rewritten text, significant tokens only.
+    leading: list[tuple[str, int, int]]
+
+    def add(self, piece: str, *, significant: bool) -> None:
+        if significant and len(self.leading) < _LEADING_TOKENS:
+            upper = piece.translate(_UPPER)
+            self.leading.append((upper, self.length, self.length + len(piece)))
+        self.pieces.append(piece)
+        self.length += len(piece)
+
+    def build(self, sql: str, end: int) -> Statement | None:
+        if not self.leading:
+            return None
+        text = "".join(self.pieces)
+        keyword = self.leading[0][0]
+        if keyword == "REPLACE":
+            # Same statement for SQLite; sqlglot only parses the long form.
+            text = "INSERT OR REPLACE" + text[self.leading[0][2] :]
+        elif (
+            keyword == "UPDATE"
+            and len(self.leading) == _LEADING_TOKENS
+            and self.leading[1][0] == "OR"
+            and self.leading[2][0] in _CONFLICT_ACTIONS
+        ):
+            # The conflict action changes what happens on a constraint failure, not what is read.
+            text = text[: self.leading[1][1]] + text[self.leading[2][2] :]
+        return Statement(source=sql[self.start : end].strip(), text=text, keyword=keyword)
+
+
+def split_statements(sql: str) -> tuple[Statement, ...]:
+    """Split ``sql`` at the semicolons that end a statement, as SQLite's shell does.
+
+    A semicolon inside a ``CREATE TRIGGER ... BEGIN ... END`` body does not end the statement;
+    :func:`sqlite3.complete_statement` (SQLite's own ``sqlite3_complete``) decides that, which is
+    why a candidate semicolon is confirmed with it. Statements holding only comments are dropped.
+    """
+    statements: list[Statement] = []
+    current = _Builder(start=0, pieces=[], length=0, leading=[])
+    for match in _TOKEN.finditer(sql):
+        kind = match.lastgroup
+        piece = match.group()
+        if kind == "semicolon" and sqlite3.complete_statement(sql[current.start : match.end()]):
+            statement = current.build(sql, match.start())
+            if statement is not None:
+                statements.append(statement)
+            current = _Builder(start=match.end(), pieces=[], length=0, leading=[])
+        elif kind == "numbered":
+            # "?1" and ":1" are parse errors in sqlglot's sqlite dialect; "?" means the same
+            # thing as far as the tables read are concerned.
+            current.add("?", significant=True)
+        else:
+            current.add(piece, significant=kind not in ("space", "comment"))
+    statement = current.build(sql, len(sql))
+    if statement is not None:
+        statements.append(statement)
+    return tuple(statements)
