@@ -115,25 +115,38 @@ class Writer(threading.Thread):
 async def demo(seconds: float, rate: float, out: TextIO) -> int:
     started = time.monotonic()
     loop = asyncio.get_running_loop()
+    broken: list[BrokenPipeError] = []  # the reader went away (``| head``): stop early
+
+    def say(text: str) -> None:
+        if not broken:
+            try:
+                print(text, file=out, flush=True)
+            except BrokenPipeError as error:
+                broken.append(error)
+                writer.stop.set()
 
     def show(label: str, text: str) -> None:
-        elapsed = (time.monotonic() - started) * 1000
-        print(f"{elapsed:7.0f} ms  {label:<8} {text}", file=out, flush=True)
+        say(f"{(time.monotonic() - started) * 1000:7.0f} ms  {label:<8} {text}")
 
     latest: dict[str, list[rxdb.Row]] = {}
     changed = asyncio.Condition()
 
     async def follow(label: str, stream: rxdb.QueryStream, fmt: Format) -> None:
-        async for rows in stream:
-            show(label, fmt(rows))
+        try:
+            async for rows in stream:
+                show(label, fmt(rows))
+                async with changed:
+                    latest[label] = rows
+                    changed.notify_all()
+        finally:  # wake settle(): a watch that ended will never catch up
             async with changed:
-                latest[label] = rows
                 changed.notify_all()
 
-    async def settle(predicate: Callable[[], bool]) -> None:
+    async def settle(predicate: Callable[[], bool]) -> bool:
         # A bound, not a pace: the watches catch up in milliseconds, or something is broken.
         async with asyncio.timeout(10), changed:
-            await changed.wait_for(predicate)
+            await changed.wait_for(lambda: predicate() or any(f.done() for f in followers))
+            return predicate()
 
     with tempfile.TemporaryDirectory(prefix="rxdb-demo-") as directory:
         path = os.path.join(directory, "shop.db")
@@ -148,46 +161,48 @@ async def demo(seconds: float, rate: float, out: TextIO) -> int:
         )
         async with rxdb.open(path) as db:
             await db.execute_script(SCHEMA)
-            print(f"rxdb demo: watching {len(QUERIES)} queries on {path}", file=out)
-            print(
-                f"a writer thread (own event loop, own rxdb.open) commits {rate:g}/s "
-                f"for {seconds:g} s\n",
-                file=out,
-                flush=True,
-            )
+            say(f"rxdb demo: watching {len(QUERIES)} queries on {path}")
+            say(f"a writer thread (own loop, own rxdb.open) commits {rate:g}/s for {seconds:g} s\n")
             streams = {label: db.watch(sql) for label, (sql, _) in QUERIES.items()}
             followers = [
                 asyncio.create_task(follow(label, streams[label], QUERIES[label][1]))
                 for label in QUERIES
             ]
+            summary = ""
             try:
-                await settle(lambda: len(latest) == len(QUERIES))
-                writer.start()
-                await done.wait()
-                # All committed: every watch must now reach the state a fresh read shows.
-                final = {label: await db.fetch_all(sql) for label, (sql, _) in QUERIES.items()}
-                await settle(lambda: latest == final)
-                summary = "".join(
-                    f"\n  {label:<8} {s.runs:4} runs, {s.emissions:4} new results shown"
-                    for label, s in ((k, v.statistics()) for k, v in streams.items())
-                )
+                if await settle(lambda: len(latest) == len(QUERIES)):
+                    writer.start()
+                    await done.wait()
+                    # All committed: every watch must reach the state a fresh read shows.
+                    final = {label: await db.fetch_all(sql) for label, (sql, _) in QUERIES.items()}
+                    if await settle(lambda: latest == final):
+                        summary = "".join(
+                            f"\n  {label:<8} {s.runs:4} runs, {s.emissions:4} new results shown"
+                            for label, s in ((k, v.statistics()) for k, v in streams.items())
+                        )
             finally:
                 writer.stop.set()
                 if writer.is_alive():
                     writer.join()
         # Closing the database completed every watch, so the followers have ended.
-        failures = [r for r in await asyncio.gather(*followers, return_exceptions=True) if r]
-    if writer.error is not None or failures:
-        print(f"\nfailed: {writer.error or failures[0]!r}", file=out, flush=True)
+        ended = await asyncio.gather(*followers, return_exceptions=True)
+    failure = writer.error or next((e for e in ended if e is not None), None)
+    if broken:
+        return 0
+    if failure is not None or not summary:
+        say(f"\nfailed: {failure!r}" if failure else "\nfailed: a watch ended too early")
         return 1
-    print(
-        f"\ndone: {writer.commits} commits by the writer thread; the watches:{summary}",
-        file=out,
-        flush=True,
-    )
+    say(f"\ndone: {writer.commits} commits by the writer thread; the watches:{summary}")
     return 0
 
 
 def run(seconds: float = 4.0, rate: float = 5.0, out: TextIO | None = None) -> int:
     """Run the demo to the end; return the process exit status."""
-    return asyncio.run(demo(seconds, rate, out or sys.stdout))
+    status = asyncio.run(demo(seconds, rate, out or sys.stdout))
+    if out is None:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # Python would complain when flushing at exit: point stdout at nothing instead.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return status

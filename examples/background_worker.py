@@ -1,0 +1,59 @@
+"""A worker thread writes; the main event loop watches.
+
+The worker runs its own event loop with its own ``rxdb.open()`` of the same file. Both
+databases live in one process, so every commit the worker makes refreshes the main loop's
+watches at once. (Another *process* writing the file is not seen yet: see docs/guarantees.md.)
+
+Run it: ``python examples/background_worker.py`` (ends by itself in about two seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import threading
+
+import rxdb
+
+JOBS = {"resize images": 4, "send emails": 6, "rebuild index": 3}
+
+
+def worker(path: str) -> None:
+    """Do every job step by step, recording progress in the database."""
+
+    async def work() -> None:
+        async with rxdb.open(path) as db:
+            for name, steps in JOBS.items():
+                for _ in range(steps):
+                    await asyncio.sleep(0.1)  # the "work"
+                    await db.execute("UPDATE jobs SET done = done + 1 WHERE name = ?", (name,))
+
+    asyncio.run(work())
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "jobs.db")
+        async with rxdb.open(path) as db:
+            await db.execute(
+                "CREATE TABLE jobs (name TEXT PRIMARY KEY, done INTEGER NOT NULL, "
+                "total INTEGER NOT NULL)"
+            )
+            await db.execute_many(
+                "INSERT INTO jobs VALUES (?, 0, ?)", [(name, n) for name, n in JOBS.items()]
+            )
+
+            thread = threading.Thread(target=worker, args=(path,))
+            thread.start()
+            async for rows in db.watch("SELECT name, done, total FROM jobs ORDER BY name"):
+                print("  ".join(f"{r['name']} {r['done']}/{r['total']}" for r in rows))
+                if all(r["done"] == r["total"] for r in rows):
+                    break
+            # The worker's last commit is what we just saw; joining only waits for it to close.
+            await asyncio.to_thread(thread.join)
+    print("all jobs done")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
