@@ -23,10 +23,17 @@ import aiosqlite
 
 from parser import StatementKind, Unanalyzable, analyze
 from rxdb._types import Params
+from rxdb.engine.cancellation import close_connection, uninterrupted
 from rxdb.engine.capture import CommitCallback
 from rxdb.engine.connections import ReaderConnection, TrackedConnection
 from rxdb.engine.readers import ReaderPool
-from rxdb.errors import ClosedError, ProgrammingError, WrongLoopError, from_sqlite
+from rxdb.errors import (
+    ClosedError,
+    DatabaseError,
+    ProgrammingError,
+    WrongLoopError,
+    from_sqlite,
+)
 from rxdb.rows import ExecuteResult, Row
 
 __all__ = ("Engine", "TransactionMode")
@@ -102,7 +109,11 @@ class Engine:
         conn = await aiosqlite.connect(
             self.path, factory=ReaderConnection, isolation_level=None, timeout=self._busy_timeout
         )
-        await conn.execute("PRAGMA query_only = ON")
+        try:
+            await conn.execute("PRAGMA query_only = ON")
+        except BaseException:
+            await close_connection(conn)
+            raise
         return conn
 
     @property
@@ -269,8 +280,8 @@ class Engine:
         if writer is None or not writer.in_transaction:
             return
         try:
-            await writer.execute("ROLLBACK")
-        except (sqlite3.Error, ValueError):
+            await _translated("ROLLBACK", lambda: writer.execute("ROLLBACK"))
+        except (DatabaseError, ValueError):
             LOG.exception("rollback failed")
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -302,7 +313,7 @@ class Engine:
             if self._readers is not None:
                 await self._readers.close()
             if self._writer is not None:
-                await self._writer.close()
+                await close_connection(self._writer)
         finally:
             self._closing.set_result(None)
 
@@ -320,7 +331,7 @@ async def _fetch(conn: aiosqlite.Connection, sql: str, params: Params) -> list[R
 
 async def _translated(sql: str, run: Callable[[], Awaitable[T]]) -> T:
     try:
-        return await run()
+        return await uninterrupted(run())
     except sqlite3.Error as error:
         raise from_sqlite(error, sql) from error
 

@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 
 import aiosqlite
 
+from rxdb.engine.cancellation import close_connection, uninterrupted
+
 __all__ = ("ReaderPool",)
 
 Opener = Callable[[], Awaitable[aiosqlite.Connection]]
@@ -33,7 +35,9 @@ class ReaderPool:
             if self._idle:
                 conn = self._idle.pop()
             else:
-                conn = await self._open_reader()
+                # Opened to the end even if this read is cancelled: a half-opened connection
+                # would keep its worker thread alive with nobody left to close it.
+                conn = await uninterrupted(self._open_reader())
                 self._all.append(conn)
             try:
                 yield conn
@@ -46,4 +50,4 @@ class ReaderPool:
             await self._slots.acquire()
         conns, self._all, self._idle = self._all, [], []
         for conn in conns:
-            await conn.close()
+            await close_connection(conn)
