@@ -12,12 +12,19 @@ from __future__ import annotations
 from rxdb.bus import Bus as Bus
 from rxdb.database import Database as Database
 from rxdb.database import open as open
+from rxdb.engine.backup import BackupProgress as BackupProgress
+from rxdb.engine.sessions import ReadSession as ReadSession
+from rxdb.errors import BusyError as BusyError
 from rxdb.errors import ClosedError as ClosedError
 from rxdb.errors import DatabaseError as DatabaseError
 from rxdb.errors import IntegrityError as IntegrityError
+from rxdb.errors import InterruptError as InterruptError
 from rxdb.errors import OperationalError as OperationalError
 from rxdb.errors import ProgrammingError as ProgrammingError
+from rxdb.errors import ReadOnlyError as ReadOnlyError
+from rxdb.errors import ReentrancyError as ReentrancyError
 from rxdb.errors import RxdbError as RxdbError
+from rxdb.errors import TransactionAbortedError as TransactionAbortedError
 from rxdb.errors import WrongLoopError as WrongLoopError
 from rxdb.rows import ExecuteResult as ExecuteResult
 from rxdb.rows import Row as Row
@@ -30,19 +37,26 @@ from rxdb.watch import WatchStatistics as WatchStatistics
 __version__ = "0.1.0"
 
 __all__ = (
+    "BackupProgress",
     "Bus",
+    "BusyError",
     "ClosedError",
     "Database",
     "DatabaseError",
     "ExecuteResult",
     "IntegrityError",
+    "InterruptError",
     "NotifyTablesUpdated",
     "OperationalError",
     "ProgrammingError",
     "QueryStream",
+    "ReadOnlyError",
+    "ReadSession",
+    "ReentrancyError",
     "Row",
     "RxdbError",
     "TableUpdate",
+    "TransactionAbortedError",
     "UpdateKind",
     "WatchStatistics",
     "WrongLoopError",

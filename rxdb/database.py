@@ -12,7 +12,7 @@ import os
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Hashable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any
 
@@ -23,6 +23,8 @@ from parser import StatementKind, Unanalyzable, Views, analyze, fold_name
 from rxdb._types import Params
 from rxdb.bus import Bus, Subscription, default_bus
 from rxdb.engine import Engine, TransactionMode, database_key
+from rxdb.engine.backup import ProgressCallback
+from rxdb.engine.sessions import ReadSession
 from rxdb.errors import ClosedError, ProgrammingError, WrongLoopError
 from rxdb.rows import ExecuteResult, Row
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
@@ -187,6 +189,62 @@ class Database:
         engine = await self._ready()
         async with engine.transaction(mode):
             yield
+
+    def read(self) -> AbstractAsyncContextManager[ReadSession]:
+        """``async with db.read() as r:`` — every statement through ``r`` (or through ``db``
+        by this task) inside the block sees one snapshot: commits made meanwhile stay
+        invisible until the block ends. Writes inside raise :class:`rxdb.ReadOnlyError`.
+
+        :raises rxdb.ReentrancyError: inside another ``read`` or a transaction.
+        """
+        return self._read(isolated=True)
+
+    def unsafe_read(self) -> AbstractAsyncContextManager[ReadSession]:
+        """Like :meth:`read` without the snapshot: each statement sees the latest commit, so
+        two of them may disagree. Cheaper on a file database (no read transaction)."""
+        return self._read(isolated=False)
+
+    @asynccontextmanager
+    async def _read(self, *, isolated: bool) -> AsyncIterator[ReadSession]:
+        engine = await self._ready()
+        async with engine.read(isolated=isolated) as session:
+            yield session
+
+    async def interrupt(self) -> None:
+        """Abort every statement running now, on the writer and the readers.
+
+        The interrupted statement raises :class:`rxdb.InterruptError`; inside a transaction
+        block the transaction is rolled back and the block's further statements raise
+        :class:`rxdb.TransactionAbortedError`. With nothing running, nothing happens.
+        """
+        self.interrupt_threadsafe()
+
+    def interrupt_threadsafe(self) -> None:
+        """:meth:`interrupt` for any thread (e.g. a UI thread's "Cancel" button)."""
+        self._engine.interrupt()
+
+    async def backup(
+        self,
+        target: str | os.PathLike[str] | Database,
+        *,
+        pages_per_step: int = 256,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """Copy this database, as of one snapshot, into a file or another open database.
+
+        Writes may continue meanwhile (file databases; ``:memory:`` waits for its one
+        connection). ``progress`` is called on a worker thread after each step with a
+        :class:`BackupProgress`; raising from it aborts the backup (the exception propagates).
+        A target database's watches all re-run afterwards.
+        """
+        engine = await self._ready()
+        if isinstance(target, Database):
+            await engine.backup(
+                await target._ready(), pages_per_step=pages_per_step, progress=progress
+            )
+            target._publish(frozenset(), everything=True)
+        else:
+            await engine.backup(os.fspath(target), pages_per_step=pages_per_step, progress=progress)
 
     # -- observation ------------------------------------------------------------------------
 

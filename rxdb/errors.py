@@ -9,12 +9,17 @@ from __future__ import annotations
 import sqlite3
 
 __all__ = (
+    "BusyError",
     "ClosedError",
     "DatabaseError",
     "IntegrityError",
+    "InterruptError",
     "OperationalError",
     "ProgrammingError",
+    "ReadOnlyError",
+    "ReentrancyError",
     "RxdbError",
+    "TransactionAbortedError",
     "WrongLoopError",
 )
 
@@ -64,6 +69,33 @@ class ProgrammingError(DatabaseError):
     statements where one is expected."""
 
 
+class BusyError(OperationalError):
+    """Raised when another connection (often another process) held the database lock for
+    longer than the database's ``busy_timeout``. Nothing of the statement was written; retry,
+    or open the database with a longer ``busy_timeout``."""
+
+
+class ReadOnlyError(OperationalError):
+    """Raised when a statement would write where only reads are allowed: inside
+    ``db.read()``/``db.unsafe_read()``. Write inside ``db.transaction()`` instead."""
+
+
+class InterruptError(OperationalError):
+    """Raised by a statement that :meth:`rxdb.Database.interrupt` stopped. Inside a
+    transaction block the transaction has been rolled back."""
+
+
+class TransactionAbortedError(RxdbError, RuntimeError):
+    """Raised by statements of a transaction block after the transaction was rolled back
+    under it (by an interrupt, or by SQLite for ON CONFLICT ROLLBACK / RAISE(ROLLBACK)), and
+    when such a block ends: leave the block, then retry."""
+
+
+class ReentrancyError(RxdbError, RuntimeError):
+    """Raised at once (instead of deadlocking) when a block would wait on itself: ``read``
+    inside ``read``, a transaction inside ``read``, ``read`` inside a transaction."""
+
+
 class ClosedError(RxdbError, RuntimeError):
     """Raised when a closed database (or a watch of one) is used. Open a new database."""
 
@@ -81,6 +113,14 @@ _BY_SQLITE_CLASS: tuple[tuple[type[sqlite3.Error], type[DatabaseError]], ...] = 
 )
 
 
+_BY_SQLITE_NAME: dict[str, type[DatabaseError]] = {
+    "BUSY": BusyError,
+    "LOCKED": BusyError,
+    "READONLY": ReadOnlyError,
+    "INTERRUPT": InterruptError,
+}
+
+
 def from_sqlite(error: sqlite3.Error, sql: str | None, context: str = "") -> DatabaseError:
     """Translate a sqlite3 error into rxdb's, keeping code, name and statement."""
     cls: type[DatabaseError] = DatabaseError
@@ -88,6 +128,10 @@ def from_sqlite(error: sqlite3.Error, sql: str | None, context: str = "") -> Dat
         if isinstance(error, sqlite_cls):
             cls = ours
             break
+    # "SQLITE_BUSY_SNAPSHOT" -> "BUSY": the primary code decides the class.
+    parts = (getattr(error, "sqlite_errorname", None) or "").split("_")
+    if cls is OperationalError and len(parts) > 1:
+        cls = _BY_SQLITE_NAME.get(parts[1], cls)
     translated = cls(
         f"{context}: {error}" if context else str(error),
         sql=sql,

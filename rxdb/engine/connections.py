@@ -8,13 +8,22 @@ same hop as the statement itself.
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
 from rxdb.engine.capture import CommitCallback, TransactionBuffer, WriteCapture
 from rxdb.rows import Row, make_rows
 
-__all__ = ("ReaderConnection", "RowCursor", "TrackedConnection", "split_script")
+__all__ = (
+    "ConnectionRegistry",
+    "ReaderConnection",
+    "RowCursor",
+    "TrackedConnection",
+    "split_script",
+)
+
+ConnectionRegistry = weakref.WeakSet[sqlite3.Connection]
 
 
 class RowCursor(sqlite3.Cursor):
@@ -41,13 +50,24 @@ class RowCursor(sqlite3.Cursor):
 
 
 class ReaderConnection(sqlite3.Connection):
+    """A connection that returns rows and registers itself in ``registry``, so that
+    :meth:`rxdb.Database.interrupt` can reach it from any thread (``sqlite3_interrupt`` is
+    thread-safe; aiosqlite does not expose the sqlite3 object)."""
+
+    def __init__(
+        self, *args: Any, registry: ConnectionRegistry | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if registry is not None:
+            registry.add(self)
+
     def execute(self, sql: str, parameters: Any = (), /) -> RowCursor:
         cursor = self.cursor(RowCursor)
         cursor.execute(sql, parameters)
         return cursor
 
 
-class TrackedConnection(sqlite3.Connection):
+class TrackedConnection(ReaderConnection):
     """The writer: records what each statement wrote and reports each outermost commit."""
 
     def __init__(self, *args: Any, on_commit: CommitCallback, **kwargs: Any) -> None:

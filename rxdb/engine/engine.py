@@ -23,14 +23,19 @@ import aiosqlite
 
 from parser import StatementKind, Unanalyzable, analyze
 from rxdb._types import Params
+from rxdb.engine.backup import ProgressCallback, copy_database
 from rxdb.engine.cancellation import close_connection, uninterrupted
 from rxdb.engine.capture import CommitCallback
-from rxdb.engine.connections import ReaderConnection, TrackedConnection
+from rxdb.engine.connections import ConnectionRegistry, ReaderConnection, TrackedConnection
 from rxdb.engine.readers import ReaderPool
+from rxdb.engine.sessions import ReadSession, read_only_violation
 from rxdb.errors import (
     ClosedError,
     DatabaseError,
+    InterruptError,
     ProgrammingError,
+    ReentrancyError,
+    TransactionAbortedError,
     WrongLoopError,
     from_sqlite,
 )
@@ -51,6 +56,7 @@ class _Scope:
     explicit: bool  # opened by a BEGIN/SAVEPOINT the user wrote, not by transaction()
     active: bool = True
     savepoints: int = 0
+    aborted: bool = False  # rolled back under the block by an interrupt
 
 
 class Engine:
@@ -78,12 +84,18 @@ class Engine:
         self._scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
             "rxdb_write_scope", default=None
         )
+        self._read_scope: contextvars.ContextVar[ReadSession | None] = contextvars.ContextVar(
+            "rxdb_read_scope", default=None
+        )
+        self._connections: ConnectionRegistry = ConnectionRegistry()
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
-        factory = functools.partial(TrackedConnection, on_commit=self._on_commit)
+        factory = functools.partial(
+            TrackedConnection, on_commit=self._on_commit, registry=self._connections
+        )
         try:
             writer = await aiosqlite.connect(
                 self.path,
@@ -107,7 +119,10 @@ class Engine:
 
     async def _open_reader(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(
-            self.path, factory=ReaderConnection, isolation_level=None, timeout=self._busy_timeout
+            self.path,
+            factory=functools.partial(ReaderConnection, registry=self._connections),
+            isolation_level=None,
+            timeout=self._busy_timeout,
         )
         try:
             await conn.execute("PRAGMA query_only = ON")
@@ -154,6 +169,9 @@ class Engine:
         """Run a query: on a reader outside a transaction, on the writer inside one (so it sees
         the transaction's own writes). A statement that is not a plain query goes to the writer."""
         writer = self._check()
+        session = self._read_scope.get()
+        if session is not None:
+            return await session.fetch_all(sql, params)
         if self._in_scope() or not _is_query(sql):
             return await self._on_writer(sql, lambda: _fetch(writer, sql, params))
         return await self.fetch_committed(sql, params)
@@ -170,6 +188,53 @@ class Engine:
         except sqlite3.Error as error:
             raise from_sqlite(error, sql) from error
 
+    # -- read blocks ------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def read(self, *, isolated: bool) -> AsyncIterator[ReadSession]:
+        """Reserve one connection for a block of reads; with ``isolated``, all of them see
+        the snapshot taken when the block began."""
+        writer = self._check()
+        if self._read_scope.get() is not None:
+            raise ReentrancyError("db.read() inside db.read(): use the outer block's session")
+        if self._in_scope():
+            raise ReentrancyError(
+                "db.read() inside a transaction would not see the transaction's own writes; "
+                "read with db.fetch_all() inside the transaction instead"
+            )
+        if self._readers is not None:
+            async with self._readers.acquire() as reader:
+                if isolated:
+                    # A read inside BEGIN pins the WAL snapshot until COMMIT.
+                    await _translated("BEGIN", lambda: reader.executescript(_SNAPSHOT_SQL))
+                try:
+                    async with self._session(reader, isolated) as session:
+                        yield session
+                finally:
+                    if isolated:
+                        await _translated("COMMIT", lambda: reader.execute("COMMIT"))
+            return
+        # One connection: holding the write lock is what isolates the block.
+        async with self._lock:
+            await self._raw("PRAGMA query_only = ON")
+            try:
+                async with self._session(writer, isolated) as session:
+                    yield session
+            finally:
+                await self._raw("PRAGMA query_only = OFF")
+
+    @asynccontextmanager
+    async def _session(
+        self, conn: aiosqlite.Connection, isolated: bool
+    ) -> AsyncIterator[ReadSession]:
+        session = ReadSession(conn, isolated=isolated)
+        token = self._read_scope.set(session)
+        try:
+            yield session
+        finally:
+            session.end()
+            self._read_scope.reset(token)
+
     # -- transactions -----------------------------------------------------------------------
 
     @asynccontextmanager
@@ -177,18 +242,24 @@ class Engine:
         writer = self._check()
         if mode not in _MODES:
             raise ProgrammingError(f"transaction mode must be one of {_MODES}, not {mode!r}")
+        if self._read_scope.get() is not None:
+            raise ReentrancyError(
+                "db.transaction() inside db.read(): end the read block before writing"
+            )
         scope = self._scope.get()
         if scope is not None and scope.active:
+            self._check_not_aborted(scope)
             scope.savepoints += 1
             name = f"rxdb_savepoint_{scope.savepoints}"
             await self._raw(f"SAVEPOINT {name}")
             try:
                 yield
             except BaseException:
-                if writer.in_transaction:
+                if writer.in_transaction and not scope.aborted:
                     await self._raw(f"ROLLBACK TO {name}")
                     await self._raw(f"RELEASE {name}")
                 raise
+            self._check_not_aborted(scope)
             if writer.in_transaction:
                 await self._raw(f"RELEASE {name}")
             return
@@ -202,6 +273,7 @@ class Engine:
             except BaseException:
                 await self._rollback_quietly()
                 raise
+            self._check_not_aborted(scope)
             if writer.in_transaction:
                 try:
                     await self._raw("COMMIT")
@@ -223,10 +295,21 @@ class Engine:
         wrote) keeps the lock for the calling task until a statement closes it."""
         writer = self._writer
         assert writer is not None
+        if self._read_scope.get() is not None:
+            raise read_only_violation(sql)
         scope = self._scope.get()
         if scope is not None and scope.active:
+            self._check_not_aborted(scope)
             try:
                 return await _translated(sql, run)
+            except DatabaseError as error:
+                if isinstance(error, InterruptError) or not writer.in_transaction:
+                    # The transaction is over (interrupted, or rolled back by SQLite itself:
+                    # ON CONFLICT ROLLBACK, RAISE(ROLLBACK)). As in GRDB, the block's later
+                    # statements must fail rather than autocommit one by one.
+                    scope.aborted = not scope.explicit
+                    await self._rollback_quietly()
+                raise
             finally:
                 if scope.explicit and not writer.in_transaction:
                     self._end_explicit(scope)
@@ -239,6 +322,14 @@ class Engine:
             else:
                 self._lock.release()
         return result
+
+    @staticmethod
+    def _check_not_aborted(scope: _Scope) -> None:
+        if scope.aborted:
+            raise TransactionAbortedError(
+                "the transaction was rolled back under this block (a statement was interrupted "
+                "or SQLite rolled it back); leave the transaction block, then start a new one"
+            )
 
     def _begin_explicit(self) -> None:
         scope = _Scope(explicit=True)
@@ -284,6 +375,68 @@ class Engine:
         except (DatabaseError, ValueError):
             LOG.exception("rollback failed")
 
+    # -- interrupt and backup ---------------------------------------------------------------
+
+    def interrupt(self) -> None:
+        """Abort the statements running now on every connection. Safe from any thread."""
+        for conn in list(self._connections):
+            conn.interrupt()
+
+    async def backup(
+        self,
+        target: str | Engine,
+        *,
+        pages_per_step: int,
+        progress: ProgressCallback | None,
+    ) -> None:
+        """Copy this database into a file path or another engine, from one snapshot."""
+        self._check()
+        if self._read_scope.get() is not None or self._in_scope():
+            raise ReentrancyError("back up outside read blocks and transactions")
+        if isinstance(target, Engine):
+            target._check()
+            async with target._lock:
+                await self._backup_into(target._raw_writer(), pages_per_step, progress)
+            return
+        destination = sqlite3.connect(target)
+        try:
+            await self._backup_into(destination, pages_per_step, progress)
+        finally:
+            destination.close()
+
+    async def _backup_into(
+        self,
+        destination: sqlite3.Connection,
+        pages_per_step: int,
+        progress: ProgressCallback | None,
+    ) -> None:
+        try:
+            if self._readers is None:
+                async with self._lock:
+                    writer = self._writer
+                    assert writer is not None
+                    await copy_database(
+                        writer, destination, pages_per_step=pages_per_step, progress=progress
+                    )
+                return
+            async with self.read(isolated=True):
+                session = self._read_scope.get()
+                assert session is not None
+                await copy_database(
+                    session.connection,
+                    destination,
+                    pages_per_step=pages_per_step,
+                    progress=progress,
+                )
+        except sqlite3.Error as error:
+            raise from_sqlite(error, None, "backup failed") from error
+
+    def _raw_writer(self) -> sqlite3.Connection:
+        for conn in self._connections:
+            if isinstance(conn, TrackedConnection):
+                return conn
+        raise ClosedError(f"the database {self.path!r} has no open writer")
+
     # -- lifecycle --------------------------------------------------------------------------
 
     def _check(self) -> aiosqlite.Connection:
@@ -316,6 +469,9 @@ class Engine:
                 await close_connection(self._writer)
         finally:
             self._closing.set_result(None)
+
+
+_SNAPSHOT_SQL = "BEGIN; SELECT 1 FROM sqlite_schema LIMIT 1;"
 
 
 def _is_query(sql: str) -> bool:

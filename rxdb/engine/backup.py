@@ -1,0 +1,49 @@
+"""Online backup: a consistent copy while writers carry on.
+
+The copy is taken from one read snapshot (a reader inside an open read transaction, in WAL),
+so SQLite never restarts it however much is written meanwhile.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiosqlite
+
+from rxdb.engine.cancellation import uninterrupted
+
+__all__ = ("BackupProgress", "ProgressCallback", "copy_database")
+
+
+@dataclass(frozen=True, slots=True)
+class BackupProgress:
+    """Where a backup stands after one step. Raise from the callback to abort the backup."""
+
+    remaining: int
+    total: int
+
+    @property
+    def completed(self) -> int:
+        return self.total - self.remaining
+
+
+ProgressCallback = Callable[[BackupProgress], None]
+
+
+async def copy_database(
+    source: aiosqlite.Connection,
+    target: sqlite3.Connection,
+    *,
+    pages_per_step: int,
+    progress: ProgressCallback | None,
+) -> None:
+    """Copy ``source`` into ``target`` on the source's worker thread (where ``progress`` is
+    called, between steps)."""
+
+    def report(_status: int, remaining: int, total: int) -> None:
+        if progress is not None:
+            progress(BackupProgress(remaining, total))
+
+    await uninterrupted(source.backup(target, pages=pages_per_step, progress=report, sleep=0))

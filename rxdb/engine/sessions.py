@@ -1,0 +1,74 @@
+"""Read sessions: what ``async with db.read() as r`` hands out."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import aiosqlite
+
+from rxdb._types import Params
+from rxdb.engine.cancellation import uninterrupted
+from rxdb.errors import ClosedError, ReadOnlyError, from_sqlite
+from rxdb.rows import ExecuteResult, Row
+
+__all__ = ("ReadSession",)
+
+_READ_ONLY_HINT = "writes are not allowed inside db.read(); write inside db.transaction()"
+
+
+class ReadSession:
+    """Statements on one connection reserved for one read block.
+
+    Inside ``db.read()`` every statement sees the snapshot taken when the block began;
+    inside ``db.unsafe_read()`` each statement sees the latest commit. Valid only inside its
+    block; afterwards every call raises :class:`rxdb.ClosedError`.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, *, isolated: bool) -> None:
+        self._conn = conn
+        self.isolated = isolated
+        self._open = True
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        conn = self._check()
+        try:
+            return await uninterrupted(conn.execute_fetchall(sql, params))  # type: ignore[arg-type]
+        except sqlite3.Error as error:
+            raise _translate(error, sql) from error
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, params: Params = ()) -> ExecuteResult:
+        """Run one statement that reads (a query, a read-only PRAGMA)."""
+        return ExecuteResult(-1, None, await self.fetch_all(sql, params))
+
+    @property
+    def connection(self) -> aiosqlite.Connection:
+        return self._check()
+
+    def end(self) -> None:
+        self._open = False
+
+    def _check(self) -> aiosqlite.Connection:
+        if not self._open:
+            raise ClosedError("this read session ended with its 'async with db.read()' block")
+        return self._conn
+
+
+def _translate(error: sqlite3.Error, sql: str) -> Exception:
+    translated = from_sqlite(error, sql)
+    if isinstance(translated, ReadOnlyError):
+        return ReadOnlyError(
+            f"{_READ_ONLY_HINT} ({error})",
+            sql=sql,
+            sqlite_errorcode=translated.sqlite_errorcode,
+            sqlite_errorname=translated.sqlite_errorname,
+        )
+    return translated
+
+
+def read_only_violation(sql: str) -> ReadOnlyError:
+    """The error for a write attempted through the database while a read block is open."""
+    return ReadOnlyError(_READ_ONLY_HINT, sql=sql)
