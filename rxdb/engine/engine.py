@@ -239,7 +239,7 @@ class Engine:
 
     @asynccontextmanager
     async def transaction(self, mode: TransactionMode = "immediate") -> AsyncIterator[None]:
-        writer = self._check()
+        self._check()
         if mode not in _MODES:
             raise ProgrammingError(f"transaction mode must be one of {_MODES}, not {mode!r}")
         if self._read_scope.get() is not None:
@@ -255,12 +255,12 @@ class Engine:
             try:
                 yield
             except BaseException:
-                if writer.in_transaction and not scope.aborted:
+                if self._in_transaction() and not scope.aborted:
                     await self._raw(f"ROLLBACK TO {name}")
                     await self._raw(f"RELEASE {name}")
                 raise
             self._check_not_aborted(scope)
-            if writer.in_transaction:
+            if self._in_transaction():
                 await self._raw(f"RELEASE {name}")
             return
         await self._lock.acquire()
@@ -274,7 +274,7 @@ class Engine:
                 await self._rollback_quietly()
                 raise
             self._check_not_aborted(scope)
-            if writer.in_transaction:
+            if self._in_transaction():
                 try:
                     await self._raw("COMMIT")
                 except BaseException:
@@ -284,6 +284,14 @@ class Engine:
             scope.active = False
             self._scope.reset(token)
             self._lock.release()
+
+    def _in_transaction(self) -> bool:
+        """Whether the writer has a transaction open (never, once it is closed)."""
+        writer = self._writer
+        try:
+            return writer is not None and writer.in_transaction
+        except ValueError:  # aiosqlite: "no active connection"
+            return False
 
     def _in_scope(self) -> bool:
         scope = self._scope.get()
@@ -303,7 +311,7 @@ class Engine:
             try:
                 return await _translated(sql, run)
             except DatabaseError as error:
-                if isinstance(error, InterruptError) or not writer.in_transaction:
+                if isinstance(error, InterruptError) or not self._in_transaction():
                     # The transaction is over (interrupted, or rolled back by SQLite itself:
                     # ON CONFLICT ROLLBACK, RAISE(ROLLBACK)). As in GRDB, the block's later
                     # statements must fail rather than autocommit one by one.
@@ -311,13 +319,13 @@ class Engine:
                     await self._rollback_quietly()
                 raise
             finally:
-                if scope.explicit and not writer.in_transaction:
+                if scope.explicit and not self._in_transaction():
                     self._end_explicit(scope)
         await self._lock.acquire()
         try:
             result = await _translated(sql, run)
         finally:
-            if writer.in_transaction:
+            if self._in_transaction():
                 self._begin_explicit()
             else:
                 self._lock.release()
@@ -368,7 +376,7 @@ class Engine:
 
     async def _rollback_quietly(self) -> None:
         writer = self._writer
-        if writer is None or not writer.in_transaction:
+        if writer is None or not self._in_transaction():
             return
         try:
             await _translated("ROLLBACK", lambda: writer.execute("ROLLBACK"))
