@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from rxdb.engine.cancellation import uninterrupted
+from rxdb.engine.workers import uninterrupted
 
 __all__ = ("BackupProgress", "ProgressCallback", "copy_database")
 

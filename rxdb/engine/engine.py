@@ -24,11 +24,11 @@ import aiosqlite
 from parser import StatementKind, Unanalyzable, analyze
 from rxdb._types import Params
 from rxdb.engine.backup import ProgressCallback, copy_database
-from rxdb.engine.cancellation import close_connection, uninterrupted
 from rxdb.engine.capture import CommitCallback
 from rxdb.engine.connections import ConnectionRegistry, ReaderConnection, TrackedConnection
 from rxdb.engine.readers import ReaderPool
 from rxdb.engine.sessions import ReadSession, read_only_violation
+from rxdb.engine.workers import close_connection, open_connection, uninterrupted
 from rxdb.errors import (
     ClosedError,
     DatabaseError,
@@ -97,7 +97,7 @@ class Engine:
             TrackedConnection, on_commit=self._on_commit, registry=self._connections
         )
         try:
-            writer = await aiosqlite.connect(
+            writer = await open_connection(
                 self.path,
                 factory=factory,
                 isolation_level=None,
@@ -114,11 +114,11 @@ class Engine:
                 if next(iter(rows))[0].lower() == "wal":
                     self._readers = ReaderPool(self._open_reader, self._reader_count)
         except BaseException:
-            await writer.close()
+            await close_connection(writer)
             raise
 
     async def _open_reader(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(
+        conn = await open_connection(
             self.path,
             factory=functools.partial(ReaderConnection, registry=self._connections),
             isolation_level=None,

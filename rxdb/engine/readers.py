@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 import aiosqlite
 
-from rxdb.engine.cancellation import close_connection, uninterrupted
+from rxdb.engine.workers import close_connection, uninterrupted
 
 __all__ = ("ReaderPool",)
 

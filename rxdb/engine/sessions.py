@@ -7,7 +7,7 @@ import sqlite3
 import aiosqlite
 
 from rxdb._types import Params
-from rxdb.engine.cancellation import uninterrupted
+from rxdb.engine.workers import uninterrupted
 from rxdb.errors import ClosedError, ReadOnlyError, from_sqlite
 from rxdb.rows import ExecuteResult, Row
 

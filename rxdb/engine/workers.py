@@ -1,15 +1,15 @@
-"""Waiting properly for work handed to aiosqlite's worker threads."""
+"""Waiting properly for aiosqlite's worker threads: their work, their start and their end."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 
-__all__ = ("close_connection", "uninterrupted")
+__all__ = ("close_connection", "open_connection", "uninterrupted")
 
 T = TypeVar("T")
 
@@ -35,6 +35,20 @@ async def uninterrupted(operation: Awaitable[T]) -> T:
     return future.result()
 
 
+async def open_connection(path: str, **kwargs: Any) -> aiosqlite.Connection:
+    """Open an aiosqlite connection; if that fails, wait until its worker thread has ended.
+
+    aiosqlite stops the worker of a failed connect without waiting for it, and the worker
+    then reports to the event loop — which may be closed by then (an error in a thread).
+    """
+    conn = aiosqlite.connect(path, **kwargs)
+    try:
+        return await conn
+    except BaseException:
+        _join_worker(conn)
+        raise
+
+
 async def close_connection(conn: aiosqlite.Connection) -> None:
     """Close an aiosqlite connection and wait until its worker thread has ended.
 
@@ -42,6 +56,10 @@ async def close_connection(conn: aiosqlite.Connection) -> None:
     ends a moment later. Joining it (microseconds) makes "no thread left after close" hold.
     """
     await conn.close()
+    _join_worker(conn)
+
+
+def _join_worker(conn: aiosqlite.Connection) -> None:
     thread = getattr(conn, "_thread", None)  # aiosqlite keeps it private
     if isinstance(thread, threading.Thread) and thread.is_alive():
         thread.join(_JOIN_TIMEOUT)
