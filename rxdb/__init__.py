@@ -3,7 +3,8 @@
 Layers, bottom up (each imports only those below it):
 ``updates`` (what a commit changed) -> ``bus`` (in-process delivery onto event loops) ->
 ``engine`` (SQLite on aiosqlite: write capture, writer, readers, transactions) ->
-``watch`` (shared, coalesced query streams) -> ``database`` (the façade users hold).
+``watch`` (shared, coalesced query streams) -> ``database`` (the façade users hold) ->
+``sync`` (a blocking façade on a loop thread) and ``asgi`` (lifespan for web apps).
 ``parser`` (a sibling package) tells which tables a query reads.
 """
 
@@ -28,6 +29,8 @@ from rxdb.errors import TransactionAbortedError as TransactionAbortedError
 from rxdb.errors import WrongLoopError as WrongLoopError
 from rxdb.rows import ExecuteResult as ExecuteResult
 from rxdb.rows import Row as Row
+from rxdb.sync import SyncDatabase as SyncDatabase
+from rxdb.sync import open_sync as open_sync
 from rxdb.updates import NotifyTablesUpdated as NotifyTablesUpdated
 from rxdb.updates import TableUpdate as TableUpdate
 from rxdb.updates import UpdateKind as UpdateKind
@@ -55,12 +58,14 @@ __all__ = (
     "ReentrancyError",
     "Row",
     "RxdbError",
+    "SyncDatabase",
     "TableUpdate",
     "TransactionAbortedError",
     "UpdateKind",
     "WatchStatistics",
     "WrongLoopError",
     "open",
+    "open_sync",
 )
 
 for _name in __all__:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -98,3 +99,20 @@ async def settle(db: rxdb.Database) -> None:
             continue
         await asyncio.wait(tasks, timeout=WAIT)
     raise AssertionError("watches never settled")
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_connection_threads() -> Iterator[None]:
+    """Fail the test that leaves an aiosqlite worker thread alive: an unclosed connection
+    would otherwise hang the interpreter at exit, long after the culprit ran."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [
+        t
+        for t in threading.enumerate()
+        if t not in before and "_connection_worker_thread" in t.name and t.is_alive()
+    ]
+    for thread in leaked:
+        thread.join(1.0)  # one that is just finishing its close gets a moment
+    still = [t.name for t in leaked if t.is_alive()]
+    assert not still, f"aiosqlite connections left open (threads {still})"

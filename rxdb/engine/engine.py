@@ -274,6 +274,11 @@ class Engine:
                 await self._rollback_quietly()
                 raise
             self._check_not_aborted(scope)
+            if self._closed:
+                raise ClosedError(
+                    f"the database {self.path!r} was closed inside this transaction, which was "
+                    "rolled back"
+                )
             if self._in_transaction():
                 try:
                     await self._raw("COMMIT")
@@ -452,8 +457,9 @@ class Engine:
             raise ClosedError(f"the database {self.path!r} is closed; open it again to use it")
         if asyncio.get_running_loop() is not self._loop:
             raise WrongLoopError(
-                f"the database {self.path!r} belongs to another event loop; open one database "
-                "per loop (or per thread)"
+                f"the database {self.path!r} belongs to another event loop; open one "
+                "rxdb.Database per event loop (they share notifications), or use "
+                "rxdb.open_sync() from threads without a loop"
             )
         return self._writer
 

@@ -307,4 +307,17 @@ class TestClose:
         finally:
             check.close()
 
+    async def test_block_ending_normally_after_close_inside_it_raises(self, db_path: Path) -> None:
+        db = await rxdb.open(db_path)
+        await make_t(db)
+        with pytest.raises(rxdb.ClosedError, match="rolled back"):
+            async with db.transaction():
+                await db.execute("INSERT INTO t(x) VALUES (2)")
+                await db.close()
+        check = sqlite3.connect(db_path)
+        try:
+            assert check.execute("SELECT count(*) FROM t").fetchone() == (1,)
+        finally:
+            check.close()
+
 

@@ -1,0 +1,254 @@
+"""A blocking façade for threads and synchronous frameworks (Flask, Django views, scripts).
+
+A :class:`SyncDatabase` owns an event loop running in a thread of its own and opens an
+ordinary :class:`~rxdb.Database` on it; each blocking method runs the matching coroutine there
+and waits. Everything crosses the thread boundary through the loop's thread-safe doors
+(``run_coroutine_threadsafe``, ``call_soon_threadsafe``), as the house rules demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager as ContextManager
+from typing import Any, TypeVar
+
+from reactivex import Observable
+
+from rxdb._types import Params
+from rxdb.database import Database
+from rxdb.engine import TransactionMode
+from rxdb.engine.backup import ProgressCallback
+from rxdb.engine.sessions import ReadSession
+from rxdb.errors import ClosedError
+from rxdb.rows import ExecuteResult, Row
+from rxdb.sync.blocks import Enter, Request, ThreadBlock
+from rxdb.sync.loop_thread import LoopThread, Operation, refuse_running_loop
+from rxdb.sync.streams import OnLoop, SyncQueryStream
+from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
+
+__all__ = ("SyncDatabase", "SyncReadSession", "open_sync")
+
+T = TypeVar("T")
+
+
+def open_sync(path: str | os.PathLike[str], **options: Any) -> SyncDatabase:
+    """Open a database for blocking use: ``db = rxdb.open_sync(path)`` or ``with ... as db:``.
+
+    Options are those of :class:`rxdb.Database`.
+
+    :raises rxdb.WrongLoopError: if this thread runs an event loop (use ``await rxdb.open``).
+    :raises rxdb.OperationalError: if the file cannot be opened.
+    """
+    refuse_running_loop("open_sync")
+    runner = LoopThread(f"rxdb-sync {os.fspath(path)}")
+    try:
+        database = runner.run(lambda: Database(path, **options).connect())
+    except BaseException:
+        runner.stop()
+        raise
+    return SyncDatabase(database, runner)
+
+
+class SyncDatabase:
+    """The blocking twin of :class:`rxdb.Database`: same method names, same errors.
+
+    Any thread may call it except one that runs an event loop — including the loop thread
+    itself, where Observable callbacks run: a blocking call there would stall or deadlock that
+    loop, so it raises :class:`rxdb.WrongLoopError` instead.
+    """
+
+    def __init__(self, database: Database, runner: LoopThread) -> None:
+        self._database = database
+        self._runner = runner
+        self._local = threading.local()  # .stack: this thread's open transaction blocks
+        self._close_lock = threading.Lock()
+        self._closed = False
+        _OPEN.add(self)
+
+    @property
+    def database(self) -> Database:
+        """The asyncio database underneath; use it only on :attr:`loop`."""
+        return self._database
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the database runs on, in this object's own thread."""
+        return self._runner.loop
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"<rxdb.SyncDatabase {self._database.path!r}>"
+
+    def __enter__(self) -> SyncDatabase:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database (waiting for work in flight, as the async ``close`` does) and join
+        the loop thread. Idempotent; afterwards every call raises :class:`rxdb.ClosedError`.
+        Inside a transaction block, it rolls that transaction back."""
+        refuse_running_loop("close")
+        with self._close_lock:
+            if self._closed:
+                return
+            try:
+                self._call(self._database.close)
+            finally:
+                self._closed = True
+                self._runner.stop()
+                _OPEN.discard(self)
+
+    def execute(self, sql: str, params: Params = ()) -> ExecuteResult:
+        return self._call(lambda: self._database.execute(sql, params))
+
+    def execute_many(self, sql: str, seq_of_params: Iterable[Params]) -> int:
+        return self._call(lambda: self._database.execute_many(sql, seq_of_params))
+
+    def execute_script(self, script: str) -> None:
+        self._call(lambda: self._database.execute_script(script))
+
+    def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        return self._call(lambda: self._database.fetch_all(sql, params))
+
+    def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        return self._call(lambda: self._database.fetch_one(sql, params))
+
+    def notify_updates(self, *updates: str | TableUpdate) -> None:
+        self._call(lambda: self._database.notify_updates(*updates))
+
+    def transaction(self, mode: TransactionMode = "immediate") -> ContextManager[None]:
+        """``with db.transaction():`` — this thread's statements inside the block run in one
+        transaction, committed at the end or rolled back on an exception; other threads'
+        statements wait for it. A nested block is a savepoint. Threads started inside the
+        block do not join it (unlike tasks in the async API): they wait like any other."""
+        return self._block(lambda: self._database.transaction(mode))
+
+    def read(self) -> ContextManager[SyncReadSession]:
+        """``with db.read() as r:`` — the blocking twin of :meth:`rxdb.Database.read`: one
+        snapshot for the block; this thread's ``db.fetch_all`` inside it sees it too."""
+        return self._read(lambda: self._database.read())
+
+    def unsafe_read(self) -> ContextManager[SyncReadSession]:
+        """The blocking twin of :meth:`rxdb.Database.unsafe_read`."""
+        return self._read(lambda: self._database.unsafe_read())
+
+    @contextlib.contextmanager
+    def _read(self, enter: Enter) -> Iterator[SyncReadSession]:
+        with self._block(enter) as session:
+            yield SyncReadSession(session, self._call)
+
+    def interrupt(self) -> None:
+        """Abort the statements running now; safe from any thread (see
+        :meth:`rxdb.Database.interrupt`)."""
+        self._database.interrupt_threadsafe()
+
+    def backup(
+        self,
+        target: str | os.PathLike[str] | SyncDatabase,
+        *,
+        pages_per_step: int = 256,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """The blocking twin of :meth:`rxdb.Database.backup`. A ``SyncDatabase`` target must
+        not be this one."""
+        if isinstance(target, SyncDatabase):
+            # Each façade owns its own loop, so the copy is made into the target's file.
+            self.backup(target._database.path, pages_per_step=pages_per_step, progress=progress)
+            target.notify_updates()
+            return
+        self._call(
+            lambda: self._database.backup(target, pages_per_step=pages_per_step, progress=progress)
+        )
+
+    @contextlib.contextmanager
+    def _block(self, enter: Enter) -> Iterator[Any]:
+        stack: list[ThreadBlock] = self._local.__dict__.setdefault("stack", [])
+        if stack:
+            block = stack[-1]
+            value = self._runner.run(lambda: block.ask(Request("enter", enter=enter)))
+        else:
+            block = ThreadBlock(enter)
+            value = self._runner.run(block.begin)
+        stack.append(block)
+        try:
+            yield value
+        except BaseException:
+            stack.pop()
+            # The body's exception is what the caller must see; if the database was closed
+            # meanwhile, close already rolled back.
+            with contextlib.suppress(ClosedError):
+                self._runner.run(lambda: block.ask(Request("exit", failed=True)))
+            raise
+        stack.pop()
+        self._runner.run(lambda: block.ask(Request("exit")))
+
+    def watch(self, sql: str, params: Params = (), *, distinct: bool = True) -> SyncQueryStream:
+        """Observe a query: an Observable (callbacks run on the loop thread) that a plain
+        ``for rows in db.watch(sql):`` also iterates, newest result first."""
+        self._check_open()
+        return SyncQueryStream(self._database.watch(sql, params, distinct=distinct), self._runner)
+
+    def table_updates(
+        self, tables: Iterable[str] | None = None, kinds: Iterable[UpdateKind] | None = None
+    ) -> Observable[NotifyTablesUpdated]:
+        """An Observable of :class:`rxdb.NotifyTablesUpdated`; callbacks run on the loop thread."""
+        self._check_open()
+        return OnLoop(self._database.table_updates(tables, kinds), self._runner)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"{self!r} is closed; open it again with rxdb.open_sync")
+
+    def _call(self, operation: Operation[T]) -> T:
+        stack: list[ThreadBlock] = self._local.__dict__.get("stack", [])
+        if not stack:
+            return self._runner.run(operation)
+        block = stack[-1]
+        result: T = self._runner.run(lambda: block.ask(Request("run", operation)))
+        return result
+
+
+_OPEN: weakref.WeakSet[SyncDatabase] = weakref.WeakSet()
+
+
+def _close_all_at_exit() -> None:
+    for database in list(_OPEN):
+        with contextlib.suppress(Exception):
+            database.close()
+
+
+# threading's exit hooks run before the interpreter joins non-daemon threads; ``atexit`` hooks
+# run after, too late: an open database's loop thread (and aiosqlite's workers) would be waited
+# for before anything could stop them, and exit would hang. The hook holds databases weakly.
+(getattr(threading, "_register_atexit", None) or atexit.register)(_close_all_at_exit)
+
+
+class SyncReadSession:
+    """The blocking twin of :class:`rxdb.ReadSession`, valid inside its ``with`` block."""
+
+    def __init__(self, session: ReadSession, call: Callable[[Operation[Any]], Any]) -> None:
+        self._session = session
+        self._call = call
+
+    def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        rows: list[Row] = self._call(lambda: self._session.fetch_all(sql, params))
+        return rows
+
+    def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        row: Row | None = self._call(lambda: self._session.fetch_one(sql, params))
+        return row
+
+    def execute(self, sql: str, params: Params = ()) -> ExecuteResult:
+        result: ExecuteResult = self._call(lambda: self._session.execute(sql, params))
+        return result
