@@ -1,0 +1,97 @@
+"""``python -m benchmarks [--quick | --smoke] [--json PATH] [--charts DIR] [--only NAME,...]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import shlex
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from . import breakdown, charts, fanout, latency, machine, overhead, parsing, polling, report
+from ._common import FULL, QUICK, SMOKE, Results, Sizes
+
+Group = Callable[[Sizes, Results], Awaitable[None]]
+GROUPS: dict[str, tuple[str, Group]] = {
+    "latency": ("#1, #1b, #2", latency.run),
+    "fanout": ("#5 (+ watcher sweep), #6, #7", fanout.run),
+    "overhead": ("#8, #10, aiosqlite hop floor", overhead.run),
+    "breakdown": ("layer-by-layer cost of fetch_all and execute", breakdown.run),
+    "parser": ("#9", parsing.run),
+    "polling": ("#11, #4 baseline; #3/#4 listed as not built", polling.run),
+}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    groups = ", ".join(f"{name} ({what})" for name, (what, _) in GROUPS.items())
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="smaller sizes: < 2 min on 2 cores")
+    size.add_argument("--smoke", action="store_true", help="tiny sizes, only to check it runs")
+    p.add_argument("--json", metavar="PATH", help="write every figure, with samples, as JSON")
+    p.add_argument("--charts", metavar="DIR", help="write PNG charts there (needs matplotlib)")
+    p.add_argument("--only", metavar="NAME,...", help=f"run only these groups: {groups}")
+    args = p.parse_args(argv)
+    args.groups = list(GROUPS) if not args.only else [g.strip() for g in args.only.split(",")]
+    unknown = [g for g in args.groups if g not in GROUPS]
+    if unknown:
+        p.error(f"unknown group(s) {unknown}; choose from {list(GROUPS)}")
+    return args
+
+
+async def run_groups(sizes: Sizes, names: Sequence[str], results: Results) -> dict[str, float]:
+    seconds = {}
+    for name in names:
+        gc.collect()
+        t0 = time.perf_counter()
+        await GROUPS[name][1](sizes, results)
+        seconds[name] = round(time.perf_counter() - t0, 1)
+    return seconds
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
+    command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    facts = machine.facts()
+    print(f"rxdb benchmarks, {sizes.name} mode: {command}")
+    print("machine: " + "; ".join(f"{k} {v}" for k, v in facts.items() if k != "executable"))
+    results = Results()
+    t0 = time.perf_counter()
+    seconds = asyncio.run(run_groups(sizes, args.groups, results))
+    elapsed = time.perf_counter() - t0
+    facts["load average at end"] = machine.load_average()
+    print()
+    print(report.table(results))
+    print()
+    print("Parameters:")
+    print(report.parameters(results))
+    print(f"\n{len(results.figures)} figures in {elapsed:.0f} s ({seconds})")
+    meta: dict[str, Any] = {
+        "command": command,
+        "mode": sizes.name,
+        "sizes": sizes.asdict(),
+        "machine": facts,
+        "seconds": seconds,
+    }
+    if args.charts:
+        if charts.available():
+            subtitle = (
+                f"{facts['cpu']}, {facts['cores']} cores, Python {facts['python']}, "
+                f"SQLite {facts['sqlite']} ({sizes.name} mode)"
+            )
+            for path in charts.draw(results, args.charts, subtitle):
+                print(f"chart: {path}")
+        else:
+            print("charts skipped: matplotlib is not installed (pip install 'rxdb[bench]')")
+    if args.json:
+        report.write_json(args.json, report.to_json(results, meta))
+        print(f"json: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""#1, #1b, #2: how soon a watch sees a commit, against one raw aiosqlite round trip.
+
+The commit instant comes from :class:`CommitClock` (instrumentation on ``Database._publish``,
+which the writer thread calls right after the outermost COMMIT). Every write is followed, in
+the same iteration, by one raw ``execute_fetchall`` of the watched query on a plain aiosqlite
+connection: the baseline is measured interleaved with the figure, never in another phase.
+"""
+
+from __future__ import annotations
+
+import os
+
+import aiosqlite
+
+import rxdb
+
+from ._common import (
+    CommitClock,
+    Figure,
+    LoopThread,
+    Results,
+    Sizes,
+    ValueWaiter,
+    clock,
+    idle,
+    median,
+    percentile,
+    raw_connection,
+    summary,
+    workdir,
+)
+
+QUERY = "SELECT v FROM counter WHERE id = 1"
+UPDATE = "UPDATE counter SET v = ? WHERE id = 1"
+RAW_WRITE = "UPDATE counter SET v = ? WHERE id = 2"
+MS = 1e3
+
+
+async def _prepare(db: rxdb.Database) -> None:
+    await db.execute("CREATE TABLE counter (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)")
+    await db.execute("INSERT INTO counter VALUES (1, -1), (2, -1)")
+
+
+async def _measure(
+    sizes: Sizes,
+    db: rxdb.Database,
+    raw: aiosqlite.Connection,
+    stream: rxdb.QueryStream,
+    waiter: ValueWaiter,
+    commits: CommitClock,
+    first: int,
+) -> dict[str, list[float]]:
+    """One write -> emission measurement per iteration, each followed by the baselines: a raw
+    round trip of the watched query, and a raw autocommit write (on row 2, which no watch
+    reads) — the floor of "write start -> emission" on this stack."""
+    out: dict[str, list[float]] = {"emit": [], "start_emit": [], "rt": [], "raw_write": []}
+    for n in range(sizes.warmup + sizes.latency_samples):
+        i = first + n
+        arrival = waiter.expect(i)
+        start = clock()
+        await db.execute(UPDATE, (i,))
+        emitted = await arrival
+        committed = commits.last
+        await idle(stream)
+        t0 = clock()
+        await raw.execute_fetchall(QUERY)
+        t1 = clock()
+        await raw.execute(RAW_WRITE, (i,))
+        t2 = clock()
+        if n >= sizes.warmup:
+            out["emit"].append((emitted - committed) * MS)
+            out["start_emit"].append((emitted - start) * MS)
+            out["rt"].append((t1 - t0) * MS)
+            out["raw_write"].append((t2 - t1) * MS)
+    return out
+
+
+async def run(sizes: Sizes, results: Results) -> None:
+    total = sizes.warmup + sizes.latency_samples
+    with workdir() as tmp:
+        path = os.path.join(tmp, "latency.db")
+        async with rxdb.open(path) as db, raw_connection(path) as raw:
+            await _prepare(db)
+            commits = CommitClock(db)
+            waiter = ValueWaiter()
+            stream = db.watch(QUERY)
+            subscription = stream.subscribe(waiter)
+            try:
+                await waiter.expect(-1)
+                full = await _measure(sizes, db, raw, stream, waiter, commits, 0)
+                # The same with synchronous=NORMAL on both writers (WAL: no fsync per commit).
+                await db.execute("PRAGMA synchronous = NORMAL")
+                await raw.execute("PRAGMA synchronous = NORMAL")
+                normal = await _measure(sizes, db, raw, stream, waiter, commits, total)
+                await db.execute("PRAGMA synchronous = FULL")
+                await raw.execute("PRAGMA synchronous = FULL")
+            finally:
+                subscription.dispose()
+            thread_emit, thread_start_emit = await _other_thread(sizes, db, path, 2 * total)
+
+    emit, start_emit, round_trip = full["emit"], full["start_emit"], full["rt"]
+    rt_median = median(round_trip)
+    floor_1b = median([w + r for w, r in zip(full["raw_write"], round_trip, strict=True)])
+    params = {
+        "samples": sizes.latency_samples,
+        "warmup": sizes.warmup,
+        "query": QUERY,
+        "write": UPDATE,
+        "files": "one WAL file in a temporary directory, synchronous=FULL (SQLite's default)",
+        "commit instant": "CommitClock: Database._publish wrapped on the instance",
+    }
+    e = summary(emit)
+    results.add(
+        Figure(
+            "1", "commit -> emission, trivial query", e["median"], "ms",
+            rt_median, "raw aiosqlite execute_fetchall round trip",
+            e["median"] / rt_median, "median <= 2x round trip; p99 <= 2 ms",
+            params=params, extra={"rxdb": e, "round_trip": summary(round_trip)},
+        )
+    ).judge(e["median"] <= 2 * rt_median and e["p99"] <= 2.0)  # fmt: skip
+    s = summary(start_emit)
+    results.add(
+        Figure(
+            "1b", "write start -> emission (await db.execute(update) .. watch emits)",
+            s["median"], "ms", rt_median, "raw aiosqlite execute_fetchall round trip",
+            s["median"] / rt_median, "median <= 3x round trip (litewriter ~0.27 ms)",
+            params=params,
+            extra={"rxdb": s, "round_trip": summary(round_trip),
+                   "floor: raw autocommit write + raw round trip (ms)": floor_1b,
+                   "raw write (ms)": summary(full["raw_write"])},
+        )
+    ).judge(s["median"] <= 3 * rt_median)  # fmt: skip
+    results.add(
+        Figure(
+            "1b.f", "floor of #1b: raw aiosqlite write (autocommit, FULL) + raw round trip",
+            floor_1b, "ms", rt_median, "raw round trip", floor_1b / rt_median,
+            "(floor, no bar)", params=params,
+        )
+    )  # fmt: skip
+    n_rt = median(normal["rt"])
+    n_s = summary(normal["start_emit"])
+    n_floor = median([w + r for w, r in zip(normal["raw_write"], normal["rt"], strict=True)])
+    results.add(
+        Figure(
+            "1b.n", "#1b with synchronous=NORMAL on both sides (no fsync per WAL commit)",
+            n_s["median"], "ms", n_rt, "raw round trip (same phase)", n_s["median"] / n_rt,
+            "median <= 3x round trip", params={**params, "files": "synchronous=NORMAL"},
+            extra={"rxdb": n_s, "commit -> emission": summary(normal["emit"]),
+                   "floor: raw write + raw round trip (ms)": n_floor,
+                   "raw write (ms)": summary(normal["raw_write"])},
+        )
+    ).judge(n_s["median"] <= 3 * n_rt)  # fmt: skip
+    t = summary(thread_emit)
+    results.add(
+        Figure(
+            "2", "commit -> emission, writer in another thread (own loop, own Database)",
+            t["median"], "ms", rt_median, "raw aiosqlite round trip (for scale)",
+            t["median"] / rt_median, "median <= 1 ms",
+            params={**params, "writer": "thread with its own loop and rxdb.open(same path)"},
+            extra={"rxdb": t, "write_start_to_emission": summary(thread_start_emit)},
+        )
+    ).judge(t["median"] <= 1.0)  # fmt: skip
+    results.series["latency"] = {
+        "#1 commit -> emission": emit,
+        "#1b write start -> emission": start_emit,
+        "#1b, synchronous=NORMAL": normal["start_emit"],
+        "#2 other thread: commit -> emission": thread_emit,
+        "raw aiosqlite round trip": round_trip,
+    }
+    results.series["latency_p99"] = {"#1": percentile(emit, 99)}
+
+
+async def _other_thread(
+    sizes: Sizes, db: rxdb.Database, path: str, total: int
+) -> tuple[list[float], list[float]]:
+    """#2: the main loop watches ``db``; a thread with its own loop writes through its own
+    Database on the same file. Both share the process-wide bus."""
+    thread = LoopThread()
+    try:
+        writer = await thread.submit(_open(path))
+        try:
+            commits = CommitClock(writer)
+            waiter = ValueWaiter()
+            stream = db.watch(QUERY)
+            subscription = stream.subscribe(waiter)
+            try:
+                await waiter.expect(total - 1)
+                emit, start_emit = [], []
+                for i in range(sizes.warmup + sizes.latency_samples):
+                    value = total + i
+                    arrival = waiter.expect(value)
+                    start = clock()
+                    await thread.submit(writer.execute(UPDATE, (value,)))
+                    emitted = await arrival
+                    await idle(stream)
+                    if i >= sizes.warmup:
+                        emit.append((emitted - commits.last) * MS)
+                        start_emit.append((emitted - start) * MS)
+                return emit, start_emit
+            finally:
+                subscription.dispose()
+        finally:
+            await thread.submit(writer.close())
+    finally:
+        thread.close()
+
+
+async def _open(path: str) -> rxdb.Database:
+    return await rxdb.open(path)
