@@ -1,8 +1,8 @@
 """Where the time of one ``fetch_all`` / ``execute`` goes: the same call peeled layer by layer.
 
-Instrumentation, not API: this reaches into ``Database._engine`` (the reader pool and the
-writer connection) and ``rxdb.engine.workers.uninterrupted`` to time each layer alone,
-interleaved with the raw aiosqlite call it wraps. Both writers run ``synchronous=NORMAL``
+Instrumentation, not API: this reaches into ``Database._engine`` (the reader pool, the
+writer and their ``Worker`` hops) to time each layer alone, interleaved with the raw aiosqlite
+call it wraps. Both writers run ``synchronous=NORMAL``
 here, so the fsync (hundreds of µs, noisy) does not hide the Python layers.
 """
 
@@ -14,12 +14,6 @@ from typing import Any
 
 import rxdb
 from parser import analyze
-from rxdb.engine.workers import uninterrupted
-
-try:  # renamed in rxdb's engine; accept either name
-    from rxdb.engine.workers import uninterrupted
-except ImportError:  # pragma: no cover - older layout
-    from rxdb.engine.cancellation import uninterrupted  # type: ignore[no-redef]
 
 from ._common import Figure, Results, Sizes, clock, median, raw_connection, workdir
 
@@ -56,27 +50,35 @@ async def run(sizes: Sizes, results: Results) -> None:
                 raise RuntimeError("the breakdown needs a WAL file database")
 
             async def pooled(i: int) -> Any:
-                async with pool.acquire() as conn:
-                    return await conn.execute_fetchall(READ, (i % 100 + 1,))
+                borrowed = await pool.borrow()
+                try:
+                    return await borrowed.call(borrowed.raw.fetch, READ, (i % 100 + 1,))
+                finally:
+                    pool.give_back(borrowed)
 
-            async with pool.acquire() as reader:
+            def tracked(i: int) -> Awaitable[Any]:
+                return writer.worker.call(writer.worker.raw.run, WRITE, (i,))
+
+            def locked(i: int) -> Awaitable[Any]:
+                return writer.run(WRITE, lambda conn: conn.run(WRITE, (i,)))
+
+            reader = await pool.borrow()
+            try:
                 ops: dict[str, Callable[[int], Awaitable[Any]]] = {
                     "R0 raw aiosqlite execute_fetchall": lambda i: raw.execute_fetchall(
                         READ, (i % 100 + 1,)
                     ),
-                    "R1 + rxdb reader connection (Row objects)": lambda i: reader.execute_fetchall(
-                        READ, (i % 100 + 1,)
+                    "R1 + rxdb reader hop (Row objects)": lambda i: reader.call(
+                        reader.raw.fetch, READ, (i % 100 + 1,)
                     ),
-                    "R2 + ReaderPool.acquire": pooled,
+                    "R2 + ReaderPool.borrow": pooled,
                     "R3 + Engine.fetch_committed": lambda i: engine.fetch_committed(
                         READ, (i % 100 + 1,)
                     ),
                     "R4 = Database.fetch_all": lambda i: db.fetch_all(READ, (i % 100 + 1,)),
                     "W0 raw aiosqlite execute (autocommit)": lambda i: raw.execute(WRITE, (i,)),
-                    "W1 + uninterrupted()": lambda i: uninterrupted(raw.execute(WRITE, (i,))),
-                    "W2 rxdb tracked writer alone (capture, publish)": lambda i: writer.execute(
-                        WRITE, (i,)
-                    ),
+                    "W1 rxdb tracked writer hop (capture, publish)": tracked,
+                    "W2 + Writer.run (lock, transaction scope)": locked,
                     "W3 = Database.execute": lambda i: db.execute(WRITE, (i,)),
                 }
                 samples: dict[str, list[float]] = {name: [] for name in ops}
@@ -90,6 +92,8 @@ async def run(sizes: Sizes, results: Results) -> None:
                     shift = r % len(names)
                     for name in names[shift:] + names[:shift]:
                         samples[name] += await _per_call(block, ops[name])
+            finally:
+                pool.give_back(reader)
             t0 = clock()
             for _ in range(1000):
                 analyze(READ)

@@ -6,7 +6,8 @@ Internal: not covered by rxdb's versioning. Knows nothing of Rx or the bus.
 from __future__ import annotations
 
 from rxdb.engine.engine import Engine as Engine
-from rxdb.engine.engine import TransactionMode as TransactionMode
+from rxdb.engine.engine import Synchronous as Synchronous
 from rxdb.engine.engine import database_key as database_key
+from rxdb.engine.writer import TransactionMode as TransactionMode
 
-__all__ = ("Engine", "TransactionMode", "database_key")
+__all__ = ("Engine", "Synchronous", "TransactionMode", "database_key")

@@ -10,9 +10,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import aiosqlite
-
-from rxdb.engine.workers import uninterrupted
+from rxdb.engine.workers import Worker
 
 __all__ = ("BackupProgress", "ProgressCallback", "copy_database")
 
@@ -33,7 +31,7 @@ ProgressCallback = Callable[[BackupProgress], None]
 
 
 async def copy_database(
-    source: aiosqlite.Connection,
+    source: Worker[sqlite3.Connection],
     target: sqlite3.Connection,
     *,
     pages_per_step: int,
@@ -46,4 +44,7 @@ async def copy_database(
         if progress is not None:
             progress(BackupProgress(remaining, total))
 
-    await uninterrupted(source.backup(target, pages=pages_per_step, progress=report, sleep=0))
+    def copy(conn: sqlite3.Connection) -> None:
+        conn.backup(target, pages=pages_per_step, progress=report, sleep=0)
+
+    await source.call(copy, source.raw)

@@ -8,22 +8,18 @@ same hop as the statement itself.
 from __future__ import annotations
 
 import sqlite3
-import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rxdb.engine.capture import CommitCallback, TransactionBuffer, WriteCapture
-from rxdb.rows import Row, make_rows
+from rxdb.rows import ExecuteResult, Row, make_rows
 
 __all__ = (
-    "ConnectionRegistry",
     "ReaderConnection",
     "RowCursor",
     "TrackedConnection",
     "split_script",
 )
-
-ConnectionRegistry = weakref.WeakSet[sqlite3.Connection]
 
 
 class RowCursor(sqlite3.Cursor):
@@ -50,21 +46,26 @@ class RowCursor(sqlite3.Cursor):
 
 
 class ReaderConnection(sqlite3.Connection):
-    """A connection that returns rows and registers itself in ``registry``, so that
-    :meth:`rxdb.Database.interrupt` can reach it from any thread (``sqlite3_interrupt`` is
-    thread-safe; aiosqlite does not expose the sqlite3 object)."""
-
-    def __init__(
-        self, *args: Any, registry: ConnectionRegistry | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        if registry is not None:
-            registry.add(self)
+    """A connection whose statements return :class:`rxdb.rows.Row` objects. The ``fetch*``
+    methods are whole operations for one worker hop (see :class:`rxdb.engine.workers.Worker`)."""
 
     def execute(self, sql: str, parameters: Any = (), /) -> RowCursor:
         cursor = self.cursor(RowCursor)
         cursor.execute(sql, parameters)
         return cursor
+
+    def fetch(self, sql: str, parameters: Any) -> list[Row]:
+        return self.execute(sql, parameters).fetchall()
+
+    def fetch_many(self, queries: Sequence[tuple[str, Any]]) -> list[list[Row] | sqlite3.Error]:
+        """Run several queries in turn; a failing one yields its error, the others go on."""
+        results: list[list[Row] | sqlite3.Error] = []
+        for sql, parameters in queries:
+            try:
+                results.append(self.fetch(sql, parameters))
+            except sqlite3.Error as error:
+                results.append(error)
+        return results
 
 
 class TrackedConnection(ReaderConnection):
@@ -99,6 +100,18 @@ class TrackedConnection(ReaderConnection):
         for statement in split_script(sql_script):
             cursor = self.execute(statement)
         return cursor
+
+    def run(self, sql: str, parameters: Any) -> ExecuteResult:
+        """Execute one statement, fetch its rows: the whole of ``db.execute`` in one hop."""
+        cursor = self.execute(sql, parameters)
+        rows = cursor.fetchall()
+        return ExecuteResult(cursor.rowcount, cursor.lastrowid or None, rows)
+
+    def run_many(self, sql: str, seq_of_parameters: Iterable[Any]) -> int:
+        return self.executemany(sql, seq_of_parameters).rowcount
+
+    def run_script(self, script: str) -> None:
+        self.executescript(script)
 
     def _tracked(self, sql: str, run: Any) -> None:
         before = self.total_changes

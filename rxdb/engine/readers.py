@@ -1,53 +1,106 @@
-"""A small pool of read-only connections, opened on demand.
+"""The read-only connections of a WAL database, opened on demand.
 
-Reads outside a transaction run here (WAL lets them proceed while the writer writes), so a
-watch's re-run never lands inside someone's open write transaction.
+Plain reads (``fetch_all`` outside a transaction, a watch's runs) share the connections: each
+goes to the least busy one and queues behind what runs there already, with no checkout cost.
+A read block (``db.read()``) reserves a connection for itself until it ends. Either way a read
+never lands inside someone's open write transaction, and never waits for the writer.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 
-import aiosqlite
-
-from rxdb.engine.workers import close_connection, uninterrupted
+from rxdb.engine.connections import ReaderConnection
+from rxdb.engine.workers import Worker, uninterrupted
 
 __all__ = ("ReaderPool",)
 
-Opener = Callable[[], Awaitable[aiosqlite.Connection]]
+Reader = Worker[ReaderConnection]
 
 
 class ReaderPool:
-    def __init__(self, open_reader: Opener, size: int) -> None:
+    def __init__(self, open_reader: Callable[[], Awaitable[Reader]], size: int) -> None:
         if size < 1:
             raise ValueError(f"a reader pool needs at least one connection, not {size}")
         self._open_reader = open_reader
-        self._slots = asyncio.Semaphore(size)
         self._size = size
-        self._idle: list[aiosqlite.Connection] = []
-        self._all: list[aiosqlite.Connection] = []
+        self._load: dict[Reader, int] = {}  # open readers -> reads in flight on each
+        self._reserved: set[Reader] = set()
+        self._opening = 0
+        self._waiters: list[asyncio.Future[None]] = []
 
-    @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._slots:
-            if self._idle:
-                conn = self._idle.pop()
-            else:
-                # Opened to the end even if this read is cancelled: a half-opened connection
-                # would keep its worker thread alive with nobody left to close it.
-                conn = await uninterrupted(self._open_reader())
-                self._all.append(conn)
-            try:
-                yield conn
-            finally:
-                self._idle.append(conn)
+    @property
+    def readers(self) -> list[Reader]:
+        return list(self._load)
+
+    async def borrow(self) -> Reader:
+        """A reader for one plain read; hand it back with :meth:`give_back`."""
+        while True:
+            best: Reader | None = None
+            for reader, load in self._load.items():
+                if reader not in self._reserved and (best is None or load < self._load[best]):
+                    best = reader
+            if best is not None and (self._load[best] == 0 or not self._can_open()):
+                self._load[best] += 1
+                return best
+            if self._can_open():
+                reader = await self._open()
+                self._load[reader] += 1
+                return reader
+            await self._wait()
+
+    def give_back(self, reader: Reader) -> None:
+        self._load[reader] -= 1
+        if self._waiters:
+            self._wake()
+
+    async def reserve(self) -> Reader:
+        """A reader for a read block alone; hand it back with :meth:`release`."""
+        while True:
+            for reader, load in self._load.items():
+                if load == 0 and reader not in self._reserved:
+                    self._reserved.add(reader)
+                    return reader
+            if self._can_open():
+                reader = await self._open()
+                self._reserved.add(reader)
+                return reader
+            await self._wait()
+
+    def release(self, reader: Reader) -> None:
+        self._reserved.discard(reader)
+        self._wake()
 
     async def close(self) -> None:
-        """Wait for reads in flight, then close every connection (their threads end)."""
-        for _ in range(self._size):
-            await self._slots.acquire()
-        conns, self._all, self._idle = self._all, [], []
-        for conn in conns:
-            await close_connection(conn)
+        """Wait for reads in flight and read blocks, then close every connection."""
+        while self._opening or self._reserved or any(self._load.values()):
+            await self._wait()
+        readers, self._load = list(self._load), {}
+        for reader in readers:
+            await reader.close()
+
+    def _can_open(self) -> bool:
+        return len(self._load) + self._opening < self._size
+
+    async def _open(self) -> Reader:
+        self._opening += 1
+        try:
+            # Opened to the end even if the caller is cancelled: a half-opened connection
+            # would keep its worker thread alive with nobody left to close it.
+            reader = await uninterrupted(self._open_reader())
+        finally:
+            self._opening -= 1
+        self._load[reader] = 0
+        return reader
+
+    async def _wait(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)

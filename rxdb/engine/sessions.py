@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 
-import aiosqlite
-
 from rxdb._types import Params
-from rxdb.engine.workers import uninterrupted
+from rxdb.engine.connections import ReaderConnection
+from rxdb.engine.workers import Worker
 from rxdb.errors import ClosedError, ReadOnlyError, from_sqlite
 from rxdb.rows import ExecuteResult, Row
 
@@ -24,15 +23,15 @@ class ReadSession:
     block; afterwards every call raises :class:`rxdb.ClosedError`.
     """
 
-    def __init__(self, conn: aiosqlite.Connection, *, isolated: bool) -> None:
-        self._conn = conn
+    def __init__(self, worker: Worker[ReaderConnection], *, isolated: bool) -> None:
+        self._worker = worker
         self.isolated = isolated
         self._open = True
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        conn = self._check()
+        worker = self.worker
         try:
-            return await uninterrupted(conn.execute_fetchall(sql, params))  # type: ignore[arg-type]
+            return await worker.call(worker.raw.fetch, sql, params)
         except sqlite3.Error as error:
             raise _translate(error, sql) from error
 
@@ -45,16 +44,13 @@ class ReadSession:
         return ExecuteResult(-1, None, await self.fetch_all(sql, params))
 
     @property
-    def connection(self) -> aiosqlite.Connection:
-        return self._check()
+    def worker(self) -> Worker[ReaderConnection]:
+        if not self._open:
+            raise ClosedError("this read session ended with its 'async with db.read()' block")
+        return self._worker
 
     def end(self) -> None:
         self._open = False
-
-    def _check(self) -> aiosqlite.Connection:
-        if not self._open:
-            raise ClosedError("this read session ended with its 'async with db.read()' block")
-        return self._conn
 
 
 def _translate(error: sqlite3.Error, sql: str) -> Exception:

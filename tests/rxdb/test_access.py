@@ -27,15 +27,16 @@ async def make_t(db: rxdb.Database) -> None:
     await db.execute("INSERT INTO t(x) VALUES (1)")
 
 
-async def install_started(conn: Any, event: asyncio.Event) -> None:
-    """A SQL function ``started()`` that tells the test a statement is running now."""
+async def install_started(worker: Any, event: asyncio.Event) -> None:
+    """A SQL function ``started()`` that tells the test a statement is running now (installed
+    on one connection's worker thread, through rxdb's internal Worker)."""
     loop = asyncio.get_running_loop()
 
     def started() -> int:
         loop.call_soon_threadsafe(event.set)
         return 0
 
-    await conn.create_function("started", 0, started)
+    await worker.call(worker.raw.create_function, "started", 0, started)
 
 
 class TestReadBlocks:
@@ -146,7 +147,7 @@ class TestInterrupt:
     async def test_interrupt_aborts_running_write_transaction(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
         running = asyncio.Event()
-        await install_started(any_db._engine._writer, running)
+        await install_started(any_db._engine._writer.worker, running)
 
         async def interrupt_when_running() -> None:
             await running.wait()
@@ -168,7 +169,7 @@ class TestInterrupt:
     async def test_interrupt_stops_a_read(self, db: rxdb.Database) -> None:
         running = asyncio.Event()
         async with db.unsafe_read() as r:
-            await install_started(r.connection, running)
+            await install_started(r.worker, running)
             query = asyncio.ensure_future(r.fetch_all(f"SELECT count(*) FROM ({INFINITE})"))
             await asyncio.wait_for(running.wait(), WAIT)
             db.interrupt_threadsafe()

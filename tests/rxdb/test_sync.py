@@ -436,8 +436,9 @@ class TestSyncReads:
             return 0
 
         sdb.execute_script("")  # connected
+        worker = sdb.database._engine._writer.worker
         asyncio.run_coroutine_threadsafe(
-            sdb.database._engine._writer.create_function("started", 0, started), sdb.loop
+            worker.call(worker.raw.create_function, "started", 0, started), sdb.loop
         ).result(WAIT)
         query = (
             "WITH RECURSIVE c(n) AS (SELECT started() UNION ALL SELECT n + 1 FROM c) "
