@@ -7,6 +7,12 @@ another scope shadows; the scope walk resolves each name in its own scope instea
 forms the walk does not see are added by hand: ``x IN table`` (sqlglot reads the table as a
 column) and the target of a write. Any ``exp.Table`` the walk did not account for is kept as read:
 a spare table costs a needless re-run, a missing one a stale result.
+
+The walk only matters where a name could mean a CTE. Without a ``WITH`` anywhere in the tree no
+scope has a CTE in sight, so what the walk and its fallback report together is exactly every
+``exp.Table`` plus every ``x IN t``, each filtered as below. :func:`table_refs` then skips the walk
+(the dearest part of a cold analysis after sqlglot's parse) and collects them in one pass;
+tests/parser/test_reads.py checks that both paths agree over the corpus.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from .names import fold_name, qualified_name
 
-__all__ = ("TableRefs", "table_refs")
+__all__ = ("TableRefs", "flat_table_refs", "scoped_table_refs", "table_refs")
 
 
 class UnsupportedName(ValueError):
@@ -102,6 +108,62 @@ def _scan_scope(scope: Scope, reads: set[str], seen: set[int]) -> None:
             reads.add(_in_table_name(column))
 
 
+def _flat_nodes(statement: exp.Expr) -> tuple[list[exp.Table], list[exp.In]] | None:
+    # One depth-first pass over the tree, cheaper than sqlglot's walk (no generator per node).
+    # None as soon as a WITH shows up: a name may then mean a CTE and needs the scope walk.
+    tables: list[exp.Table] = []
+    ins: list[exp.In] = []
+    stack: list[exp.Expr] = [statement]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node = pop()
+        if isinstance(node, exp.Table):
+            tables.append(node)
+        elif isinstance(node, exp.In):
+            ins.append(node)
+        elif isinstance(node, exp.With):
+            return None
+        for value in node.args.values():
+            if isinstance(value, exp.Expr):
+                push(value)
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, exp.Expr):
+                        push(item)
+    return tables, ins
+
+
+def _collect(statement: exp.Expr, tables: list[exp.Table], ins: list[exp.In]) -> TableRefs:
+    reads: set[str] = set()
+    writes: set[str] = set()
+    target = _write_target(statement)
+    if target is not None:
+        name = _table_name(target)
+        writes.add(name)
+        reads.add(name)
+    for table in tables:
+        if table is target or _is_table_function(table) or _is_index(table):
+            continue
+        reads.add(_table_name(table))
+    for node in ins:
+        column = _in_table(node)
+        if column is not None:
+            reads.add(_in_table_name(column))
+    return TableRefs(reads=frozenset(reads), writes=frozenset(writes), unscoped=0)
+
+
+def flat_table_refs(statement: exp.Expr) -> TableRefs | None:
+    """Collect what ``statement`` reads and writes without the scope walk, or None if it has a
+    ``WITH`` (then only :func:`scoped_table_refs` is right). ``unscoped`` is always 0.
+
+    :raises UnsupportedName: as :func:`table_refs` does.
+    """
+    nodes = _flat_nodes(statement)
+    if nodes is None:
+        return None
+    return _collect(statement, *nodes)
+
+
 def table_refs(statement: exp.Expr) -> TableRefs:
     """Collect the tables ``statement`` reads and writes.
 
@@ -110,6 +172,12 @@ def table_refs(statement: exp.Expr) -> TableRefs:
 
     :raises UnsupportedName: if a table reference has a shape SQLite rejects (three name parts).
     """
+    refs = flat_table_refs(statement)
+    return refs if refs is not None else scoped_table_refs(statement)
+
+
+def scoped_table_refs(statement: exp.Expr) -> TableRefs:
+    """:func:`table_refs` through sqlglot's scope walk, whatever the statement holds."""
     reads: set[str] = set()
     writes: set[str] = set()
     seen: set[int] = set()

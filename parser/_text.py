@@ -35,6 +35,11 @@ _TOKEN = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 
+# What makes the full scan necessary: a semicolon (a statement may end there) or a numbered
+# parameter (rewritten). Without either, even inside literals, the text is one statement whose
+# only possible rewrite is in its first tokens.
+_SPLIT_OR_REWRITE = re.compile(r";|[?:][0-9]")
+
 _CONFLICT_ACTIONS = frozenset({"ROLLBACK", "ABORT", "REPLACE", "FAIL", "IGNORE"})
 
 # Only the first tokens of a statement are looked at: its keyword and, for UPDATE, "OR action".
@@ -99,6 +104,13 @@ def split_statements(sql: str) -> tuple[Statement, ...]:
     :func:`sqlite3.complete_statement` (SQLite's own ``sqlite3_complete``) decides that, which is
     why a candidate semicolon is confirmed with it. Statements holding only comments are dropped.
     """
+    if _SPLIT_OR_REWRITE.search(sql) is None:
+        return _single_statement(sql)
+    return _scan_statements(sql)
+
+
+def _scan_statements(sql: str) -> tuple[Statement, ...]:
+    # split_statements for any text: every token is looked at.
     statements: list[Statement] = []
     current = _Builder(start=0, pieces=[], length=0, leading=[])
     for match in _TOKEN.finditer(sql):
@@ -119,3 +131,18 @@ def split_statements(sql: str) -> tuple[Statement, ...]:
     if statement is not None:
         statements.append(statement)
     return tuple(statements)
+
+
+def _single_statement(sql: str) -> tuple[Statement, ...]:
+    # split_statements for a text without semicolons or numbered parameters: only the leading
+    # tokens are scanned, the rest is taken as it is.
+    current = _Builder(start=0, pieces=[], length=0, leading=[])
+    rest = 0
+    for match in _TOKEN.finditer(sql):
+        current.add(match.group(), significant=match.lastgroup not in ("space", "comment"))
+        rest = match.end()
+        if len(current.leading) == _LEADING_TOKENS:
+            break
+    current.pieces.append(sql[rest:])
+    statement = current.build(sql, len(sql))
+    return () if statement is None else (statement,)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError
 
 from ._reads import TableRefs, UnsupportedName, table_refs
@@ -24,6 +25,10 @@ from .errors import Unanalyzable
 from .views import Views
 
 __all__ = ("Analysis", "StatementKind", "analyze", "read_tables")
+
+# Built once: a dialect given by name is looked up and instantiated on every parse. It holds only
+# settings (each parse makes its own tokenizer and parser), so threads can share it.
+_SQLITE = Dialect.get_or_raise("sqlite")
 
 # Big enough for every distinct statement an application issues; an entry is a few hundred bytes.
 _CACHE_SIZE = 4096
@@ -132,7 +137,7 @@ def _describe(error: Exception) -> str:
 
 def _parse(statement: Statement, *, what: str) -> exp.Expression:
     try:
-        trees = [tree for tree in sqlglot.parse(statement.text, dialect="sqlite") if tree]
+        trees = [tree for tree in _SQLITE.parse(statement.text) if tree]
     except Exception as error:  # sqlglot raises more than ParseError on odd input
         raise _Unsure(f"sqlglot could not parse {what}: {_describe(error)}") from None
     if len(trees) != 1:
@@ -163,7 +168,7 @@ def _view_reads(name: str, definition: str) -> frozenset[str]:
     if len(statements) != 1 or statements[0].keyword != "CREATE":
         raise _Unsure(f"the definition of view {name!r} is not one CREATE VIEW statement")
     try:
-        tree = sqlglot.parse_one(statements[0].text, dialect="sqlite")
+        tree = sqlglot.parse_one(statements[0].text, dialect=_SQLITE)
     except Exception as error:
         reason = f"sqlglot could not parse the definition of view {name!r}: {_describe(error)}"
         raise _Unsure(reason) from None

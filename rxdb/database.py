@@ -11,7 +11,7 @@ import itertools
 import os
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Callable, Generator, Hashable, Iterable
+from collections.abc import AsyncIterator, Callable, Generator, Hashable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any
@@ -21,6 +21,7 @@ from reactivex.disposable import Disposable
 
 from parser import StatementKind, Unanalyzable, Views, analyze, fold_name
 from rxdb._types import Params
+from rxdb.batching import RunBatcher
 from rxdb.bus import Bus, Subscription, default_bus
 from rxdb.engine import Engine, TransactionMode, database_key
 from rxdb.engine.backup import ProgressCallback
@@ -77,6 +78,8 @@ class Database:
         self._connected = False
         self._connecting: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._options_readers = 1 if self._engine.memory else readers
+        self._batcher: RunBatcher | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -263,7 +266,7 @@ class Database:
             shared = self._queries.get(key)
             if shared is None:
                 shared = SharedQuery(
-                    fetch=lambda: self._fetch_committed(sql, params),
+                    fetch=lambda: self._run_batcher().fetch(sql, params),
                     read_set=lambda: self._read_set(sql),
                     subscribe=self._subscribe_tables,
                     distinct=distinct,
@@ -357,6 +360,19 @@ class Database:
     def _forget(self, key: Hashable, query: SharedQuery) -> None:
         if self._queries.get(key) is query:
             del self._queries[key]
+
+    def _run_batcher(self) -> RunBatcher:
+        if self._batcher is None:
+            self._batcher = RunBatcher(
+                lambda queries: self._fetch_many_committed(queries),
+                max_in_flight=self._options_readers,
+            )
+        return self._batcher
+
+    async def _fetch_many_committed(
+        self, queries: Sequence[tuple[str, Params]]
+    ) -> Sequence[list[Row] | Exception]:
+        return await (await self._ready()).fetch_many_committed(queries)
 
     async def _fetch_committed(self, sql: str, params: Params) -> list[Row]:
         return await (await self._ready()).fetch_committed(sql, params)

@@ -89,16 +89,16 @@ async def settle(db: rxdb.Database) -> None:
     """Wait until every watch of ``db`` is idle: bus deliveries already queued on the loop
     have run, and no run is in flight or pending. Event-driven: it waits on the watches' own
     tasks, not on time."""
-    for _ in range(1000):
-        await asyncio.sleep(0)  # let queued call_soon callbacks (bus deliveries) run
-        tasks = [q._task for q in db._queries.values() if q._task is not None]
-        if not tasks:
-            await asyncio.sleep(0)
-            if not any(q._task is not None for q in db._queries.values()):
-                return
-            continue
-        await asyncio.wait(tasks, timeout=WAIT)
-    raise AssertionError("watches never settled")
+    async with asyncio.timeout(WAIT):
+        while True:
+            await asyncio.sleep(0)  # let queued call_soon callbacks (bus deliveries) run
+            tasks = [q._task for q in db._queries.values() if q._task is not None]
+            if not tasks:
+                await asyncio.sleep(0)
+                if not any(q._task is not None for q in db._queries.values()):
+                    return
+                continue
+            await asyncio.wait(tasks)
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from parser._text import split_statements
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from slt import read_script
+from test_cases import CASES, VIEW_SETS
+
+from parser._text import _scan_statements, split_statements
+
+CORPUS = Path(__file__).parents[1] / "corpus" / "sqllogictest"
 
 
 def _texts(sql: str) -> list[str]:
@@ -48,3 +57,45 @@ class TestRewrite:
     def test_update_conflict_action_is_dropped(self) -> None:
         assert _texts("UPDATE OR ROLLBACK t SET a = 1") == ["UPDATE  t SET a = 1"]
         assert _texts("UPDATE ORx SET a = 1") == ["UPDATE ORx SET a = 1"]
+
+
+_VOCABULARY = "SELECT UPDATE REPLACE OR IGNORE INTO t ? ?1 : :1 :a 1 ' \" ` [ ] -- /* */ ; , ( )"
+_PIECES = (*_VOCABULARY.split(" "), "\n")
+
+
+class TestSingleStatementShortcut:
+    """A text without ``;`` or a numbered parameter skips the full scan; both must agree."""
+
+    def test_shortcut_agrees_with_the_full_scan_on_cases_and_corpus(self) -> None:
+        texts = [case.sql for case in CASES]
+        texts += [definition for views in VIEW_SETS.values() for definition in views.values()]
+        texts += [r.sql for script in sorted(CORPUS.rglob("*.test")) for r in read_script(script)]
+        shortcut = 0
+        for sql in texts:
+            assert split_statements(sql) == _scan_statements(sql), sql
+            shortcut += ";" not in sql
+        assert shortcut > 10_000
+
+    def test_shortcut_keeps_leading_rewrites_and_comments(self) -> None:
+        for sql in (
+            "  -- lead\n /* c */ replace INTO t VALUES (1)",
+            "update or ignore t SET a = 1",
+            "UPDATE /* x */ OR\nROLLBACK t SET a = ?",
+            "UPDATE OR",
+            "-- only a comment",
+            "/* unterminated",
+            "",
+            "SELECT 'it''s' FROM \"a b\" WHERE x = :name AND y = ?",
+        ):
+            assert split_statements(sql) == _scan_statements(sql), sql
+
+    @settings(max_examples=500, deadline=None)
+    @given(
+        words=st.lists(
+            st.sampled_from(_PIECES),
+            max_size=10,
+        )
+    )
+    def test_shortcut_agrees_on_any_text(self, words: list[str]) -> None:
+        sql = " ".join(words)
+        assert split_statements(sql) == _scan_statements(sql)

@@ -133,19 +133,19 @@ class TestWatchScheduling:
         await make_t(any_db)
         gate = asyncio.Event()
         entered = asyncio.Event()
-        real_fetch = any_db._fetch_committed
+        real_fetch = any_db._fetch_many_committed
 
-        async def gated_fetch(sql: str, params: Any) -> Any:
+        async def gated_fetch(queries: Any) -> Any:
             entered.set()
             await gate.wait()
-            return await real_fetch(sql, params)
+            return await real_fetch(queries)
 
         stream = any_db.watch(COUNT)
         rec: Recorder[Any] = Recorder()
         sub = stream.subscribe(rec)
         try:
             await rec.wait_count(1)
-            monkeypatch.setattr(any_db, "_fetch_committed", gated_fetch)
+            monkeypatch.setattr(any_db, "_fetch_many_committed", gated_fetch)
             await any_db.execute("INSERT INTO t(x) VALUES (1)")
             await asyncio.wait_for(entered.wait(), WAIT)  # a run is in flight, held
             for _ in range(10):
