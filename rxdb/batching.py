@@ -1,10 +1,13 @@
-"""Watch re-runs that fall due together run together, in one hop.
+"""Watch re-runs that fall due together run together, paced under load.
 
 A commit that touches a table many watches read kicks all of them in the same loop iteration.
-Run one by one, each run would cost a task, a thread hop and a loop wake-up of its own, and a
-write storm would spend the writer's time waking readers. Queued here instead, the runs that
-are due together go to a reader as one batch (one hop); a later kick starts another batch,
-up to one per reader connection in flight.
+Run one by one, each run would cost a task, a thread hop and a loop wake-up of its own. Queued
+here instead, the runs that are due together go to the readers as one batch (one hop per
+reader used). While commits keep coming, the next batch waits until as much time has passed
+since the last one ended as ``duty`` times that batch took, so watches take at most about
+``1 / (1 + duty)`` of the loop's time and writers keep the rest; a run that waits meanwhile
+has nothing queued behind it (each watch has at most one run due), and the last commit of a
+burst is still seen, at most that pause later.
 
 Knows nothing of SQLite: it is handed a function that runs a list of queries and returns, for
 each, its rows or its error.
@@ -14,69 +17,78 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from rxdb._types import Params
 from rxdb.rows import Row
 
-__all__ = ("FetchMany", "RunBatcher")
+__all__ = ("Done", "FetchMany", "RunScheduler")
+
+LOG = logging.getLogger("rxdb.watch")
 
 Rows = list[Row]
+Done = Callable[[Rows | Exception], None]
 FetchMany = Callable[[Sequence[tuple[str, Params]]], Awaitable[Sequence[Rows | Exception]]]
 
 
-class RunBatcher:
-    def __init__(self, fetch_many: FetchMany, *, max_in_flight: int) -> None:
+class RunScheduler:
+    def __init__(self, fetch_many: FetchMany, *, parallelism: int, duty: float = 2.0) -> None:
         self._fetch_many = fetch_many
-        self._max_in_flight = max(1, max_in_flight)
-        self._queue: list[tuple[str, Params, asyncio.Future[Rows]]] = []
-        self._draining = 0  # counted by the drains themselves: a finished task's done
-        # callbacks run later, and a run queued meanwhile must still find a drain to take it
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._parallelism = max(1, parallelism)
+        self._duty = duty
+        self._queue: list[tuple[str, Params, Done]] = []
+        self._drain: asyncio.Task[None] | None = None
+        self._ready_at = 0.0
 
-    async def fetch(self, sql: str, params: Params) -> Rows:
-        """Run one query with whatever else is due now; return its rows or raise its error."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Rows] = loop.create_future()
-        self._queue.append((sql, params, future))
-        if len(self._queue) == 1 and self._draining < self._max_in_flight:
-            self._draining += 1
-            # A fresh context: the batch must not run inside whoever kicked it first.
-            task = loop.create_task(self._drain(), context=contextvars.Context())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return await future
+    @property
+    def busy(self) -> asyncio.Task[None] | None:
+        """The task running batches now, if any (for tests and diagnostics)."""
+        return self._drain
 
-    async def _drain(self) -> None:
+    def submit(self, sql: str, params: Params, done: Done) -> None:
+        """Run one query with whatever else is due; ``done(rows or error)`` on the loop."""
+        self._queue.append((sql, params, done))
+        if self._drain is None:
+            # A fresh context: a batch must not run inside whoever kicked it first.
+            self._drain = asyncio.get_running_loop().create_task(
+                self._run(), context=contextvars.Context()
+            )
+
+    async def _run(self) -> None:
         try:
             while self._queue:
+                pause = self._ready_at - time.monotonic()
+                if pause > 0:
+                    await asyncio.sleep(pause)
                 batch, self._queue = self._queue, []
-                due = [entry for entry in batch if not entry[2].done()]  # skip cancelled runs
-                if due:
-                    await self._run(due)
+                started = time.monotonic()
+                results = await self._fetch(batch)
+                for (_, _, done), result in zip(batch, results, strict=True):
+                    try:
+                        done(result)
+                    except Exception:
+                        LOG.exception("a watch failed to take its result")
+                ended = time.monotonic()
+                self._ready_at = ended + self._duty * (ended - started)
         finally:
-            self._draining -= 1
+            self._drain = None
 
-    async def _run(self, due: list[tuple[str, Params, asyncio.Future[Rows]]]) -> None:
-        results: Sequence[Rows | BaseException]
-        try:
-            results = await self._fetch_many([(sql, params) for sql, params, _ in due])
-        except BaseException as error:  # e.g. the database closed: every run fails alike
-            results = [error] * len(due)
-            if not isinstance(error, Exception):
-                _settle_all(due, results)
-                raise
-        _settle_all(due, results)
-
-
-def _settle_all(
-    due: list[tuple[str, Params, asyncio.Future[Rows]]], results: Sequence[Any]
-) -> None:
-    for (_, _, future), result in zip(due, results, strict=True):
-        if future.done():
-            continue
-        if isinstance(result, BaseException):
-            future.set_exception(result)
-        else:
-            future.set_result(result)
+    async def _fetch(self, batch: list[tuple[str, Params, Done]]) -> list[Rows | Exception]:
+        queries = [(sql, params) for sql, params, _ in batch]
+        chunks = min(self._parallelism, len(queries))
+        size = -(-len(queries) // chunks)
+        parts = [queries[i : i + size] for i in range(0, len(queries), size)]
+        outcomes = await asyncio.gather(
+            *(self._fetch_many(part) for part in parts), return_exceptions=True
+        )
+        results: list[Rows | Exception] = []
+        for part, outcome in zip(parts, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception):
+                    raise outcome
+                results.extend([outcome] * len(part))  # e.g. the database closed
+            else:
+                results.extend(outcome)
+        return results

@@ -21,9 +21,9 @@ from reactivex.disposable import Disposable
 
 from parser import StatementKind, Unanalyzable, Views, analyze, fold_name
 from rxdb._types import Params
-from rxdb.batching import RunBatcher
+from rxdb.batching import RunScheduler
 from rxdb.bus import Bus, Subscription, default_bus
-from rxdb.engine import Engine, TransactionMode, database_key
+from rxdb.engine import Engine, Synchronous, TransactionMode, database_key
 from rxdb.engine.backup import ProgressCallback
 from rxdb.engine.sessions import ReadSession
 from rxdb.errors import ClosedError, ProgrammingError, WrongLoopError
@@ -47,6 +47,10 @@ class Database:
         (files in WAL mode only; ``:memory:`` uses one connection for everything).
     :param busy_timeout: seconds to wait for another process's lock before failing.
     :param foreign_keys: enforce foreign keys (SQLite's own default is off).
+    :param synchronous: ``PRAGMA synchronous`` for the writer; ``None`` keeps SQLite's default
+        (``"full"``: every commit is fsynced). In WAL mode ``"normal"`` is safe against
+        corruption and makes commits several times cheaper, but the last commits before a
+        power loss (not a crash of the process) may be rolled back.
     :param bus: the bus commits travel on; the process-wide one unless testing.
     """
 
@@ -57,6 +61,7 @@ class Database:
         readers: int = 4,
         busy_timeout: float = 5.0,
         foreign_keys: bool = True,
+        synchronous: Synchronous | None = None,
         bus: Bus | None = None,
     ) -> None:
         self.path = os.fspath(path)
@@ -66,6 +71,7 @@ class Database:
             readers=readers,
             busy_timeout=busy_timeout,
             foreign_keys=foreign_keys,
+            synchronous=synchronous,
         )
         self.key = f"memory:{uuid.uuid4().hex}" if self._engine.memory else database_key(self.path)
         self.origin = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
@@ -79,7 +85,7 @@ class Database:
         self._connecting: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._options_readers = 1 if self._engine.memory else readers
-        self._batcher: RunBatcher | None = None
+        self._scheduler: RunScheduler | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -158,11 +164,13 @@ class Database:
         :raises rxdb.DatabaseError: (a subclass with SQLite's code) if SQLite refuses it.
         :raises rxdb.ProgrammingError: for several statements or wrong parameters.
         """
-        return await (await self._ready()).execute(sql, params)
+        engine = self._engine if self._connected else await self._ready()
+        return await engine.execute(sql, params)
 
     async def execute_many(self, sql: str, seq_of_params: Iterable[Params]) -> int:
         """Run one statement once per parameter set; return the rows changed in all."""
-        return await (await self._ready()).execute_many(sql, seq_of_params)
+        engine = self._engine if self._connected else await self._ready()
+        return await engine.execute_many(sql, seq_of_params)
 
     async def execute_script(self, script: str) -> None:
         """Run several statements in order. Inside a transaction block they join it."""
@@ -171,7 +179,8 @@ class Database:
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
         """Run a query and return every row (a reader outside transactions; the writer,
         with the transaction's own writes visible, inside one)."""
-        return await (await self._ready()).fetch_all(sql, params)
+        engine = self._engine if self._connected else await self._ready()
+        return await engine.fetch_all(sql, params)
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         """Run a query and return its first row, or ``None``."""
@@ -266,7 +275,7 @@ class Database:
             shared = self._queries.get(key)
             if shared is None:
                 shared = SharedQuery(
-                    fetch=lambda: self._run_batcher().fetch(sql, params),
+                    submit=lambda done: self._run_scheduler().submit(sql, params, done),
                     read_set=lambda: self._read_set(sql),
                     subscribe=self._subscribe_tables,
                     distinct=distinct,
@@ -361,21 +370,23 @@ class Database:
         if self._queries.get(key) is query:
             del self._queries[key]
 
-    def _run_batcher(self) -> RunBatcher:
-        if self._batcher is None:
-            self._batcher = RunBatcher(
+    def _run_scheduler(self) -> RunScheduler:
+        if self._scheduler is None:
+            self._scheduler = RunScheduler(
                 lambda queries: self._fetch_many_committed(queries),
-                max_in_flight=self._options_readers,
+                parallelism=self._options_readers,
             )
-        return self._batcher
+        return self._scheduler
 
     async def _fetch_many_committed(
         self, queries: Sequence[tuple[str, Params]]
     ) -> Sequence[list[Row] | Exception]:
-        return await (await self._ready()).fetch_many_committed(queries)
+        engine = self._engine if self._connected else await self._ready()
+        return await engine.fetch_many_committed(queries)
 
     async def _fetch_committed(self, sql: str, params: Params) -> list[Row]:
-        return await (await self._ready()).fetch_committed(sql, params)
+        engine = self._engine if self._connected else await self._ready()
+        return await engine.fetch_committed(sql, params)
 
     async def _read_set(self, sql: str) -> frozenset[str] | None:
         """The tables a watched query depends on; ``None`` means "all of them"."""

@@ -33,7 +33,7 @@ __all__ = ("QueryIterator", "QueryStream", "SharedQuery", "WatchStatistics")
 LOG = logging.getLogger("rxdb.watch")
 
 Rows = list[Row]
-Fetch = Callable[[], Awaitable[Rows]]
+Submit = Callable[[Callable[[Rows | Exception], None]], None]
 ReadSet = Callable[[], Awaitable[frozenset[str] | None]]
 Subscribe = Callable[[frozenset[str] | None, Callable[[NotifyTablesUpdated], None]], Subscription]
 
@@ -65,19 +65,25 @@ class WatchStatistics:
 
 
 class SharedQuery:
-    """The single execution behind every subscriber of one watched query."""
+    """The single execution behind every subscriber of one watched query.
+
+    Runs are handed to a :class:`rxdb.batching.RunScheduler`; ``busy`` covers a run queued or
+    in flight, ``pending`` a commit that arrived meanwhile. Reading the tables a query depends
+    on (views expand from the schema) is the only step that needs a task of its own, at the
+    start and after a schema change.
+    """
 
     def __init__(
         self,
         *,
-        fetch: Fetch,
+        submit: Submit,
         read_set: ReadSet,
         subscribe: Subscribe,
         distinct: bool,
         loop: asyncio.AbstractEventLoop,
         on_idle: Callable[[SharedQuery], None],
     ) -> None:
-        self._fetch = fetch
+        self._submit = submit
         self._read_set = read_set
         self._subscribe = subscribe
         self._distinct = distinct
@@ -85,9 +91,10 @@ class SharedQuery:
         self._on_idle = on_idle
         self._observers: list[abc.ObserverBase[Rows]] = []
         self._latest: Rows | _Nothing = _NOTHING
-        self._task: asyncio.Task[None] | None = None
+        self._busy = False
         self._pending = False
         self._reanalyze = True
+        self._analysis: asyncio.Task[None] | None = None
         self._bus: Subscription | None = None
         self._runs = 0
         self._emissions = 0
@@ -96,13 +103,13 @@ class SharedQuery:
 
     def statistics(self) -> WatchStatistics:
         return WatchStatistics(
-            len(self._observers), self._runs, self._emissions, self._task is not None, self._pending
+            len(self._observers), self._runs, self._emissions, self._busy, self._pending
         )
 
     def attach(self, observer: abc.ObserverBase[Rows]) -> Callable[[], None]:
         """Add a subscriber; it gets the latest result at once if there is one."""
         self._observers.append(observer)
-        if len(self._observers) == 1 and self._task is None and self._bus is None:
+        if len(self._observers) == 1 and not self._busy and self._bus is None:
             self._kick()
         elif not isinstance(self._latest, _Nothing):
             observer.on_next(list(self._latest))
@@ -136,38 +143,52 @@ class SharedQuery:
     def _kick(self) -> None:
         if self._stopped:
             return
-        if self._task is not None:
+        if self._busy:
             self._pending = True
             return
-        # A fresh context: a run must not inherit a transaction from whoever triggered it.
-        self._task = self._loop.create_task(self._run(), context=contextvars.Context())
+        self._busy = True
+        self._pending = False
+        if self._reanalyze:
+            self._reanalyze = False
+            # A fresh context: the analysis must not inherit a transaction from whoever
+            # triggered it.
+            self._analysis = self._loop.create_task(self._analyze(), context=contextvars.Context())
+        else:
+            self._submit(self._finished)
 
-    async def _run(self) -> None:
+    async def _analyze(self) -> None:
         try:
-            while True:
-                self._pending = False
-                if self._reanalyze:
-                    self._reanalyze = False
-                    tables = await self._read_set()
-                    if self._bus is None:
-                        self._bus = self._subscribe(tables, self._notified)
-                    else:
-                        self._bus.retarget(tables)
-                rows = await self._fetch()
-                self._runs += 1
-                if not self._distinct or rows != self._latest:
-                    self._latest = rows
-                    self._emissions += 1
-                    for observer in list(self._observers):
-                        _safely(observer.on_next, list(rows))
-                if not self._pending:
-                    return
-        except asyncio.CancelledError:
-            raise
+            tables = await self._read_set()
         except Exception as error:
+            self._busy = False
             self._fail(error)
+            return
         finally:
-            self._task = None
+            self._analysis = None
+        if self._stopped:
+            return
+        # Subscribed before the query runs: a commit from now on marks a re-run as pending.
+        if self._bus is None:
+            self._bus = self._subscribe(tables, self._notified)
+        else:
+            self._bus.retarget(tables)
+        self._submit(self._finished)
+
+    def _finished(self, result: Rows | Exception) -> None:
+        if self._stopped:
+            return
+        self._busy = False
+        if isinstance(result, Exception):
+            self._fail(result)
+            return
+        self._runs += 1
+        if not self._distinct or result != self._latest:
+            self._latest = result
+            self._emissions += 1
+            for observer in list(self._observers):
+                _safely(observer.on_next, list(result))
+        if self._pending:
+            self._kick()
 
     def _fail(self, error: Exception) -> None:
         for observer in self._take_observers():
@@ -184,8 +205,8 @@ class SharedQuery:
         self._stopped = True
         if self._bus is not None:
             self._bus.close()
-        if self._task is not None and self._task is not asyncio.current_task():
-            self._task.cancel()
+        if self._analysis is not None and self._analysis is not asyncio.current_task():
+            self._analysis.cancel()
         self._on_idle(self)
 
 

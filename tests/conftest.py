@@ -87,18 +87,20 @@ def recorder() -> Recorder[Any]:
 
 async def settle(db: rxdb.Database) -> None:
     """Wait until every watch of ``db`` is idle: bus deliveries already queued on the loop
-    have run, and no run is in flight or pending. Event-driven: it waits on the watches' own
-    tasks, not on time."""
+    have run, and no run is queued, in flight or pending. Event-driven: it waits on the
+    watches' analysis tasks and the run scheduler's task, not on time."""
     async with asyncio.timeout(WAIT):
         while True:
             await asyncio.sleep(0)  # let queued call_soon callbacks (bus deliveries) run
-            tasks = [q._task for q in db._queries.values() if q._task is not None]
-            if not tasks:
-                await asyncio.sleep(0)
-                if not any(q._task is not None for q in db._queries.values()):
-                    return
+            queries = list(db._queries.values())
+            analyses = [q._analysis for q in queries if q._analysis is not None]
+            scheduler = db._scheduler.busy if db._scheduler is not None else None
+            if analyses or scheduler is not None:
+                await asyncio.wait([*analyses, *([scheduler] if scheduler else [])])
                 continue
-            await asyncio.wait(tasks)
+            await asyncio.sleep(0)
+            if not any(q.statistics().running for q in db._queries.values()):
+                return
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,6 @@ REPLACE, UPDATE and DROP in scripts nobody wrote for rxdb.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import pytest
 
 import rxdb
 from rxdb.engine.connections import split_script
+from tests.conftest import settle
 
 CORPUS = Path(__file__).parents[1] / "corpus" / "sqllogictest"
 EVIDENCE = [
@@ -101,21 +101,6 @@ class Watched:
 
     def close(self) -> None:
         self._subscription.dispose()
-
-
-async def settle(db: rxdb.Database) -> None:
-    """Wait until bus deliveries queued on the loop have run and no watch run is in flight or
-    pending (the idea of tests/conftest.py's ``settle``; event-driven, never a timed sleep)."""
-    for _ in range(1000):
-        await asyncio.sleep(0)
-        tasks = [q._task for q in db._queries.values() if q._task is not None]
-        if not tasks:
-            await asyncio.sleep(0)
-            if not any(q._task is not None for q in db._queries.values()):
-                return
-            continue
-        await asyncio.wait(tasks, timeout=10)
-    raise AssertionError("watches never settled")
 
 
 @dataclass
