@@ -3,11 +3,12 @@
 A commit that touches a table many watches read kicks all of them in the same loop iteration.
 Run one by one, each run would cost a task, a thread hop and a loop wake-up of its own. Queued
 here instead, the runs that are due together go to the readers as one batch (one hop per
-reader used). While commits keep coming, the next batch waits until as much time has passed
-since the last one ended as ``duty`` times that batch took, so watches take at most about
-``1 / (1 + duty)`` of the loop's time and writers keep the rest; a run that waits meanwhile
-has nothing queued behind it (each watch has at most one run due), and the last commit of a
-burst is still seen, at most that pause later.
+reader used). When commits arrived while a batch ran, the next batch waits until ``duty``
+times as long as that batch took has passed, so under a write storm watches take at most
+about ``1 / (1 + duty)`` of the loop's time and writers keep the rest; a run that waits
+meanwhile has nothing queued behind it (each watch has at most one run due), and the last
+commit of a burst is still seen, at most that pause later. A commit after a quiet moment is
+run at once.
 
 Knows nothing of SQLite: it is handed a function that runs a list of queries and returns, for
 each, its rows or its error.
@@ -34,7 +35,7 @@ FetchMany = Callable[[Sequence[tuple[str, Params]]], Awaitable[Sequence[Rows | E
 
 
 class RunScheduler:
-    def __init__(self, fetch_many: FetchMany, *, parallelism: int, duty: float = 2.0) -> None:
+    def __init__(self, fetch_many: FetchMany, *, parallelism: int, duty: float = 4.0) -> None:
         self._fetch_many = fetch_many
         self._parallelism = max(1, parallelism)
         self._duty = duty
@@ -70,13 +71,20 @@ class RunScheduler:
                         done(result)
                     except Exception:
                         LOG.exception("a watch failed to take its result")
+                # Work that arrived while this batch ran means the database is busy: pause
+                # before the next batch. A run kicked after an idle moment starts at once.
                 ended = time.monotonic()
-                self._ready_at = ended + self._duty * (ended - started)
+                self._ready_at = ended + self._duty * (ended - started) if self._queue else 0.0
         finally:
             self._drain = None
 
     async def _fetch(self, batch: list[tuple[str, Params, Done]]) -> list[Rows | Exception]:
         queries = [(sql, params) for sql, params, _ in batch]
+        if self._parallelism == 1 or len(queries) == 1:
+            try:
+                return list(await self._fetch_many(queries))
+            except Exception as error:  # e.g. the database closed: every run fails alike
+                return [error] * len(queries)
         chunks = min(self._parallelism, len(queries))
         size = -(-len(queries) // chunks)
         parts = [queries[i : i + size] for i in range(0, len(queries), size)]

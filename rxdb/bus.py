@@ -74,7 +74,10 @@ class Subscription:
             self._bus._remove(self)
 
     def _deliver(self, message: NotifyTablesUpdated) -> None:
-        if self._closed or not message.affects(self.tables, self.kinds):
+        # The index already matched the tables; only a kind filter is left to check.
+        if self._closed or (
+            self.kinds is not None and not message.affects(self.tables, self.kinds)
+        ):
             return
         try:
             self.callback(message)
