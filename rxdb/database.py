@@ -134,6 +134,10 @@ class Database:
     def closed(self) -> bool:
         return self._engine.closed
 
+    def __await__(self) -> Generator[Any, None, Database]:
+        """``await db`` connects it (what makes ``await rxdb.open(path)`` work)."""
+        return self.connect().__await__()
+
     async def __aenter__(self) -> Database:
         return await self.connect()
 
@@ -411,30 +415,9 @@ class Database:
         return views
 
 
-class _Opening:
-    """What :func:`open` returns: await it, or use it with ``async with``."""
-
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
-    def __await__(self) -> Generator[Any, None, Database]:
-        return self._database.connect().__await__()
-
-    async def __aenter__(self) -> Database:
-        return await self._database.connect()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._database.close()
-
-
-def open(path: str | os.PathLike[str], **options: Any) -> _Opening:
+def open(path: str | os.PathLike[str], **options: Any) -> Database:
     """Open a database: ``db = await rxdb.open(path)`` or ``async with rxdb.open(path) as db``.
 
     Options are those of :class:`Database`.
     """
-    return _Opening(Database(path, **options))
+    return Database(path, **options)
