@@ -27,6 +27,7 @@ from rxdb.engine import Engine, Synchronous, TransactionMode, database_key
 from rxdb.engine.backup import ProgressCallback
 from rxdb.engine.sessions import ReadSession
 from rxdb.errors import ClosedError, ProgrammingError, WrongLoopError
+from rxdb.foreign import ForeignWritePoller
 from rxdb.rows import ExecuteResult, Row
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 from rxdb.watch import QueryStream, SharedQuery, params_key
@@ -51,6 +52,9 @@ class Database:
         (``"full"``: every commit is fsynced). In WAL mode ``"normal"`` is safe against
         corruption and makes commits several times cheaper, but the last commits before a
         power loss (not a crash of the process) may be rolled back.
+    :param foreign_poll: seconds between checks for commits made by other programs on the
+        file (``PRAGMA data_version`` on the writer); such a commit re-runs every watch.
+        ``None`` turns the check off (then announce such changes with :meth:`notify_updates`).
     :param bus: the bus commits travel on; the process-wide one unless testing.
     """
 
@@ -62,6 +66,7 @@ class Database:
         busy_timeout: float = 5.0,
         foreign_keys: bool = True,
         synchronous: Synchronous | None = None,
+        foreign_poll: float | None = 0.05,
         bus: Bus | None = None,
     ) -> None:
         self.path = os.fspath(path)
@@ -86,6 +91,8 @@ class Database:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._options_readers = 1 if self._engine.memory else readers
         self._scheduler: RunScheduler | None = None
+        self._foreign_poll = foreign_poll
+        self._poller: ForeignWritePoller | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -115,6 +122,13 @@ class Database:
         self._schema_watch = self._bus.subscribe(
             self.key, self._schema_may_have_changed, tables=frozenset()
         )
+        if not self._engine.memory and self._foreign_poll is not None:
+            self._poller = ForeignWritePoller(
+                self._engine.data_version,
+                lambda: self._publish(frozenset(), everything=True),
+                self._foreign_poll,
+            )
+            self._poller.start()
         self._connected = True
 
     async def close(self) -> None:
@@ -124,6 +138,8 @@ class Database:
         """
         if self._connecting is not None and not self._connected:
             await asyncio.gather(self._connecting, return_exceptions=True)
+        if self._poller is not None:
+            await self._poller.stop()
         for query in list(self._queries.values()):
             query.complete()
         if self._schema_watch is not None:

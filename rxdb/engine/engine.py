@@ -160,6 +160,16 @@ class Engine:
             raise read_only_violation(sql)
         return writer
 
+    async def data_version(self) -> int | None:
+        """The writer's ``PRAGMA data_version`` (it changes only for other connections'
+        commits), or ``None`` while a transaction holds the writer."""
+        writer = self._check()
+        if writer.lock.locked():
+            return None
+        rows = await writer.worker.call(writer.worker.raw.fetch, "PRAGMA data_version", ())
+        version: int = rows[0][0]
+        return version
+
     # -- read blocks ------------------------------------------------------------------------
 
     @asynccontextmanager

@@ -1,0 +1,134 @@
+"""Commits by programs that are not rxdb (a plain sqlite3 connection) refresh watches."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import rxdb
+from tests.conftest import WAIT, Recorder
+
+COUNT = "SELECT count(*) FROM t"
+
+
+def foreign_insert(path: Path, value: int = 1) -> None:
+    """What another program does: its own connection, its own commit."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("INSERT INTO t(x) VALUES (?)", (value,))
+    finally:
+        conn.close()
+
+
+async def counted_polls(db: rxdb.Database, polls: int) -> asyncio.Event:
+    """Count the poller's data_version reads; the event fires after ``polls`` more of them."""
+    poller = db._poller
+    assert poller is not None
+    real = poller._read_version
+    seen = [0]
+    enough = asyncio.Event()
+
+    async def counting() -> Any:
+        version = await real()
+        seen[0] += 1
+        if seen[0] >= polls:
+            enough.set()
+        return version
+
+    poller._read_version = counting
+    return enough
+
+
+@pytest.fixture
+async def fast_db(db_path: Path) -> Any:
+    async with rxdb.open(db_path, foreign_poll=0.002) as database:
+        await database.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
+        yield database
+
+
+async def test_foreign_commit_refreshes_watch(fast_db: rxdb.Database, db_path: Path) -> None:
+    rec: Recorder[Any] = Recorder()
+    sub = fast_db.watch(COUNT).subscribe(rec)
+    try:
+        await rec.wait_value([(0,)])
+        await asyncio.to_thread(foreign_insert, db_path)
+        await rec.wait_value([(1,)])
+    finally:
+        sub.dispose()
+
+
+async def test_foreign_commit_is_announced_as_everything(
+    fast_db: rxdb.Database, db_path: Path
+) -> None:
+    rec: Recorder[Any] = Recorder()
+    sub = fast_db.table_updates().subscribe(rec)
+    try:
+        await asyncio.to_thread(foreign_insert, db_path)
+        await rec.wait_count(1)
+        assert rec.values[0].everything and rec.values[0].origin == fast_db.origin
+    finally:
+        sub.dispose()
+
+
+async def test_own_commits_cause_no_resync(fast_db: rxdb.Database) -> None:
+    rec: Recorder[Any] = Recorder()
+    sub = fast_db.table_updates().subscribe(rec)
+    try:
+        for value in range(20):
+            await fast_db.execute("INSERT INTO t(x) VALUES (?)", (value,))
+        await rec.wait_count(20)
+        enough = await counted_polls(fast_db, 5)
+        await asyncio.wait_for(enough.wait(), WAIT)  # five polls after our last commit
+        assert not any(message.everything for message in rec.values)
+        assert len(rec.values) == 20
+    finally:
+        sub.dispose()
+
+
+async def test_foreign_commit_during_our_transaction_is_seen_after_it(
+    fast_db: rxdb.Database, db_path: Path
+) -> None:
+    rec: Recorder[Any] = Recorder()
+    sub = fast_db.watch(COUNT).subscribe(rec)
+    try:
+        await rec.wait_value([(0,)])
+        async with fast_db.transaction("deferred"):
+            await fast_db.fetch_all(COUNT)
+            # WAL: the other program may commit while we only read.
+            await asyncio.to_thread(foreign_insert, db_path)
+        await rec.wait_value([(1,)])
+    finally:
+        sub.dispose()
+
+
+async def test_polling_can_be_turned_off(db_path: Path) -> None:
+    async with rxdb.open(db_path, foreign_poll=None) as db:
+        await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
+        assert db._poller is None
+        rec: Recorder[Any] = Recorder()
+        sub = db.watch(COUNT).subscribe(rec)
+        try:
+            await rec.wait_value([(0,)])
+            await asyncio.to_thread(foreign_insert, db_path)
+            await db.notify_updates("t")  # the remedy when polling is off
+            await rec.wait_value([(1,)])
+        finally:
+            sub.dispose()
+
+
+async def test_close_stops_polling(db_path: Path) -> None:
+    db = await rxdb.open(db_path, foreign_poll=0.002)
+    poller = db._poller
+    assert poller is not None and poller._task is not None
+    task = poller._task
+    await db.close()
+    assert task.done()
+
+
+async def test_memory_database_does_not_poll() -> None:
+    async with rxdb.open(":memory:") as db:
+        assert db._poller is None
