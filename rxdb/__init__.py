@@ -10,6 +10,7 @@ Layers, bottom up (each imports only those below it):
 
 from __future__ import annotations
 
+from rxdb.bridge import BridgedDatabase as BridgedDatabase
 from rxdb.bus import Bus as Bus
 from rxdb.database import Database as Database
 from rxdb.database import open as open
@@ -27,6 +28,7 @@ from rxdb.errors import ReentrancyError as ReentrancyError
 from rxdb.errors import RxdbError as RxdbError
 from rxdb.errors import TransactionAbortedError as TransactionAbortedError
 from rxdb.errors import WrongLoopError as WrongLoopError
+from rxdb.handles import ConnectionHandle as ConnectionHandle
 from rxdb.rows import ExecuteResult as ExecuteResult
 from rxdb.rows import Row as Row
 from rxdb.sync import SyncDatabase as SyncDatabase
@@ -41,9 +43,11 @@ __version__ = "0.1.0"
 
 __all__ = (
     "BackupProgress",
+    "BridgedDatabase",
     "Bus",
     "BusyError",
     "ClosedError",
+    "ConnectionHandle",
     "Database",
     "DatabaseError",
     "ExecuteResult",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import threading
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Hashable, Iterable, Sequence
@@ -28,6 +29,7 @@ from rxdb.engine.backup import ProgressCallback
 from rxdb.engine.sessions import ReadSession
 from rxdb.errors import ClosedError, ProgrammingError, WrongLoopError
 from rxdb.foreign import ForeignWritePoller
+from rxdb.handles import ConnectionHandle, handle_for
 from rxdb.rows import ExecuteResult, Row
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 from rxdb.watch import QueryStream, SharedQuery, params_key
@@ -70,6 +72,13 @@ class Database:
         bus: Bus | None = None,
     ) -> None:
         self.path = os.fspath(path)
+        self._options: dict[str, Any] = {
+            "readers": readers,
+            "busy_timeout": busy_timeout,
+            "foreign_keys": foreign_keys,
+            "synchronous": synchronous,
+            "foreign_poll": foreign_poll,
+        }
         self._engine = Engine(
             self.path,
             on_commit=self._committed,
@@ -89,6 +98,7 @@ class Database:
         self._connected = False
         self._connecting: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread_ident: int | None = None
         self._options_readers = 1 if self._engine.memory else readers
         self._scheduler: RunScheduler | None = None
         self._foreign_poll = foreign_poll
@@ -119,6 +129,7 @@ class Database:
     async def _connect(self) -> None:
         await self._engine.open()
         self._loop = asyncio.get_running_loop()
+        self._thread_ident = threading.get_ident()
         self._schema_watch = self._bus.subscribe(
             self.key, self._schema_may_have_changed, tables=frozenset()
         )
@@ -277,6 +288,19 @@ class Database:
             target._publish(frozenset(), everything=True)
         else:
             await engine.backup(os.fspath(target), pages_per_step=pages_per_step, progress=progress)
+
+    async def serializable_connection(self) -> ConnectionHandle:
+        """A picklable handle to this database: ``await handle.connect()`` on another event
+        loop (or ``handle.connect_sync()`` in a plain thread) gives a database that shares
+        this one's engine and bus. See :mod:`rxdb.handles`."""
+        await self._ready()
+        return handle_for(self, self._options)
+
+    def _home(self) -> tuple[asyncio.AbstractEventLoop, int]:
+        """The loop this database runs on, and that loop's thread."""
+        if self._loop is None or self._thread_ident is None:
+            raise ClosedError(f"{self!r} is not connected")
+        return self._loop, self._thread_ident
 
     # -- observation ------------------------------------------------------------------------
 

@@ -278,7 +278,7 @@ class QueryIterator:
     as the iterator is dropped (at once on CPython); :meth:`aclose` releases it explicitly.
     """
 
-    def __init__(self, stream: QueryStream) -> None:
+    def __init__(self, stream: Observable[Rows]) -> None:
         self._slot = _Slot()
         slot = self._slot
         subscription = stream.subscribe(slot.on_next, slot.on_error, slot.on_completed)

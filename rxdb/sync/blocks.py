@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from rxdb.sync.loop_thread import Operation
 
-__all__ = ("Enter", "Request", "ThreadBlock")
+__all__ = ("Enter", "Request", "ThreadBlock", "closing", "inside", "opening")
 
+T = TypeVar("T")
 Enter = Callable[[], AbstractAsyncContextManager[Any]]
 """Opens one level of a block: ``db.transaction(mode)``, ``db.read()``..."""
 
@@ -102,3 +103,35 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+# The block protocol as seen from the caller's side, whatever the caller waits with (a blocking
+# thread, or another event loop): each helper returns the operation to run on the database's
+# loop for one step. ``stack`` holds the caller's open blocks, innermost last.
+
+
+def opening(stack: Sequence[ThreadBlock], enter: Enter) -> tuple[ThreadBlock, Operation[Any]]:
+    """Open a block: a new outermost one, or a nested level of the innermost open block."""
+    if stack:
+        block = stack[-1]
+        return block, lambda: block.ask(Request("enter", enter=enter))
+    block = ThreadBlock(enter)
+    return block, block.begin
+
+
+def closing(block: ThreadBlock, *, failed: bool) -> Operation[Any]:
+    """End the innermost level of ``block``: commit/release, or roll back when ``failed``."""
+    return lambda: block.ask(Request("exit", failed=failed))
+
+
+def inside(stack: Sequence[ThreadBlock], operation: Operation[T]) -> Operation[T]:
+    """Route ``operation`` into the innermost open block, if any."""
+    if not stack:
+        return operation
+    block = stack[-1]
+
+    async def asked() -> T:
+        result: T = await block.ask(Request("run", operation))
+        return result
+
+    return asked

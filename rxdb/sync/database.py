@@ -27,7 +27,7 @@ from rxdb.engine.backup import ProgressCallback
 from rxdb.engine.sessions import ReadSession
 from rxdb.errors import ClosedError
 from rxdb.rows import ExecuteResult, Row
-from rxdb.sync.blocks import Enter, Request, ThreadBlock
+from rxdb.sync.blocks import Enter, ThreadBlock, closing, inside, opening
 from rxdb.sync.loop_thread import LoopThread, Operation, refuse_running_loop
 from rxdb.sync.streams import OnLoop, SyncQueryStream
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
@@ -97,13 +97,15 @@ class SyncDatabase:
     def close(self) -> None:
         """Close the database (waiting for work in flight, as the async ``close`` does) and join
         the loop thread. Idempotent; afterwards every call raises :class:`rxdb.ClosedError`.
-        Inside a transaction block, it rolls that transaction back."""
+        Inside a transaction block, it rolls that transaction back. A façade made by
+        ``handle.connect_sync()`` only detaches: the database stays open for its owner."""
         refuse_running_loop("close")
         with self._close_lock:
             if self._closed:
                 return
             try:
-                self._call(self._database.close)
+                if self._runner.owned:
+                    self._call(self._database.close)
             finally:
                 self._closed = True
                 self._runner.stop()
@@ -174,12 +176,8 @@ class SyncDatabase:
     @contextlib.contextmanager
     def _block(self, enter: Enter) -> Iterator[Any]:
         stack: list[ThreadBlock] = self._local.__dict__.setdefault("stack", [])
-        if stack:
-            block = stack[-1]
-            value = self._runner.run(lambda: block.ask(Request("enter", enter=enter)))
-        else:
-            block = ThreadBlock(enter)
-            value = self._runner.run(block.begin)
+        block, begin = opening(stack, enter)
+        value = self._runner.run(begin)
         stack.append(block)
         try:
             yield value
@@ -188,10 +186,10 @@ class SyncDatabase:
             # The body's exception is what the caller must see; if the database was closed
             # meanwhile, close already rolled back.
             with contextlib.suppress(ClosedError):
-                self._runner.run(lambda: block.ask(Request("exit", failed=True)))
+                self._runner.run(closing(block, failed=True))
             raise
         stack.pop()
-        self._runner.run(lambda: block.ask(Request("exit")))
+        self._runner.run(closing(block, failed=False))
 
     def watch(self, sql: str, params: Params = (), *, distinct: bool = True) -> SyncQueryStream:
         """Observe a query: an Observable (callbacks run on the loop thread) that a plain
@@ -211,12 +209,7 @@ class SyncDatabase:
             raise ClosedError(f"{self!r} is closed; open it again with rxdb.open_sync")
 
     def _call(self, operation: Operation[T]) -> T:
-        stack: list[ThreadBlock] = self._local.__dict__.get("stack", [])
-        if not stack:
-            return self._runner.run(operation)
-        block = stack[-1]
-        result: T = self._runner.run(lambda: block.ask(Request("run", operation)))
-        return result
+        return self._runner.run(inside(self._local.__dict__.get("stack", []), operation))
 
 
 _OPEN: weakref.WeakSet[SyncDatabase] = weakref.WeakSet()

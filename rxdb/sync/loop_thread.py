@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from rxdb.errors import ClosedError, WrongLoopError
 
-__all__ = ("LoopThread", "Operation", "loop_running", "refuse_running_loop")
+__all__ = ("BorrowedLoop", "LoopThread", "Operation", "loop_running", "refuse_running_loop")
 
 T = TypeVar("T")
 Operation = Callable[[], Coroutine[Any, Any, T]]
@@ -30,6 +30,7 @@ class LoopThread:
         self._stopping = False
         self._thread = threading.Thread(target=self._serve, name=name, daemon=False)
         self._thread.start()
+        self.owned = True
 
     def _serve(self) -> None:
         loop = self.loop
@@ -68,7 +69,7 @@ class LoopThread:
 
         :param quiet: do nothing (rather than raise ClosedError) once the loop has stopped.
         """
-        if threading.get_ident() == self._thread.ident:
+        if threading.get_ident() == self.thread_ident:
             callback()
             return
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -86,6 +87,10 @@ class LoopThread:
             self.loop.call_soon_threadsafe(run)
         if not loop_running():  # waiting would stall this thread's own loop
             done.result()
+
+    @property
+    def thread_ident(self) -> int | None:
+        return self._thread.ident
 
     def stop(self) -> None:
         with self._lock:
@@ -115,3 +120,23 @@ def refuse_running_loop(what: str) -> None:
             "would stall (or deadlock, on the database's own loop thread, where watch callbacks "
             "run); in async code use the async API: db = await rxdb.open(path)"
         )
+
+
+class BorrowedLoop(LoopThread):
+    """Another owner's running loop (a database opened with the async API, used from a plain
+    thread through its handle): used like an owned one, but never stopped or joined."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, thread_ident: int) -> None:
+        self.loop = loop
+        self._lock = threading.RLock()
+        self._stopping = False
+        self._ident = thread_ident
+        self.owned = False
+
+    @property
+    def thread_ident(self) -> int | None:
+        return self._ident
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True

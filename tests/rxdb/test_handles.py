@@ -1,0 +1,179 @@
+"""Handles: one database, used from other threads and event loops, sharing engine and bus."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+import rxdb
+from tests.conftest import WAIT, Recorder
+
+T = TypeVar("T")
+COUNT = "SELECT count(*) FROM t"
+
+
+async def in_other_loop(work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work()`` in a new thread with its own event loop; await its result here."""
+    return await asyncio.to_thread(asyncio.run, work())  # type: ignore[arg-type]
+
+
+async def make_t(db: rxdb.Database) -> None:
+    await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
+
+
+async def test_handle_pickles_and_connects_to_the_same_database_on_its_loop(
+    any_db: rxdb.Database,
+) -> None:
+    handle = await any_db.serializable_connection()
+    assert pickle.loads(pickle.dumps(handle)) == handle
+    assert await handle.connect() is any_db
+
+
+async def test_writes_in_another_loop_refresh_watches_here_and_back(any_db: rxdb.Database) -> None:
+    await make_t(any_db)
+    handle = await any_db.serializable_connection()
+    here: Recorder[Any] = Recorder()
+    sub = any_db.watch(COUNT).subscribe(here)
+    try:
+        await here.wait_value([(0,)])
+
+        async def there() -> tuple[list[Any], set[int]]:
+            db = await handle.connect()
+            assert isinstance(db, rxdb.BridgedDatabase)
+            seen: Recorder[Any] = Recorder()
+            threads: set[int] = set()
+
+            def on_next(rows: Any) -> None:
+                threads.add(threading.get_ident())
+                seen.on_next(rows)
+
+            inner = db.watch(COUNT).subscribe(on_next, seen.on_error)
+            await seen.wait_value([(0,)])
+            await db.execute("INSERT INTO t(x) VALUES (1)")  # refreshes the watch here
+            await seen.wait_value([(1,)])
+            inner.dispose()
+            await db.close()
+            return seen.values, threads
+
+        values, threads = await in_other_loop(there)
+        await here.wait_value([(1,)])
+        assert values[-1] == [(1,)]
+        assert threads and threading.get_ident() not in threads  # delivered on that loop
+    finally:
+        sub.dispose()
+
+
+async def test_bridged_transaction_is_atomic_and_serialised(any_db: rxdb.Database) -> None:
+    await make_t(any_db)
+    handle = await any_db.serializable_connection()
+    inside = threading.Event()
+    proceed = threading.Event()
+
+    async def there() -> None:
+        db = await handle.connect()
+        with pytest.raises(RuntimeError):
+            async with db.transaction():
+                await db.execute("INSERT INTO t(x) VALUES ('gone')")
+                async with db.transaction():  # nested: a savepoint, in the same transaction
+                    await db.execute("INSERT INTO t(x) VALUES ('gone too')")
+                inside.set()
+                await asyncio.to_thread(proceed.wait, WAIT)
+                assert await db.fetch_one(COUNT) == (2,)  # own writes visible inside
+                raise RuntimeError("roll it all back")
+        async with db.transaction():
+            await db.execute("INSERT INTO t(x) VALUES ('kept')")
+
+    worker = asyncio.ensure_future(in_other_loop(there))
+    assert await asyncio.to_thread(inside.wait, WAIT)
+    # Our write waits for the other loop's transaction instead of slipping into it.
+    mine = asyncio.ensure_future(any_db.execute("INSERT INTO t(x) VALUES ('mine')"))
+    await asyncio.sleep(0)
+    assert not mine.done()
+    proceed.set()
+    await asyncio.wait_for(asyncio.gather(worker, mine), WAIT)
+    assert sorted(await any_db.fetch_all("SELECT x FROM t")) == [("kept",), ("mine",)]
+
+
+async def test_memory_database_is_shared_across_loops() -> None:
+    async with rxdb.open(":memory:") as db:
+        await make_t(db)
+        handle = await db.serializable_connection()
+
+        async def there() -> Any:
+            other = await handle.connect()
+            await other.execute("INSERT INTO t(x) VALUES (1)")
+            return await other.fetch_one(COUNT)
+
+        assert await in_other_loop(there) == (1,)
+        assert await db.fetch_one(COUNT) == (1,)
+
+
+async def test_connect_sync_gives_the_blocking_facade(any_db: rxdb.Database) -> None:
+    await make_t(any_db)
+    handle = await any_db.serializable_connection()
+
+    def there() -> Any:
+        sdb = handle.connect_sync()
+        try:
+            iterator = iter(sdb.watch(COUNT))
+            assert next(iterator) == [(0,)]
+            with sdb.transaction():
+                sdb.execute("INSERT INTO t(x) VALUES (1)")
+            first = next(iterator)
+            iterator.close()
+            return first
+        finally:
+            sdb.close()  # detaches only
+
+    assert await asyncio.to_thread(there) == [(1,)]
+    assert not any_db.closed
+    assert await any_db.fetch_one(COUNT) == (1,)
+
+
+async def test_handle_after_close(db_path: Path) -> None:
+    async with rxdb.open(db_path) as db:
+        await make_t(db)
+        handle = await db.serializable_connection()
+    reopened = await handle.connect()
+    try:
+        assert isinstance(reopened, rxdb.Database) and reopened is not db
+        assert await reopened.fetch_one(COUNT) == (0,)
+    finally:
+        await reopened.close()
+    async with rxdb.open(":memory:") as memory:
+        memory_handle = await memory.serializable_connection()
+    with pytest.raises(rxdb.ClosedError, match="in-memory"):
+        await memory_handle.connect()
+
+
+async def test_bridge_used_from_a_third_loop_raises_wrong_loop(any_db: rxdb.Database) -> None:
+    handle = await any_db.serializable_connection()
+
+    async def make() -> Any:
+        return await handle.connect()
+
+    bridge = await in_other_loop(make)
+    with pytest.raises(rxdb.WrongLoopError, match="handle.connect"):
+        await bridge.fetch_all("SELECT 1")
+
+
+async def test_bridged_errors_come_through_unchanged(any_db: rxdb.Database) -> None:
+    await make_t(any_db)
+    handle = await any_db.serializable_connection()
+
+    async def there() -> Any:
+        db = await handle.connect()
+        try:
+            await db.execute("INSERT INTO missing VALUES (1)")
+        except rxdb.OperationalError as error:
+            return error
+        return None
+
+    error = await in_other_loop(there)
+    assert isinstance(error, rxdb.OperationalError) and "missing" in str(error)
