@@ -9,8 +9,8 @@ the schema may have changed too). Other rxdb databases on the same file announce
 commits on the bus as well, so their commits may also cause such a re-run: more runs, never
 a missed change.
 
-A poll is one hop to the writer's worker thread, skipped while a transaction holds the writer;
-at the default 50 ms that is 20 hops a second.
+A poll is one ``PRAGMA`` on the writer (asked on the loop thread while the writer is idle,
+about 10 µs), skipped while the writer is busy; at the default 50 ms, 20 a second.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 __all__ = ("ForeignWritePoller",)
 
@@ -28,7 +28,7 @@ LOG = logging.getLogger("rxdb.foreign")
 class ForeignWritePoller:
     def __init__(
         self,
-        read_version: Callable[[], Awaitable[int | None]],
+        read_version: Callable[[], int | None],
         on_change: Callable[[], None],
         interval: float,
     ) -> None:
@@ -51,7 +51,7 @@ class ForeignWritePoller:
         last: int | None = None
         while True:
             try:
-                version = await self._read_version()
+                version = self._read_version()
             except Exception:
                 # The database is closing, or the file went away: polling resumes or stops
                 # with it; a failed poll must not kill the loop.

@@ -74,6 +74,7 @@ class Engine:
                 isolation_level=None,
                 cached_statements=0,
                 timeout=self._busy_timeout,
+                check_same_thread=False,  # for data_version(), called when the writer is idle
             )
         except sqlite3.Error as error:
             raise from_sqlite(error, None, f"cannot open {self.path!r}") from error
@@ -160,14 +161,19 @@ class Engine:
             raise read_only_violation(sql)
         return writer
 
-    async def data_version(self) -> int | None:
+    def data_version(self) -> int | None:
         """The writer's ``PRAGMA data_version`` (it changes only for other connections'
-        commits), or ``None`` while a transaction holds the writer."""
+        commits), or ``None`` while the writer is busy.
+
+        Asked right here on the loop thread, without a hop (~10 µs instead of a thread
+        round trip, 20 times a second): with the write lock free, no operation is queued on
+        or running in the writer's worker (every writer operation holds the lock, and a file
+        database's reads use the readers), so nothing uses the connection concurrently.
+        """
         writer = self._check()
-        if writer.lock.locked():
+        if writer.lock.locked() or self.memory:
             return None
-        rows = await writer.worker.call(writer.worker.raw.fetch, "PRAGMA data_version", ())
-        version: int = rows[0][0]
+        version: int = writer.worker.raw.execute("PRAGMA data_version").fetchone()[0]
         return version
 
     # -- read blocks ------------------------------------------------------------------------

@@ -32,8 +32,8 @@ async def counted_polls(db: rxdb.Database, polls: int) -> asyncio.Event:
     seen = [0]
     enough = asyncio.Event()
 
-    async def counting() -> Any:
-        version = await real()
+    def counting() -> Any:
+        version = real()
         seen[0] += 1
         if seen[0] >= polls:
             enough.set()
