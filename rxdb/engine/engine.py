@@ -12,6 +12,7 @@ import contextvars
 import functools
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -130,10 +131,19 @@ class Engine:
 
     async def fetch_committed(self, sql: str, params: Params) -> list[Row]:
         """Run a query against committed data only, whatever the caller's transaction."""
-        result = (await self.fetch_many_committed([(sql, params)]))[0]
-        if isinstance(result, DatabaseError):
-            raise result
-        return result
+        writer = self._check()
+        try:
+            if self._readers is None:
+                async with writer.lock:
+                    return await writer.worker.call(writer.worker.raw.fetch, sql, params)
+            reader = await self._readers.borrow()
+            started = time.perf_counter()
+            try:
+                return await reader.call(reader.raw.fetch, sql, params)
+            finally:
+                self._readers.give_back(reader, time.perf_counter() - started)
+        except sqlite3.Error as error:
+            raise from_sqlite(error, sql) from error
 
     async def fetch_many_committed(
         self, queries: Sequence[tuple[str, Params]]
@@ -143,10 +153,11 @@ class Engine:
         writer = self._check()
         if self._readers is not None:
             reader = await self._readers.borrow()
+            started = time.perf_counter()
             try:
                 results = await reader.call(reader.raw.fetch_many, queries)
             finally:
-                self._readers.give_back(reader)
+                self._readers.give_back(reader, (time.perf_counter() - started) / len(queries))
         else:
             async with writer.lock:
                 results = await writer.worker.call(writer.worker.raw.fetch_many, queries)
@@ -173,7 +184,7 @@ class Engine:
         writer = self._check()
         if writer.lock.locked() or self.memory:
             return None
-        version: int = writer.worker.raw.execute("PRAGMA data_version").fetchone()[0]
+        version: int = writer.worker.raw.fetch("PRAGMA data_version", ())[0][0]
         return version
 
     # -- read blocks ------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The read-only connections of a WAL database, opened on demand.
 
-Plain reads (``fetch_all`` outside a transaction, a watch's runs) share the connections: each
-goes to the least busy one and queues behind what runs there already, with no checkout cost.
+Plain reads (``fetch_all`` outside a transaction, a watch's runs) share the connections with
+no checkout cost: cheap reads queue on one awake reader, costly ones spread over several.
 A read block (``db.read()``) reserves a connection for itself until it ends. Either way a read
 never lands inside someone's open write transaction, and never waits for the writer.
 """
@@ -18,6 +18,11 @@ __all__ = ("ReaderPool",)
 
 Reader = Worker[ReaderConnection]
 
+# Reads shorter than this (a few thread hops) are cheaper queued on one awake reader than
+# spread over threads that each must be woken; longer ones gain from running in parallel.
+_SPREAD_ABOVE = 0.0003
+_SMOOTHING = 0.2
+
 
 class ReaderPool:
     def __init__(self, open_reader: Callable[[], Awaitable[Reader]], size: int) -> None:
@@ -29,19 +34,32 @@ class ReaderPool:
         self._reserved: set[Reader] = set()
         self._opening = 0
         self._waiters: list[asyncio.Future[None]] = []
+        self._recent = 0.0  # smoothed duration of recent plain reads, in seconds
 
     @property
     def readers(self) -> list[Reader]:
         return list(self._load)
 
     async def borrow(self) -> Reader:
-        """A reader for one plain read; hand it back with :meth:`give_back`."""
+        """A reader for one plain read; hand it back with :meth:`give_back`.
+
+        Where reads are cheap (recent ones took less than a few thread hops), a read queues
+        behind the busiest reader: its thread is awake, and runs the queue without a wake-up
+        per read, as one connection would. Where reads take long, SQLite runs them without
+        the GIL, so they spread over idle readers (opening up to the pool's size) and run in
+        parallel.
+        """
+        spread = self._recent > _SPREAD_ABOVE
         while True:
             best: Reader | None = None
             for reader, load in self._load.items():
-                if reader not in self._reserved and (best is None or load < self._load[best]):
+                if reader in self._reserved:
+                    continue
+                if best is None or (
+                    load > self._load[best] if not spread else load < self._load[best]
+                ):
                     best = reader
-            if best is not None and (self._load[best] == 0 or not self._can_open()):
+            if best is not None and (not spread or self._load[best] == 0 or not self._can_open()):
                 self._load[best] += 1
                 return best
             if self._can_open():
@@ -50,8 +68,10 @@ class ReaderPool:
                 return reader
             await self._wait()
 
-    def give_back(self, reader: Reader) -> None:
+    def give_back(self, reader: Reader, seconds: float = 0.0) -> None:
+        """Return a reader; ``seconds`` is how long the read took (it steers :meth:`borrow`)."""
         self._load[reader] -= 1
+        self._recent += (seconds - self._recent) * _SMOOTHING
         if self._waiters:
             self._wake()
 
