@@ -15,7 +15,7 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Hashable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
@@ -33,6 +33,9 @@ from rxdb.handles import ConnectionHandle, handle_for
 from rxdb.rows import ExecuteResult, Row
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 from rxdb.watch import QueryStream, SharedQuery, params_key
+
+if TYPE_CHECKING:
+    from rxdb.remote.hub import Membership
 
 __all__ = ("Database", "open")
 
@@ -57,6 +60,9 @@ class Database:
     :param foreign_poll: seconds between checks for commits made by other programs on the
         file (``PRAGMA data_version`` on the writer); such a commit re-runs every watch.
         ``None`` turns the check off (then announce such changes with :meth:`notify_updates`).
+    :param share_across_processes: exchange commit messages with other processes that open
+        the same file, through a local hub on an owner-only Unix socket (see
+        ``docs/processes.md``); ``False`` keeps them in this process.
     :param bus: the bus commits travel on; the process-wide one unless testing.
     """
 
@@ -69,6 +75,7 @@ class Database:
         foreign_keys: bool = True,
         synchronous: Synchronous | None = None,
         foreign_poll: float | None = 0.05,
+        share_across_processes: bool = True,
         bus: Bus | None = None,
     ) -> None:
         self.path = os.fspath(path)
@@ -78,6 +85,7 @@ class Database:
             "foreign_keys": foreign_keys,
             "synchronous": synchronous,
             "foreign_poll": foreign_poll,
+            "share_across_processes": share_across_processes,
         }
         self._engine = Engine(
             self.path,
@@ -103,6 +111,8 @@ class Database:
         self._scheduler: RunScheduler | None = None
         self._foreign_poll = foreign_poll
         self._poller: ForeignWritePoller | None = None
+        self._share = share_across_processes
+        self._membership: Membership | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -140,6 +150,12 @@ class Database:
                 self._foreign_poll,
             )
             self._poller.start()
+        if not self._engine.memory and self._share:
+            from rxdb.remote import hub
+
+            self._membership = await hub.join(
+                self.key, self._bus, local_origins=lambda: (self.origin,)
+            )
         self._connected = True
 
     async def close(self) -> None:
@@ -151,6 +167,8 @@ class Database:
             await asyncio.gather(self._connecting, return_exceptions=True)
         if self._poller is not None:
             await self._poller.stop()
+        if self._membership is not None:
+            await self._membership.leave()
         for query in list(self._queries.values()):
             query.complete()
         if self._schema_watch is not None:

@@ -1,0 +1,55 @@
+"""Databases in different processes on one file see each other's commits: zero configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import rxdb
+from tests.conftest import Recorder
+
+WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    import rxdb
+
+    async def main(path: str) -> None:
+        async with rxdb.open(path, foreign_poll=None) as db:
+            await db.execute("INSERT INTO t(x) VALUES (42)")
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+
+async def test_commit_in_another_process_refreshes_watch_through_the_hub(db_path: Path) -> None:
+    # Polling off on both sides: only the hub can carry the change.
+    async with rxdb.open(db_path, foreign_poll=None) as db:
+        await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
+        rec: Recorder[Any] = Recorder()
+        sub = db.watch("SELECT x FROM t").subscribe(rec)
+        try:
+            await rec.wait_value([])
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-c", WRITER, str(db_path)],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            await rec.wait_value([(42,)])
+        finally:
+            sub.dispose()
+
+
+async def test_sharing_can_be_turned_off(db_path: Path) -> None:
+    async with rxdb.open(db_path, share_across_processes=False) as db:
+        assert db._membership is None
+    async with rxdb.open(":memory:") as memory:
+        assert memory._membership is None
