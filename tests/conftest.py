@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,21 @@ import rxdb
 
 T = TypeVar("T")
 WAIT = 10.0  # seconds before a wait for an event is declared a failure (a hang, not a delay)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_hub_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Hub sockets (and their lock files) of the databases tests open go to a directory of
+    this test session, not to the user's runtime directory."""
+    runtime = tmp_path_factory.mktemp("runtime")
+    runtime.chmod(0o700)
+    saved = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+    yield
+    if saved is None:
+        del os.environ["XDG_RUNTIME_DIR"]
+    else:
+        os.environ["XDG_RUNTIME_DIR"] = saved
 
 
 @pytest.fixture
