@@ -25,13 +25,22 @@ import pytest
 import rxdb
 from rxdb.engine.connections import TrackedConnection, split_script
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
-
-INSERT, UPDATE, DELETE = UpdateKind.INSERT, UpdateKind.UPDATE, UpdateKind.DELETE
-
-
-def tu(table: str, kind: UpdateKind | None = None) -> TableUpdate:
-    return TableUpdate(table, kind)
-
+from tests.rxdb.capture_cases import (
+    CASES,
+    DELETE,
+    INSERT,
+    UPDATE,
+    Case,
+    Fails,
+    InTransaction,
+    Many,
+    Reported,
+    Run,
+    Script,
+    Step,
+    everything,
+    tu,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Unit level: TrackedConnection, synchronously
@@ -84,66 +93,51 @@ def setup(conn: sqlite3.Connection, calls: Calls, script: str) -> None:
     calls.take()
 
 
-class TestPlainWrites:
-    def test_insert_reports_table_with_insert_kind(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE t(x)")
-        conn.execute("INSERT INTO t VALUES (1)")
-        assert calls.take() == [(frozenset({tu("t", INSERT)}), False)]
+def run_step(conn: TrackedConnection, calls: Calls, step: Step) -> None:
+    match step:
+        case str():
+            conn.execute(step)
+        case Run(sql, params):
+            conn.execute(sql, params)
+        case Many(sql, rows, lazy):
+            conn.executemany(sql, iter(rows) if lazy else list(rows))
+        case Script(sql):
+            conn.executescript(sql)
+        case Fails(sql, error, match):
+            with pytest.raises(error, match=match):
+                conn.execute(sql)
+        case Reported(expected):
+            assert calls.take() == list(expected)
+        case InTransaction(expected):
+            assert conn.in_transaction == expected
+        case _:
+            raise AssertionError(f"not a step: {step!r}")
 
-    def test_update_reports_table_with_update_kind(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE t(x); INSERT INTO t VALUES (1);")
-        conn.execute("UPDATE t SET x = 2")
-        assert calls.take() == [(frozenset({tu("t", UPDATE)}), False)]
 
-    def test_delete_reports_table_with_delete_kind(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE t(x); INSERT INTO t VALUES (1);")
-        conn.execute("DELETE FROM t WHERE x = 1")
-        assert calls.take() == [(frozenset({tu("t", DELETE)}), False)]
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_capture(conn: TrackedConnection, calls: Calls, case: Case) -> None:
+    """The cases in ``capture_cases.py``: schema, steps, then exactly the expected calls."""
+    setup(conn, calls, case.schema)
+    for step in case.steps:
+        run_step(conn, calls, step)
+    for query, rows in case.rows.items():
+        assert conn.execute(query).fetchall() == rows, query
+    assert not conn.in_transaction
+    taken = calls.take()
+    if not case.at_least:
+        assert taken == list(case.calls)
+    else:
+        assert [flag for _, flag in taken] == [flag for _, flag in case.calls]
+        for (updates, _), (expected, _) in zip(taken, case.calls, strict=True):
+            assert expected <= updates
 
-    def test_delete_reports_table_when_whole_table_is_truncated(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE t(x); INSERT INTO t VALUES (1), (2);")
-        conn.execute("DELETE FROM t")  # SQLite's truncate optimisation still counts rows
-        assert calls.take() == [(frozenset({tu("t", DELETE)}), False)]
 
-    def test_statement_reports_nothing_when_no_row_changed(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE t(x); INSERT INTO t VALUES (1);")
-        conn.execute("UPDATE t SET x = 2 WHERE 0")
-        conn.execute("DELETE FROM t WHERE x = 99")
-        conn.execute("INSERT INTO t SELECT x FROM t WHERE 0")
-        conn.executemany("INSERT INTO t VALUES (?)", [])
-        assert calls.take() == []
+def test_capture_case_ids_are_unique() -> None:
+    ids = [case.id for case in CASES]
+    assert len(ids) == len(set(ids))
 
-    def test_query_reports_nothing(self, conn: TrackedConnection, calls: Calls) -> None:
-        setup(conn, calls, "CREATE TABLE t(x); INSERT INTO t VALUES (1);")
-        assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
-        assert calls.take() == []
 
-    def test_insert_returning_reports_table_and_returns_rows(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE t(x)")
-        rows = conn.execute("INSERT INTO t VALUES (1), (2) RETURNING x").fetchall()
-        assert rows == [(1,), (2,)]
-        assert calls.take() == [(frozenset({tu("t", INSERT)}), False)]
-
-    def test_same_statement_text_reports_every_run(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE t(x)")
-        for _ in range(3):
-            conn.execute("INSERT INTO t VALUES (1)")
-        assert calls.take() == [(frozenset({tu("t", INSERT)}), False)] * 3
-
+class TestStatementCache:
     def test_statement_cache_hides_repeats_when_cached_statements_is_default(self) -> None:
         # Why the writer runs with cached_statements=0: with sqlite3's cache, the authorizer
         # does not fire for the second run of the same text.
@@ -164,159 +158,8 @@ class TestPlainWrites:
             plain.close()
         assert seen == ["t"]
 
-    def test_failed_autocommit_statement_reports_nothing(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE t(x PRIMARY KEY); INSERT INTO t VALUES (1);")
-        with pytest.raises(sqlite3.IntegrityError):
-            conn.execute("INSERT INTO t VALUES (2), (1)")  # aborted: row 2 is undone too
-        assert calls.take() == []
-        assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
-
-    def test_failed_autocommit_statement_reports_rows_it_kept_when_or_fail(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE t(x PRIMARY KEY); INSERT INTO t VALUES (1);")
-        with pytest.raises(sqlite3.IntegrityError):
-            conn.execute("INSERT OR FAIL INTO t VALUES (2), (1)")  # row 2 stays, committed
-        assert conn.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (2,)]
-        assert calls.take() == [(frozenset({tu("t", INSERT)}), False)]
-
-
-class TestIndirectWrites:
-    def test_trigger_body_writes_are_reported(self, conn: TrackedConnection, calls: Calls) -> None:
-        setup(
-            conn,
-            calls,
-            """
-            CREATE TABLE a(x);
-            CREATE TABLE log(msg);
-            CREATE TRIGGER a_log AFTER INSERT ON a BEGIN
-                INSERT INTO log VALUES ('a got ' || new.x);
-            END;
-            """,
-        )
-        conn.execute("INSERT INTO a VALUES (1)")
-        assert calls.take() == [(frozenset({tu("a", INSERT), tu("log", INSERT)}), False)]
-
-    def test_nested_trigger_writes_are_reported(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(
-            conn,
-            calls,
-            """
-            CREATE TABLE a(x); CREATE TABLE b(x); CREATE TABLE c(x);
-            CREATE TRIGGER a_b AFTER INSERT ON a BEGIN INSERT INTO b VALUES (new.x); END;
-            CREATE TRIGGER b_c AFTER INSERT ON b BEGIN UPDATE c SET x = new.x; DELETE FROM c; END;
-            """,
-        )
-        conn.execute("INSERT INTO a VALUES (1)")
-        (updates, everything), *rest = calls.take()
-        assert rest == []
-        assert not everything
-        assert {tu("a", INSERT), tu("b", INSERT), tu("c", UPDATE), tu("c", DELETE)} <= updates
-
-    def test_fk_cascade_and_set_null_report_child_tables(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(
-            conn,
-            calls,
-            """
-            PRAGMA foreign_keys = ON;
-            CREATE TABLE parent(id INTEGER PRIMARY KEY);
-            CREATE TABLE child(id INTEGER PRIMARY KEY,
-                               pid REFERENCES parent(id) ON DELETE CASCADE);
-            CREATE TABLE grandchild(id INTEGER PRIMARY KEY,
-                                    cid REFERENCES child(id) ON DELETE SET NULL);
-            INSERT INTO parent VALUES (1);
-            INSERT INTO child VALUES (10, 1);
-            INSERT INTO grandchild VALUES (100, 10);
-            """,
-        )
-        conn.execute("DELETE FROM parent WHERE id = 1")
-        assert calls.take() == [
-            (
-                frozenset({tu("parent", DELETE), tu("child", DELETE), tu("grandchild", UPDATE)}),
-                False,
-            )
-        ]
-        assert conn.execute("SELECT * FROM grandchild").fetchall() == [(100, None)]
-
-    def test_replace_reports_cascade_from_implicit_delete(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(
-            conn,
-            calls,
-            """
-            PRAGMA foreign_keys = ON;
-            CREATE TABLE parent(id INTEGER PRIMARY KEY, v);
-            CREATE TABLE child(id INTEGER PRIMARY KEY,
-                               pid REFERENCES parent(id) ON DELETE CASCADE);
-            INSERT INTO parent VALUES (1, 'old');
-            INSERT INTO child VALUES (10, 1);
-            """,
-        )
-        conn.execute("REPLACE INTO parent VALUES (1, 'new')")
-        [(updates, everything)] = calls.take()
-        assert not everything
-        assert {tu("parent", INSERT), tu("child", DELETE)} <= updates
-        assert conn.execute("SELECT count(*) FROM child").fetchall() == [(0,)]
-
-    def test_instead_of_trigger_on_view_reports_base_table(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(
-            conn,
-            calls,
-            """
-            CREATE TABLE base(x);
-            CREATE VIEW v AS SELECT x FROM base;
-            CREATE TRIGGER v_ins INSTEAD OF INSERT ON v BEGIN
-                INSERT INTO base VALUES (new.x * 10);
-            END;
-            """,
-        )
-        conn.execute("INSERT INTO v VALUES (1)")
-        [(updates, everything)] = calls.take()
-        assert not everything
-        assert tu("base", INSERT) in updates
-        assert conn.execute("SELECT x FROM base").fetchall() == [(10,)]
-
-    def test_upsert_reports_insert_and_update(self, conn: TrackedConnection, calls: Calls) -> None:
-        setup(conn, calls, "CREATE TABLE t(k PRIMARY KEY, n); INSERT INTO t VALUES ('a', 1);")
-        upsert = "INSERT INTO t VALUES (?, 1) ON CONFLICT(k) DO UPDATE SET n = n + 1"
-        conn.execute(upsert, ("a",))  # the UPDATE branch
-        conn.execute(upsert, ("b",))  # the INSERT branch
-        expected = frozenset({tu("t", INSERT), tu("t", UPDATE)})
-        assert calls.take() == [(expected, False), (expected, False)]
-        assert conn.execute("SELECT * FROM t ORDER BY k").fetchall() == [("a", 2), ("b", 1)]
-
-    def test_upsert_do_nothing_reports_nothing_when_conflicting(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE t(k PRIMARY KEY); INSERT INTO t VALUES ('a');")
-        conn.execute("INSERT INTO t VALUES ('a') ON CONFLICT DO NOTHING")
-        conn.execute("INSERT OR IGNORE INTO t VALUES ('a')")
-        assert calls.take() == []
-
 
 class TestBatches:
-    def test_executemany_reports_once(self, conn: TrackedConnection, calls: Calls) -> None:
-        setup(conn, calls, "CREATE TABLE t(x)")
-        conn.executemany("INSERT INTO t VALUES (?)", [(1,), (2,), (3,)])
-        assert calls.take() == [(frozenset({tu("t", INSERT)}), False)]
-        assert conn.execute("SELECT count(*) FROM t").fetchall() == [(3,)]
-
-    def test_executemany_reports_nothing_when_no_row_changed(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE t(x)")
-        conn.executemany("UPDATE t SET x = ?", ((i,) for i in range(3)))  # no rows to update
-        assert calls.take() == []
-
     def test_executescript_splits_strings_comments_and_trigger_bodies(
         self, conn: TrackedConnection, calls: Calls
     ) -> None:
@@ -339,40 +182,6 @@ class TestBatches:
             ("two;",),
         ]
         assert conn.execute("SELECT x FROM a").fetchall() == [("x;y",)]
-
-    def test_executescript_reports_each_autocommit_statement(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x); CREATE TABLE b(x);")
-        conn.executescript("INSERT INTO a VALUES (1); INSERT INTO b VALUES (1);")
-        assert calls.take() == [
-            (frozenset({tu("a", INSERT)}), False),
-            (frozenset({tu("b", INSERT)}), False),
-        ]
-
-    def test_executescript_keeps_transaction_open_when_inside_one(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x); CREATE TABLE b(x);")
-        conn.execute("BEGIN")
-        conn.execute("INSERT INTO a VALUES (1)")
-        conn.executescript("INSERT INTO b VALUES (1); INSERT INTO b VALUES (2);")
-        assert conn.in_transaction  # sqlite3's own executescript would have committed
-        assert calls.take() == []
-        conn.execute("ROLLBACK")
-        assert calls.take() == []
-        assert conn.execute(
-            "SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM b)"
-        ).fetchall() == [(0, 0)]
-
-    def test_executescript_with_begin_commit_reports_once(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x); CREATE TABLE b(x);")
-        conn.executescript(
-            "BEGIN; INSERT INTO a VALUES (1); INSERT INTO b VALUES ('COMMIT;'); COMMIT;"
-        )
-        assert calls.take() == [(frozenset({tu("a", INSERT), tu("b", INSERT)}), False)]
 
 
 class TestSplitScript:
@@ -425,314 +234,6 @@ class TestSplitScript:
         )
 
 
-class TestTransactions:
-    def test_begin_commit_reports_once_at_commit_with_union(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x); CREATE TABLE b(x); INSERT INTO b VALUES (1);")
-        conn.execute("BEGIN")
-        conn.execute("INSERT INTO a VALUES (1)")
-        conn.execute("UPDATE b SET x = 2")
-        conn.execute("UPDATE a SET x = 3 WHERE 0")
-        assert calls.take() == []
-        conn.execute("COMMIT")
-        assert calls.take() == [(frozenset({tu("a", INSERT), tu("b", UPDATE)}), False)]
-
-    @pytest.mark.parametrize("commit", ["COMMIT", "END", "END TRANSACTION", "commit"])
-    def test_commit_spellings_report(
-        self, conn: TrackedConnection, calls: Calls, commit: str
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x)")
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO a VALUES (1)")
-        conn.execute(commit)
-        assert calls.take() == [(frozenset({tu("a", INSERT)}), False)]
-
-    def test_begin_commit_reports_nothing_when_nothing_changed(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x)")
-        conn.execute("BEGIN")
-        conn.execute("DELETE FROM a")
-        conn.execute("COMMIT")
-        assert calls.take() == []
-
-    def test_begin_rollback_reports_nothing(self, conn: TrackedConnection, calls: Calls) -> None:
-        setup(conn, calls, "CREATE TABLE a(x)")
-        conn.execute("BEGIN")
-        conn.execute("INSERT INTO a VALUES (1)")
-        conn.execute("ROLLBACK")
-        assert calls.take() == []
-        # The dropped buffer does not leak into the next transaction.
-        conn.execute("BEGIN")
-        conn.execute("COMMIT")
-        assert calls.take() == []
-
-    def test_rolled_back_savepoint_tables_absent_after_commit(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x); CREATE TABLE b(x); CREATE TABLE c(x);")
-        conn.execute("BEGIN")
-        conn.execute("INSERT INTO a VALUES (1)")
-        conn.execute("SAVEPOINT sp")
-        conn.execute("INSERT INTO b VALUES (1)")
-        conn.execute("ROLLBACK TO sp")
-        conn.execute("INSERT INTO c VALUES (1)")  # still inside sp, which stays open
-        conn.execute("RELEASE sp")
-        conn.execute("COMMIT")
-        assert calls.take() == [(frozenset({tu("a", INSERT), tu("c", INSERT)}), False)]
-
-    def test_released_savepoint_tables_present_after_commit(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x); CREATE TABLE b(x);")
-        conn.execute("BEGIN")
-        conn.execute("SAVEPOINT outer_sp")
-        conn.execute("SAVEPOINT inner_sp")
-        conn.execute("INSERT INTO b VALUES (1)")
-        conn.execute("RELEASE inner_sp")
-        conn.execute("INSERT INTO a VALUES (1)")
-        conn.execute("RELEASE outer_sp")
-        assert calls.take() == []
-        conn.execute("COMMIT")
-        assert calls.take() == [(frozenset({tu("a", INSERT), tu("b", INSERT)}), False)]
-
-    def test_rollback_to_outer_savepoint_drops_inner_ones(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x); CREATE TABLE b(x); CREATE TABLE c(x);")
-        conn.execute("BEGIN")
-        conn.execute("INSERT INTO a VALUES (1)")
-        conn.execute("SAVEPOINT one")
-        conn.execute("INSERT INTO b VALUES (1)")
-        conn.execute("SAVEPOINT two")
-        conn.execute("INSERT INTO c VALUES (1)")
-        conn.execute("RELEASE two")
-        conn.execute("ROLLBACK TO one")  # undoes b and c, released or not
-        conn.execute("COMMIT")
-        assert calls.take() == [(frozenset({tu("a", INSERT)}), False)]
-
-    def test_savepoint_names_match_case_insensitively(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x); CREATE TABLE b(x);")
-        conn.execute("BEGIN")
-        conn.execute("INSERT INTO a VALUES (1)")
-        conn.execute('SAVEPOINT "MiXed"')
-        conn.execute("INSERT INTO b VALUES (1)")
-        conn.execute("ROLLBACK TO mixed")
-        conn.execute("RELEASE MIXED")
-        conn.execute("COMMIT")
-        assert calls.take() == [(frozenset({tu("a", INSERT)}), False)]
-
-    def test_repeated_savepoint_name_rolls_back_innermost(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x); CREATE TABLE b(x);")
-        conn.execute("BEGIN")
-        conn.execute("SAVEPOINT sp")
-        conn.execute("INSERT INTO a VALUES (1)")
-        conn.execute("SAVEPOINT sp")
-        conn.execute("INSERT INTO b VALUES (1)")
-        conn.execute("ROLLBACK TO sp")  # the inner one
-        conn.execute("RELEASE sp")  # the inner one
-        conn.execute("RELEASE sp")  # the outer one
-        conn.execute("COMMIT")
-        assert calls.take() == [(frozenset({tu("a", INSERT)}), False)]
-
-    def test_savepoint_started_transaction_reports_on_release(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x); CREATE TABLE b(x);")
-        conn.execute("SAVEPOINT sp")
-        assert conn.in_transaction
-        conn.execute("INSERT INTO a VALUES (1)")
-        conn.execute("SAVEPOINT inner_sp")
-        conn.execute("INSERT INTO b VALUES (1)")
-        assert calls.take() == []
-        conn.execute("RELEASE sp")  # releases both and commits
-        assert not conn.in_transaction
-        assert calls.take() == [(frozenset({tu("a", INSERT), tu("b", INSERT)}), False)]
-
-    def test_savepoint_started_transaction_rolled_back_to_then_released_reports_rest(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x); CREATE TABLE b(x);")
-        conn.execute("SAVEPOINT sp")
-        conn.execute("INSERT INTO a VALUES (1)")
-        conn.execute("ROLLBACK TO sp")
-        assert conn.in_transaction
-        conn.execute("INSERT INTO b VALUES (1)")
-        conn.execute("RELEASE sp")
-        assert calls.take() == [(frozenset({tu("b", INSERT)}), False)]
-
-    def test_savepoint_started_transaction_reports_nothing_on_rollback(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x)")
-        conn.execute("SAVEPOINT sp")
-        conn.execute("INSERT INTO a VALUES (1)")
-        conn.execute("ROLLBACK")
-        assert calls.take() == []
-
-    def test_commit_with_savepoints_open_reports_all_levels(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x); CREATE TABLE b(x);")
-        conn.execute("BEGIN")
-        conn.execute("INSERT INTO a VALUES (1)")
-        conn.execute("SAVEPOINT sp")
-        conn.execute("INSERT INTO b VALUES (1)")
-        conn.execute("COMMIT")
-        assert calls.take() == [(frozenset({tu("a", INSERT), tu("b", INSERT)}), False)]
-
-    def test_failed_statement_in_transaction_keeps_earlier_changes(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x PRIMARY KEY); CREATE TABLE b(x);")
-        conn.execute("BEGIN")
-        conn.execute("INSERT INTO a VALUES (1)")
-        with pytest.raises(sqlite3.IntegrityError):
-            conn.execute("INSERT INTO a VALUES (1)")
-        with pytest.raises(sqlite3.OperationalError):
-            conn.execute("INSERT INTO missing VALUES (1)")
-        assert conn.in_transaction
-        conn.execute("INSERT INTO b VALUES (1)")
-        conn.execute("COMMIT")
-        assert calls.take() == [(frozenset({tu("a", INSERT), tu("b", INSERT)}), False)]
-
-    def test_failed_or_fail_statement_in_transaction_reports_rows_it_kept(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x PRIMARY KEY); INSERT INTO a VALUES (1);")
-        conn.execute("BEGIN")
-        with pytest.raises(sqlite3.IntegrityError):
-            conn.execute("INSERT OR FAIL INTO a VALUES (2), (1)")
-        conn.execute("COMMIT")
-        assert calls.take() == [(frozenset({tu("a", INSERT)}), False)]
-
-    def test_on_conflict_rollback_reports_nothing(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x PRIMARY KEY); CREATE TABLE b(x);")
-        conn.execute("BEGIN")
-        conn.execute("INSERT INTO b VALUES (1)")
-        conn.execute("INSERT INTO a VALUES (1)")
-        with pytest.raises(sqlite3.IntegrityError):
-            conn.execute("INSERT OR ROLLBACK INTO a VALUES (1)")
-        assert not conn.in_transaction
-        assert calls.take() == []
-        # The next transaction starts clean.
-        conn.execute("BEGIN")
-        conn.execute("INSERT INTO a VALUES (2)")
-        conn.execute("COMMIT")
-        assert calls.take() == [(frozenset({tu("a", INSERT)}), False)]
-
-    def test_constraint_on_conflict_rollback_clause_reports_nothing(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE a(x UNIQUE ON CONFLICT ROLLBACK); CREATE TABLE b(x);")
-        conn.execute("BEGIN")
-        conn.execute("INSERT INTO b VALUES (1)")
-        conn.execute("INSERT INTO a VALUES (1)")
-        with pytest.raises(sqlite3.IntegrityError):
-            conn.execute("INSERT INTO a VALUES (1)")
-        assert not conn.in_transaction
-        assert calls.take() == []
-        assert conn.execute("SELECT count(*) FROM b").fetchall() == [(0,)]
-
-    def test_trigger_raise_rollback_reports_nothing(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(
-            conn,
-            calls,
-            """
-            CREATE TABLE a(x); CREATE TABLE b(x);
-            CREATE TRIGGER a_guard BEFORE INSERT ON a WHEN new.x < 0 BEGIN
-                SELECT RAISE(ROLLBACK, 'negative');
-            END;
-            """,
-        )
-        conn.execute("BEGIN")
-        conn.execute("INSERT INTO b VALUES (1)")
-        conn.execute("INSERT INTO a VALUES (1)")
-        with pytest.raises(sqlite3.IntegrityError, match="negative"):
-            conn.execute("INSERT INTO a VALUES (-1)")
-        assert not conn.in_transaction
-        assert calls.take() == []
-
-    # SQLite adds trigger-body rows to total_changes even when the statement is then undone,
-    # and no cheap signal tells an undone statement from an OR FAIL one whose earlier rows (BEFORE
-    # trigger rows included) persist. rxdb announces such a failed statement: an extra re-run,
-    # never a missed change. These two tests pin that documented over-approximation.
-    def test_trigger_raise_rollback_is_announced_conservatively(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(
-            conn,
-            calls,
-            """
-            CREATE TABLE a(x); CREATE TABLE log(x);
-            CREATE TRIGGER a_log AFTER INSERT ON a BEGIN INSERT INTO log VALUES (new.x); END;
-            CREATE TRIGGER a_guard AFTER INSERT ON a WHEN new.x < 0 BEGIN
-                SELECT RAISE(ROLLBACK, 'negative');
-            END;
-            """,
-        )
-        with pytest.raises(sqlite3.IntegrityError):
-            conn.execute("INSERT INTO a VALUES (1), (-1)")
-        assert calls.take() == [({tu("a", INSERT), tu("log", INSERT)}, False)]
-        assert conn.execute("SELECT count(*) FROM log").fetchall() == [(0,)]
-
-    def test_aborted_statement_with_trigger_writes_is_announced_conservatively(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(
-            conn,
-            calls,
-            """
-            CREATE TABLE a(x UNIQUE); CREATE TABLE log(x);
-            CREATE TRIGGER a_log AFTER INSERT ON a BEGIN INSERT INTO log VALUES (new.x); END;
-            INSERT INTO a VALUES (1);
-            """,
-        )
-        with pytest.raises(sqlite3.IntegrityError):
-            conn.execute("INSERT INTO a VALUES (2), (1)")  # ABORT: row 2 and its log row undone
-        conn.execute("BEGIN")
-        with pytest.raises(sqlite3.IntegrityError):
-            conn.execute("INSERT INTO a VALUES (3), (1)")
-        conn.execute("COMMIT")  # commits nothing
-        assert conn.execute(
-            "SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM log)"
-        ).fetchall() == [(1, 1)]
-        announced = calls.take()
-        assert len(announced) == 2  # the autocommit failure, then the COMMIT
-        assert all(updates == {tu("a", INSERT), tu("log", INSERT)} for updates, _ in announced)
-
-    def test_failed_commit_keeps_buffer_until_rollback(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(
-            conn,
-            calls,
-            """
-            PRAGMA foreign_keys = ON;
-            CREATE TABLE parent(id INTEGER PRIMARY KEY);
-            CREATE TABLE child(pid REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);
-            """,
-        )
-        conn.execute("BEGIN")
-        conn.execute("INSERT INTO child VALUES (1)")
-        with pytest.raises(sqlite3.IntegrityError):
-            conn.execute("COMMIT")  # deferred FK violation: the transaction stays open
-        assert conn.in_transaction
-        assert calls.take() == []
-        conn.execute("INSERT INTO parent VALUES (1)")
-        conn.execute("COMMIT")
-        assert calls.take() == [(frozenset({tu("child", INSERT), tu("parent", INSERT)}), False)]
-
-
 class TestSchemaChanges:
     @pytest.mark.parametrize(
         "ddl",
@@ -757,7 +258,7 @@ class TestSchemaChanges:
         before = conn.total_changes
         conn.execute(ddl)
         assert conn.total_changes == before
-        assert calls.take() == [(frozenset(), True)]
+        assert calls.take() == [everything()]
 
     @pytest.mark.parametrize(
         "ddl",
@@ -777,129 +278,7 @@ class TestSchemaChanges:
             """,
         )
         conn.execute(ddl)
-        assert calls.take() == [(frozenset(), True)]
-
-    def test_ddl_in_transaction_reports_everything_with_writes_at_commit(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE t(x)")
-        conn.execute("BEGIN")
-        conn.execute("INSERT INTO t VALUES (1)")
-        conn.execute("CREATE TABLE u(y)")
-        assert calls.take() == []
-        conn.execute("COMMIT")
-        assert calls.take() == [(frozenset({tu("t", INSERT)}), True)]
-
-    def test_ddl_rolled_back_reports_nothing(self, conn: TrackedConnection, calls: Calls) -> None:
-        setup(conn, calls, "CREATE TABLE t(x)")
-        conn.execute("BEGIN")
-        conn.execute("CREATE TABLE u(y)")
-        conn.execute("DROP TABLE t")
-        conn.execute("ROLLBACK")
-        assert calls.take() == []
-
-    def test_ddl_in_rolled_back_savepoint_reports_nothing(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE t(x)")
-        conn.execute("BEGIN")
-        conn.execute("INSERT INTO t VALUES (1)")
-        conn.execute("SAVEPOINT sp")
-        conn.execute("CREATE TABLE u(y)")
-        conn.execute("ROLLBACK TO sp")
-        conn.execute("RELEASE sp")
-        conn.execute("COMMIT")
-        assert calls.take() == [(frozenset({tu("t", INSERT)}), False)]
-
-    def test_failed_ddl_reports_nothing(self, conn: TrackedConnection, calls: Calls) -> None:
-        setup(conn, calls, "CREATE TABLE t(x); INSERT INTO t VALUES (1), (1);")
-        with pytest.raises(sqlite3.OperationalError):
-            conn.execute("CREATE TABLE t(x)")
-        with pytest.raises(sqlite3.IntegrityError):
-            conn.execute("CREATE UNIQUE INDEX t_ux ON t(x)")
-        assert calls.take() == []
-
-    def test_statement_after_schema_change_is_reported_anew(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE t(x); CREATE TABLE log(x);")
-        conn.execute("INSERT INTO t VALUES (1)")
-        conn.execute("CREATE TRIGGER t_log AFTER INSERT ON t BEGIN INSERT INTO log VALUES (1); END")
-        conn.execute("INSERT INTO t VALUES (1)")
-        assert calls.tables() == [{"t"}, frozenset(), {"t", "log"}]
-
-
-class TestTableNames:
-    def test_temp_table_reported_qualified_and_bare(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TEMP TABLE t(x)")
-        conn.execute("INSERT INTO t VALUES (1)")
-        conn.execute("INSERT INTO temp.t VALUES (1)")
-        expected = frozenset({tu("temp.t", INSERT), tu("t", INSERT)})
-        assert calls.take() == [(expected, False), (expected, False)]
-
-    def test_attached_table_reported_qualified_and_bare(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "ATTACH ':memory:' AS aux; CREATE TABLE aux.t(x);")
-        conn.execute("INSERT INTO t VALUES (1)")
-        conn.execute("UPDATE aux.t SET x = 2")
-        assert calls.take() == [
-            (frozenset({tu("aux.t", INSERT), tu("t", INSERT)}), False),
-            (frozenset({tu("aux.t", UPDATE), tu("t", UPDATE)}), False),
-        ]
-
-    def test_attach_and_detach_report_everything(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        conn.execute("ATTACH ':memory:' AS aux")
-        conn.execute("DETACH aux")
-        assert calls.take() == [(frozenset(), True), (frozenset(), True)]
-
-    def test_main_qualified_table_reported_bare(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, "CREATE TABLE t(x)")
-        conn.execute("INSERT INTO main.t VALUES (1)")
-        conn.execute('INSERT INTO "MAIN"."T" VALUES (1)')
-        expected = frozenset({tu("t", INSERT)})
-        assert calls.take() == [(expected, False), (expected, False)]
-
-    def test_quoted_mixed_case_names_folded_ascii(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(conn, calls, 'CREATE TABLE "USERS"(x); CREATE TABLE "Mixed Case"(x);')
-        conn.execute("INSERT INTO users VALUES (1)")
-        conn.execute('INSERT INTO "Users" VALUES (1)')
-        conn.execute('INSERT INTO "mixed case" VALUES (1)')
-        assert calls.take() == [
-            (frozenset({tu("users", INSERT)}), False),
-            (frozenset({tu("users", INSERT)}), False),
-            (frozenset({tu("mixed case", INSERT)}), False),
-        ]
-
-    def test_non_ascii_names_keep_their_case(self, conn: TrackedConnection, calls: Calls) -> None:
-        setup(conn, calls, 'CREATE TABLE "ÄBC"(x)')
-        conn.execute('INSERT INTO "ÄBC" VALUES (1)')
-        assert calls.take() == [(frozenset({tu("Äbc", INSERT)}), False)]
-
-    def test_trigger_in_temp_writing_main_reports_main_name(
-        self, conn: TrackedConnection, calls: Calls
-    ) -> None:
-        setup(
-            conn,
-            calls,
-            """
-            CREATE TABLE t(x); CREATE TABLE log(x);
-            CREATE TEMP TRIGGER t_log AFTER INSERT ON main.t BEGIN
-                INSERT INTO log VALUES (new.x);
-            END;
-            """,
-        )
-        conn.execute("INSERT INTO t VALUES (1)")
-        [(updates, _)] = calls.take()
-        assert {tu("t", INSERT), tu("log", INSERT)} <= updates
+        assert calls.take() == [everything()]
 
 
 # ---------------------------------------------------------------------------------------------
