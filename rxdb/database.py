@@ -109,9 +109,7 @@ class Database:
         self._thread_ident: int | None = None
         self._options_readers = 1 if self._engine.memory else readers
         self._scheduler: RunScheduler | None = None
-        self._foreign_poll = foreign_poll
         self._poller: ForeignWritePoller | None = None
-        self._share = share_across_processes
         self._membership: Membership | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -143,14 +141,15 @@ class Database:
         self._schema_watch = self._bus.subscribe(
             self.key, self._schema_may_have_changed, tables=frozenset()
         )
-        if not self._engine.memory and self._foreign_poll is not None:
+        interval = self._options["foreign_poll"]
+        if not self._engine.memory and interval is not None:
             self._poller = ForeignWritePoller(
                 self._engine.data_version,
                 lambda: self._publish(frozenset(), everything=True),
-                self._foreign_poll,
+                interval,
             )
             self._poller.start()
-        if not self._engine.memory and self._share:
+        if not self._engine.memory and self._options["share_across_processes"]:
             from rxdb.remote import hub
 
             self._membership = await hub.join(
