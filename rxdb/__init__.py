@@ -4,7 +4,9 @@ Layers, bottom up (each imports only those below it):
 ``updates`` (what a commit changed) -> ``bus`` (in-process delivery onto event loops) ->
 ``engine`` (SQLite on aiosqlite: write capture, writer, readers, transactions) ->
 ``watch`` (shared, coalesced query streams) -> ``database`` (the façade users hold) ->
-``sync`` (a blocking façade on a loop thread) and ``asgi`` (lifespan for web apps).
+``sync`` (a blocking façade on a loop thread), ``asgi`` (lifespan for web apps), ``bridge`` /
+``handles`` (one database used from other loops) and ``remote`` (the cross-process hub,
+the database server and its client, over one wire protocol).
 ``parser`` (a sibling package) tells which tables a query reads.
 """
 
@@ -29,6 +31,15 @@ from rxdb.errors import RxdbError as RxdbError
 from rxdb.errors import TransactionAbortedError as TransactionAbortedError
 from rxdb.errors import WrongLoopError as WrongLoopError
 from rxdb.handles import ConnectionHandle as ConnectionHandle
+from rxdb.remote.client import ConnectionLostError as ConnectionLostError
+from rxdb.remote.client import RemoteDatabase as RemoteDatabase
+from rxdb.remote.client import connect_named as connect_named
+from rxdb.remote.compute import compute_with_database as compute_with_database
+from rxdb.remote.server import Server as Server
+from rxdb.remote.server import ServerHandle as ServerHandle
+from rxdb.remote.server import serve as serve
+from rxdb.remote.spawn import SpawnedServer as SpawnedServer
+from rxdb.remote.spawn import spawn as spawn
 from rxdb.rows import ExecuteResult as ExecuteResult
 from rxdb.rows import Row as Row
 from rxdb.sync import SyncDatabase as SyncDatabase
@@ -48,6 +59,7 @@ __all__ = (
     "BusyError",
     "ClosedError",
     "ConnectionHandle",
+    "ConnectionLostError",
     "Database",
     "DatabaseError",
     "ExecuteResult",
@@ -60,16 +72,24 @@ __all__ = (
     "ReadOnlyError",
     "ReadSession",
     "ReentrancyError",
+    "RemoteDatabase",
     "Row",
     "RxdbError",
+    "Server",
+    "ServerHandle",
+    "SpawnedServer",
     "SyncDatabase",
     "TableUpdate",
     "TransactionAbortedError",
     "UpdateKind",
     "WatchStatistics",
     "WrongLoopError",
+    "compute_with_database",
+    "connect_named",
     "open",
     "open_sync",
+    "serve",
+    "spawn",
 )
 
 for _name in __all__:

@@ -1,0 +1,115 @@
+"""``compute_with_database``: run a function in a worker process against the same database.
+
+Drift's ``computeWithDatabase``: heavy work (CPU-bound parsing, a bulk import) runs in
+another process, so it neither blocks this event loop nor holds the GIL, while its writes
+still refresh every watch. A file database is opened by the worker itself (its commits reach
+watches here through the cross-process machinery: the hub, and ``PRAGMA data_version``
+polling within ~50 ms). A served database -- a :class:`ServerHandle`, a ``RemoteDatabase``,
+a spawned server, or a :class:`rxdb.Database` this process serves -- is reached through its
+server, which is the only way to share ``:memory:``.
+
+The function travels by reference (``"module:qualname"``); its arguments and result travel
+as rxdb protocol values (``None``, integers, floats, text, bytes, lists, maps with text
+keys, rows): never pickle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from rxdb.errors import ProgrammingError
+from rxdb.remote.frames import FrameDecoder, ProtocolError, encode_frame
+from rxdb.remote.messages import (
+    Failure,
+    Request,
+    Response,
+    decode_message,
+    encode_message,
+    error_from_wire,
+)
+from rxdb.remote.server import Server, ServerHandle, served_handle
+from rxdb.remote.spawn import SpawnedServer, function_reference
+
+if TYPE_CHECKING:
+    from rxdb.database import Database
+    from rxdb.remote.client import RemoteDatabase
+
+__all__ = ("compute_with_database",)
+
+
+async def compute_with_database(
+    target: Database | RemoteDatabase | ServerHandle | Server | SpawnedServer,
+    fn: Callable[..., Any] | str,
+    *args: Any,
+) -> Any:
+    """Run ``await fn(db, *args)`` in a new worker process and return its result.
+
+    ``db`` in the worker is the same database: the file opened anew, or a connection to the
+    server. Errors raised by ``fn`` come back as rxdb errors of the same class, or as
+    :class:`rxdb.remote.messages.RemoteError` for other exceptions.
+
+    :param fn: a module-level ``async def`` function, or its ``"module:qualname"``.
+    :raises TypeError: for a lambda, closure or other function the worker cannot import, or
+        arguments that cannot travel.
+    :raises ProgrammingError: for an in-memory database that is not served.
+    """
+    reference = function_reference(fn)
+    if callable(fn) and not asyncio.iscoroutinefunction(fn):
+        raise TypeError(f"{reference} must be an async function: async def fn(db, *args)")
+    job = {"fn": reference, "target": _target(target), "args": list(args)}
+    try:
+        payload = encode_message(Request(1, "compute", job))
+    except ProtocolError as error:
+        raise TypeError(f"the arguments cannot be sent to a worker process: {error}") from None
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "rxdb.remote.worker",
+        "compute",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, _ = await process.communicate(encode_frame(payload))
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        raise
+    try:
+        payloads = FrameDecoder().feed(out)
+        reply = decode_message(payloads[0]) if len(payloads) == 1 else None
+    except ProtocolError as error:
+        raise ProgrammingError(f"the worker process sent a malformed answer: {error}") from None
+    if isinstance(reply, Response):
+        return reply.result
+    if isinstance(reply, Failure):
+        raise error_from_wire(reply.error)
+    raise ProgrammingError(
+        f"the worker process exited with code {process.returncode} without an answer"
+    )
+
+
+def _target(target: Any) -> dict[str, Any]:
+    from rxdb.database import Database
+    from rxdb.remote.client import RemoteDatabase
+
+    if isinstance(target, ServerHandle):
+        return {"server": target.to_json()}
+    if isinstance(target, Server | SpawnedServer | RemoteDatabase):
+        return {"server": target.handle.to_json()}
+    if isinstance(target, Database):
+        handle = served_handle(target)
+        if handle is not None:
+            return {"server": handle.to_json()}
+        if target.path == ":memory:" or target.key.startswith("memory:"):
+            raise ProgrammingError(
+                "an in-memory database lives only in this process: serve it first "
+                "(rxdb.remote.server.serve(db)) or spawn it, then pass the server's handle"
+            )
+        return {"file": target.path, "options": dict(target._options)}
+    raise TypeError(f"cannot compute with {target!r}: pass a Database, a handle or a server")

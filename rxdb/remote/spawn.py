@@ -1,0 +1,185 @@
+"""Start a server process that owns a database (``:memory:`` included) and serves it.
+
+The child is ``sys.executable -m rxdb.remote.worker serve``. Its configuration goes in as
+one JSON line on its stdin (strings, numbers, booleans: never pickle, and the token stays
+out of the process list); it answers with one JSON line on stdout carrying the
+:class:`~rxdb.remote.server.ServerHandle`. It serves until its stdin says ``stop`` or
+closes -- so a child never outlives a parent that died without shutting it down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, Final
+
+from rxdb.errors import RxdbError
+from rxdb.remote.server import ServerHandle
+
+__all__ = ("SpawnError", "SpawnedServer", "function_reference", "spawn")
+
+STOP_TIMEOUT: Final = 10.0
+
+
+class SpawnError(RxdbError):
+    """Raised when the server process fails to start (its error is in the message)."""
+
+
+def function_reference(fn: Callable[..., Any] | str) -> str:
+    """Return ``"module:qualname"`` for a module-level function, checking that a child
+    process can import it back.
+
+    :raises TypeError: for a lambda, a closure, a method of an instance, or anything the
+        child could not find by name.
+    """
+    if isinstance(fn, str):
+        head, _, tail = fn.partition(":")
+        if not head or not tail:
+            raise TypeError(f"a function reference is 'module:qualname', not {fn!r}")
+        return fn
+    module_name = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    if not module_name or not qualname or "<" in qualname:
+        raise TypeError(
+            f"{fn!r} is not a module-level function (lambdas and closures cannot be found by "
+            "name in another process); define it at the top level of an importable module"
+        )
+    if module_name == "__main__":
+        raise TypeError(
+            f"{fn!r} is defined in __main__, which another process cannot import; move it "
+            "into a module"
+        )
+    target: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part, None)
+    if target is not fn:
+        raise TypeError(f"{module_name}:{qualname} does not name {fn!r}")
+    return f"{module_name}:{qualname}"
+
+
+class SpawnedServer:
+    """A server running in a child process. Made by :func:`spawn`.
+
+    :ivar handle: what clients connect with.
+    :ivar pid: the child's process id.
+    """
+
+    def __init__(self, process: asyncio.subprocess.Process, handle: ServerHandle) -> None:
+        self._process = process
+        self.handle = handle
+        self.pid = process.pid
+        self._stopped = False
+
+    def __repr__(self) -> str:
+        return f"<rxdb.remote.SpawnedServer pid={self.pid} {self.handle.address}>"
+
+    @property
+    def closed(self) -> bool:
+        return self._stopped
+
+    async def __aenter__(self) -> SpawnedServer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown_all()
+
+    async def shutdown_all(self) -> None:
+        """Stop the child: it disconnects every client (their pending calls fail with
+        :class:`rxdb.ClosedError`), rolls back their transactions, closes the database and
+        exits; the child is reaped. Killed if it does not exit in time. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await _stop(self._process)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    if process.stdin is not None:
+        with contextlib.suppress(Exception):
+            process.stdin.write(b"stop\n")
+            await process.stdin.drain()
+        process.stdin.close()
+    try:
+        await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+    finally:
+        if process.stdout is not None:
+            # Drain what is left so the pipe's transport closes cleanly.
+            with contextlib.suppress(Exception):
+                await process.stdout.read()
+
+
+async def spawn(
+    path_or_factory: str | os.PathLike[str] | Callable[..., Any],
+    *,
+    host: str | None = None,
+    port: int = 0,
+    token: str | None = None,
+    name: str | None = None,
+    allow_remote: bool = False,
+    startup_timeout: float = 30.0,
+    **options: Any,
+) -> SpawnedServer:
+    """Start a process that owns a database and serves it; return once it accepts clients.
+
+    :param path_or_factory: a database path, opened in the child with
+        ``rxdb.open(path, **options)`` (``":memory:"`` works: the child owns it); or a
+        module-level function, called in the child with no arguments and returning an open
+        :class:`rxdb.Database` or an awaitable of one. The function travels by reference
+        (``"module:qualname"``), so the child must be able to import its module. A string is
+        always a path.
+    :param options: options of :class:`rxdb.Database` (JSON values only), for a path.
+    :param host, port, token, name, allow_remote: as for :func:`rxdb.remote.server.serve`.
+    :raises SpawnError: if the child fails to start or to open the database.
+    :raises TypeError: for a factory that is not a module-level function.
+    """
+    config: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "token": token,
+        "name": name,
+        "allow_remote": allow_remote,
+        "options": options,
+    }
+    if callable(path_or_factory):
+        config["factory"] = function_reference(path_or_factory)
+    else:
+        config["path"] = os.fspath(path_or_factory)
+    try:
+        line = json.dumps(config).encode() + b"\n"
+    except TypeError as error:
+        raise TypeError(f"spawn options must be JSON values: {error}") from None
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "rxdb.remote.worker",
+        "serve",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        process.stdin.write(line)
+        await process.stdin.drain()
+        answer = await asyncio.wait_for(process.stdout.readline(), startup_timeout)
+        if not answer:
+            code = await process.wait()
+            raise SpawnError(f"the server process exited with code {code} before it was ready")
+        reply = json.loads(answer)
+        if reply.get("event") != "ready":
+            raise SpawnError(
+                f"the server process failed to start: {reply.get('error', 'unknown error')}"
+            )
+        handle = ServerHandle.from_json(reply["handle"])
+    except BaseException:
+        await _stop(process)
+        raise
+    return SpawnedServer(process, handle)

@@ -1,0 +1,144 @@
+"""The child-process side of :func:`rxdb.remote.spawn.spawn` and
+:func:`rxdb.remote.compute.compute_with_database`.
+
+``python -m rxdb.remote.worker serve``: read one JSON line of configuration, open (or make)
+the database, serve it, print ``{"event": "ready", "handle": ...}``, and serve until stdin
+says ``stop`` or closes.
+
+``python -m rxdb.remote.worker compute``: read one rxdb frame (a ``Request`` whose args name
+the function, the target database and the arguments) from stdin, run the function, write
+one frame (``Response`` or ``Failure``) to stdout. Only the rxdb protocol crosses: values are
+checked on both sides, and nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import sys
+from typing import Any
+
+from rxdb.remote.frames import FrameDecoder, ProtocolError, encode_frame
+from rxdb.remote.messages import (
+    Failure,
+    Request,
+    Response,
+    decode_message,
+    encode_message,
+    error_to_wire,
+)
+
+
+def resolve(reference: str) -> Any:
+    """Import ``"module:qualname"`` and return what it names."""
+    module_name, _, qualname = reference.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def _say(**fields: Any) -> None:
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
+async def _serve() -> int:
+    import rxdb
+    from rxdb.remote.server import serve
+
+    loop = asyncio.get_running_loop()
+    try:
+        config = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
+        if "factory" in config:
+            made = resolve(config["factory"])()
+            db = await made if inspect.isawaitable(made) else made
+            if not isinstance(db, rxdb.Database):
+                raise TypeError(f"the factory returned {type(db).__name__}, not a Database")
+            await db.connect()
+        else:
+            db = await rxdb.open(config["path"], **config.get("options", {}))
+    except Exception as error:
+        _say(event="failed", error=f"{type(error).__name__}: {error}")
+        return 1
+    try:
+        try:
+            server = await serve(
+                db,
+                host=config.get("host"),
+                port=config.get("port", 0),
+                token=config.get("token"),
+                name=config.get("name"),
+                allow_remote=bool(config.get("allow_remote")),
+            )
+        except Exception as error:
+            _say(event="failed", error=f"{type(error).__name__}: {error}")
+            return 1
+        try:
+            _say(event="ready", handle=server.handle.to_json())
+            while True:
+                line = await loop.run_in_executor(None, sys.stdin.readline)
+                if not line or line.strip() == "stop":
+                    break
+        finally:
+            await server.shutdown_all()
+    finally:
+        await db.close()
+    return 0
+
+
+async def _compute() -> int:
+    out = sys.stdout.buffer
+    request_id = 0
+    try:
+        decoder = FrameDecoder()
+        payloads = decoder.feed(sys.stdin.buffer.read())
+        if len(payloads) != 1:
+            raise ProtocolError("expected exactly one request frame")
+        request = decode_message(payloads[0])
+        if not isinstance(request, Request) or not isinstance(request.args, dict):
+            raise ProtocolError("expected a compute request")
+        request_id = request.id
+        result = await _run(request.args)
+        reply: Response | Failure = Response(request_id, result)
+        try:
+            payload = encode_message(reply)
+        except ProtocolError as error:
+            raise TypeError(f"the function's result cannot be sent back: {error}") from error
+    except Exception as error:
+        payload = encode_message(Failure(request_id, error_to_wire(error)))
+    out.write(encode_frame(payload))
+    out.flush()
+    return 0
+
+
+async def _run(job: dict[str, Any]) -> Any:
+    import rxdb
+    from rxdb.remote.server import ServerHandle
+
+    fn = resolve(job["fn"])
+    if not inspect.iscoroutinefunction(fn):
+        raise TypeError(f"{job['fn']} is not an async function")
+    args = job.get("args", [])
+    target = job["target"]
+    if "server" in target:
+        remote = await ServerHandle.from_json(target["server"]).connect()
+        async with remote:
+            return await fn(remote, *args)
+    async with rxdb.open(target["file"], **target.get("options", {})) as db:
+        return await fn(db, *args)
+
+
+def main(argv: list[str]) -> int:
+    if argv[1:] == ["serve"]:
+        return asyncio.run(_serve())
+    if argv[1:] == ["compute"]:
+        return asyncio.run(_compute())
+    sys.stderr.write("usage: python -m rxdb.remote.worker serve|compute\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
