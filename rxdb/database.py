@@ -36,6 +36,7 @@ from rxdb.watch import QueryStream, SharedQuery, params_key
 
 if TYPE_CHECKING:
     from rxdb.remote.hub import Membership
+    from rxdb.remote.server import ServerHandle
 
 __all__ = ("Database", "open")
 
@@ -306,12 +307,16 @@ class Database:
         else:
             await engine.backup(os.fspath(target), pages_per_step=pages_per_step, progress=progress)
 
-    async def serializable_connection(self) -> ConnectionHandle:
+    async def serializable_connection(self) -> ConnectionHandle | ServerHandle:
         """A picklable handle to this database: ``await handle.connect()`` on another event
         loop (or ``handle.connect_sync()`` in a plain thread) gives a database that shares
-        this one's engine and bus. See :mod:`rxdb.handles`."""
+        this one's engine and bus (see :mod:`rxdb.handles`). While this database is served
+        (:func:`rxdb.serve`), the server's handle, which any process can connect."""
         await self._ready()
-        return handle_for(self, self._options)
+        from rxdb.remote.server import served_handle
+
+        served = served_handle(self)
+        return served if served is not None else handle_for(self, self._options)
 
     def _home(self) -> tuple[asyncio.AbstractEventLoop, int]:
         """The loop this database runs on, and that loop's thread."""

@@ -177,3 +177,17 @@ async def test_bridged_errors_come_through_unchanged(any_db: rxdb.Database) -> N
 
     error = await in_other_loop(there)
     assert isinstance(error, rxdb.OperationalError) and "missing" in str(error)
+
+
+async def test_served_database_hands_out_the_server_handle(any_db: rxdb.Database) -> None:
+    await make_t(any_db)
+    async with await rxdb.serve(any_db) as server:
+        handle = await any_db.serializable_connection()
+        assert handle == server.handle
+        remote = await handle.connect()
+        try:
+            await remote.execute("INSERT INTO t(x) VALUES (1)")
+        finally:
+            await remote.close()
+    assert await any_db.fetch_one(COUNT) == (1,)
+    assert isinstance(await any_db.serializable_connection(), rxdb.ConnectionHandle)
