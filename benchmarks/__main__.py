@@ -11,17 +11,29 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from . import breakdown, charts, fanout, latency, machine, overhead, parsing, polling, report
+from . import (
+    breakdown,
+    charts,
+    fanout,
+    latency,
+    machine,
+    overhead,
+    parsing,
+    polling,
+    processes,
+    report,
+)
 from ._common import FULL, QUICK, SMOKE, Results, Sizes
 
 Group = Callable[[Sizes, Results], Awaitable[None]]
 GROUPS: dict[str, tuple[str, Group]] = {
     "latency": ("#1, #1b, #2", latency.run),
+    "processes": ("#3: writer in another process, through the hub", processes.run),
     "fanout": ("#5 (+ watcher sweep), #6, #7", fanout.run),
     "overhead": ("#8, #10, aiosqlite hop floor", overhead.run),
     "breakdown": ("layer-by-layer cost of fetch_all and execute", breakdown.run),
     "parser": ("#9", parsing.run),
-    "polling": ("#11, #4 baseline; #3/#4 listed as not built", polling.run),
+    "polling": ("#11, #4", polling.run),
 }
 
 

@@ -22,6 +22,12 @@ T = TypeVar("T")
 clock = time.perf_counter  # CLOCK_MONOTONIC on Linux: comparable across threads
 
 
+def monotonic() -> float:
+    """``CLOCK_MONOTONIC`` itself: comparable across processes of one machine (#3).
+    ``perf_counter`` happens to read it on Linux, but Python does not promise that."""
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
 @dataclass(frozen=True)
 class Sizes:
     """How much work each figure does. ``quick`` stays under two minutes on 2 cores."""
@@ -47,19 +53,24 @@ class Sizes:
     parse_cached: int
     poll_seconds: float  # #11, per mode
     poll_write_interval: float
+    process_samples: int  # #3, after warm-up (the warm-up is ``warmup``)
+    process_gap: float  # #3, seconds between the other process's commits (and echo trips)
 
     def asdict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-SMOKE = Sizes("smoke", 5, 2, (0, 5, 20), 5, 5, 1, 5, 2, 20, 3, 1, 5, 1, 2, 3, 1, 3, 100, 0.3, 0.05)
+SMOKE = Sizes(
+    "smoke", 5, 2, (0, 5, 20), 5, 5, 1, 5, 2, 20, 3, 1, 5, 1, 2, 3, 1, 3, 100, 0.3, 0.05,
+    5, 0.005,
+)  # fmt: skip
 QUICK = Sizes(
     "quick", 300, 30, (0, 100, 1000, 10000), 1000, 100, 4, 1000, 20, 2000, 100, 2,
-    200, 5, 4, 100, 3, 50, 100_000, 2.0, 0.2,
+    200, 5, 4, 100, 3, 50, 100_000, 2.0, 0.2, 200, 0.01,
 )  # fmt: skip
 FULL = Sizes(
     "full", 2000, 100, (0, 100, 1000, 10000), 1000, 200, 8, 1000, 50, 10000, 100, 3,
-    500, 10, 4, 300, 5, 200, 1_000_000, 6.0, 0.2,
+    500, 10, 4, 300, 5, 200, 1_000_000, 6.0, 0.2, 1000, 0.01,
 )  # fmt: skip
 SIZES = {s.name: s for s in (SMOKE, QUICK, FULL)}
 
@@ -158,16 +169,16 @@ class CommitClock:
     """Instrumentation: records the instant each outermost commit is published.
 
     rxdb's writer thread calls ``Database._publish`` right after the outermost COMMIT; this
-    wraps that method on one instance (nothing in rxdb changes) and stamps ``clock()``
-    before handing on. Safe from any thread (a list append is atomic).
+    wraps that method on one instance (nothing in rxdb changes) and stamps ``stamp()``
+    (``clock`` unless told) before handing on. Safe from any thread (a list append is atomic).
     """
 
-    def __init__(self, db: rxdb.Database) -> None:
+    def __init__(self, db: rxdb.Database, stamp: Callable[[], float] = clock) -> None:
         self.times: list[float] = []
         original = db._publish
 
         def publish(*args: Any, **kwargs: Any) -> None:
-            self.times.append(clock())
+            self.times.append(stamp())
             original(*args, **kwargs)
 
         db._publish = publish  # type: ignore[method-assign]
@@ -179,16 +190,18 @@ class CommitClock:
 
 class ValueWaiter:
     """An observer of a watch whose first row's first column is a counter: stamps the
-    instant each value arrives and lets a coroutine wait for a given value."""
+    instant each value arrives (``stamp()``, ``clock`` unless told) and lets a coroutine wait
+    for a given value."""
 
-    def __init__(self) -> None:
+    def __init__(self, stamp: Callable[[], float] = clock) -> None:
+        self._stamp = stamp
         self.seen: dict[Any, float] = {}
         self.emissions = 0
         self._waiting: dict[Any, asyncio.Future[float]] = {}
         self.errors: list[BaseException] = []
 
     def on_next(self, rows: list[Any]) -> None:
-        now = clock()
+        now = self._stamp()
         self.emissions += 1
         value = rows[0][0] if rows else None
         self.seen.setdefault(value, now)

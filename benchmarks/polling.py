@@ -183,16 +183,6 @@ async def run(sizes: Sizes, results: Results) -> None:
             )
         )  # fmt: skip
     f_lat = summary(foreign["latency"])
-    results.add(
-        Figure(
-            "3",
-            "writer in another process (hub)",
-            None,
-            "ms",
-            bar="median <= 1.5 ms",
-            status="not built (issue 4)",
-        )
-    )
     w_lat = summary(foreign["watch"])
     met = foreign["missed"] == 0 and w_lat["median"] <= 60 and foreign["idle_cpu"] <= 1.0
     results.add(

@@ -1,0 +1,42 @@
+"""The other process of #3: ``python -m benchmarks._writer PATH COUNT GAP``.
+
+Opens ``PATH`` with rxdb (``foreign_poll=None``: the hub is the only way its commits can reach
+the watching process), waits until it is connected to the hub, prints ``ready ROLE``, then
+does ``COUNT`` updates of the counter (values 0, 1, ...) ``GAP`` seconds apart. For each it
+prints ``VALUE START COMMIT``: ``CLOCK_MONOTONIC`` instants (comparable across processes on
+one machine) taken before ``await db.execute(...)`` and when the writer thread published the
+commit (:class:`~benchmarks._common.CommitClock` on ``Database._publish``). Then it closes
+the database and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import rxdb
+
+from ._common import CommitClock, monotonic
+
+UPDATE = "UPDATE counter SET v = ? WHERE id = 1"
+
+
+async def main(path: str, count: int, gap: float) -> None:
+    async with rxdb.open(path, foreign_poll=None) as db:
+        membership = db._membership
+        deadline = monotonic() + 10.0
+        while membership is None or not membership.statistics().connected:
+            if monotonic() > deadline:
+                raise SystemExit("the writer never connected to the hub")
+            await asyncio.sleep(0.005)
+        print(f"ready {membership.statistics().role}", flush=True)
+        commits = CommitClock(db, monotonic)
+        for value in range(count):
+            await asyncio.sleep(gap)
+            start = monotonic()
+            await db.execute(UPDATE, (value,))
+            print(f"{value} {start!r} {commits.last!r}", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))
