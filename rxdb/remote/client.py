@@ -20,7 +20,6 @@ import logging
 import os
 import threading
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from reactivex.disposable import Disposable
 
 from rxdb._types import Params
 from rxdb.errors import ClosedError, ProgrammingError, RxdbError, WrongLoopError
-from rxdb.remote.frames import DEFAULT_MAX_PAYLOAD, FrameDecoder, ProtocolError, encode_frame
+from rxdb.remote.frames import DEFAULT_MAX_PAYLOAD, ProtocolError, encode_frame
 from rxdb.remote.messages import (
     Event,
     EventKind,
@@ -45,11 +44,12 @@ from rxdb.remote.messages import (
     Request,
     Response,
     Welcome,
-    decode_message,
     encode_message,
     error_from_wire,
 )
-from rxdb.remote.server import ServerHandle, notify_from_wire, update_to_wire
+from rxdb.remote.server import ServerHandle
+from rxdb.remote.streams import FramedStream
+from rxdb.remote.values import notify_from_wire, update_to_wire
 from rxdb.rows import ExecuteResult, Row
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 from rxdb.watch import QueryIterator
@@ -69,7 +69,6 @@ __all__ = (
 LOG = logging.getLogger("rxdb.remote")
 
 Rows = list[Row]
-_READ_CHUNK: Final = 256 * 1024
 CONNECT_TIMEOUT: Final = 10.0
 """Seconds to reach a server and finish the handshake before giving up (a dead server's
 socket file may accept nothing; a hung one may never answer)."""
@@ -144,12 +143,11 @@ class RemoteDatabase:
         self, handle: ServerHandle, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         self.handle = handle
-        self._reader = reader
-        self._writer = writer
+        self._stream = FramedStream(
+            reader, writer, f"to the rxdb server at {handle.address}", DEFAULT_MAX_PAYLOAD
+        )
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
-        self._decoder = FrameDecoder(DEFAULT_MAX_PAYLOAD)
-        self._inbox: deque[bytes] = deque()
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._subscriptions: dict[int, _Subscription] = {}
@@ -168,7 +166,7 @@ class RemoteDatabase:
     async def _handshake(self) -> None:
         token = None if self.handle.token is None else bytes.fromhex(self.handle.token)
         self._write(Hello(token, "client", os.getpid(), uuid.uuid4().hex[:16]))
-        message = await self._receive()
+        message = await self._stream.receive()
         if isinstance(message, Refused):
             raise ServerRefusedError(f"the rxdb server refused the connection: {message.reason}")
         if not isinstance(message, Welcome):
@@ -180,19 +178,11 @@ class RemoteDatabase:
         # A fresh context: the reader must not carry the connecting task's blocks.
         self._reader_task = self._loop.create_task(self._read(), context=contextvars.Context())
 
-    async def _receive(self) -> Message | None:
-        while not self._inbox:
-            data = await self._reader.read(_READ_CHUNK)
-            if not data:
-                return None
-            self._inbox.extend(self._decoder.feed(data))
-        return decode_message(self._inbox.popleft())
-
     async def _read(self) -> None:
         reason = "the server closed the connection"
         try:
             while True:
-                message = await self._receive()
+                message = await self._stream.receive()
                 if message is None:
                     break
                 self._dispatch(message)
@@ -250,7 +240,7 @@ class RemoteDatabase:
         """Fail everything in flight: the server has rolled back what was not committed."""
         if self._lost is None:
             self._lost = error
-        self._writer.close()
+        self._stream.writer.close()
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
@@ -272,16 +262,14 @@ class RemoteDatabase:
                 f"the request is {len(payload)} bytes, over the frame limit of "
                 f"{DEFAULT_MAX_PAYLOAD}; send it in smaller parts"
             )
-        self._writer.write(encode_frame(payload))
+        self._stream.writer.write(encode_frame(payload))
 
     async def _abandon(self) -> None:
         self._closed = True
         if self._reader_task is not None:
             self._reader_task.cancel()
             await asyncio.gather(self._reader_task, return_exceptions=True)
-        self._writer.close()
-        with contextlib.suppress(Exception):
-            await self._writer.wait_closed()
+        await self._stream.close()
 
     @property
     def closed(self) -> bool:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +31,8 @@ from rxdb.remote.messages import (
     error_from_wire,
 )
 from rxdb.remote.server import Server, ServerHandle, served_handle
-from rxdb.remote.spawn import SpawnedServer, function_reference
+from rxdb.remote.spawn import SpawnedServer
+from rxdb.remote.worker import function_reference, start_worker
 
 if TYPE_CHECKING:
     from rxdb.database import Database
@@ -65,14 +65,7 @@ async def compute_with_database(
         payload = encode_message(Request(1, "compute", job))
     except ProtocolError as error:
         raise TypeError(f"the arguments cannot be sent to a worker process: {error}") from None
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "rxdb.remote.worker",
-        "compute",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
+    process = await start_worker("compute")
     try:
         out, _ = await process.communicate(encode_frame(payload))
     except BaseException:

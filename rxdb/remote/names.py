@@ -17,7 +17,7 @@ import uuid
 from typing import Final
 
 from rxdb.errors import RxdbError
-from rxdb.remote.hub import socket_directory
+from rxdb.remote.runtime import socket_directory
 from rxdb.remote.server import ServerHandle
 
 __all__ = ("NameNotFoundError", "lookup", "register", "unregister")

@@ -13,12 +13,12 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
 from collections.abc import Callable
 from typing import Any, Final
 
 from rxdb.errors import RxdbError
 from rxdb.remote.server import ServerHandle
+from rxdb.remote.worker import function_reference, start_worker  # the first is re-exported
 
 __all__ = ("SpawnError", "SpawnedServer", "function_reference", "spawn")
 
@@ -27,38 +27,6 @@ STOP_TIMEOUT: Final = 10.0
 
 class SpawnError(RxdbError):
     """Raised when the server process fails to start (its error is in the message)."""
-
-
-def function_reference(fn: Callable[..., Any] | str) -> str:
-    """Return ``"module:qualname"`` for a module-level function, checking that a child
-    process can import it back.
-
-    :raises TypeError: for a lambda, a closure, a method of an instance, or anything the
-        child could not find by name.
-    """
-    if isinstance(fn, str):
-        head, _, tail = fn.partition(":")
-        if not head or not tail:
-            raise TypeError(f"a function reference is 'module:qualname', not {fn!r}")
-        return fn
-    module_name = getattr(fn, "__module__", None)
-    qualname = getattr(fn, "__qualname__", None)
-    if not module_name or not qualname or "<" in qualname:
-        raise TypeError(
-            f"{fn!r} is not a module-level function (lambdas and closures cannot be found by "
-            "name in another process); define it at the top level of an importable module"
-        )
-    if module_name == "__main__":
-        raise TypeError(
-            f"{fn!r} is defined in __main__, which another process cannot import; move it "
-            "into a module"
-        )
-    target: Any = sys.modules.get(module_name)
-    for part in qualname.split("."):
-        target = getattr(target, part, None)
-    if target is not fn:
-        raise TypeError(f"{module_name}:{qualname} does not name {fn!r}")
-    return f"{module_name}:{qualname}"
 
 
 class SpawnedServer:
@@ -156,14 +124,7 @@ async def spawn(
         line = json.dumps(config).encode() + b"\n"
     except TypeError as error:
         raise TypeError(f"spawn options must be JSON values: {error}") from None
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "rxdb.remote.worker",
-        "serve",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
+    process = await start_worker("serve")
     assert process.stdin is not None
     assert process.stdout is not None
     try:

@@ -1,5 +1,11 @@
-"""The child-process side of :func:`rxdb.remote.spawn.spawn` and
-:func:`rxdb.remote.compute.compute_with_database`.
+"""rxdb's worker processes, behind :func:`rxdb.remote.spawn.spawn` and
+:func:`rxdb.remote.compute.compute_with_database`: both ends of the command line.
+
+The parent's end: :func:`start_worker` starts ``sys.executable -m rxdb.remote.worker
+<command>`` with pipes on stdin and stdout, and :func:`function_reference` turns a function
+into the ``"module:qualname"`` that the child's :func:`resolve` imports back.
+
+The child's end:
 
 ``python -m rxdb.remote.worker serve``: read one JSON line of configuration, open (or make)
 the database, serve it, print ``{"event": "ready", "handle": ...}``, and serve until stdin
@@ -18,7 +24,8 @@ import importlib
 import inspect
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 from rxdb.remote.frames import FrameDecoder, ProtocolError, encode_frame
 from rxdb.remote.messages import (
@@ -29,6 +36,50 @@ from rxdb.remote.messages import (
     encode_message,
     error_to_wire,
 )
+
+
+def function_reference(fn: Callable[..., Any] | str) -> str:
+    """Return ``"module:qualname"`` for a module-level function, checking that a child
+    process can import it back.
+
+    :raises TypeError: for a lambda, a closure, a method of an instance, or anything the
+        child could not find by name.
+    """
+    if isinstance(fn, str):
+        head, _, tail = fn.partition(":")
+        if not head or not tail:
+            raise TypeError(f"a function reference is 'module:qualname', not {fn!r}")
+        return fn
+    module_name = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    if not module_name or not qualname or "<" in qualname:
+        raise TypeError(
+            f"{fn!r} is not a module-level function (lambdas and closures cannot be found by "
+            "name in another process); define it at the top level of an importable module"
+        )
+    if module_name == "__main__":
+        raise TypeError(
+            f"{fn!r} is defined in __main__, which another process cannot import; move it "
+            "into a module"
+        )
+    target: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part, None)
+    if target is not fn:
+        raise TypeError(f"{module_name}:{qualname} does not name {fn!r}")
+    return f"{module_name}:{qualname}"
+
+
+async def start_worker(command: Literal["serve", "compute"]) -> asyncio.subprocess.Process:
+    """Start ``python -m rxdb.remote.worker <command>`` with its stdin and stdout piped to us."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "rxdb.remote.worker",
+        command,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
 
 
 def resolve(reference: str) -> Any:

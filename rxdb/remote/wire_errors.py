@@ -1,0 +1,122 @@
+"""How an exception crosses the wire: as an :class:`ErrorInfo`, and back as the rxdb error
+of the same class (or a :class:`RemoteError` for anything else).
+
+No class is ever looked up by a name a peer sent beyond the fixed table of rxdb's own
+errors, and texts are clipped so that a long SQL script in a failure cannot push a frame
+over the limit and turn a clean error into a dropped connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from rxdb.errors import (
+    BusyError,
+    ClosedError,
+    DatabaseError,
+    IntegrityError,
+    InterruptError,
+    OperationalError,
+    ProgrammingError,
+    ReadOnlyError,
+    ReentrancyError,
+    RxdbError,
+    TransactionAbortedError,
+    WrongLoopError,
+)
+
+__all__ = ("MAX_ERROR_TEXT", "ErrorInfo", "RemoteError", "error_from_wire", "error_to_wire")
+
+
+# Error texts are diagnostics: a long SQL script in a failure must not push the frame over
+# the limit and turn a clean error into a dropped connection.
+MAX_ERROR_TEXT: Final = 64 * 1024
+
+
+class RemoteError(RxdbError):
+    """Raised when a remote call failed with an exception that is not an rxdb error.
+
+    :ivar error_type: the remote exception's type name, e.g. ``"ValueError"``; it is only a
+        label -- no class of that name is looked up or instantiated.
+    """
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}" if message else error_type)
+        self.error_type = error_type
+        self.remote_message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """An exception as it crosses the wire; see :func:`error_to_wire`."""
+
+    error_type: str
+    message: str
+    sqlite_errorcode: int | None = None
+    sqlite_errorname: str | None = None
+    sql: str | None = None
+
+
+_ERROR_CLASSES: Final[dict[str, type[RxdbError]]] = {
+    cls.__name__: cls
+    for cls in (
+        RxdbError,
+        DatabaseError,
+        IntegrityError,
+        OperationalError,
+        ProgrammingError,
+        BusyError,
+        ReadOnlyError,
+        InterruptError,
+        TransactionAbortedError,
+        ReentrancyError,
+        ClosedError,
+        WrongLoopError,
+    )
+}
+
+
+def error_to_wire(error: BaseException) -> ErrorInfo:
+    """Describe ``error`` for the wire: rxdb errors by class, anything else by type name."""
+    if isinstance(error, RemoteError):
+        return ErrorInfo(error.error_type, _clip(error.remote_message))
+    for cls in type(error).__mro__:
+        if _ERROR_CLASSES.get(cls.__name__) is cls:
+            break
+    else:
+        kind = type(error)
+        name = kind.__qualname__
+        if kind.__module__ != "builtins":
+            name = f"{kind.__module__}.{name}"
+        return ErrorInfo(_clip(name), _clip(str(error)))
+    if isinstance(error, DatabaseError):
+        # Exception.__str__, not DatabaseError.__str__: the SQL travels in its own field
+        # and the receiving side appends it again.
+        return ErrorInfo(
+            cls.__name__,
+            _clip(Exception.__str__(error)),
+            error.sqlite_errorcode,
+            error.sqlite_errorname,
+            None if error.sql is None else _clip(error.sql),
+        )
+    return ErrorInfo(cls.__name__, _clip(str(error)))
+
+
+def error_from_wire(info: ErrorInfo) -> RxdbError:
+    """Rebuild the error ``info`` describes, as the rxdb class of the same name if any."""
+    cls = _ERROR_CLASSES.get(info.error_type)
+    if cls is None:
+        return RemoteError(info.error_type, info.message)
+    if issubclass(cls, DatabaseError):
+        return cls(
+            info.message,
+            sql=info.sql,
+            sqlite_errorcode=info.sqlite_errorcode,
+            sqlite_errorname=info.sqlite_errorname,
+        )
+    return cls(info.message)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 3] + "..."
