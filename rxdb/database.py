@@ -165,15 +165,17 @@ class Database:
         """
         if self._connecting is not None and not self._connected:
             await asyncio.gather(self._connecting, return_exceptions=True)
-        if self._poller is not None:
-            await self._poller.stop()
-        if self._membership is not None:
-            await self._membership.leave()
+        self._engine.refuse_new_work()  # from here on, every new call raises ClosedError
         for query in list(self._queries.values()):
             query.complete()
         if self._schema_watch is not None:
             self._schema_watch.close()
+        if self._poller is not None:
+            await self._poller.stop()
         await self._engine.close()
+        # Last: commits still in flight above were announced to the other processes.
+        if self._membership is not None:
+            await self._membership.leave()
 
     @property
     def closed(self) -> bool:

@@ -314,6 +314,10 @@ class Engine:
             )
         return self._writer
 
+    def refuse_new_work(self) -> None:
+        """Make every new call raise :class:`rxdb.ClosedError` (work in flight goes on)."""
+        self._closed = True
+
     async def close(self) -> None:
         """Wait for the running transaction (if another task holds one) and reads in flight,
         then close every connection. Idempotent."""
