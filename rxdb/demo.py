@@ -1,9 +1,10 @@
 """``python -m rxdb demo``: live queries refreshed by a writer in another thread.
 
-A writer thread runs its own event loop and its own ``rxdb.open()`` of the same file; the main
-loop watches three queries (a join through a view, an aggregate, a counter kept by a trigger)
-and prints every new result as it arrives. It ends by itself once the writer is done and every
-watch shows the final state.
+A writer thread runs its own event loop and uses the database through a handle
+(``db.serializable_connection()``: the same engine, the same bus). The main loop watches
+three queries (a join through a view, an aggregate, a counter kept by a trigger) and prints
+every new result as it arrives. It ends by itself once the writer is done and every watch
+shows the final state.
 """
 
 from __future__ import annotations
@@ -69,14 +70,14 @@ class Writer(threading.Thread):
 
     def __init__(
         self,
-        path: str,
+        handle: rxdb.ConnectionHandle | rxdb.ServerHandle,
         seconds: float,
         rate: float,
         log: Callable[[str], object],
         done: Callable[[], object],
     ) -> None:
         super().__init__(name="rxdb-demo-writer")
-        self.path, self.seconds, self.rate, self.log, self.done = path, seconds, rate, log, done
+        self.handle, self.seconds, self.rate, self.log, self.done = handle, seconds, rate, log, done
         self.commits = 0
         self.stop = threading.Event()
         self.error: BaseException | None = None
@@ -92,7 +93,7 @@ class Writer(threading.Thread):
     async def write(self) -> None:
         chance = random.Random(7)
         loop = asyncio.get_running_loop()
-        async with rxdb.open(self.path) as db:
+        async with await self.handle.connect() as db:
             start = next_at = loop.time()
             while loop.time() - start < self.seconds and not self.stop.is_set():
                 rows = await db.fetch_all("SELECT id FROM orders WHERE status = 'open'")
@@ -152,17 +153,20 @@ async def demo(seconds: float, rate: float, out: TextIO) -> int:
         path = os.path.join(directory, "shop.db")
         # The writer's lines and its "done" reach this loop through one door.
         done = asyncio.Event()
-        writer = Writer(
-            path,
-            seconds,
-            rate,
-            log=lambda text: loop.call_soon_threadsafe(show, "writer", text),
-            done=lambda: loop.call_soon_threadsafe(done.set),
-        )
         async with rxdb.open(path) as db:
             await db.execute_script(SCHEMA)
+            writer = Writer(
+                await db.serializable_connection(),
+                seconds,
+                rate,
+                log=lambda text: loop.call_soon_threadsafe(show, "writer", text),
+                done=lambda: loop.call_soon_threadsafe(done.set),
+            )
             say(f"rxdb demo: watching {len(QUERIES)} queries on {path}")
-            say(f"a writer thread (own loop, own rxdb.open) commits {rate:g}/s for {seconds:g} s\n")
+            say(
+                f"a writer thread (own loop, a handle to this database) commits {rate:g}/s "
+                f"for {seconds:g} s\n"
+            )
             streams = {label: db.watch(sql) for label, (sql, _) in QUERIES.items()}
             followers = [
                 asyncio.create_task(follow(label, streams[label], QUERIES[label][1]))
