@@ -127,11 +127,13 @@ class Engine:
             return await session.fetch_all(sql, params)
         if writer.in_scope() or not _is_query(sql):
             return await self._write(sql).run(sql, lambda conn: conn.fetch(sql, params))
-        return await self.fetch_committed(sql, params)
+        return await self._fetch_committed(writer, sql, params)
 
     async def fetch_committed(self, sql: str, params: Params) -> list[Row]:
         """Run a query against committed data only, whatever the caller's transaction."""
-        writer = self._check()
+        return await self._fetch_committed(self._check(), sql, params)
+
+    async def _fetch_committed(self, writer: Writer, sql: str, params: Params) -> list[Row]:
         try:
             if self._readers is None:
                 async with writer.lock:

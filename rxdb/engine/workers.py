@@ -105,12 +105,13 @@ async def uninterrupted(operation: Awaitable[T]) -> T:
     return future.result()
 
 
-async def _queue(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
+def _queue(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
     # aiosqlite's own queue (a private API, stable across its 0.x releases; the dependency is
     # pinned below 0.23). Its public methods cost a hop per cursor step, and give no way to run
-    # rxdb's bookkeeping in the same hop as the statement.
-    result: T = await conn._execute(fn, *args)  # type: ignore[no-untyped-call]
-    return result
+    # rxdb's bookkeeping in the same hop as the statement. Returned, not awaited here: one
+    # coroutine less on every operation.
+    queued: Awaitable[T] = conn._execute(fn, *args)  # type: ignore[no-untyped-call]
+    return queued
 
 
 def _nothing() -> None:
