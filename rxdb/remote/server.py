@@ -23,6 +23,7 @@ import logging
 import os
 import uuid
 import weakref
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -198,6 +199,7 @@ class Server:
         self._registered: str | None = None
         self._closed = False
         self._labels = itertools.count(1)
+        self._changed = asyncio.Event()
         self.epoch = uuid.uuid4().hex[:16]
         self.handle: ServerHandle
 
@@ -216,6 +218,23 @@ class Server:
     def connections(self) -> int:
         """Clients connected now (handshake done or not)."""
         return len(self._sessions)
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` is true; for diagnostics and tests, not for clients.
+
+        The predicate is checked now and again after every change of the server's counted
+        state: a connection accepted or ended, one of its requests started or finished, one
+        of its subscriptions added or removed. It should read only that state
+        (:attr:`connections`, a session's ``tasks`` and ``subscriptions``). It waits for as
+        long as it takes: wrap it in ``asyncio.timeout``.
+        """
+        while not predicate():
+            await self._changed.wait()
+
+    def _state_changed(self) -> None:
+        """Wake the waiters of :meth:`wait_until` (called on the loop by every change)."""
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"<rxdb.remote.Server {self.handle.kind}:{self.handle.address}>"
@@ -269,8 +288,10 @@ class Server:
         session = Session(self, reader, writer, f"#{next(self._labels)}")
         self._sessions.add(session)
         self._session_tasks.add(task)
+        self._state_changed()
         try:
             await session.run()
         finally:
             self._sessions.discard(session)
             self._session_tasks.discard(task)
+            self._state_changed()

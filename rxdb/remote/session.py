@@ -202,6 +202,7 @@ class Session:
                 with contextlib.suppress(Exception):
                     subscription.dispose()
             self.subscriptions.clear()
+            self.server._state_changed()
             held, self.blocks = list(self.blocks.values()), {}
             for one in held:
                 await _roll_back(one)
@@ -231,7 +232,8 @@ class Session:
                 self._answer(message), context=contextvars.Context()
             )
             self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            task.add_done_callback(self._request_done)
+            self.server._state_changed()
         elif isinstance(message, Ping):
             self._send(Pong(message.nonce))
         elif isinstance(message, Goodbye):
@@ -240,6 +242,10 @@ class Session:
             pass
         else:
             raise _Abort(f"a client may not send {type(message).__name__.lower()}")
+
+    def _request_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self.server._state_changed()
 
     async def _answer(self, request: Request) -> None:
         try:
@@ -385,18 +391,22 @@ class Session:
 
         def on_error(error: Exception) -> None:
             if self.subscriptions.pop(sub_id, None) is not None:
+                self.server._state_changed()
                 self._send(Event(sub_id, EventKind.ERROR, None, error_to_wire(error)))
 
         def on_completed() -> None:
             if self.subscriptions.pop(sub_id, None) is not None:
+                self.server._state_changed()
                 self._send(Event(sub_id, EventKind.COMPLETE))
 
         # Registered first: the first value may be delivered during subscribe().
         self.subscriptions[sub_id] = _Pending()
+        self.server._state_changed()
         try:
             disposable = stream.subscribe(on_next, on_error, on_completed)
         except BaseException:
-            self.subscriptions.pop(sub_id, None)
+            if self.subscriptions.pop(sub_id, None) is not None:
+                self.server._state_changed()
             raise
         if sub_id in self.subscriptions and not self.closed:
             self.subscriptions[sub_id] = disposable
@@ -406,6 +416,7 @@ class Session:
     def _drop_subscription(self, sub_id: int) -> None:
         subscription = self.subscriptions.pop(sub_id, None)
         if subscription is not None:
+            self.server._state_changed()
             subscription.dispose()
 
 

@@ -126,7 +126,7 @@ async def test_transactions_commit_roll_back_and_nest(
 async def test_a_transaction_belongs_to_its_task(
     served: tuple[rxdb.Database, Server], client: RemoteDatabase
 ) -> None:
-    db, _ = served
+    db, server = served
     inside = asyncio.Event()
     release = asyncio.Event()
 
@@ -141,9 +141,17 @@ async def test_a_transaction_belongs_to_its_task(
 
     task = asyncio.create_task(holder())
     await inside.wait()
+    session = next(iter(server._sessions))
+    earlier = set(session.tasks)
     # another task of the same client is outside the block: it waits for the write lock
     other = asyncio.create_task(client.execute("INSERT INTO t(x) VALUES (2)"))
-    await asyncio.sleep(0.05)  # give it the chance to (wrongly) land inside the block
+    # once the server has its request, it must wait there for the block to end (had it
+    # wrongly landed inside the block, it would be rolled back with it: see the end)
+    async with asyncio.timeout(WAIT):
+        await server.wait_until(lambda: bool(session.tasks - earlier))
+    writer = db._engine._writer
+    assert writer is not None
+    assert writer.lock.locked()
     assert not other.done()
     release.set()
     with pytest.raises(RuntimeError):
@@ -175,8 +183,7 @@ async def test_watch_refreshes_on_writes_by_client_server_and_second_client(
     # unsubscribing tells the server: its session drops the watch
     session = next(iter(server._sessions))
     async with asyncio.timeout(WAIT):
-        while session.subscriptions:
-            await asyncio.sleep(0.01)
+        await server.wait_until(lambda: not session.subscriptions)
     assert seen.errors == []
 
 
@@ -346,8 +353,7 @@ async def test_shutdown_all_fails_pending_calls_and_ends_watches(
     pending = asyncio.create_task(client.execute("INSERT INTO t(x) VALUES (1)"))
     session = next(iter(server._sessions))
     async with asyncio.timeout(WAIT):  # the insert has reached the server and waits there
-        while not session.tasks:
-            await asyncio.sleep(0.01)
+        await server.wait_until(lambda: bool(session.tasks))
     stopping = asyncio.create_task(server.shutdown_all())
     with pytest.raises(rxdb.ClosedError, match="connection to the rxdb server lost"):
         await pending
@@ -381,8 +387,7 @@ async def test_client_killed_mid_transaction_leaves_no_trace(
     assert await db.fetch_all("SELECT x FROM t") == [("after",)]
     assert await client.fetch_all("SELECT x FROM t") == [("after",)]
     async with asyncio.timeout(WAIT):
-        while server.connections != 1:
-            await asyncio.sleep(0.01)
+        await server.wait_until(lambda: server.connections == 1)
 
 
 async def test_spawned_memory_database_is_shared_by_two_clients() -> None:
