@@ -77,8 +77,18 @@ def row_class(names: tuple[str, ...]) -> type[Row]:
 
 
 def make_rows(description: Sequence[Sequence[Any]] | None, values: list[Any]) -> list[Row]:
-    cls = row_class(tuple(column[0] for column in description or ()))
+    key = description or ()
+    cls = _BY_DESCRIPTION.get(key)  # type: ignore[call-overload]
+    if cls is None:
+        cls = row_class(tuple(column[0] for column in key))
+        if len(_BY_DESCRIPTION) < 1024:
+            _BY_DESCRIPTION[key] = cls  # type: ignore[index]
     return [cls(value) for value in values]
+
+
+# sqlite3 builds a new (equal) description tuple per statement; keyed by it, the row type of
+# a result costs one dict lookup on the hot path of every query.
+_BY_DESCRIPTION: dict[tuple[Any, ...], type[Row]] = {}
 
 
 def _rebuild(names: tuple[str, ...], values: tuple[Any, ...]) -> Row:

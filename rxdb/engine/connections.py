@@ -55,7 +55,8 @@ class ReaderConnection(sqlite3.Connection):
         return cursor
 
     def fetch(self, sql: str, parameters: Any) -> list[Row]:
-        return self.execute(sql, parameters).fetchall()
+        cursor = sqlite3.Connection.execute(self, sql, parameters)  # a plain cursor: cheaper
+        return make_rows(cursor.description, cursor.fetchall())
 
     def fetch_many(self, queries: Sequence[tuple[str, Any]]) -> list[list[Row] | sqlite3.Error]:
         """Run several queries in turn; a failing one yields its error, the others go on."""
@@ -100,6 +101,9 @@ class TrackedConnection(ReaderConnection):
         for statement in split_script(sql_script):
             cursor = self.execute(statement)
         return cursor
+
+    def fetch(self, sql: str, parameters: Any) -> list[Row]:
+        return self.execute(sql, parameters).fetchall()  # tracked: it may write (RETURNING)
 
     def run(self, sql: str, parameters: Any) -> ExecuteResult:
         """Execute one statement, fetch its rows: the whole of ``db.execute`` in one hop."""
