@@ -18,6 +18,7 @@ import contextlib
 import functools
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -292,8 +293,14 @@ async def quiet(rounds: int = 10) -> None:
         await asyncio.sleep(0)
 
 
-def watch_updates(db: rxdb.Database, recorder: Any, **filters: Any) -> Any:
-    return db.table_updates(**filters).subscribe(recorder)
+@contextmanager
+def watching(db: rxdb.Database, recorder: Any, **filters: Any) -> Iterator[None]:
+    """Record ``db.table_updates(**filters)`` into ``recorder`` for the block."""
+    subscription = db.table_updates(**filters).subscribe(recorder)
+    try:
+        yield
+    finally:
+        subscription.dispose()
 
 
 def tables_of(message: NotifyTablesUpdated) -> set[str]:
@@ -306,8 +313,7 @@ class TestNotifications:
     ) -> None:
         db = any_db
         await db.execute_script("CREATE TABLE a(x); CREATE TABLE b(x);")
-        sub = watch_updates(db, recorder)
-        try:
+        with watching(db, recorder):
             await db.execute("INSERT INTO a VALUES (1)")
             async with db.transaction():
                 await db.execute("INSERT INTO a VALUES (2)")
@@ -317,8 +323,6 @@ class TestNotifications:
             messages = await recorder.wait_count(3)
             await quiet()
             assert len(recorder.values) == 3
-        finally:
-            sub.dispose()
         first, second, third = messages
         for message in messages:
             assert isinstance(message, NotifyTablesUpdated)
@@ -336,16 +340,13 @@ class TestNotifications:
     ) -> None:
         db = any_db
         await db.execute("CREATE TABLE a(x)")
-        sub = watch_updates(db, recorder)
-        try:
+        with watching(db, recorder):
             async with db.transaction():
                 await db.execute("INSERT INTO a VALUES (1)")
                 await db.execute_script("INSERT INTO a VALUES (2); INSERT INTO a VALUES (3);")
                 await quiet()
                 assert recorder.values == []
             [message] = await recorder.wait_count(1)
-        finally:
-            sub.dispose()
         assert message.updates == {tu("a", INSERT)}
         assert (await db.fetch_one("SELECT count(*) FROM a"))[0] == 3
 
@@ -354,8 +355,7 @@ class TestNotifications:
     ) -> None:
         db = any_db
         await db.execute_script("CREATE TABLE a(x); CREATE TABLE b(x);")
-        sub = watch_updates(db, recorder)
-        try:
+        with watching(db, recorder):
 
             async def write_then_fail() -> None:
                 async with db.transaction():
@@ -372,8 +372,6 @@ class TestNotifications:
             # The next commit is announced alone: nothing of the rolled-back one leaks into it.
             await db.execute("INSERT INTO b VALUES (1)")
             [message] = await recorder.wait_count(1)
-        finally:
-            sub.dispose()
         assert message.updates == {tu("b", INSERT)}
         assert not message.everything
 
@@ -382,26 +380,20 @@ class TestNotifications:
     ) -> None:
         db = any_db
         await db.execute_script("CREATE TABLE a(x); CREATE TABLE b(x);")
-        sub = watch_updates(db, recorder)
-        try:
+        with watching(db, recorder):
             await db.execute("UPDATE a SET x = 1 WHERE 0")
             await db.execute("DELETE FROM a")
             async with db.transaction():
                 await db.execute("UPDATE a SET x = 2")
             await db.execute("INSERT INTO b VALUES (1)")
             [message] = await recorder.wait_count(1)
-        finally:
-            sub.dispose()
         assert message.updates == {tu("b", INSERT)}
 
     async def test_ddl_publishes_everything(self, any_db: rxdb.Database, recorder: Any) -> None:
         db = any_db
-        sub = watch_updates(db, recorder, tables=["unrelated"])
-        try:
+        with watching(db, recorder, tables=["unrelated"]):
             await db.execute("CREATE TABLE a(x)")
             [message] = await recorder.wait_count(1)
-        finally:
-            sub.dispose()
         assert message.everything
 
     async def test_trigger_and_cascade_writes_reach_subscribers_of_those_tables(
@@ -421,12 +413,9 @@ class TestNotifications:
             INSERT INTO child VALUES (10, 1);
             """
         )
-        sub = watch_updates(db, recorder, tables=["LOG"])
-        try:
+        with watching(db, recorder, tables=["LOG"]):
             await db.execute("DELETE FROM parent")
             [message] = await recorder.wait_count(1)
-        finally:
-            sub.dispose()
         assert {tu("parent", DELETE), tu("child", DELETE), tu("log", INSERT)} <= message.updates
         assert await db.fetch_all("SELECT msg FROM log") == [("child 10",)]
 
@@ -434,23 +423,19 @@ class TestNotifications:
 class TestFilters:
     async def test_table_updates_filters_by_table(self, db: rxdb.Database, recorder: Any) -> None:
         await db.execute_script("CREATE TABLE a(x); CREATE TABLE b(x);")
-        sub = watch_updates(db, recorder, tables=["B"])
-        try:
+        with watching(db, recorder, tables=["B"]):
             await db.execute("INSERT INTO a VALUES (1)")
             await db.execute("INSERT INTO b VALUES (1)")
             [message] = await recorder.wait_count(1)
             await db.execute("INSERT INTO a VALUES (2)")
             await db.execute("DELETE FROM b")
             await recorder.wait_count(2)
-        finally:
-            sub.dispose()
         assert [m.updates for m in recorder.values] == [{tu("b", INSERT)}, {tu("b", DELETE)}]
         assert recorder.values[1].sequence == message.sequence + 2  # a's insert in between
 
     async def test_table_updates_filters_by_kind(self, db: rxdb.Database, recorder: Any) -> None:
         await db.execute_script("CREATE TABLE a(x); CREATE TABLE b(x);")
-        sub = watch_updates(db, recorder, kinds=[UpdateKind.DELETE])
-        try:
+        with watching(db, recorder, kinds=[UpdateKind.DELETE]):
             await db.execute("INSERT INTO a VALUES (1)")
             await db.execute("UPDATE a SET x = 2")
             await db.execute("DELETE FROM a")
@@ -460,8 +445,6 @@ class TestFilters:
                 await db.execute("DELETE FROM a")
                 await db.execute("INSERT INTO b VALUES (1)")
             await recorder.wait_count(2)
-        finally:
-            sub.dispose()
         assert message.updates == {tu("a", DELETE)}
         assert recorder.values[1].updates == {tu("a", INSERT), tu("a", DELETE), tu("b", INSERT)}
 
@@ -469,16 +452,13 @@ class TestFilters:
         self, db: rxdb.Database, recorder: Any
     ) -> None:
         await db.execute_script("CREATE TABLE a(x); CREATE TABLE b(x);")
-        sub = watch_updates(db, recorder, tables=["a"], kinds=[UpdateKind.DELETE])
-        try:
+        with watching(db, recorder, tables=["a"], kinds=[UpdateKind.DELETE]):
             async with db.transaction():  # a delete, but of another table
                 await db.execute("INSERT INTO a VALUES (1)")
                 await db.execute("INSERT INTO b VALUES (1)")
                 await db.execute("DELETE FROM b")
             await db.execute("DELETE FROM a")
             [message] = await recorder.wait_count(1)
-        finally:
-            sub.dispose()
         assert message.updates == {tu("a", DELETE)}
 
     async def test_notify_updates_announces_named_table(
@@ -486,16 +466,14 @@ class TestFilters:
     ) -> None:
         db = any_db
         other = type(recorder)()
-        sub = watch_updates(db, recorder, tables=["t"], kinds=[UpdateKind.DELETE])
-        sub_other = watch_updates(db, other, tables=["u"])
-        try:
+        with (
+            watching(db, recorder, tables=["t"], kinds=[UpdateKind.DELETE]),
+            watching(db, other, tables=["u"]),
+        ):
             await db.notify_updates("T")
             [message] = await recorder.wait_count(1)
             await db.notify_updates(TableUpdate("u", UpdateKind.INSERT))
             await other.wait_count(1)
-        finally:
-            sub.dispose()
-            sub_other.dispose()
         assert message.updates == {TableUpdate("t", None)}
         assert not message.everything
         assert message.database == db.key
@@ -506,12 +484,9 @@ class TestFilters:
         self, any_db: rxdb.Database, recorder: Any
     ) -> None:
         db = any_db
-        sub = watch_updates(db, recorder, tables=["t"], kinds=[UpdateKind.INSERT])
-        try:
+        with watching(db, recorder, tables=["t"], kinds=[UpdateKind.INSERT]):
             await db.notify_updates()
             [message] = await recorder.wait_count(1)
-        finally:
-            sub.dispose()
         assert message.everything
         assert message.updates == frozenset()
 
@@ -522,8 +497,7 @@ class TestExplicitTransactions:
     ) -> None:
         db = any_db
         await db.execute_script("CREATE TABLE a(x); CREATE TABLE b(x);")
-        sub = watch_updates(db, recorder)
-        try:
+        with watching(db, recorder):
             await db.execute("BEGIN")
             await db.execute("INSERT INTO a VALUES (1)")
             await db.execute("INSERT INTO b VALUES (1)")
@@ -531,8 +505,6 @@ class TestExplicitTransactions:
             assert recorder.values == []
             await db.execute("COMMIT")
             [message] = await recorder.wait_count(1)
-        finally:
-            sub.dispose()
         assert message.updates == {tu("a", INSERT), tu("b", INSERT)}
 
     async def test_begin_rollback_written_by_user_publishes_nothing(
@@ -540,15 +512,12 @@ class TestExplicitTransactions:
     ) -> None:
         db = any_db
         await db.execute_script("CREATE TABLE a(x); CREATE TABLE b(x);")
-        sub = watch_updates(db, recorder)
-        try:
+        with watching(db, recorder):
             await db.execute("BEGIN")
             await db.execute("INSERT INTO a VALUES (1)")
             await db.execute("ROLLBACK")
             await db.execute("INSERT INTO b VALUES (1)")
             [message] = await recorder.wait_count(1)
-        finally:
-            sub.dispose()
         assert message.updates == {tu("b", INSERT)}
         assert await db.fetch_all("SELECT * FROM a") == []
 
@@ -557,16 +526,13 @@ class TestExplicitTransactions:
     ) -> None:
         db = any_db
         await db.execute_script("CREATE TABLE a(x); CREATE TABLE b(x);")
-        sub = watch_updates(db, recorder)
-        try:
+        with watching(db, recorder):
             await db.execute_script(
                 "BEGIN; INSERT INTO a VALUES (1); INSERT INTO b VALUES (';'); COMMIT;"
             )
             [message] = await recorder.wait_count(1)
             await quiet()
             assert len(recorder.values) == 1
-        finally:
-            sub.dispose()
         assert message.updates == {tu("a", INSERT), tu("b", INSERT)}
 
     async def test_user_savepoints_publish_released_and_drop_rolled_back(
@@ -574,8 +540,7 @@ class TestExplicitTransactions:
     ) -> None:
         db = any_db
         await db.execute_script("CREATE TABLE a(x); CREATE TABLE b(x); CREATE TABLE c(x);")
-        sub = watch_updates(db, recorder)
-        try:
+        with watching(db, recorder):
             await db.execute("SAVEPOINT outer_sp")  # starts the transaction
             await db.execute("INSERT INTO a VALUES (1)")
             await db.execute("SAVEPOINT inner_sp")
@@ -589,8 +554,6 @@ class TestExplicitTransactions:
             assert recorder.values == []
             await db.execute("RELEASE outer_sp")  # commits
             [message] = await recorder.wait_count(1)
-        finally:
-            sub.dispose()
         assert message.updates == {tu("a", INSERT), tu("c", INSERT)}
 
     async def test_nested_transaction_that_raises_is_not_announced(
@@ -598,8 +561,7 @@ class TestExplicitTransactions:
     ) -> None:
         db = any_db
         await db.execute_script("CREATE TABLE a(x); CREATE TABLE b(x);")
-        sub = watch_updates(db, recorder)
-        try:
+        with watching(db, recorder):
 
             async def nested_then_fail() -> None:
                 async with db.transaction():
@@ -614,8 +576,6 @@ class TestExplicitTransactions:
                 async with db.transaction():
                     await db.execute("UPDATE a SET x = 2")
             [message] = await recorder.wait_count(1)
-        finally:
-            sub.dispose()
         assert message.updates == {tu("a", INSERT), tu("a", UPDATE)}
         assert await db.fetch_all("SELECT x FROM a") == [(2,)]
         assert await db.fetch_all("SELECT x FROM b") == []
@@ -629,14 +589,11 @@ class TestErrors:
         await db.execute_script(
             "CREATE TABLE a(x PRIMARY KEY); INSERT INTO a VALUES (1); CREATE TABLE b(x);"
         )
-        sub = watch_updates(db, recorder)
-        try:
+        with watching(db, recorder):
             with pytest.raises(rxdb.IntegrityError) as caught:
                 await db.execute("INSERT INTO a VALUES (2), (1)")
             await db.execute("INSERT INTO b VALUES (1)")  # still usable
             [message] = await recorder.wait_count(1)
-        finally:
-            sub.dispose()
         error = caught.value
         assert error.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
         assert error.sqlite_errorname == "SQLITE_CONSTRAINT_PRIMARYKEY"
@@ -649,16 +606,13 @@ class TestErrors:
     ) -> None:
         db = any_db
         await db.execute_script("CREATE TABLE a(x UNIQUE); CREATE TABLE b(x);")
-        sub = watch_updates(db, recorder)
-        try:
+        with watching(db, recorder):
             async with db.transaction():
                 await db.execute("INSERT INTO b VALUES (1)")
                 await db.execute("INSERT INTO a VALUES (1)")
                 with pytest.raises(rxdb.IntegrityError) as caught:
                     await db.execute("INSERT INTO a VALUES (1)")
             [message] = await recorder.wait_count(1)
-        finally:
-            sub.dispose()
         assert caught.value.sqlite_errorname == "SQLITE_CONSTRAINT_UNIQUE"
         assert message.updates == {tu("a", INSERT), tu("b", INSERT)}
 
@@ -667,8 +621,7 @@ class TestErrors:
     ) -> None:
         db = any_db
         await db.execute_script("CREATE TABLE a(x UNIQUE); CREATE TABLE b(x);")
-        sub = watch_updates(db, recorder)
-        try:
+        with watching(db, recorder):
             await db.execute("BEGIN")
             await db.execute("INSERT INTO b VALUES (1)")
             await db.execute("INSERT INTO a VALUES (1)")
@@ -680,8 +633,6 @@ class TestErrors:
                 10,
             )
             [message] = await recorder.wait_count(1)
-        finally:
-            sub.dispose()
         assert message.updates == {tu("b", INSERT)}
         assert await db.fetch_all("SELECT x FROM b") == [(2,)]
         assert await db.fetch_all("SELECT x FROM a") == []
@@ -693,7 +644,6 @@ class TestErrors:
         await db.execute_script(
             "CREATE TABLE a(x UNIQUE); INSERT INTO a VALUES (1); CREATE TABLE b(x);"
         )
-        sub = watch_updates(db, recorder)
 
         async def give_up_after_sqlite_rolled_back() -> None:
             async with db.transaction():
@@ -704,12 +654,10 @@ class TestErrors:
                     await db.execute("INSERT INTO b VALUES (2)")
                 raise RuntimeError("give up")
 
-        try:
+        with watching(db, recorder):
             with pytest.raises(RuntimeError, match="give up"):
                 await give_up_after_sqlite_rolled_back()
             await db.execute("INSERT INTO a VALUES (5)")  # a marker commit
             await recorder.wait_for(lambda r: any("a" in m.tables for m in r.values))
-        finally:
-            sub.dispose()
         assert await db.fetch_all("SELECT x FROM b") == []
         assert [m.updates for m in recorder.values] == [{tu("a", INSERT)}]
