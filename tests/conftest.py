@@ -6,6 +6,7 @@ import asyncio
 import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -80,7 +81,9 @@ class Recorder(Generic[T]):
         self.completed = True
         self._changed.set()
 
-    async def wait_for(self, condition: Callable[[Recorder[T]], bool], timeout: float = WAIT) -> None:
+    async def wait_for(
+        self, condition: Callable[[Recorder[T]], bool], timeout: float = WAIT
+    ) -> None:
         async def loop() -> None:
             while not condition(self):
                 self._changed.clear()
@@ -134,3 +137,13 @@ def no_leaked_connection_threads() -> Iterator[None]:
         thread.join(1.0)  # one that is just finishing its close gets a moment
     still = [t.name for t in leaked if t.is_alive()]
     assert not still, f"aiosqlite connections left open (threads {still})"
+
+
+@contextmanager
+def subscribed(observable: Any, observer: Any) -> Iterator[None]:
+    """Keep ``observer`` subscribed to ``observable`` for the block, then dispose."""
+    subscription = observable.subscribe(observer)
+    try:
+        yield
+    finally:
+        subscription.dispose()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import rxdb
-from tests.conftest import WAIT, Recorder
+from tests.conftest import WAIT, Recorder, subscribed
 
 INFINITE = "WITH RECURSIVE c(n) AS (SELECT started() UNION ALL SELECT n + 1 FROM c) SELECT n FROM c"
 
@@ -233,7 +233,9 @@ class TestBackup:
         self, any_db: rxdb.Database, tmp_path: Path
     ) -> None:
         await make_t(any_db)
-        await any_db.execute_many("INSERT INTO t(x) VALUES (?)", [(b"y" * 800,) for _ in range(100)])
+        await any_db.execute_many(
+            "INSERT INTO t(x) VALUES (?)", [(b"y" * 800,) for _ in range(100)]
+        )
 
         def abort(progress: rxdb.BackupProgress) -> None:
             if progress.completed >= 2:
@@ -251,13 +253,10 @@ class TestBackup:
         async with rxdb.open(tmp_path / "target.db") as target:
             await target.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
             rec: Recorder[Any] = Recorder()
-            sub = target.watch("SELECT x FROM t").subscribe(rec)
-            try:
+            with subscribed(target.watch("SELECT x FROM t"), rec):
                 await rec.wait_value([])
                 await any_db.backup(target)
                 await rec.wait_value([(1,)])
-            finally:
-                sub.dispose()
 
 
 class TestClose:
@@ -320,5 +319,3 @@ class TestClose:
             assert check.execute("SELECT count(*) FROM t").fetchone() == (1,)
         finally:
             check.close()
-
-

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import rxdb
-from tests.conftest import WAIT, Recorder
+from tests.conftest import WAIT, Recorder, subscribed
 
 
 async def make_t(db: rxdb.Database) -> None:
@@ -97,7 +97,9 @@ class TestStatements:
 
     async def test_execute_many_and_script(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
-        assert await any_db.execute_many("INSERT INTO t(x) VALUES (?)", [(i,) for i in range(5)]) == 5
+        assert (
+            await any_db.execute_many("INSERT INTO t(x) VALUES (?)", [(i,) for i in range(5)]) == 5
+        )
         await any_db.execute_script(
             "INSERT INTO t(x) VALUES ('semi;colon'); -- a comment; with a semicolon\n"
             "INSERT INTO t(x) VALUES (99);"
@@ -134,13 +136,10 @@ class TestStatements:
     ) -> None:
         await make_t(any_db)
         rec: Recorder[Any] = Recorder()
-        sub = any_db.table_updates().subscribe(rec)
-        try:
+        with subscribed(any_db.table_updates(), rec):
             rows = await any_db.fetch_all("INSERT INTO t(x) VALUES (5) RETURNING x")
             assert rows == [(5,)]
             await rec.wait_count(1)
-        finally:
-            sub.dispose()
 
 
 class TestErrors:
@@ -207,8 +206,7 @@ class TestTransactions:
     async def test_failed_transaction_leaves_no_trace(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
         rec: Recorder[Any] = Recorder()
-        sub = any_db.table_updates().subscribe(rec)
-        try:
+        with subscribed(any_db.table_updates(), rec):
             with pytest.raises(rxdb.IntegrityError):
                 async with any_db.transaction():
                     await any_db.execute("INSERT INTO t(x) VALUES (1)")
@@ -217,8 +215,6 @@ class TestTransactions:
             await any_db.execute("INSERT INTO t(x) VALUES (2)")
             await rec.wait_count(1)
             assert [m.tables for m in rec.values] == [frozenset({"t"})]
-        finally:
-            sub.dispose()
 
     async def test_concurrent_transactions_never_see_each_other(
         self, any_db: rxdb.Database

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import rxdb
-from tests.conftest import WAIT, Recorder
+from tests.conftest import WAIT, Recorder, subscribed
 
 COUNT = "SELECT count(*) FROM t"
 
@@ -52,32 +52,25 @@ async def fast_db(db_path: Path) -> Any:
 
 async def test_foreign_commit_refreshes_watch(fast_db: rxdb.Database, db_path: Path) -> None:
     rec: Recorder[Any] = Recorder()
-    sub = fast_db.watch(COUNT).subscribe(rec)
-    try:
+    with subscribed(fast_db.watch(COUNT), rec):
         await rec.wait_value([(0,)])
         await asyncio.to_thread(foreign_insert, db_path)
         await rec.wait_value([(1,)])
-    finally:
-        sub.dispose()
 
 
 async def test_foreign_commit_is_announced_as_everything(
     fast_db: rxdb.Database, db_path: Path
 ) -> None:
     rec: Recorder[Any] = Recorder()
-    sub = fast_db.table_updates().subscribe(rec)
-    try:
+    with subscribed(fast_db.table_updates(), rec):
         await asyncio.to_thread(foreign_insert, db_path)
         await rec.wait_count(1)
         assert rec.values[0].everything and rec.values[0].origin == fast_db.origin
-    finally:
-        sub.dispose()
 
 
 async def test_own_commits_cause_no_resync(fast_db: rxdb.Database) -> None:
     rec: Recorder[Any] = Recorder()
-    sub = fast_db.table_updates().subscribe(rec)
-    try:
+    with subscribed(fast_db.table_updates(), rec):
         for value in range(20):
             await fast_db.execute("INSERT INTO t(x) VALUES (?)", (value,))
         await rec.wait_count(20)
@@ -85,24 +78,19 @@ async def test_own_commits_cause_no_resync(fast_db: rxdb.Database) -> None:
         await asyncio.wait_for(enough.wait(), WAIT)  # five polls after our last commit
         assert not any(message.everything for message in rec.values)
         assert len(rec.values) == 20
-    finally:
-        sub.dispose()
 
 
 async def test_foreign_commit_during_our_transaction_is_seen_after_it(
     fast_db: rxdb.Database, db_path: Path
 ) -> None:
     rec: Recorder[Any] = Recorder()
-    sub = fast_db.watch(COUNT).subscribe(rec)
-    try:
+    with subscribed(fast_db.watch(COUNT), rec):
         await rec.wait_value([(0,)])
         async with fast_db.transaction("deferred"):
             await fast_db.fetch_all(COUNT)
             # WAL: the other program may commit while we only read.
             await asyncio.to_thread(foreign_insert, db_path)
         await rec.wait_value([(1,)])
-    finally:
-        sub.dispose()
 
 
 async def test_polling_can_be_turned_off(db_path: Path) -> None:
@@ -110,14 +98,11 @@ async def test_polling_can_be_turned_off(db_path: Path) -> None:
         await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
         assert db._poller is None
         rec: Recorder[Any] = Recorder()
-        sub = db.watch(COUNT).subscribe(rec)
-        try:
+        with subscribed(db.watch(COUNT), rec):
             await rec.wait_value([(0,)])
             await asyncio.to_thread(foreign_insert, db_path)
             await db.notify_updates("t")  # the remedy when polling is off
             await rec.wait_value([(1,)])
-        finally:
-            sub.dispose()
 
 
 async def test_close_stops_polling(db_path: Path) -> None:

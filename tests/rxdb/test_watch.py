@@ -7,7 +7,7 @@ import pytest
 
 import parser
 import rxdb
-from tests.conftest import WAIT, Recorder, settle
+from tests.conftest import WAIT, Recorder, settle, subscribed
 
 COUNT = "SELECT count(*) FROM t"
 
@@ -22,38 +22,29 @@ class TestWatchEmissions:
         await make_t(any_db)
         await any_db.execute("INSERT INTO t(x) VALUES (1), (2)")
         rec: Recorder[Any] = Recorder()
-        with_disposable = any_db.watch("SELECT x FROM t ORDER BY x").subscribe(rec)
-        try:
+        with subscribed(any_db.watch("SELECT x FROM t ORDER BY x"), rec):
             assert await rec.wait_count(1) == [[(1,), (2,)]]
-        finally:
-            with_disposable.dispose()
 
     async def test_watch_emits_after_commit_to_read_table(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
         rec: Recorder[Any] = Recorder()
-        sub = any_db.watch(COUNT).subscribe(rec)
-        try:
+        with subscribed(any_db.watch(COUNT), rec):
             await rec.wait_value([(0,)])
             await any_db.execute("INSERT INTO t(x) VALUES (1)")
             await rec.wait_value([(1,)])
             assert rec.values == [[(0,)], [(1,)]]
-        finally:
-            sub.dispose()
 
     async def test_watch_does_not_rerun_for_other_tables(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
         stream = any_db.watch(COUNT)
         rec: Recorder[Any] = Recorder()
-        sub = stream.subscribe(rec)
-        try:
+        with subscribed(stream, rec):
             await rec.wait_count(1)
             await settle(any_db)
             for _ in range(5):
                 await any_db.execute("INSERT INTO other VALUES (1)")
             await settle(any_db)
             assert stream.statistics().runs == 1
-        finally:
-            sub.dispose()
 
     async def test_watch_distinct_skips_equal_results_but_runs(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
@@ -99,15 +90,12 @@ class TestWatchEmissions:
             """
         )
         rec: Recorder[Any] = Recorder()
-        sub = any_db.watch(query).subscribe(rec)
-        try:
+        with subscribed(any_db.watch(query), rec):
             await rec.wait_count(1)
             await any_db.execute("INSERT INTO t(x) VALUES (1)")
             await rec.wait_count(2)
             assert rec.values[-1] == await any_db.fetch_all(query)
             assert rec.values[0] != rec.values[-1]
-        finally:
-            sub.dispose()
 
     async def test_watch_with_params(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
@@ -142,8 +130,7 @@ class TestWatchScheduling:
 
         stream = any_db.watch(COUNT)
         rec: Recorder[Any] = Recorder()
-        sub = stream.subscribe(rec)
-        try:
+        with subscribed(stream, rec):
             await rec.wait_count(1)
             monkeypatch.setattr(any_db, "_fetch_many_committed", gated_fetch)
             await any_db.execute("INSERT INTO t(x) VALUES (1)")
@@ -156,16 +143,13 @@ class TestWatchScheduling:
             await rec.wait_value([(11,)])
             await settle(any_db)
             assert stream.statistics().runs == 3  # initial, the held one, one trailing re-run
-        finally:
-            sub.dispose()
 
     async def test_watch_final_emission_equals_final_state_under_concurrent_writers(
         self, any_db: rxdb.Database
     ) -> None:
         await make_t(any_db)
         rec: Recorder[Any] = Recorder()
-        sub = any_db.watch(COUNT).subscribe(rec)
-        try:
+        with subscribed(any_db.watch(COUNT), rec):
             await rec.wait_count(1)
 
             async def writer(n: int) -> None:
@@ -178,8 +162,6 @@ class TestWatchScheduling:
             assert rec.values[-1] == [(100,)]
             counts = [value[0][0] for value in rec.values]
             assert counts == sorted(counts)  # never goes back to an older state
-        finally:
-            sub.dispose()
 
     async def test_watch_identical_queries_share_one_execution(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
@@ -202,16 +184,13 @@ class TestWatchScheduling:
     async def test_watch_late_subscriber_gets_latest_at_once(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
         first: Recorder[Any] = Recorder()
-        sub = any_db.watch(COUNT).subscribe(first)
-        try:
+        with subscribed(any_db.watch(COUNT), first):
             await first.wait_count(1)
             late: Recorder[Any] = Recorder()
             late_sub = any_db.watch(COUNT).subscribe(late)
             assert late.values == [[(0,)]]  # synchronously, during subscribe
             late_sub.dispose()
             assert any_db.watch(COUNT).statistics().runs == 1
-        finally:
-            sub.dispose()
 
     async def test_watch_stops_when_last_subscriber_leaves(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
@@ -233,11 +212,8 @@ class TestWatchScheduling:
         any_db.watch(COUNT).subscribe(rec).dispose()
         await any_db.execute("INSERT INTO t(x) VALUES (1)")
         again: Recorder[Any] = Recorder()
-        sub = any_db.watch(COUNT).subscribe(again)
-        try:
+        with subscribed(any_db.watch(COUNT), again):
             assert await again.wait_count(1) == [[(1,)]]
-        finally:
-            sub.dispose()
 
     async def test_watch_subscribed_inside_transaction_reads_committed_data_only(
         self, any_db: rxdb.Database
@@ -263,8 +239,7 @@ class TestWatchSchema:
         await any_db.execute("CREATE VIEW v AS SELECT count(*) AS n FROM t")
         stream = any_db.watch("SELECT n FROM v")
         rec: Recorder[Any] = Recorder()
-        sub = stream.subscribe(rec)
-        try:
+        with subscribed(stream, rec):
             await rec.wait_value([(0,)])
             # In one transaction: between an autocommit DROP and CREATE, the view would be
             # missing from a committed state, and a watch reading then would fail.
@@ -281,8 +256,6 @@ class TestWatchSchema:
             await any_db.execute("INSERT INTO t(x) VALUES (1)")  # no longer read
             await settle(any_db)
             assert stream.statistics().runs == runs
-        finally:
-            sub.dispose()
 
     async def test_watch_of_unanalyzable_query_reruns_on_every_commit(
         self, any_db: rxdb.Database, monkeypatch: pytest.MonkeyPatch
@@ -295,8 +268,7 @@ class TestWatchSchema:
         monkeypatch.setattr(rxdb.database, "analyze", refuse)
         stream = any_db.watch(COUNT)
         rec: Recorder[Any] = Recorder()
-        sub = stream.subscribe(rec)
-        try:
+        with subscribed(stream, rec):
             await rec.wait_count(1)
             await settle(any_db)
             await any_db.execute("INSERT INTO other VALUES (1)")
@@ -304,8 +276,6 @@ class TestWatchSchema:
             assert stream.statistics().runs == 2
             await any_db.execute("INSERT INTO t(x) VALUES (1)")
             await rec.wait_value([(1,)])
-        finally:
-            sub.dispose()
 
 
 class TestWatchErrors:
@@ -333,14 +303,11 @@ class TestWatchErrors:
     async def test_watch_error_after_table_dropped(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
         rec: Recorder[Any] = Recorder()
-        sub = any_db.watch(COUNT).subscribe(rec)
-        try:
+        with subscribed(any_db.watch(COUNT), rec):
             await rec.wait_count(1)
             await any_db.execute("DROP TABLE t")
             await rec.wait_for(lambda r: bool(r.errors))
             assert isinstance(rec.errors[0], rxdb.OperationalError)
-        finally:
-            sub.dispose()
 
     async def test_watch_of_a_write_statement_is_refused(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
