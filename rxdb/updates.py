@@ -52,6 +52,7 @@ class NotifyTablesUpdated:
     sequence: int
     updates: frozenset[TableUpdate] = frozenset()
     everything: bool = False
+    wal_changes: tuple[int, int] | None = None
     tables: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -77,7 +77,7 @@ __all__ = (
     "tokens_match",
 )
 
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
 
 MAX_TOKEN_LEN: Final = 1024
 MAX_NAME_LEN: Final = 256  # roles, epochs, ops
@@ -265,7 +265,8 @@ def _notify_out(m: Notify) -> list[Any]:
         ([u.table, None if u.kind is None else u.kind.value] for u in n.updates),
         key=lambda pair: (pair[0], pair[1] or ""),
     )
-    return [n.database, n.origin, n.sequence, m.epoch, n.everything, updates]
+    wal = None if n.wal_changes is None else list(n.wal_changes)
+    return [n.database, n.origin, n.sequence, m.epoch, n.everything, updates, wal]
 
 
 def _event_out(m: Event) -> list[Any]:
@@ -388,15 +389,22 @@ def _update_in(pair: Any) -> TableUpdate:
 
 
 def _notify_in(f: list[Any], limits: Limits) -> Notify:
-    database, origin, sequence, epoch, everything, updates = f
+    database, origin, sequence, epoch, everything, updates, wal = f
     if not isinstance(updates, list):
         raise ProtocolError("updates must be an array")
+    if wal is not None and not (
+        isinstance(wal, list)
+        and len(wal) == 2
+        and all(type(v) is int and 0 <= v < 1 << 32 for v in wal)
+    ):
+        raise ProtocolError("wal_changes must be null or two 32-bit unsigned integers")
     message = NotifyTablesUpdated(
         database=check_str(database),
         origin=check_str(origin),
         sequence=_id(sequence),
         updates=frozenset(_update_in(u) for u in updates),
         everything=_bool(everything),
+        wal_changes=None if wal is None else (wal[0], wal[1]),
     )
     return Notify(message, _name(epoch))
 
@@ -433,7 +441,7 @@ _DECODERS: Final[dict[str, tuple[int, Callable[[list[Any], Limits], Message]]]] 
         lambda f, _: Welcome(_id(f[0]), _name(f[1]), optional(check_str, f[2])),
     ),
     "refused": (1, lambda f, _: Refused(check_str(f[0]))),
-    "notify": (6, _notify_in),
+    "notify": (7, _notify_in),
     "request": (3, _request_in),
     "response": (2, lambda f, lim: Response(_id(f[0]), check_value(f[1], lim))),
     "failure": (6, lambda f, _: Failure(_id(f[0]), _error_in(f[1:]))),

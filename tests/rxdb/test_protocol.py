@@ -107,6 +107,7 @@ def sample_messages() -> list[Message]:
         Refused("bad token"),
         Notify(notify, "e1"),
         Notify(NotifyTablesUpdated("db", "o", 1, everything=True), "e1"),
+        Notify(NotifyTablesUpdated("db", "o", 2, wal_changes=(2**32 - 1, 0)), "e1"),
         Request(1, "execute", ["INSERT INTO t VALUES (?, ?)", [1, b"x"]]),
         Request(2, "fetch_all", {"sql": "SELECT :a", "params": {"a": None}}),
         Response(1, ExecuteResult(1, 5, [])),
@@ -205,35 +206,39 @@ class TestMessages:
 
     def test_other_protocol_version_is_refused_with_its_own_error(self) -> None:
         with pytest.raises(UnsupportedVersionError) as caught:
-            decode_message(msgpack.packb([2, "ping", 5]))
-        assert caught.value.version == 2
+            decode_message(msgpack.packb([PROTOCOL_VERSION + 1, "ping", 5]))
+        assert caught.value.version == PROTOCOL_VERSION + 1
         assert isinstance(caught.value, ProtocolError)
 
     def test_other_version_is_recognised_even_when_the_rest_is_unreadable(self) -> None:
-        future = msgpack.packb([2, "hello", msgpack.ExtType(42, b"?")]) + b"trailing"
-        with pytest.raises(UnsupportedVersionError, match="version 2"):
+        future = msgpack.packb([99, "hello", msgpack.ExtType(42, b"?")]) + b"trailing"
+        with pytest.raises(UnsupportedVersionError, match="version 99"):
             decode_message(future)
 
     @pytest.mark.parametrize(
         "fields",
         [
-            [1, "teleport", 5],  # unknown tag
-            [1, "ping"],  # missing field
-            [1, "ping", 5, 6],  # extra field
-            [1, "ping", True],  # bool is not an int
-            [1, "ping", 2**63],  # outside int64
-            [1, "request", -1, "op", []],  # negative id
-            [1, "request", 1, "", []],  # empty op
-            [1, "request", 1, "op", "args"],  # args neither array nor map
-            [1, "hello", "token-as-str", "client", 1, "e"],
-            [1, "hello", b"x" * 2000, "client", 1, "e"],  # token too long
-            [1, "notify", "db", "o", 1, "e", 1, []],  # everything not a bool
-            [1, "notify", "db", "o", 1, "e", False, [["t", "upsert"]]],
-            [1, "notify", "db", "o", 1, "e", False, [["t", ["insert"]]]],
-            [1, "event", 1, "next", None, ["IntegrityError", "m", None, None, None]],
-            [1, "event", 1, "error", None, None],
-            [1, "event", 1, "explode", None, None],
-            [1, "response", 1, nested(40)],  # deeper than max_depth
+            [PROTOCOL_VERSION, "teleport", 5],  # unknown tag
+            [PROTOCOL_VERSION, "ping"],  # missing field
+            [PROTOCOL_VERSION, "ping", 5, 6],  # extra field
+            [PROTOCOL_VERSION, "ping", True],  # bool is not an int
+            [PROTOCOL_VERSION, "ping", 2**63],  # outside int64
+            [PROTOCOL_VERSION, "request", -1, "op", []],  # negative id
+            [PROTOCOL_VERSION, "request", 1, "", []],  # empty op
+            [PROTOCOL_VERSION, "request", 1, "op", "args"],  # args neither array nor map
+            [PROTOCOL_VERSION, "hello", "token-as-str", "client", 1, "e"],
+            [PROTOCOL_VERSION, "hello", b"x" * 2000, "client", 1, "e"],  # token too long
+            [PROTOCOL_VERSION, "notify", "db", "o", 1, "e", 1, [], None],  # everything not a bool
+            [PROTOCOL_VERSION, "notify", "db", "o", 1, "e", False, [["t", "upsert"]], None],
+            [PROTOCOL_VERSION, "notify", "db", "o", 1, "e", False, [["t", ["insert"]]], None],
+            [PROTOCOL_VERSION, "notify", "db", "o", 1, "e", False, [], [1]],  # wal: one value
+            [PROTOCOL_VERSION, "notify", "db", "o", 1, "e", False, [], [1, 2**32]],  # > u32
+            [PROTOCOL_VERSION, "notify", "db", "o", 1, "e", False, [], [1, True]],
+            [PROTOCOL_VERSION, "notify", "db", "o", 1, "e", False, []],  # wal missing
+            [PROTOCOL_VERSION, "event", 1, "next", None, ["IntegrityError", "m", None, None, None]],
+            [PROTOCOL_VERSION, "event", 1, "error", None, None],
+            [PROTOCOL_VERSION, "event", 1, "explode", None, None],
+            [PROTOCOL_VERSION, "response", 1, nested(40)],  # deeper than max_depth
             "not an array",
             [],
         ],
@@ -248,19 +253,19 @@ class TestMessages:
 
     def test_non_str_map_keys_are_refused(self) -> None:
         with pytest.raises(ProtocolError):
-            decode_message(msgpack.packb([1, "response", 1, {1: 2}]))
+            decode_message(msgpack.packb([PROTOCOL_VERSION, "response", 1, {1: 2}]))
         with pytest.raises(ProtocolError):
-            decode_message(msgpack.packb([1, "response", 1, {b"k": 2}], use_bin_type=True))
+            decode_message(msgpack.packb([PROTOCOL_VERSION, "response", 1, {b"k": 2}], use_bin_type=True))
         with pytest.raises(ProtocolError):
             encode_message(Response(1, {1: 2}))
 
     def test_unknown_and_nested_extensions_are_refused(self) -> None:
         with pytest.raises(ProtocolError, match="unknown extension"):
-            decode_message(msgpack.packb([1, "response", 1, msgpack.ExtType(9, b"\x90")]))
+            decode_message(msgpack.packb([PROTOCOL_VERSION, "response", 1, msgpack.ExtType(9, b"\x90")]))
         row = msgpack.ExtType(1, msgpack.packb([["a"], [1]]))
         outer = msgpack.ExtType(1, msgpack.packb([["a"], [row]]))
         with pytest.raises(ProtocolError, match="cannot nest"):
-            decode_message(msgpack.packb([1, "response", 1, outer]))
+            decode_message(msgpack.packb([PROTOCOL_VERSION, "response", 1, outer]))
 
     def test_msgpack_timestamps_are_refused(self) -> None:
         # fixext4 with type -1: msgpack decodes it to a Timestamp before our hook sees it.
@@ -278,7 +283,7 @@ class TestMessages:
     def test_rows_with_the_wrong_width_are_refused(self) -> None:
         ext = msgpack.ExtType(2, msgpack.packb([["a", "b"], [[1, 2], [3]]]))
         with pytest.raises(ProtocolError, match="array of 2 values"):
-            decode_message(msgpack.packb([1, "response", 1, ext]))
+            decode_message(msgpack.packb([PROTOCOL_VERSION, "response", 1, ext]))
 
     def test_unknown_types_are_refused_when_encoding(self) -> None:
         with pytest.raises(ProtocolError, match="type object"):
@@ -331,7 +336,7 @@ class TestValues:
     def test_unsigned_64_bit_integers_from_a_peer_are_refused(self) -> None:
         # msgpack can carry 2**63..2**64-1 (uint64); SQLite cannot store them.
         with pytest.raises(ProtocolError, match="64-bit range"):
-            decode_message(msgpack.packb([1, "response", 1, 2**64 - 1]))
+            decode_message(msgpack.packb([PROTOCOL_VERSION, "response", 1, 2**64 - 1]))
 
     def test_lone_surrogates_are_refused_both_ways(self) -> None:
         with pytest.raises(ProtocolError, match="surrogate"):
