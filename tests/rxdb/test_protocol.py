@@ -255,13 +255,17 @@ class TestMessages:
         with pytest.raises(ProtocolError):
             decode_message(msgpack.packb([PROTOCOL_VERSION, "response", 1, {1: 2}]))
         with pytest.raises(ProtocolError):
-            decode_message(msgpack.packb([PROTOCOL_VERSION, "response", 1, {b"k": 2}], use_bin_type=True))
+            decode_message(
+                msgpack.packb([PROTOCOL_VERSION, "response", 1, {b"k": 2}], use_bin_type=True)
+            )
         with pytest.raises(ProtocolError):
             encode_message(Response(1, {1: 2}))
 
     def test_unknown_and_nested_extensions_are_refused(self) -> None:
         with pytest.raises(ProtocolError, match="unknown extension"):
-            decode_message(msgpack.packb([PROTOCOL_VERSION, "response", 1, msgpack.ExtType(9, b"\x90")]))
+            decode_message(
+                msgpack.packb([PROTOCOL_VERSION, "response", 1, msgpack.ExtType(9, b"\x90")])
+            )
         row = msgpack.ExtType(1, msgpack.packb([["a"], [1]]))
         outer = msgpack.ExtType(1, msgpack.packb([["a"], [row]]))
         with pytest.raises(ProtocolError, match="cannot nest"):
@@ -269,7 +273,7 @@ class TestMessages:
 
     def test_msgpack_timestamps_are_refused(self) -> None:
         # fixext4 with type -1: msgpack decodes it to a Timestamp before our hook sees it.
-        payload = b"\x94\x01\xa8response\x01\xd6\xff\x00\x00\x00\x01"
+        payload = b"\x94\x02\xa8response\x01\xd6\xff\x00\x00\x00\x01"
         with pytest.raises(ProtocolError):
             decode_message(payload)
 
@@ -343,7 +347,7 @@ class TestValues:
             encode_message(Response(1, "a\ud800b"))
         with pytest.raises(ProtocolError, match="surrogate"):
             encode_message(Response(1, [row_class(("x",))(("\udfff",))]))
-        encoded_surrogate = b"\x94\x01\xa8response\x01\xa3\xed\xa0\x80"
+        encoded_surrogate = b"\x94\x02\xa8response\x01\xa3\xed\xa0\x80"
         with pytest.raises(ProtocolError, match="UTF-8"):
             decode_message(encoded_surrogate)
 
