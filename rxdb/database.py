@@ -111,6 +111,7 @@ class Database:
         self._options_readers = 1 if self._engine.memory else readers
         self._scheduler: RunScheduler | None = None
         self._poller: ForeignWritePoller | None = None
+        self._claims: Subscription | None = None
         self._membership: Membership | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -143,19 +144,26 @@ class Database:
             self.key, self._schema_may_have_changed, tables=frozenset()
         )
         interval = self._options["foreign_poll"]
+        wal_index = self._engine.wal_index
         if not self._engine.memory and interval is not None:
-            self._poller = ForeignWritePoller(
+            poller = self._poller = ForeignWritePoller(
                 self._engine.data_version,
-                lambda: self._publish(frozenset(), everything=True),
+                (lambda: None) if wal_index is None else wal_index.read,
+                self._foreign_commit,
                 interval,
             )
-            self._poller.start()
+            self._claims = self._bus.subscribe(
+                self.key, lambda m: None if m.wal_changes is None else poller.claim(m.wal_changes)
+            )
+            poller.start()
         if not self._engine.memory and self._options["share_across_processes"]:
             from rxdb.remote import hub
 
-            self._membership = await hub.join(
+            membership = self._membership = await hub.join(
                 self.key, self._bus, local_origins=lambda: (self.origin,)
             )
+            # Other rxdb writers' pollers can skip our commits only if we claim them.
+            self._engine.stamp_commits(membership.others_present)
         self._connected = True
 
     async def close(self) -> None:
@@ -172,6 +180,8 @@ class Database:
             self._schema_watch.close()
         if self._poller is not None:
             await self._poller.stop()
+        if self._claims is not None:
+            self._claims.close()
         await self._engine.close()
         # Last: commits still in flight above were announced to the other processes.
         if self._membership is not None:
@@ -414,13 +424,26 @@ class Database:
             )
         return loop
 
-    def _committed(self, updates: frozenset[TableUpdate], everything: bool) -> None:
+    def _committed(
+        self,
+        updates: frozenset[TableUpdate],
+        everything: bool,
+        wal_changes: tuple[int, int] | None,
+    ) -> None:
         # Called on the writer's worker thread, right after the outermost commit.
-        self._publish(updates, everything=everything)
+        self._publish(updates, everything=everything, wal_changes=wal_changes)
 
-    def _publish(self, updates: frozenset[TableUpdate], *, everything: bool) -> None:
+    def _publish(
+        self,
+        updates: frozenset[TableUpdate],
+        *,
+        everything: bool,
+        wal_changes: tuple[int, int] | None = None,
+    ) -> None:
         self._bus.publish(
-            NotifyTablesUpdated(self.key, self.origin, next(self._sequence), updates, everything)
+            NotifyTablesUpdated(
+                self.key, self.origin, next(self._sequence), updates, everything, wal_changes
+            )
         )
 
     def _subscribe_tables(
@@ -429,6 +452,9 @@ class Database:
         callback: Callable[[NotifyTablesUpdated], None],
     ) -> Subscription:
         return self._bus.subscribe(self.key, callback, tables=tables)
+
+    async def _foreign_commit(self) -> None:
+        self._publish(frozenset(), everything=True)
 
     def _schema_may_have_changed(self, _message: NotifyTablesUpdated) -> None:
         self._views = None

@@ -1,16 +1,21 @@
-"""Commits made behind rxdb's back: polling ``PRAGMA data_version`` on the writer.
+"""Commits made behind rxdb's back: polling ``PRAGMA data_version`` and the commit counter.
 
 Another program (the ``sqlite3`` shell, a plain ``sqlite3`` connection, another library) may
 commit to the same file without telling anyone. ``PRAGMA data_version`` changes when any
-*other* connection commits and never for the connection's own commits, so asked of the
-writer it stays quiet for everything rxdb itself writes through this database. A change means
-"someone else committed": every watch of the database re-runs (and re-reads its views, since
-the schema may have changed too). Other rxdb databases on the same file announce their
-commits on the bus as well, so their commits may also cause such a re-run: more runs, never
-a missed change.
+*other* connection's commit becomes visible to the connection asked, never for its own, so
+asked of the writer it stays quiet for everything this database writes itself. A poll is
+one ``PRAGMA`` on the writer (asked on the loop thread while the writer is idle, ~10 µs),
+skipped while the writer is busy; at the default 50 ms, 20 a second.
 
-A poll is one ``PRAGMA`` on the writer (asked on the loop thread while the writer is idle,
-about 10 µs), skipped while the writer is busy; at the default 50 ms, 20 a second.
+Other rxdb writers on the file (other processes, other :class:`rxdb.Database` objects) move
+``data_version`` too, but they announce their commits anyway: re-running every watch for
+them as well would double the work. So when ``data_version`` moved, the poller looks at the
+WAL-index commit counter (:mod:`rxdb.engine.walindex`): every commit since it last looked
+produced one counter value, and each rxdb writer *claims* the values of its own commits in
+its bus message. If every value is claimed, nobody else wrote. An unclaimed value gets a
+short grace period (the claim may still be on its way through the hub), then counts as a
+foreign commit: :meth:`ForeignWritePoller` calls ``on_foreign``, which re-runs the watches.
+Whatever cannot be proven (no counter, a span too large, a failed read) counts as foreign.
 """
 
 from __future__ import annotations
@@ -18,24 +23,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+
+from rxdb.engine.walindex import counter_span
 
 __all__ = ("ForeignWritePoller",)
 
 LOG = logging.getLogger("rxdb.foreign")
 
+_MAX_CLAIMS = 1 << 16
+CLAIM_GRACE = 0.01
+"""Seconds an unclaimed commit waits for its claim (a hub message takes ~0.5 ms)."""
+
 
 class ForeignWritePoller:
+    """Calls ``on_foreign`` after commits that no rxdb writer claimed.
+
+    :param read_version: the writer's ``data_version``, or ``None`` while it is busy.
+    :param read_counter: the commit counter, or ``None`` if unknown (then every change of
+        ``data_version`` counts as foreign).
+    """
+
     def __init__(
         self,
         read_version: Callable[[], int | None],
-        on_change: Callable[[], None],
+        read_counter: Callable[[], int | None],
+        on_foreign: Callable[[], Awaitable[None]],
         interval: float,
     ) -> None:
         self._read_version = read_version
-        self._on_change = on_change
+        self._read_counter = read_counter
+        self._on_foreign = on_foreign
         self._interval = interval
+        self._claimed: set[int] = set()
+        self._seen: int | None = None  # every counter value up to here is accounted for
         self._task: asyncio.Task[None] | None = None
+        self.foreign_commits = 0
+        """Polls that found commits nobody claimed (for tests and diagnostics)."""
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._poll())
@@ -47,18 +71,78 @@ class ForeignWritePoller:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def claim(self, wal_changes: tuple[int, int]) -> None:
+        """Record that an rxdb writer produced the counter values ``(before, after]``."""
+        before, after = wal_changes
+        span = counter_span(before, after)
+        if span is None or len(self._claimed) > _MAX_CLAIMS:
+            return  # unclaimed values only cost a re-run
+        seen = self._seen
+        for value in _values(before, span):
+            if seen is None or counter_span(seen, value):  # not accounted for yet
+                self._claimed.add(value)
+
     async def _poll(self) -> None:
-        last: int | None = None
+        # `version` and `counter` are the last successful readings; the counter is read just
+        # after the version, so every commit that reading of the version could see is
+        # counted in it.
+        version: int | None = None
+        counter: int | None = None
         while True:
             try:
-                version = self._read_version()
+                new_version = self._read_version()
+                new_counter = self._read_counter() if new_version is not None else None
             except Exception:
                 # The database is closing, or the file went away: polling resumes or stops
                 # with it; a failed poll must not kill the loop.
                 LOG.debug("data_version poll failed", exc_info=True)
-                version = None
-            if version is not None:
-                if last is not None and version != last:
-                    self._on_change()
-                last = version
+                new_version = new_counter = None
+            if new_version is not None:
+                if version is None:
+                    self._advance(new_counter)
+                elif new_version == version:
+                    # Nobody else committed between the two readings of the version: all
+                    # values up to the previous counter reading are this writer's own.
+                    self._advance(counter)
+                else:
+                    await self._account(new_counter)
+                version, counter = new_version, new_counter
             await asyncio.sleep(self._interval)
+
+    def _advance(self, to: int | None) -> None:
+        """Mark every value up to ``to`` accounted for (``None``: start afresh)."""
+        window = self._window(to)
+        self._seen = to
+        if window is None:
+            self._claimed.clear()
+        else:
+            self._claimed.difference_update(_values(*window))
+
+    async def _account(self, counter: int | None) -> None:
+        """Another connection committed: call ``on_foreign`` unless rxdb claimed it all."""
+        if self._unclaimed(counter):
+            await asyncio.sleep(CLAIM_GRACE)
+            if self._unclaimed(counter):
+                self.foreign_commits += 1
+                await self._on_foreign()
+        self._advance(counter)
+
+    def _unclaimed(self, counter: int | None) -> bool:
+        window = self._window(counter)
+        if window is None:
+            return True
+        claimed = self._claimed
+        return any(value not in claimed for value in _values(*window))
+
+    def _window(self, counter: int | None) -> tuple[int, int] | None:
+        """``(seen, span)``: the values after ``seen`` up to ``counter``, if believable."""
+        seen = self._seen
+        if seen is None or counter is None:
+            return None
+        span = counter_span(seen, counter)
+        return None if span is None else (seen, span)
+
+
+def _values(before: int, span: int) -> list[int]:
+    """The counter values after ``before``, ``span`` of them (the counter wraps at 2**32)."""
+    return [(before + i) & 0xFFFFFFFF for i in range(1, span + 1)]

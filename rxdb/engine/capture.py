@@ -18,10 +18,18 @@ from dataclasses import dataclass, field
 from parser import fold_name
 from rxdb.updates import TableUpdate, UpdateKind
 
-__all__ = ("CommitCallback", "StatementEffects", "TransactionBuffer", "WriteCapture")
+__all__ = (
+    "BufferCallback",
+    "CommitCallback",
+    "StatementEffects",
+    "TransactionBuffer",
+    "WriteCapture",
+)
 
-CommitCallback = Callable[[frozenset[TableUpdate], bool], None]
-"""Called with (updates, everything) once per committed transaction that changed something."""
+CommitCallback = Callable[[frozenset[TableUpdate], bool, tuple[int, int] | None], None]
+"""Called with (updates, everything, wal_changes) once per committed transaction that changed
+something; ``wal_changes`` as in :class:`rxdb.updates.NotifyTablesUpdated`."""
+BufferCallback = Callable[[frozenset[TableUpdate], bool], None]
 
 _WRITE_KINDS = {
     sqlite3.SQLITE_INSERT: UpdateKind.INSERT,
@@ -123,7 +131,7 @@ class _Level:
 class TransactionBuffer:
     """Changes of the open transaction, one level per savepoint, flushed on outermost commit."""
 
-    def __init__(self, on_commit: CommitCallback) -> None:
+    def __init__(self, on_commit: BufferCallback) -> None:
         self._on_commit = on_commit
         self._levels: list[_Level] = [_Level(None)]
 

@@ -12,7 +12,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rxdb.engine.capture import CommitCallback, TransactionBuffer, WriteCapture
+from rxdb.engine.walindex import CommitStamper
 from rxdb.rows import ExecuteResult, Row, make_rows
+from rxdb.updates import TableUpdate
 
 __all__ = (
     "ReaderConnection",
@@ -72,10 +74,15 @@ class ReaderConnection(sqlite3.Connection):
 class TrackedConnection(ReaderConnection):
     """The writer: records what each statement wrote and reports each outermost commit."""
 
+    stamper: CommitStamper | None = None
+    """Set (from the writer's thread, or before it runs anything) to claim commit counter
+    values for each commit; see :mod:`rxdb.engine.walindex`."""
+
     def __init__(self, *args: Any, on_commit: CommitCallback, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._on_commit = on_commit
         self._capture = WriteCapture()
-        self._buffer = TransactionBuffer(on_commit)
+        self._buffer = TransactionBuffer(self._committed)
         self.set_authorizer(self._capture.authorize)
 
     def execute(self, sql: str, parameters: Any = (), /) -> RowCursor:
@@ -120,6 +127,9 @@ class TrackedConnection(ReaderConnection):
     def _tracked(self, sql: str, run: Any) -> None:
         before = self.total_changes
         was_in_transaction = self.in_transaction
+        stamper = self.stamper
+        if stamper is not None and not was_in_transaction:
+            stamper.begin(self)  # this statement may start a transaction (or be one)
         self._capture.start()
         failed = True
         try:
@@ -133,6 +143,10 @@ class TrackedConnection(ReaderConnection):
                 was_in_transaction=was_in_transaction,
                 in_transaction=self.in_transaction,
             )
+
+    def _committed(self, updates: frozenset[TableUpdate], everything: bool) -> None:
+        stamper = self.stamper
+        self._on_commit(updates, everything, None if stamper is None else stamper.end(self))
 
 
 def split_script(script: str) -> list[str]:

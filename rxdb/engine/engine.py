@@ -13,7 +13,7 @@ import functools
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -24,6 +24,7 @@ from rxdb.engine.capture import CommitCallback
 from rxdb.engine.connections import ReaderConnection, TrackedConnection
 from rxdb.engine.readers import ReaderPool
 from rxdb.engine.sessions import ReadSession, read_only_violation
+from rxdb.engine.walindex import CommitStamper, WalIndex
 from rxdb.engine.workers import Worker
 from rxdb.engine.writer import TransactionMode, Writer
 from rxdb.errors import ClosedError, DatabaseError, ReentrancyError, WrongLoopError, from_sqlite
@@ -64,6 +65,8 @@ class Engine:
         )
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
+        self.wal_index: WalIndex | None = None
+        """The file's commit counter, when the database is in WAL mode and it can be read."""
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -87,8 +90,12 @@ class Engine:
                 mode = await worker.call(worker.raw.fetch, "PRAGMA journal_mode = WAL", ())
                 if mode[0][0].lower() == "wal":
                     self._readers = ReaderPool(self._open_reader, self._reader_count)
+                    self.wal_index = WalIndex(self.path)
         except BaseException:
             await worker.close()
+            if self.wal_index is not None:
+                self.wal_index.release()
+                self.wal_index = None
             raise
         self._writer = writer
 
@@ -173,6 +180,13 @@ class Engine:
         if self._read_scope.get() is not None:
             raise read_only_violation(sql)
         return writer
+
+    def stamp_commits(self, enabled: Callable[[], bool]) -> None:
+        """Claim commit counter values for each commit while ``enabled()`` (see
+        :class:`~rxdb.engine.walindex.CommitStamper`); nothing without a readable wal-index."""
+        writer = self._check()
+        if self.wal_index is not None:
+            writer.worker.raw.stamper = CommitStamper(self.wal_index, enabled)
 
     def data_version(self) -> int | None:
         """The writer's ``PRAGMA data_version`` (it changes only for other connections'
@@ -340,6 +354,8 @@ class Engine:
             if writer is not None:
                 await writer.worker.close()
         finally:
+            if self.wal_index is not None:
+                self.wal_index.release()  # after the connections: see rxdb.engine.walindex
             self._closing.set_result(None)
 
 

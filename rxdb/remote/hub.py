@@ -99,6 +99,12 @@ class Membership:
     def left(self) -> bool:
         return self._left
 
+    def others_present(self) -> bool:
+        """Whether another rxdb database shares the file's commits with us right now:
+        another join in this process, or another process through the hub. Safe to call
+        from any thread."""
+        return self._link.others_present()
+
     def statistics(self) -> HubStatistics:
         link = self._link
         return HubStatistics(

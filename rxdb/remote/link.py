@@ -479,6 +479,10 @@ class Link:
             await asyncio.sleep(TUNING.ping_interval)
             connection.send(Ping(nonce))
 
+    def others_present(self) -> bool:
+        hosting = self._hosting
+        return self.refs > 1 or (self.connected and (hosting is None or bool(hosting.peers)))
+
     # -- end of life --------------------------------------------------------------------------
 
     async def close(self) -> None:

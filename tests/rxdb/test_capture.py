@@ -54,8 +54,11 @@ class Calls:
     def __init__(self) -> None:
         self.calls: list[tuple[frozenset[TableUpdate], bool]] = []
 
-    def __call__(self, updates: frozenset[TableUpdate], everything: bool) -> None:
+    def __call__(
+        self, updates: frozenset[TableUpdate], everything: bool, wal_changes: object
+    ) -> None:
         assert isinstance(updates, frozenset)
+        assert wal_changes is None  # no stamper on these connections
         self.calls.append((updates, everything))
 
     def take(self) -> list[tuple[frozenset[TableUpdate], bool]]:
