@@ -5,9 +5,15 @@
 that one reader task pairs with the waiting future. Watches are subscriptions the server
 pushes ``Event`` messages for; they are delivered on the loop that connected.
 
-Transactions are held on the server. Like the local API, a block belongs to the task that
-opened it (and tasks it starts): a context variable carries the open block ids, and every
-statement sends the innermost one so that the server runs it inside that block.
+Transaction and read blocks are held on the server. Like the local API, a block belongs to
+the task that opened it (and tasks it starts): a context variable carries the open blocks,
+and every statement sends the innermost one's id so that the server runs it inside that block.
+
+With :class:`Reconnect`, a lost connection is re-established in the background: every
+connection has a *generation*, and a block remembers the generation it was opened in, so a
+block of a lost connection fails instead of sending its id to a new connection (where the
+server may have given the same id to nobody, or to another block). Watches outlive the
+connection: they are subscribed again on the new one, whose first result they re-emit.
 """
 
 from __future__ import annotations
@@ -21,14 +27,15 @@ import os
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from reactivex import Observable, abc
+from reactivex import Observable, Observer, abc
 from reactivex.disposable import Disposable
 
 from rxdb._types import Params
+from rxdb.engine.backup import BackupProgress, ProgressCallback
 from rxdb.errors import ClosedError, ProgrammingError, RxdbError, WrongLoopError
 from rxdb.remote.frames import DEFAULT_MAX_PAYLOAD, ProtocolError, encode_frame
 from rxdb.remote.messages import (
@@ -59,7 +66,9 @@ if TYPE_CHECKING:
 
 __all__ = (
     "ConnectionLostError",
+    "Reconnect",
     "RemoteDatabase",
+    "RemoteReadSession",
     "RemoteStream",
     "ServerRefusedError",
     "connect",
@@ -77,7 +86,8 @@ socket file may accept nothing; a hung one may never answer)."""
 class ConnectionLostError(ClosedError, ConnectionError):
     """Raised for calls pending (or made) after the connection to the server ended: the
     server shut down, its process died, or the network failed. Whatever was not committed
-    when it happened is rolled back on the server. Connect again to carry on."""
+    when it happened is rolled back on the server. Connect again to carry on (or connect
+    with ``reconnect=`` to have the client do it)."""
 
 
 class ServerRefusedError(RxdbError, ConnectionRefusedError):
@@ -85,12 +95,69 @@ class ServerRefusedError(RxdbError, ConnectionRefusedError):
     another protocol version)."""
 
 
-async def connect(handle: ServerHandle) -> RemoteDatabase:
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    """How a client reconnects after losing its server: ``connect(handle, reconnect=True)``
+    uses the defaults, ``reconnect=Reconnect(...)`` others.
+
+    The first attempt is made at once, then after ``first_delay`` seconds, doubling up to
+    ``max_delay``. A handle with a ``name`` is looked up again on every attempt, so a named
+    server restarted at a new address (and with a new token) is found.
+
+    :ivar first_delay: seconds between the first two attempts.
+    :ivar max_delay: the longest pause between two attempts.
+    :ivar call_wait: seconds a call made while disconnected waits for the connection to come
+        back before it raises :class:`ConnectionLostError`.
+    :ivar give_up_after: seconds without a connection after which the client stops trying:
+        watches end with :class:`ConnectionLostError` and calls raise it. ``None`` (the
+        default) keeps trying until :meth:`RemoteDatabase.close`.
+    """
+
+    first_delay: float = 0.05
+    max_delay: float = 2.0
+    call_wait: float = 10.0
+    give_up_after: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.first_delay <= self.max_delay:
+            raise ValueError("Reconnect needs 0 < first_delay <= max_delay")
+        if self.call_wait < 0 or (self.give_up_after is not None and self.give_up_after < 0):
+            raise ValueError("Reconnect's call_wait and give_up_after cannot be negative")
+
+
+async def connect(handle: ServerHandle, *, reconnect: bool | Reconnect = False) -> RemoteDatabase:
     """Connect to the server ``handle`` names; the database is bound to the running loop.
 
+    :param reconnect: re-establish the connection automatically if it is lost (``True``
+        for the default :class:`Reconnect` policy). The first connection must succeed.
     :raises ConnectionLostError: if the server cannot be reached or hangs up.
     :raises ServerRefusedError: if it refuses this client.
     """
+    if reconnect is True:
+        policy: Reconnect | None = Reconnect()
+    elif reconnect is False:
+        policy = None
+    elif isinstance(reconnect, Reconnect):
+        policy = reconnect
+    else:
+        raise TypeError(f"reconnect must be a bool or a Reconnect, not {reconnect!r}")
+    stream, welcome = await _establish(handle)
+    return RemoteDatabase(handle, stream, welcome, policy)
+
+
+async def connect_named(name: str, *, reconnect: bool | Reconnect = False) -> RemoteDatabase:
+    """Connect to the server registered under ``name`` (see :mod:`rxdb.remote.names`).
+    With ``reconnect``, every attempt looks the name up again.
+
+    :raises LookupError: (``NameNotFoundError``) if no live server has that name.
+    """
+    from rxdb.remote.names import lookup
+
+    return await connect(lookup(name), reconnect=reconnect)
+
+
+async def _establish(handle: ServerHandle) -> tuple[FramedStream, Welcome]:
+    """Open a connection to ``handle`` and say hello; return it and the server's welcome."""
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
             if handle.kind == "unix":
@@ -102,87 +169,109 @@ async def connect(handle: ServerHandle) -> RemoteDatabase:
         raise ConnectionLostError(
             f"cannot reach the rxdb server at {handle.address}: {error or 'timed out'}"
         ) from error
-    database = RemoteDatabase(handle, reader, writer)
+    stream = FramedStream(
+        reader, writer, f"to the rxdb server at {handle.address}", DEFAULT_MAX_PAYLOAD
+    )
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
-            await database._handshake()
+            welcome = await _handshake(stream, handle)
     except BaseException as error:
-        await database._abandon()
-        if isinstance(error, TimeoutError):
+        await stream.close()
+        if isinstance(error, TimeoutError | OSError) and not isinstance(error, RxdbError):
             raise ConnectionLostError(
-                f"the rxdb server at {handle.address} did not answer the handshake"
+                f"the rxdb server at {handle.address} did not answer the handshake: "
+                f"{error or 'timed out'}"
             ) from error
         raise
-    return database
+    return stream, welcome
 
 
-async def connect_named(name: str) -> RemoteDatabase:
-    """Connect to the server registered under ``name`` (see :mod:`rxdb.remote.names`).
-
-    :raises LookupError: (``NameNotFoundError``) if no live server has that name.
-    """
-    from rxdb.remote.names import lookup
-
-    return await connect(lookup(name))
+async def _handshake(stream: FramedStream, handle: ServerHandle) -> Welcome:
+    token = None if handle.token is None else bytes.fromhex(handle.token)
+    hello = Hello(token, "client", os.getpid(), uuid.uuid4().hex[:16])
+    stream.writer.write(encode_frame(encode_message(hello)))
+    message = await stream.receive()
+    if isinstance(message, Refused):
+        raise ServerRefusedError(f"the rxdb server refused the connection: {message.reason}")
+    if not isinstance(message, Welcome):
+        raise ConnectionLostError(
+            f"the rxdb server at {handle.address} hung up during the handshake"
+        )
+    return message
 
 
 @dataclass
 class _Subscription:
     observer: abc.ObserverBase[Any]
     convert: Callable[[Any], Any]
+    op: str | None  # the request that subscribes again after a reconnect; None: never
+    args: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    """An open block as the client knows it: the server's id for it, in one connection."""
+
+    id: int
+    generation: int
+    kind: str  # "transaction" or "read"
 
 
 class RemoteDatabase:
     """A database served by another process (or this one), used over one connection.
 
     Bound to the event loop that connected it. :meth:`close` closes the connection only;
-    the database stays open on the server.
+    the database stays open on the server. Made by :func:`connect`.
     """
 
     def __init__(
-        self, handle: ServerHandle, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        handle: ServerHandle,
+        stream: FramedStream,
+        welcome: Welcome,
+        reconnect: Reconnect | None = None,
     ) -> None:
         self.handle = handle
-        self._stream = FramedStream(
-            reader, writer, f"to the rxdb server at {handle.address}", DEFAULT_MAX_PAYLOAD
-        )
+        self._policy = reconnect
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._subscriptions: dict[int, _Subscription] = {}
-        self._blocks: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar(
+        self._blocks: contextvars.ContextVar[tuple[_Block, ...]] = contextvars.ContextVar(
             "rxdb_remote_blocks", default=()
         )
+        self._stream = stream
+        self._generation = 0
         self._reader_task: asyncio.Task[None] | None = None
+        self._reconnecting: asyncio.Task[None] | None = None
         self._closed = False
         self._lost: ConnectionLostError | None = None
         self._goodbye: str | None = None
+        self._changed = asyncio.Event()
         self.path: str | None = None
         self.server_pid: int | None = None
+        self._attach(stream, welcome)
 
     # -- connection -------------------------------------------------------------------------
 
-    async def _handshake(self) -> None:
-        token = None if self.handle.token is None else bytes.fromhex(self.handle.token)
-        self._write(Hello(token, "client", os.getpid(), uuid.uuid4().hex[:16]))
-        message = await self._stream.receive()
-        if isinstance(message, Refused):
-            raise ServerRefusedError(f"the rxdb server refused the connection: {message.reason}")
-        if not isinstance(message, Welcome):
-            raise ConnectionLostError(
-                f"the rxdb server at {self.handle.address} hung up during the handshake"
-            )
-        self.path = message.database
-        self.server_pid = message.process_id
+    def _attach(self, stream: FramedStream, welcome: Welcome) -> None:
+        """Make ``stream`` (whose handshake is done) this client's connection."""
+        self._stream = stream
+        self._goodbye = None
+        self._lost = None
+        self.path = welcome.database
+        self.server_pid = welcome.process_id
         # A fresh context: the reader must not carry the connecting task's blocks.
-        self._reader_task = self._loop.create_task(self._read(), context=contextvars.Context())
+        self._reader_task = self._loop.create_task(
+            self._read(stream, self._generation), context=contextvars.Context()
+        )
 
-    async def _read(self) -> None:
+    async def _read(self, stream: FramedStream, generation: int) -> None:
         reason = "the server closed the connection"
         try:
             while True:
-                message = await self._stream.receive()
+                message = await stream.receive()
                 if message is None:
                     break
                 self._dispatch(message)
@@ -192,10 +281,10 @@ class RemoteDatabase:
         except (ConnectionError, OSError) as error:
             reason = f"connection failed: {error}"
         finally:
-            if self._goodbye is not None:
+            if self._goodbye is not None and generation == self._generation:
                 reason = self._goodbye
             self._connection_ended(
-                ConnectionLostError(f"connection to the rxdb server lost ({reason})")
+                generation, ConnectionLostError(f"connection to the rxdb server lost ({reason})")
             )
 
     def _dispatch(self, message: Message) -> None:
@@ -236,21 +325,94 @@ class RemoteDatabase:
             del self._subscriptions[event.subscription_id]
             _safely(sub.observer.on_completed)
 
-    def _connection_ended(self, error: ConnectionLostError) -> None:
-        """Fail everything in flight: the server has rolled back what was not committed."""
-        if self._lost is None:
-            self._lost = error
+    def _drop_connection(self, error: ConnectionLostError) -> None:
+        """Leave the current connection: a new generation begins (blocks of the old one are
+        dead), and the calls in flight fail with ``error``: the server rolls back what was
+        not committed, and whether a statement in flight ran is unknown."""
+        self._generation += 1
+        self._lost = error
         self._stream.writer.close()
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
-                future.set_exception(self._lost)
+                future.set_exception(error)
+
+    def _connection_ended(self, generation: int, error: ConnectionLostError) -> None:
+        if generation != self._generation or self._closed:
+            return  # an earlier connection, or close() has dealt with it
+        self._drop_connection(error)
+        if self._policy is None:
+            self._end_subscriptions(error)
+        else:
+            # Watches outlive the connection; a backup's progress belongs to its failed call.
+            for sub_id, sub in list(self._subscriptions.items()):
+                if sub.op is None:
+                    del self._subscriptions[sub_id]
+            LOG.info("%s; reconnecting", error)
+            self._reconnecting = self._loop.create_task(
+                self._reconnect(self._policy), context=contextvars.Context()
+            )
+        self._state_changed()
+
+    def _end_subscriptions(self, error: ConnectionLostError | None) -> None:
+        """End every subscription: with ``error``, or completed (``None``: a close)."""
         subscriptions, self._subscriptions = self._subscriptions, {}
         for sub in subscriptions.values():
-            if self._closed:
+            if error is None:
                 _safely(sub.observer.on_completed)
             else:
-                _safely(sub.observer.on_error, self._lost)
+                _safely(sub.observer.on_error, error)
+
+    async def _reconnect(self, policy: Reconnect) -> None:
+        """Connect again with backoff; then subscribe every watch again."""
+        started = self._loop.time()
+        delay = policy.first_delay
+        while True:
+            try:
+                handle = self._target()
+                stream, welcome = await _establish(handle)
+                break
+            except Exception as error:  # unreachable, refused, no such name (yet)
+                last: BaseException = error
+            waited = self._loop.time() - started
+            if policy.give_up_after is not None and waited + delay > policy.give_up_after:
+                self._give_up(policy, last)
+                return
+            await asyncio.sleep(delay)  # backoff before the next attempt
+            delay = min(delay * 2, policy.max_delay)
+        if self._closed:  # close() ran while the handshake finished
+            await stream.close()
+            return
+        self.handle = handle
+        self._reconnecting = None
+        self._attach(stream, welcome)
+        LOG.info("reconnected to the rxdb server at %s", handle.address)
+        for sub_id, sub in list(self._subscriptions.items()):
+            self._send_subscribe(sub_id, sub)
+        self._state_changed()
+
+    def _target(self) -> ServerHandle:
+        """Where to reconnect: a named server is looked up again (it may have restarted at
+        another address, with another token)."""
+        if self.handle.name is None:
+            return self.handle
+        from rxdb.remote.names import lookup
+
+        return lookup(self.handle.name)
+
+    def _give_up(self, policy: Reconnect, last: BaseException) -> None:
+        self._reconnecting = None
+        self._lost = ConnectionLostError(
+            f"connection to the rxdb server lost; no reconnection within "
+            f"{policy.give_up_after} s (last attempt: {last})"
+        )
+        LOG.warning("%s", self._lost)
+        self._end_subscriptions(self._lost)
+        self._state_changed()
+
+    def _state_changed(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def _write(self, message: Message) -> None:
         try:
@@ -264,16 +426,39 @@ class RemoteDatabase:
             )
         self._stream.writer.write(encode_frame(payload))
 
-    async def _abandon(self) -> None:
-        self._closed = True
-        if self._reader_task is not None:
-            self._reader_task.cancel()
-            await asyncio.gather(self._reader_task, return_exceptions=True)
-        await self._stream.close()
-
     @property
     def closed(self) -> bool:
-        return self._closed or self._lost is not None
+        """Closed, or disconnected for good (reconnection off, or given up)."""
+        return self._closed or (self._lost is not None and self._reconnecting is None)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up now (``False`` while reconnecting)."""
+        return not self._closed and self._lost is None
+
+    async def wait_connected(self) -> None:
+        """Return once the connection is up: at once if it is, else when a reconnection
+        succeeds. Waits as long as that takes: wrap it in ``asyncio.timeout``.
+
+        :raises ConnectionLostError: if the connection is lost for good (no reconnection, or
+            it gave up).
+        :raises rxdb.ClosedError: after :meth:`close`.
+        """
+        while True:
+            if self._closed:
+                raise ClosedError(f"{self!r} is closed; connect the handle again")
+            if self._lost is None:
+                return
+            if self._reconnecting is None:
+                raise ConnectionLostError(str(self._lost))
+            await self._changed.wait()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` is true, checked now and after every change of the
+        connection's state (lost, reconnected, given up, closed); for diagnostics and tests.
+        Wrap it in ``asyncio.timeout``."""
+        while not predicate():
+            await self._changed.wait()
 
     def __repr__(self) -> str:
         return f"<rxdb.RemoteDatabase {self.handle.kind}:{self.handle.address}>"
@@ -285,32 +470,58 @@ class RemoteDatabase:
         await self.close()
 
     async def close(self) -> None:
-        """Close the connection (idempotent). Watches complete; calls still pending fail
-        with :class:`rxdb.ClosedError`; an open transaction of this client is rolled back by
-        the server. Afterwards every call raises :class:`rxdb.ClosedError`."""
+        """Close the connection (idempotent), and stop reconnecting. Watches complete; calls
+        still pending fail with :class:`rxdb.ClosedError`; an open transaction or read block
+        of this client is rolled back by the server. Afterwards every call raises
+        :class:`rxdb.ClosedError`."""
         if self._closed:
             return
-        self._closed = True
         if self._lost is None:
             with contextlib.suppress(Exception):
                 self._write(Goodbye("the client is closing"))
-        self._connection_ended(ConnectionLostError("this connection to the rxdb server is closed"))
-        await self._abandon()
+            self._drop_connection(
+                ConnectionLostError("this connection to the rxdb server is closed")
+            )
+        self._closed = True
+        self._end_subscriptions(None)
+        self._state_changed()
+        tasks = [t for t in (self._reconnecting, self._reader_task) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._reconnecting = None
+        await self._stream.close()
 
     # -- calls ------------------------------------------------------------------------------
 
     def _check(self) -> None:
-        if self._lost is not None and not self._closed:
-            raise ConnectionLostError(str(self._lost))
         if self._closed:
             raise ClosedError(f"{self!r} is closed; connect the handle again")
+        if self._lost is not None and self._reconnecting is None:
+            raise ConnectionLostError(str(self._lost))
         if asyncio.get_running_loop() is not self._loop:
             raise WrongLoopError(
                 f"{self!r} belongs to another event loop; connect the handle on each loop"
             )
 
-    def _start(self, op: str, args: list[Any]) -> asyncio.Future[Any]:
+    async def _ready(self) -> None:
+        """Wait (at most the policy's ``call_wait``) for a lost connection to come back."""
         self._check()
+        if self._lost is None or self._policy is None:
+            return
+        try:
+            async with asyncio.timeout(self._policy.call_wait):
+                await self.wait_connected()
+        except TimeoutError:
+            raise ConnectionLostError(
+                f"{self._lost}; not reconnected within {self._policy.call_wait} s"
+            ) from None
+
+    def _start(self, op: str, args: list[Any]) -> asyncio.Future[Any]:
+        """Send a request now; its answer will settle the returned future."""
+        self._check()
+        if self._lost is not None:
+            raise ConnectionLostError(str(self._lost))
         request_id = next(self._ids)
         future: asyncio.Future[Any] = self._loop.create_future()
         self._write(Request(request_id, op, args))
@@ -318,7 +529,16 @@ class RemoteDatabase:
         return future
 
     async def _call(self, op: str, args: list[Any]) -> Any:
+        if self._lost is not None:
+            await self._ready()
         return await self._start(op, args)
+
+    async def _call_in_block(self, op: str, args: list[Any]) -> Any:
+        """A call that runs in the calling task's innermost block (its id is the last
+        argument), chosen after any wait for a reconnection."""
+        if self._lost is not None:
+            await self._ready()
+        return await self._start(op, [*args, self._block()])
 
     def _fire(self, op: str, args: list[Any]) -> None:
         """Send a request whose answer nobody waits for (its failure is only logged)."""
@@ -330,28 +550,37 @@ class RemoteDatabase:
 
     def _block(self) -> int | None:
         stack = self._blocks.get()
-        return stack[-1] if stack else None
+        return self._live(stack[-1]) if stack else None
+
+    def _live(self, block: _Block) -> int:
+        """The id of ``block``, which must belong to the current connection."""
+        if block.generation != self._generation:
+            raise ConnectionLostError(
+                f"the connection to the rxdb server was lost inside this {block.kind} block, "
+                "which the server rolled back; leave the block"
+            )
+        return block.id
 
     async def execute(self, sql: str, params: Params = ()) -> ExecuteResult:
         """As :meth:`rxdb.Database.execute`, on the server."""
-        result: ExecuteResult = await self._call("execute", [sql, _params(params), self._block()])
+        result: ExecuteResult = await self._call_in_block("execute", [sql, _params(params)])
         return result
 
     async def execute_many(self, sql: str, seq_of_params: Iterable[Params]) -> int:
         """As :meth:`rxdb.Database.execute_many`: one request for the whole batch."""
         rows = [_params(p) for p in seq_of_params]
-        count: int = await self._call("execute_many", [sql, rows, self._block()])
+        count: int = await self._call_in_block("execute_many", [sql, rows])
         return count
 
     async def execute_script(self, script: str) -> None:
-        await self._call("execute_script", [script, self._block()])
+        await self._call_in_block("execute_script", [script])
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        rows: list[Row] = await self._call("fetch_all", [sql, _params(params), self._block()])
+        rows: list[Row] = await self._call_in_block("fetch_all", [sql, _params(params)])
         return rows
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        row: Row | None = await self._call("fetch_one", [sql, _params(params), self._block()])
+        row: Row | None = await self._call_in_block("fetch_one", [sql, _params(params)])
         return row
 
     @asynccontextmanager
@@ -360,30 +589,160 @@ class RemoteDatabase:
 
         Statements of this task (and tasks it starts) inside the block run in it; a nested
         block is a savepoint; an exception rolls the block back. If this process dies inside
-        the block, the server rolls it back as soon as the connection drops.
+        the block, the server rolls it back as soon as the connection drops. If the
+        connection is lost inside the block, its statements and its end raise
+        :class:`ConnectionLostError` (the server rolled it back), even once reconnected.
         """
+        async with self._held_block("transaction", "begin", [mode]):
+            yield
+
+    def read(self) -> AbstractAsyncContextManager[RemoteReadSession]:
+        """As :meth:`rxdb.Database.read`: ``async with remote.read() as r:`` reserves one
+        connection on the server for this client; every statement through ``r`` (or through
+        this database by this task) inside the block sees one snapshot. Writes inside raise
+        :class:`rxdb.ReadOnlyError`. The server gives the connection back when the block
+        ends, or at once if this client disconnects or dies inside it.
+
+        :raises rxdb.ReentrancyError: inside another ``read`` or a transaction.
+        """
+        return self._read_block(isolated=True)
+
+    def unsafe_read(self) -> AbstractAsyncContextManager[RemoteReadSession]:
+        """As :meth:`rxdb.Database.unsafe_read`: :meth:`read` without the snapshot."""
+        return self._read_block(isolated=False)
+
+    @asynccontextmanager
+    async def _read_block(self, *, isolated: bool) -> AsyncIterator[RemoteReadSession]:
+        async with self._held_block("read", "read", [isolated]) as block:
+            session = RemoteReadSession(self, block, isolated=isolated)
+            try:
+                yield session
+            finally:
+                session._open = False
+
+    @asynccontextmanager
+    async def _held_block(self, kind: str, op: str, args: list[Any]) -> AsyncIterator[_Block]:
+        """Open a block (or a nested level) on the server for this task, end it on exit."""
+        if self._lost is not None:
+            await self._ready()
         stack = self._blocks.get()
-        future = self._start("begin", [mode, stack[-1] if stack else None])
+        generation = self._generation
+        future = self._start(op, [*args, self._live(stack[-1]) if stack else None])
         try:
-            block: int = await asyncio.shield(future)
+            block_id: int = await asyncio.shield(future)
         except asyncio.CancelledError:
-            # The server may still open the block: end it as soon as it answers.
+            # The server may still open the block: end it as soon as it answers (on the same
+            # connection only: another connection's block of that id is someone else's).
             def undo(done: asyncio.Future[Any]) -> None:
-                if not done.cancelled() and done.exception() is None:
+                ok = not done.cancelled() and done.exception() is None
+                if ok and generation == self._generation:
                     self._fire("end", [done.result(), True])
 
             future.add_done_callback(undo)
             raise
+        block = _Block(block_id, generation, kind)
         token = self._blocks.set((*stack, block))
         try:
-            yield
+            yield block
         except BaseException:
             self._blocks.reset(token)
-            with contextlib.suppress(ClosedError):
-                await self._call("end", [block, True])
+            if block.generation == self._generation:
+                with contextlib.suppress(ClosedError):
+                    await self._start("end", [block.id, True])
             raise
         self._blocks.reset(token)
-        await self._call("end", [block, False])
+        await self._start("end", [self._live(block), False])
+
+    async def interrupt(self) -> None:
+        """Interrupt this client's statements running on the server now: the interrupted
+        statement raises :class:`rxdb.InterruptError`; inside a transaction block the
+        transaction is rolled back and the block's further statements raise
+        :class:`rxdb.TransactionAbortedError`; a backup of this client stops. With nothing
+        running, nothing happens; nor when closed or disconnected (nothing of this client
+        then runs there).
+
+        What else it touches depends on where the statement runs (see ``docs/server.md``):
+        nothing else for statements in read and transaction blocks; the shared writer for a
+        write outside blocks; every connection (as :meth:`rxdb.Database.interrupt`) for a
+        query outside blocks. The request overtakes the calls in flight: it is answered as
+        soon as the server has interrupted.
+        """
+        if self._closed or self._lost is not None:
+            return
+        await self._start("interrupt", [])
+
+    def interrupt_threadsafe(self) -> None:
+        """:meth:`interrupt` for any thread (e.g. a UI thread's "Cancel" button); the
+        request is sent from the client's loop, and nobody waits for its answer."""
+
+        def send() -> None:
+            if not self._closed and self._lost is None:
+                self._fire("interrupt", [])
+
+        if threading.get_ident() == self._thread:
+            send()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs
+            self._loop.call_soon_threadsafe(send)
+
+    async def backup(
+        self,
+        target: str | os.PathLike[str],
+        *,
+        pages_per_step: int = 256,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """As :meth:`rxdb.Database.backup`, into a file **on the server's machine**:
+        ``target`` must be an absolute path there (the server's working directory is not
+        this process's). Writes may continue meanwhile.
+
+        ``progress`` is called on this client's loop with a :class:`rxdb.BackupProgress`
+        after each step the server reports. Raising from it stops the backup at the
+        server's next step, and ``backup`` raises that exception (the file may be complete
+        if the server finished first). :meth:`interrupt` stops it too
+        (:class:`rxdb.InterruptError`).
+
+        :raises TypeError: for a target that is not a path (an open database cannot be
+            sent to the server).
+        :raises rxdb.ProgrammingError: for a relative path.
+        :raises rxdb.ReentrancyError: inside a read or transaction block.
+        """
+        if not isinstance(target, str | os.PathLike):
+            raise TypeError(
+                "a remote backup writes into a file on the server's machine: pass its "
+                f"absolute path, not {type(target).__name__}"
+            )
+        path = os.fspath(target)
+        if not isinstance(path, str):
+            raise TypeError("a backup target must be a text path, not bytes")
+        self._check()
+        progress_id: int | None = None
+        raised: list[Exception] = []
+        if progress is not None:
+            progress_id = next(self._ids)
+            reported = progress
+            stop_id = progress_id
+
+            def on_next(value: Any) -> None:
+                try:
+                    reported(_backup_progress(value))
+                except Exception as error:
+                    raised.append(error)
+                    if self._subscriptions.pop(stop_id, None) is not None:
+                        self._fire("unsubscribe", [stop_id])
+
+            self._subscriptions[progress_id] = _Subscription(Observer(on_next), _same, None, [])
+        try:
+            await self._call_in_block("backup", [path, pages_per_step, progress_id])
+        except Exception:
+            if raised:
+                raise raised[0] from None
+            raise
+        finally:
+            if progress_id is not None:
+                self._subscriptions.pop(progress_id, None)
+        if raised:
+            raise raised[0]
 
     async def notify_updates(self, *updates: str | TableUpdate) -> None:
         """As :meth:`rxdb.Database.notify_updates`: the server's watchers (and every other
@@ -398,7 +757,9 @@ class RemoteDatabase:
     def watch(self, sql: str, params: Params = (), *, distinct: bool = True) -> RemoteStream:
         """As :meth:`rxdb.Database.watch`: the query runs on the server, which pushes each
         new result; values are delivered on this client's loop. Disposing the subscription
-        (or leaving ``async for``) tells the server to stop."""
+        (or leaving ``async for``) tells the server to stop. With reconnection, the watch
+        survives a lost connection: it is subscribed again, and re-emits the current result
+        once the connection is back (a value equal to the last one included)."""
         self._check()
         return RemoteStream(self, "watch", [sql, _params(params), distinct], list)
 
@@ -407,7 +768,9 @@ class RemoteDatabase:
         tables: Iterable[str] | None = None,
         kinds: Iterable[UpdateKind] | None = None,
     ) -> Observable[NotifyTablesUpdated]:
-        """As :meth:`rxdb.Database.table_updates`, delivered on this client's loop."""
+        """As :meth:`rxdb.Database.table_updates`, delivered on this client's loop. With
+        reconnection it survives a lost connection, but commits made while disconnected are
+        not reported."""
         self._check()
         args = [
             None if tables is None else list(tables),
@@ -424,24 +787,16 @@ class RemoteDatabase:
     ) -> abc.DisposableBase:
         self._check()
         sub_id = next(self._ids)
+        sub = _Subscription(observer, convert, op, args)
         # Registered before the request goes out: the first event may follow at once.
-        self._subscriptions[sub_id] = _Subscription(observer, convert)
-        try:
-            future = self._start(op, [sub_id, *args])
-        except BaseException:
-            del self._subscriptions[sub_id]
-            raise
-
-        def started(done: asyncio.Future[Any]) -> None:
-            if done.cancelled():
-                return
-            error = done.exception()
-            if error is not None:
-                sub = self._subscriptions.pop(sub_id, None)
-                if sub is not None:
-                    _safely(sub.observer.on_error, error)
-
-        future.add_done_callback(started)
+        self._subscriptions[sub_id] = sub
+        if self._lost is None:
+            try:
+                self._send_subscribe(sub_id, sub, raising=True)
+            except BaseException:
+                del self._subscriptions[sub_id]
+                raise
+        # else: reconnecting; subscribed when the connection is back
 
         def dispose() -> None:
             if self._subscriptions.pop(sub_id, None) is None:
@@ -455,6 +810,62 @@ class RemoteDatabase:
             self._fire("unsubscribe", [sub_id])
 
         return Disposable(dispose)
+
+    def _send_subscribe(self, sub_id: int, sub: _Subscription, *, raising: bool = False) -> None:
+        """Ask the server for subscription ``sub_id``; a refusal ends it with the error."""
+        if sub.op is None:
+            return
+        try:
+            future = self._start(sub.op, [sub_id, *sub.args])
+        except Exception as error:
+            if raising:
+                raise
+            if self._subscriptions.pop(sub_id, None) is not None:
+                _safely(sub.observer.on_error, error)
+            return
+
+        def started(done: asyncio.Future[Any]) -> None:
+            if done.cancelled():
+                return
+            error = done.exception()
+            if error is None:
+                return
+            if isinstance(error, ConnectionLostError) and not self.closed:
+                return  # reconnecting: subscribed again on the next connection
+            if self._subscriptions.get(sub_id) is sub:
+                del self._subscriptions[sub_id]
+                _safely(sub.observer.on_error, error)
+
+        future.add_done_callback(started)
+
+
+class RemoteReadSession:
+    """What ``async with remote.read() as r`` hands out: statements in the read block held
+    on the server (the counterpart of :class:`rxdb.ReadSession`). Valid only inside its
+    block; afterwards every call raises :class:`rxdb.ClosedError`."""
+
+    def __init__(self, db: RemoteDatabase, block: _Block, *, isolated: bool) -> None:
+        self._db = db
+        self._block = block
+        self.isolated = isolated
+        self._open = True
+
+    def _id(self) -> int:
+        if not self._open:
+            raise ClosedError("this read session ended with its 'async with db.read()' block")
+        return self._db._live(self._block)
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        rows: list[Row] = await self._db._start("fetch_all", [sql, _params(params), self._id()])
+        return rows
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, params: Params = ()) -> ExecuteResult:
+        """Run one statement that reads (a query, a read-only PRAGMA)."""
+        return ExecuteResult(-1, None, await self.fetch_all(sql, params))
 
 
 class RemoteStream(Observable[Any]):
@@ -485,6 +896,20 @@ def _params(params: Any) -> Any:
     if hasattr(params, "keys"):
         return dict(params)
     return list(params)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _backup_progress(value: Any) -> BackupProgress:
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(type(v) is int and v >= 0 for v in value)
+    ):
+        raise ProtocolError(f"a backup progress must be [remaining, total], not {value!r}")
+    return BackupProgress(value[0], value[1])
 
 
 def _ignore(future: asyncio.Future[Any]) -> None:

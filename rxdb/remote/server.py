@@ -42,7 +42,7 @@ from rxdb.remote.values import update_to_wire as update_to_wire
 
 if TYPE_CHECKING:
     from rxdb.database import Database
-    from rxdb.remote.client import RemoteDatabase
+    from rxdb.remote.client import Reconnect, RemoteDatabase
 
 __all__ = ("Server", "ServerHandle", "serve", "served_handle")
 
@@ -71,15 +71,17 @@ class ServerHandle:
     token: str | None = None
     name: str | None = None
 
-    async def connect(self) -> RemoteDatabase:
+    async def connect(self, *, reconnect: bool | Reconnect = False) -> RemoteDatabase:
         """Connect to the server from any process; the result is bound to the running loop.
 
         Gives up after ``rxdb.remote.client.CONNECT_TIMEOUT`` seconds; wrap it in
-        ``asyncio.timeout`` for a shorter wait.
+        ``asyncio.timeout`` for a shorter wait. With ``reconnect`` (``True``, or a
+        :class:`~rxdb.remote.client.Reconnect` policy), a lost connection is re-established
+        automatically; see :func:`rxdb.remote.client.connect`.
         """
         from rxdb.remote.client import connect
 
-        return await connect(self)
+        return await connect(self, reconnect=reconnect)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,10 +1,15 @@
 """One client connection of a database server: its handshake, its requests, the transaction
-blocks it holds and the watches it subscribed to.
+and read blocks it holds and the watches it subscribed to.
 
 :mod:`rxdb.remote.server` listens and hands each accepted connection to a :class:`Session`.
 A session runs every operation on the served database itself, holds the client's blocks as
 :class:`~rxdb.sync.blocks.ThreadBlock` tasks, and when the connection ends for any reason
-rolls those blocks back and disposes the watches, so a dead client leaves no trace.
+interrupts the statements still running in those blocks, rolls the blocks back (a read block
+gives its connection back) and disposes the watches, so a dead client leaves no trace.
+
+It also knows which connection each of the client's statements occupies, as far as rxdb lets
+anyone know, so that ``interrupt`` stops this client's work and, wherever that is possible,
+nobody else's (see :meth:`Session.op_interrupt`).
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ import contextvars
 import itertools
 import logging
 import os
+import sqlite3
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from reactivex import abc
 
-from rxdb.errors import ClosedError, ProgrammingError
+from rxdb.engine.backup import BackupProgress
+from rxdb.engine.sessions import ReadSession
+from rxdb.errors import ClosedError, InterruptError, ProgrammingError, from_sqlite
 from rxdb.remote.frames import (
     DEFAULT_MAX_PAYLOAD,
     HANDSHAKE_MAX_PAYLOAD,
@@ -48,10 +56,12 @@ from rxdb.remote.messages import (
 )
 from rxdb.remote.streams import FramedStream
 from rxdb.remote.values import notify_to_wire, update_from_wire
-from rxdb.sync.blocks import ThreadBlock, closing, inside, opening
+from rxdb.sync.blocks import Enter, ThreadBlock, closing, inside, opening
 from rxdb.updates import UpdateKind
 
 if TYPE_CHECKING:
+    from rxdb.database import Database
+    from rxdb.engine.workers import Worker
     from rxdb.remote.server import Server
 
 __all__ = ("HANDSHAKE_TIMEOUT", "MAX_BUFFERED", "SHUTDOWN_GRACE", "Session")
@@ -65,14 +75,37 @@ MAX_BUFFERED: Final = 64 * 1024 * 1024
 make the server buffer without bound)."""
 SHUTDOWN_GRACE: Final = 5.0
 """Seconds :meth:`Server.shutdown_all` lets running statements finish before cancelling them."""
+INTERRUPT_REPEAT: Final = 0.1
+"""Seconds between interrupts of a gone client's block statement that is still running (an
+interrupt that lands just before SQLite starts the statement has no effect)."""
+_C_INT = 2**31
 
 
 @dataclass
 class _Held:
-    """One client's open transaction block and how many levels (savepoints) deep it is."""
+    """One client's open block: a transaction (with ``depth`` levels: savepoints) or a read
+    block (``read`` is its session), and how many of its statements run now."""
 
     block: ThreadBlock
     depth: int
+    read: ReadSession | None = None
+    running: int = 0
+
+
+class _Backup(abc.DisposableBase):
+    """A backup of this client in flight. Stopping it (the client's progress callback
+    raised, or the client interrupted) makes the next progress step raise, which aborts the
+    backup; the flag is read on the worker thread that copies."""
+
+    def __init__(self) -> None:
+        self.stopped: str | None = None
+
+    def stop(self, reason: str) -> None:
+        if self.stopped is None:
+            self.stopped = reason
+
+    def dispose(self) -> None:
+        self.stop("the client stopped the backup")
 
 
 class _Abort(Exception):
@@ -104,6 +137,9 @@ class Session:
         self.block_ids = itertools.count(1)
         self.subscriptions: dict[int, abc.DisposableBase] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.loose_reads = 0  # statements outside blocks in flight: fetch_all, fetch_one
+        self.loose_writes = 0  # execute, execute_many, execute_script
+        self.backups: set[_Backup] = set()
         self.closed = False
         self.closing: asyncio.Future[None] | None = None
 
@@ -203,7 +239,12 @@ class Session:
                     subscription.dispose()
             self.subscriptions.clear()
             self.server._state_changed()
+            for backup in self.backups:
+                backup.stop("the client disconnected")
             held, self.blocks = list(self.blocks.values()), {}
+            # Nobody waits for what still runs in the blocks: stop it, so that the rollback
+            # (and the write lock, or the reserved reader) does not wait for an endless query.
+            await asyncio.gather(*(self._stop_running(one) for one in held))
             for one in held:
                 await _roll_back(one)
             if held:
@@ -262,16 +303,53 @@ class Session:
             self._send_checked(Response(request.id, result))
 
     def _in_block(
-        self, block_id: Any, operation: Callable[[], Coroutine[Any, Any, Any]]
+        self,
+        block_id: Any,
+        operation: Callable[[], Coroutine[Any, Any, Any]],
+        *,
+        kind: Literal["read", "write"] | None,
     ) -> Callable[[], Coroutine[Any, Any, Any]]:
+        """Route ``operation`` into the client's block ``block_id`` (or run it outside
+        blocks), counting it as running on that block's connection (or, by ``kind``, as a
+        loose read or write) while it runs, for :meth:`op_interrupt`."""
         if block_id is None:
-            return operation
+            return operation if kind is None else self._loose(operation, reads=kind == "read")
         held = self.blocks.get(_int(block_id, "block"))
         if held is None:
             raise ProgrammingError(
-                f"no open transaction {block_id} on this connection (it ended or was rolled back)"
+                f"no open block {block_id} on this connection (it ended or was rolled back)"
             )
-        return inside([held.block], operation)
+
+        async def counted() -> Any:
+            if self.closed:  # queued in the block when the client went away: never run
+                raise ClosedError("the client disconnected")
+            held.running += 1
+            self.server._state_changed()
+            try:
+                return await operation()
+            finally:
+                held.running -= 1
+                self.server._state_changed()
+
+        return inside([held.block], counted)
+
+    def _loose(
+        self, operation: Callable[[], Coroutine[Any, Any, Any]], *, reads: bool
+    ) -> Callable[[], Coroutine[Any, Any, Any]]:
+        async def counted() -> Any:
+            if reads:
+                self.loose_reads += 1
+            else:
+                self.loose_writes += 1
+            try:
+                return await operation()
+            finally:
+                if reads:
+                    self.loose_reads -= 1
+                else:
+                    self.loose_writes -= 1
+
+        return counted
 
     async def _statement(
         self, op: str, args: list[Any], run: Callable[[str, Any], Coroutine[Any, Any, Any]]
@@ -279,7 +357,8 @@ class Session:
         """One statement with its parameters (``execute``, ``fetch_all``, ``fetch_one``)."""
         sql, params, block = _unpack(args, 3, op)
         sql, params = _str(sql, "sql"), _params(params)
-        return await self._in_block(block, lambda: run(sql, params))()
+        kind: Literal["read", "write"] = "write" if op == "execute" else "read"
+        return await self._in_block(block, lambda: run(sql, params), kind=kind)()
 
     async def op_execute(self, args: list[Any]) -> Any:
         return await self._statement("execute", args, self.db.execute)
@@ -290,12 +369,12 @@ class Session:
         if not isinstance(seq, list):
             raise ProgrammingError("execute_many takes a list of parameter sets")
         rows = [_params(p) for p in seq]
-        return await self._in_block(block, lambda: self.db.execute_many(sql, rows))()
+        return await self._in_block(block, lambda: self.db.execute_many(sql, rows), kind="write")()
 
     async def op_execute_script(self, args: list[Any]) -> Any:
         script, block = _unpack(args, 2, "execute_script")
         script = _str(script, "script")
-        return await self._in_block(block, lambda: self.db.execute_script(script))()
+        return await self._in_block(block, lambda: self.db.execute_script(script), kind="write")()
 
     async def op_fetch_all(self, args: list[Any]) -> Any:
         return await self._statement("fetch_all", args, self.db.fetch_all)
@@ -308,15 +387,30 @@ class Session:
         if mode not in ("deferred", "immediate", "exclusive"):
             raise ProgrammingError(f"unknown transaction mode {mode!r}")
         db = self.db
+        return await self._open_block(parent, lambda: db.transaction(mode))
+
+    async def op_read(self, args: list[Any]) -> Any:
+        """Open a read block (``isolated``: one snapshot, as ``db.read()``; else as
+        ``db.unsafe_read()``) that holds one connection for this client until ``end``."""
+        isolated, parent = _unpack(args, 2, "read")
+        if type(isolated) is not bool:
+            raise ProgrammingError("read takes a bool 'isolated'")
+        db = self.db
+        return await self._open_block(parent, db.read if isolated else db.unsafe_read)
+
+    async def _open_block(self, parent: Any, enter: Enter) -> int:
+        """Open a block, or a nested level of the block ``parent``: the engine's own rules
+        apply in the block's task (a savepoint, or a ReentrancyError for a read inside a
+        transaction, a transaction inside a read, a read inside a read)."""
         if parent is None:
             held = None
             stack: list[ThreadBlock] = []
         else:
             held = self.blocks.get(_int(parent, "block"))
             if held is None:
-                raise ProgrammingError(f"no open transaction {parent} on this connection")
+                raise ProgrammingError(f"no open block {parent} on this connection")
             stack = [held.block]
-        block, begin = opening(stack, lambda: db.transaction(mode))
+        block, begin = opening(stack, enter)
         if held is not None:
             held.depth += 1  # counted before the await: a close meanwhile must undo it too
             try:
@@ -324,14 +418,15 @@ class Session:
             except BaseException:
                 held.depth -= 1
                 raise
-            return parent
-        await begin()
-        fresh = _Held(block, 1)
-        if self.closed:  # the client went away while waiting for the lock
+            return _int(parent, "block")
+        value = await begin()
+        fresh = _Held(block, 1, value if isinstance(value, ReadSession) else None)
+        if self.closed:  # the client went away while waiting for the lock or a reader
             await _roll_back(fresh)
-            raise ClosedError("the connection closed while the transaction began")
+            raise ClosedError("the connection closed while the block began")
         block_id = next(self.block_ids)
         self.blocks[block_id] = fresh
+        self.server._state_changed()
         return block_id
 
     async def op_end(self, args: list[Any]) -> Any:
@@ -345,7 +440,99 @@ class Session:
         held.depth -= 1
         if held.depth == 0:
             del self.blocks[block_id]
+            self.server._state_changed()
         await closing(held.block, failed=failed)()
+        return None
+
+    async def op_interrupt(self, args: list[Any]) -> Any:
+        """Interrupt this client's statements running now, touching as little else as rxdb
+        allows (a no-op with nothing running):
+
+        - in a read block: that block's connection, which the block holds alone;
+        - in a transaction block: the writer, which the block holds alone;
+        - outside blocks, a write: the writer, shared (if the write still waits for the
+          write lock, the statement that holds it is the one interrupted);
+        - outside blocks, a query: every connection, as :meth:`rxdb.Database.interrupt`
+          does (pooled readers are shared with other clients' queries and watch runs).
+
+        A backup of this client in flight stops after its current step.
+        """
+        _unpack(args, 0, "interrupt")
+        for backup in self.backups:
+            backup.stop("interrupted")
+        if self.loose_reads:
+            self.db.interrupt_threadsafe()
+            return None
+        targets = [self._connection_of(h) for h in self.blocks.values() if h.running]
+        if self.loose_writes:
+            targets.append(_writer_of(self.db))
+        for worker in targets:
+            if worker is not None:
+                worker.interrupt()
+        return None
+
+    def _connection_of(self, held: _Held) -> Worker[sqlite3.Connection] | None:
+        if held.read is not None:
+            try:
+                return held.read.worker
+            except ClosedError:  # the block ended meanwhile
+                return None
+        return _writer_of(self.db)
+
+    async def _stop_running(self, held: _Held) -> None:
+        """Interrupt the statements running in a gone client's block until none does."""
+        while held.running:
+            worker = self._connection_of(held)
+            if worker is not None:
+                worker.interrupt()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(INTERRUPT_REPEAT):
+                    await self.server.wait_until(lambda: not held.running)
+
+    async def op_backup(self, args: list[Any]) -> Any:
+        """Back the database up into a file on the server's machine (an absolute path),
+        from one snapshot. With a subscription id, each step's progress is pushed as an event
+        ``[remaining, total]``; unsubscribing it stops the backup at the next step."""
+        target, pages_per_step, progress_id, block = _unpack(args, 4, "backup")
+        target = _str(target, "backup target")
+        if not target or "\x00" in target or not os.path.isabs(target):
+            raise ProgrammingError(
+                f"a backup target must be an absolute path on the server's machine, not {target!r}"
+            )
+        if type(pages_per_step) is not int or not -_C_INT <= pages_per_step < _C_INT:
+            raise ProgrammingError("pages_per_step must be a 32-bit integer")
+        backup = _Backup()
+        if progress_id is not None:
+            progress_id = self._new_subscription_id(progress_id)
+        loop = asyncio.get_running_loop()
+
+        def progress(step: BackupProgress) -> None:  # on the worker thread that copies
+            if backup.stopped is not None:
+                raise InterruptError(f"the backup was stopped: {backup.stopped}")
+            if progress_id is not None:
+                event = Event(progress_id, EventKind.NEXT, [step.remaining, step.total])
+                loop.call_soon_threadsafe(self._send, event)
+
+        self.backups.add(backup)
+        if progress_id is not None:
+            self.subscriptions[progress_id] = backup
+            self.server._state_changed()
+
+        async def run() -> None:
+            try:
+                await self.db.backup(target, pages_per_step=pages_per_step, progress=progress)
+            except sqlite3.Error as error:  # opening the target file failed
+                raise from_sqlite(error, None, f"cannot back up into {target!r}") from error
+
+        try:
+            # In a block only to fail as locally (ReentrancyError); never a loose statement:
+            # interrupting it stops this backup alone.
+            await self._in_block(block, run, kind=None)()
+        finally:
+            self.backups.discard(backup)
+            if progress_id is not None and self.subscriptions.get(progress_id) is backup:
+                del self.subscriptions[progress_id]
+                self.server._state_changed()
         return None
 
     async def op_watch(self, args: list[Any]) -> Any:
@@ -445,12 +632,23 @@ _OPS: Final[dict[str, Callable[[Session, list[Any]], Coroutine[Any, Any, Any]]]]
     "fetch_all": Session.op_fetch_all,
     "fetch_one": Session.op_fetch_one,
     "begin": Session.op_begin,
+    "read": Session.op_read,
     "end": Session.op_end,
+    "interrupt": Session.op_interrupt,
+    "backup": Session.op_backup,
     "watch": Session.op_watch,
     "table_updates": Session.op_table_updates,
     "unsubscribe": Session.op_unsubscribe,
     "notify_updates": Session.op_notify_updates,
 }
+
+
+def _writer_of(db: Database) -> Worker[sqlite3.Connection] | None:
+    """The served database's writer connection, for interrupting it alone. rxdb has no
+    public way to interrupt one connection (``Database.interrupt`` stops them all), so this
+    reaches into the engine; the interrupt rules in :meth:`Session.op_interrupt` need it."""
+    writer = db._engine._writer
+    return None if writer is None else writer.worker
 
 
 # -- argument checks (a request is well-formed msgpack; its arguments may still be wrong) --

@@ -3,6 +3,12 @@
 ``python -m tests.rxdb.server_worker hold HANDLE_JSON``: connect, open a transaction, insert
 a row, print ``inside`` and wait inside the block until killed.
 
+``python -m tests.rxdb.server_worker hold-read HANDLE_JSON``: the same inside a read block.
+
+``python -m tests.rxdb.server_worker spin-read HANDLE_JSON`` / ``spin-transaction``: print
+``inside`` from inside a read block (a transaction), then run a query that counts to 1e9 there
+until killed.
+
 ``python -m tests.rxdb.server_worker lookup NAME``: find the server by name, print the rows of
 ``SELECT x FROM t ORDER BY x`` as JSON, and exit.
 
@@ -49,6 +55,27 @@ async def hold(handle_json: str) -> None:
         await asyncio.Event().wait()  # until killed
 
 
+ENDLESS = (
+    "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000000000) "
+    "SELECT count(*) FROM c"
+)
+
+
+async def hold_read(handle_json: str) -> None:
+    remote = await ServerHandle.from_json(json.loads(handle_json)).connect()
+    async with remote.read() as session:
+        await session.fetch_all("SELECT count(*) FROM t")
+        print("inside", flush=True)
+        await asyncio.Event().wait()  # until killed
+
+
+async def spin(handle_json: str, block: str) -> None:
+    remote = await ServerHandle.from_json(json.loads(handle_json)).connect()
+    async with remote.read() if block == "read" else remote.transaction():
+        print("inside", flush=True)
+        await remote.fetch_all(ENDLESS)  # until killed
+
+
 async def lookup(name: str) -> None:
     async with await connect_named(name) as remote:
         rows = await remote.fetch_all("SELECT x FROM t ORDER BY x")
@@ -57,7 +84,14 @@ async def lookup(name: str) -> None:
 
 def main() -> None:
     command, argument = sys.argv[1:3]
-    asyncio.run(hold(argument) if command == "hold" else lookup(argument))
+    if command == "hold":
+        asyncio.run(hold(argument))
+    elif command == "hold-read":
+        asyncio.run(hold_read(argument))
+    elif command.startswith("spin-"):
+        asyncio.run(spin(argument, command.removeprefix("spin-")))
+    else:
+        asyncio.run(lookup(argument))
 
 
 if __name__ == "__main__":

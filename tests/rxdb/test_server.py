@@ -4,14 +4,17 @@ real processes (spawned servers, killed clients, raw sockets sending garbage).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
 import logging
 import os
 import signal
 import socket
+import sqlite3
 import struct
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -486,3 +489,354 @@ async def test_a_separate_process_finds_the_server_by_name(
             names.lookup(name)
         with pytest.raises(names.NameNotFoundError, match="no rxdb server"):
             names.lookup(name)
+
+
+# -- read blocks, interrupt, backup ---------------------------------------------------------
+
+ENDLESS = server_worker.ENDLESS
+STARTED_ENDLESS = (
+    "WITH RECURSIVE c(n) AS (SELECT started() UNION ALL SELECT n + 1 FROM c "
+    "WHERE n < 1000000000) SELECT count(*) FROM c"
+)
+
+
+@pytest.fixture(params=["file", "memory"])
+async def served_any(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[rxdb.Database, Server]]:
+    """A served database of each kind: a file (WAL: writer and readers) and ``:memory:``
+    (one connection for everything)."""
+    path = tmp_path / "served.db" if request.param == "file" else ":memory:"
+    async with rxdb.open(path) as db:
+        await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x UNIQUE)")
+        server = await serve(db)
+        try:
+            yield db, server
+        finally:
+            await server.shutdown_all()
+
+
+@pytest.fixture
+async def served_file(tmp_path: Path) -> AsyncIterator[tuple[rxdb.Database, Server]]:
+    async with rxdb.open(tmp_path / "served.db") as db:
+        await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x UNIQUE)")
+        server = await serve(db)
+        try:
+            yield db, server
+        finally:
+            await server.shutdown_all()
+
+
+def detached(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """A task that does not inherit the caller's transaction or read blocks."""
+    return asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
+
+
+async def install_started(worker: Any, event: asyncio.Event) -> None:
+    """A SQL function ``started()`` on one server connection that tells the test a statement
+    runs there now (through rxdb's internal Worker)."""
+    loop = asyncio.get_running_loop()
+
+    def started() -> int:
+        loop.call_soon_threadsafe(event.set)
+        return 1
+
+    await worker.call(worker.raw.create_function, "started", 0, started)
+
+
+def blocks_of(server: Server) -> list[Any]:
+    """The blocks every client holds on ``server`` now."""
+    return [held for session in server._sessions for held in session.blocks.values()]
+
+
+async def test_read_block_sees_one_snapshot(
+    served_file: tuple[rxdb.Database, Server],
+) -> None:
+    db, server = served_file
+    async with await server.handle.connect() as remote:
+        await remote.execute("INSERT INTO t(x) VALUES (1)")
+        async with remote.read() as r:
+            assert r.isolated
+            assert await r.fetch_one(COUNT) == (1,)
+            await db.execute("INSERT INTO t(x) VALUES (2)")  # committed, yet invisible here
+            assert await r.fetch_one(COUNT) == (1,)
+            assert await remote.fetch_one(COUNT) == (1,)  # this task's statements: same
+            assert (await r.execute(COUNT)).rows == [(1,)]
+            assert await remote.fetch_all("SELECT x FROM t") == [(1,)]
+        assert await remote.fetch_one(COUNT) == (2,)
+        async with remote.unsafe_read() as r:
+            assert not r.isolated
+            await db.execute("INSERT INTO t(x) VALUES (3)")
+            assert await r.fetch_one(COUNT) == (3,)  # each statement sees the latest commit
+
+
+@pytest.mark.parametrize("method", ["read", "unsafe_read"])
+async def test_writes_inside_a_remote_read_block_raise_read_only(
+    served_any: tuple[rxdb.Database, Server], method: str
+) -> None:
+    db, server = served_any
+    async with await server.handle.connect() as remote:
+        async with getattr(remote, method)() as r:
+            with pytest.raises(rxdb.ReadOnlyError, match="db.transaction"):
+                await r.execute("INSERT INTO t(x) VALUES (9)")
+            with pytest.raises(rxdb.ReadOnlyError, match="db.transaction"):
+                await remote.execute("INSERT INTO t(x) VALUES (9)")
+            with pytest.raises(rxdb.OperationalError, match="no such table"):
+                await r.fetch_all("SELECT * FROM missing")
+            assert await r.fetch_one(COUNT) == (0,)  # still usable
+        with pytest.raises(rxdb.ClosedError, match="ended"):
+            await r.fetch_all("SELECT 1")
+        await remote.execute("INSERT INTO t(x) VALUES (3)")  # writable again afterwards
+        assert await db.fetch_all("SELECT x FROM t") == [(3,)]
+        assert blocks_of(server) == []
+
+
+async def test_remote_blocks_nest_as_local_ones_do(
+    served_any: tuple[rxdb.Database, Server],
+) -> None:
+    _, server = served_any
+    async with await server.handle.connect() as remote:
+        async with remote.read() as r:
+            with pytest.raises(rxdb.ReentrancyError, match="inside db.read"):
+                async with remote.read():
+                    pass
+            with pytest.raises(rxdb.ReentrancyError):
+                async with remote.transaction():
+                    pass
+            assert await r.fetch_one("SELECT 1") == (1,)  # the outer block carries on
+        async with remote.transaction():
+            with pytest.raises(rxdb.ReentrancyError, match="fetch_all"):
+                async with remote.read():
+                    pass
+            await remote.execute("INSERT INTO t(x) VALUES (1)")
+            with pytest.raises(rxdb.ReentrancyError):
+                await remote.backup("/nonexistent/never-written.db")
+        assert await remote.fetch_all(COUNT) == [(1,)]
+        assert blocks_of(server) == []
+
+
+async def test_read_blocks_of_a_closed_client_raise(served: tuple[rxdb.Database, Server]) -> None:
+    _, server = served
+    remote = await server.handle.connect()
+    await remote.close()
+    with pytest.raises(rxdb.ClosedError):
+        async with remote.read():
+            pass
+    with pytest.raises(rxdb.ClosedError):
+        await remote.backup("/tmp/never.db")
+    await remote.interrupt()  # as locally: nothing runs, nothing happens
+    remote.interrupt_threadsafe()
+
+
+async def test_closing_inside_a_read_block_gives_the_reader_back(tmp_path: Path) -> None:
+    async with rxdb.open(tmp_path / "one-reader.db", readers=1) as db:
+        server = await serve(db)
+        try:
+            remote = await server.handle.connect()
+            with pytest.raises(rxdb.ClosedError):
+                async with remote.read() as r:
+                    await r.fetch_all("SELECT 1")
+                    await remote.close()
+            async with asyncio.timeout(WAIT), db.read() as mine:  # the one reader is free
+                assert await mine.fetch_one("SELECT 1") == (1,)
+        finally:
+            await server.shutdown_all()
+
+
+@pytest.mark.parametrize("command", ["hold-read", "spin-read", "spin-transaction"])
+async def test_client_killed_inside_a_block_releases_what_it_held(
+    tmp_path: Path, command: str
+) -> None:
+    # One reader: while the killed client holds it, no other read block can begin.
+    async with rxdb.open(tmp_path / "one-reader.db", readers=1) as db:
+        await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x UNIQUE)")
+        server = await serve(db)
+        try:
+            process = await child(command, json.dumps(server.handle.to_json()))
+            assert process.stdout is not None
+            assert await asyncio.wait_for(process.stdout.readline(), WAIT) == b"inside\n"
+            if command.startswith("spin"):  # the endless query has reached the server
+                async with asyncio.timeout(WAIT):
+                    await server.wait_until(lambda: any(h.running for h in blocks_of(server)))
+            if command == "spin-transaction":
+                waiting = asyncio.create_task(db.execute("INSERT INTO t(x) VALUES (1)"))
+            else:
+                waiting = asyncio.create_task(_read_count(db))
+            await asyncio.sleep(0)
+            assert not waiting.done()
+            os.kill(process.pid, signal.SIGKILL)
+            await process.wait()
+            # the server interrupts what still runs in the block, then ends the block
+            await asyncio.wait_for(waiting, WAIT)
+            async with asyncio.timeout(WAIT):
+                await server.wait_until(lambda: server.connections == 0)
+            assert blocks_of(server) == []
+        finally:
+            await server.shutdown_all()
+
+
+async def _read_count(db: rxdb.Database) -> Any:
+    async with db.read() as r:
+        return await r.fetch_one(COUNT)
+
+
+async def test_interrupt_aborts_the_clients_transaction(
+    served_any: tuple[rxdb.Database, Server],
+) -> None:
+    db, server = served_any
+    running = asyncio.Event()
+    writer = db._engine._writer
+    assert writer is not None
+    await install_started(writer.worker, running)
+    async with await server.handle.connect() as remote:
+
+        async def interrupt_when_running() -> None:
+            await running.wait()
+            await remote.interrupt()
+
+        interrupter = asyncio.create_task(interrupt_when_running())
+        with pytest.raises(rxdb.TransactionAbortedError):
+            async with remote.transaction():
+                await remote.execute("INSERT INTO t(x) VALUES ('kept?')")
+                with pytest.raises(rxdb.InterruptError):
+                    await remote.fetch_all(STARTED_ENDLESS)
+                with pytest.raises(rxdb.TransactionAbortedError, match="leave the transaction"):
+                    await remote.execute("INSERT INTO t(x) VALUES ('after')")
+        await asyncio.wait_for(interrupter, WAIT)
+        assert await db.fetch_all("SELECT x FROM t") == []  # nothing of the block
+        # a block whose statements swallowed the interrupt still fails at its end
+        running.clear()
+        interrupter = asyncio.create_task(interrupt_when_running())
+        with pytest.raises(rxdb.TransactionAbortedError):
+            async with remote.transaction():
+                with contextlib.suppress(rxdb.InterruptError):
+                    await remote.fetch_all(STARTED_ENDLESS)
+        await asyncio.wait_for(interrupter, WAIT)
+        await remote.execute("INSERT INTO t(x) VALUES (2)")  # later work is unaffected
+        assert await db.fetch_all("SELECT x FROM t") == [(2,)]
+
+
+async def test_interrupt_stops_this_clients_read_block_only(
+    served_file: tuple[rxdb.Database, Server],
+) -> None:
+    db, server = served_file
+    first = await server.handle.connect()
+    second = await server.handle.connect()
+    try:
+        async with first.read() as mine, second.read() as theirs:
+            started = {}
+            for held in blocks_of(server):
+                event = started[id(held)] = asyncio.Event()
+                await install_started(held.read.worker, event)
+            query = asyncio.create_task(mine.fetch_all(STARTED_ENDLESS))
+            other = asyncio.create_task(theirs.fetch_all(STARTED_ENDLESS))
+            async with asyncio.timeout(WAIT):
+                for event in started.values():
+                    await event.wait()
+            await first.interrupt()
+            with pytest.raises(rxdb.InterruptError):
+                await asyncio.wait_for(query, WAIT)
+            # the other client's query on its own connection, and plain reads, run on (from
+            # a task outside this task's blocks)
+            await detached(second.fetch_all("SELECT 1"))
+            assert await db.fetch_one("SELECT 1") == (1,)
+            assert not other.done()
+            assert await mine.fetch_one(COUNT) == (0,)  # the interrupted block is usable
+            await second.interrupt()
+            with pytest.raises(rxdb.InterruptError):
+                await asyncio.wait_for(other, WAIT)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_interrupt_of_a_query_outside_blocks(
+    served: tuple[rxdb.Database, Server], client: RemoteDatabase
+) -> None:
+    db, _ = served
+    running = asyncio.Event()
+    writer = db._engine._writer
+    assert writer is not None
+    await install_started(writer.worker, running)  # :memory: reads run on the writer
+    query = asyncio.create_task(client.fetch_all(STARTED_ENDLESS))
+    await asyncio.wait_for(running.wait(), WAIT)
+    # from another thread, as a UI's "Cancel" button would
+    await asyncio.to_thread(client.interrupt_threadsafe)
+    with pytest.raises(rxdb.InterruptError):
+        await asyncio.wait_for(query, WAIT)
+    await client.interrupt()  # nothing running: nothing happens, later work is unaffected
+    async with client.transaction():
+        await client.execute("INSERT INTO t(x) VALUES (1)")
+    assert await client.fetch_all(COUNT) == [(1,)]
+
+
+async def test_backup_copies_the_served_database(
+    served_any: tuple[rxdb.Database, Server], tmp_path: Path
+) -> None:
+    db, server = served_any
+    async with await server.handle.connect() as remote:
+        await remote.execute_many(
+            "INSERT INTO t(x) VALUES (?)", [(f"row {i} " + "x" * 300,) for i in range(300)]
+        )
+        target = tmp_path / "copy.db"
+        seen: list[rxdb.BackupProgress] = []
+        await remote.backup(target, pages_per_step=4, progress=seen.append)
+        copy = sqlite3.connect(target)
+        try:
+            assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            copied = copy.execute("SELECT id, x FROM t ORDER BY id").fetchall()
+        finally:
+            copy.close()
+        assert copied == [tuple(r) for r in await db.fetch_all("SELECT id, x FROM t ORDER BY id")]
+        assert len(seen) > 1 and seen[-1].remaining == 0
+        assert [p.completed for p in seen] == sorted(p.completed for p in seen)
+        await remote.backup(str(tmp_path / "whole.db"), pages_per_step=-1)  # in one step
+        assert os.path.getsize(tmp_path / "whole.db") == os.path.getsize(target)
+
+
+async def test_backup_errors_and_abort(
+    served: tuple[rxdb.Database, Server], client: RemoteDatabase, tmp_path: Path
+) -> None:
+    db, _ = served
+    await client.execute_many(
+        "INSERT INTO t(x) VALUES (?)", [(b"y" * 800 + bytes([i]),) for i in range(100)]
+    )
+    with pytest.raises(rxdb.ProgrammingError, match="absolute path"):
+        await client.backup("relative.db")
+    with pytest.raises(TypeError, match="server's machine"):
+        await client.backup(db)  # type: ignore[arg-type]
+    with pytest.raises(rxdb.ProgrammingError, match="32-bit"):
+        await client.backup(tmp_path / "big.db", pages_per_step=2**40)
+    with pytest.raises(rxdb.OperationalError):
+        await client.backup(tmp_path / "missing-dir" / "copy.db")
+
+    def abort(progress: rxdb.BackupProgress) -> None:
+        if progress.completed >= 2:
+            raise RuntimeError("cancel")
+
+    with pytest.raises(RuntimeError, match="cancel"):
+        await client.backup(tmp_path / "partial.db", pages_per_step=1, progress=abort)
+    # the server forgot the progress subscription; the database is usable
+    await client.execute("INSERT INTO t(x) VALUES (1)")
+    assert await client.fetch_one(COUNT) == (101,)
+
+
+async def test_malformed_arguments_of_the_new_operations_fail_only_that_call(
+    client: RemoteDatabase,
+) -> None:
+    for op, args in [
+        ("read", ["yes", None]),
+        ("read", [True]),
+        ("read", [True, "block"]),
+        ("read", [True, 99]),
+        ("end", [99, False]),
+        ("interrupt", [1]),
+        ("backup", [7, 1, None, None]),
+        ("backup", ["/tmp/x.db", True, None, None]),
+        ("backup", ["/tmp/x\x00.db", 1, None, None]),
+        ("backup", ["/tmp/x.db", 1, "progress", None]),
+        ("backup", ["/tmp/x.db", 1, None, 99]),
+    ]:
+        with pytest.raises(rxdb.ProgrammingError):
+            await client._call(op, args)
+    assert await client.fetch_all("SELECT 1") == [(1,)]
