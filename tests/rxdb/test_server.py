@@ -14,6 +14,7 @@ import socket
 import sqlite3
 import struct
 import sys
+import uuid
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,15 @@ import pytest
 
 import rxdb
 from rxdb.remote import names
-from rxdb.remote.client import ConnectionLostError, RemoteDatabase, ServerRefusedError
+from rxdb.remote.client import (
+    ConnectionLostError,
+    Reconnect,
+    RemoteDatabase,
+    ServerRefusedError,
+)
 from rxdb.remote.compute import compute_with_database
 from rxdb.remote.frames import encode_frame
+from rxdb.remote.runtime import socket_directory
 from rxdb.remote.server import Server, ServerHandle, serve
 from rxdb.remote.spawn import spawn
 from rxdb.updates import TableUpdate, UpdateKind
@@ -840,3 +847,201 @@ async def test_malformed_arguments_of_the_new_operations_fail_only_that_call(
         with pytest.raises(rxdb.ProgrammingError):
             await client._call(op, args)
     assert await client.fetch_all("SELECT 1") == [(1,)]
+
+
+# -- reconnection ----------------------------------------------------------------------------
+
+QUICK = Reconnect(first_delay=0.01, max_delay=0.05)
+
+
+async def test_reconnect_after_a_transient_loss(served: tuple[rxdb.Database, Server]) -> None:
+    db, server = served
+    remote = await server.handle.connect(reconnect=QUICK)
+    try:
+        seen: Recorder[Any] = Recorder()
+        remote.watch(COUNT).subscribe(seen)
+        await seen.wait_value([(0,)])
+        inside = asyncio.Event()
+        go_on = asyncio.Event()
+
+        async def in_transaction() -> None:
+            async with remote.transaction():
+                await remote.execute("INSERT INTO t(x) VALUES ('lost')")
+                inside.set()
+                await go_on.wait()
+                with pytest.raises(ConnectionLostError, match="inside this transaction block"):
+                    await remote.execute("INSERT INTO t(x) VALUES ('after')")
+            # leaving the block normally must not pass for a commit
+
+        async def in_read_block() -> None:
+            async with remote.read() as r:
+                inside.set()
+                await go_on.wait()
+                with pytest.raises(ConnectionLostError, match="inside this read block"):
+                    await r.fetch_all(COUNT)
+
+        transaction = asyncio.create_task(in_transaction())
+        await inside.wait()
+        inside.clear()
+        (session,) = server._sessions
+        # a call in flight: it waits on the server for the write lock the block holds
+        in_flight = detached(remote.execute("INSERT INTO t(x) VALUES ('in flight')"))
+        async with asyncio.timeout(WAIT):
+            await server.wait_until(lambda: bool(session.tasks))
+        session.stream.writer.transport.abort()  # the socket breaks under the client
+        with pytest.raises(ConnectionLostError, match="lost"):
+            await asyncio.wait_for(in_flight, WAIT)
+        # The server rolled the block back; the statement in flight, which the client can
+        # no longer hear about, ran on. The watch, subscribed again, shows it.
+        await seen.wait_value([(1,)])
+        assert await db.fetch_all("SELECT x FROM t") == [("in flight",)]
+        assert remote.connected
+        go_on.set()
+        with pytest.raises(ConnectionLostError, match="leave the block"):
+            await asyncio.wait_for(transaction, WAIT)
+        assert await db.fetch_all("SELECT x FROM t") == [("in flight",)]
+
+        go_on.clear()
+        reader = asyncio.create_task(in_read_block())
+        await inside.wait()
+        (session,) = server._sessions
+        emitted = len(seen.values)
+        session.stream.writer.transport.abort()
+        await seen.wait_count(emitted + 1)  # reconnected: the current result, again
+        assert seen.values[-1] == [(1,)]
+        go_on.set()
+        with pytest.raises(ConnectionLostError, match="inside this read block"):
+            await asyncio.wait_for(reader, WAIT)
+
+        await remote.execute("INSERT INTO t(x) VALUES (2)")  # the new connection works
+        await seen.wait_value([(2,)])
+        assert seen.errors == []
+    finally:
+        await remote.close()
+
+
+async def test_reconnect_to_a_server_restarted_at_the_same_address() -> None:
+    async with rxdb.open(":memory:") as db:
+        await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x UNIQUE)")
+        path = os.path.join(socket_directory(), f"restart-{uuid.uuid4().hex[:8]}.sock")
+        server = await serve(db, path=path)
+        remote = await server.handle.connect(reconnect=QUICK)
+        try:
+            seen: Recorder[Any] = Recorder()
+            remote.watch(COUNT).subscribe(seen)
+            dropped: Recorder[Any] = Recorder()
+            remote.watch("SELECT 1").subscribe(dropped).dispose()
+            await seen.wait_value([(0,)])
+            await server.shutdown_all()
+            async with asyncio.timeout(WAIT):
+                await remote.wait_until(lambda: not remote.connected)
+            assert not remote.closed
+            # made while disconnected: a call waits, a new watch is subscribed on reconnect
+            call = asyncio.create_task(remote.fetch_all(COUNT))
+            late: Recorder[Any] = Recorder()
+            remote.watch("SELECT max(x) FROM t").subscribe(late)
+            await db.execute("INSERT INTO t(x) VALUES (7)")  # committed while it is away
+            assert not call.done()
+            server = await serve(db, path=path)
+            assert await asyncio.wait_for(call, WAIT) == [(1,)]
+            await seen.wait_value([(1,)])  # the change made meanwhile arrives
+            await late.wait_value([(7,)])
+            (session,) = server._sessions
+            assert len(session.subscriptions) == 2  # not the disposed one
+            assert seen.errors == [] and late.errors == [] and dropped.values == []
+        finally:
+            await remote.close()
+            await server.shutdown_all()
+
+
+async def test_reconnect_to_a_respawned_named_server(tmp_path: Path) -> None:
+    name = f"respawn-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / "named.db"
+    server = await spawn(path, name=name)
+    try:
+        remote = await rxdb.connect_named(
+            name, reconnect=Reconnect(first_delay=0.02, max_delay=0.2)
+        )
+        try:
+            await remote.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
+            await remote.execute("INSERT INTO t(x) VALUES (1)")
+            seen: Recorder[Any] = Recorder()
+            remote.watch(COUNT).subscribe(seen)
+            updates: Recorder[Any] = Recorder()
+            remote.table_updates(["t"]).subscribe(updates)
+            await seen.wait_value([(1,)])
+            first_pid = remote.server_pid
+            await server.shutdown_all()
+            async with asyncio.timeout(WAIT):
+                await remote.wait_until(lambda: not remote.connected)
+            server = await spawn(path, name=name)  # another process, socket and name entry
+            async with asyncio.timeout(WAIT):
+                await remote.wait_connected()
+            assert remote.server_pid == server.pid != first_pid
+            await seen.wait_count(2)  # a UI showing the watch recovers
+            assert seen.values[-1] == [(1,)]
+            await remote.execute("INSERT INTO t(x) VALUES (2)")
+            await seen.wait_value([(2,)])
+            await updates.wait_count(1)
+            assert seen.errors == [] and updates.errors == []
+        finally:
+            await remote.close()
+    finally:
+        await server.shutdown_all()
+
+
+async def test_reconnection_gives_up_and_calls_wait_only_so_long() -> None:
+    async with rxdb.open(":memory:") as db:
+        server = await serve(db)
+        policy = Reconnect(first_delay=0.01, max_delay=0.02, call_wait=0.05, give_up_after=0.5)
+        remote = await server.handle.connect(reconnect=policy)
+        try:
+            seen: Recorder[Any] = Recorder()
+            remote.watch("SELECT 1").subscribe(seen)
+            await seen.wait_count(1)
+            await server.shutdown_all()
+            async with asyncio.timeout(WAIT):
+                await remote.wait_until(lambda: not remote.connected)
+            with pytest.raises(ConnectionLostError, match="not reconnected within 0.05 s"):
+                await remote.fetch_all("SELECT 1")
+            await seen.wait_for(lambda r: bool(r.errors))  # given up: the watch ends
+            assert isinstance(seen.errors[0], ConnectionLostError)
+            assert "no reconnection within 0.5 s" in str(seen.errors[0])
+            assert remote.closed
+            with pytest.raises(ConnectionLostError):
+                await remote.wait_connected()
+            with pytest.raises(ConnectionLostError):
+                await remote.fetch_all("SELECT 1")
+            with pytest.raises(ConnectionLostError):
+                remote.watch("SELECT 1")
+        finally:
+            await remote.close()
+
+
+async def test_close_while_reconnecting_ends_everything() -> None:
+    async with rxdb.open(":memory:") as db:
+        server = await serve(db)
+        remote = await server.handle.connect(reconnect=True)
+        seen: Recorder[Any] = Recorder()
+        remote.watch("SELECT 1").subscribe(seen)
+        await seen.wait_count(1)
+        await server.shutdown_all()
+        async with asyncio.timeout(WAIT):
+            await remote.wait_until(lambda: not remote.connected)
+        call = asyncio.create_task(remote.fetch_all("SELECT 1"))
+        waiter = asyncio.create_task(remote.wait_connected())
+        await remote.close()
+        with pytest.raises(rxdb.ClosedError):
+            await asyncio.wait_for(call, WAIT)
+        with pytest.raises(rxdb.ClosedError):
+            await asyncio.wait_for(waiter, WAIT)
+        assert seen.completed
+        assert seen.errors == []
+        assert remote._reconnecting is None
+
+
+def test_reconnect_policy_is_checked() -> None:
+    with pytest.raises(ValueError, match="first_delay"):
+        Reconnect(first_delay=0)
+    with pytest.raises(ValueError, match="negative"):
+        Reconnect(call_wait=-1)
