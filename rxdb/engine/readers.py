@@ -105,10 +105,16 @@ class ReaderPool:
 
     async def _open(self) -> Reader:
         self._opening += 1
+        # Opened to the end even if the caller is cancelled, and kept in the pool then too
+        # (which closes it with the others): a connection nobody holds would keep its worker
+        # thread alive with nobody left to close it.
+        opening = asyncio.ensure_future(self._open_reader())
         try:
-            # Opened to the end even if the caller is cancelled: a half-opened connection
-            # would keep its worker thread alive with nobody left to close it.
-            reader = await uninterrupted(self._open_reader())
+            reader = await uninterrupted(opening)
+        except asyncio.CancelledError:
+            if not opening.cancelled() and opening.exception() is None:
+                self._load[opening.result()] = 0
+            raise
         finally:
             self._opening -= 1
         self._load[reader] = 0

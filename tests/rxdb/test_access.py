@@ -319,3 +319,31 @@ class TestClose:
             assert check.execute("SELECT count(*) FROM t").fetchone() == (1,)
         finally:
             check.close()
+
+
+async def test_read_cancelled_while_its_reader_opens_leaves_no_connection(
+    db_path: Path,
+) -> None:
+    """The reader opened for a cancelled read joins the pool, which closes it; nothing is
+    left for the interpreter to hang on (the autouse fixture checks the threads)."""
+    async with rxdb.open(db_path) as db:
+        pool = db._engine._readers
+        assert pool is not None
+        real = pool._open_reader
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def slow_open() -> Any:
+            started.set()
+            await release.wait()
+            return await real()
+
+        pool._open_reader = slow_open
+        read = asyncio.ensure_future(db.fetch_all("SELECT 1"))
+        await asyncio.wait_for(started.wait(), WAIT)
+        read.cancel()
+        await asyncio.sleep(0)  # the cancellation reaches the read while the open waits
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await read
+        pool._open_reader = real
+        assert await db.fetch_all("SELECT 2") == [(2,)]
