@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import threading
 import uuid
@@ -30,6 +31,7 @@ from rxdb.engine.sessions import ReadSession
 from rxdb.errors import ClosedError, ProgrammingError, WrongLoopError
 from rxdb.foreign import ForeignWritePoller
 from rxdb.handles import ConnectionHandle, handle_for
+from rxdb.journal import JOURNAL_TABLE, ForeignJournal
 from rxdb.rows import ExecuteResult, Row
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 from rxdb.watch import QueryStream, SharedQuery, params_key
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
     from rxdb.remote.server import ServerHandle
 
 __all__ = ("Database", "open")
+
+LOG = logging.getLogger("rxdb")
 
 _VIEWS_SQL = "SELECT name, sql FROM sqlite_schema WHERE type = 'view' AND sql IS NOT NULL"
 
@@ -59,8 +63,12 @@ class Database:
         corruption and makes commits several times cheaper, but the last commits before a
         power loss (not a crash of the process) may be rolled back.
     :param foreign_poll: seconds between checks for commits made by other programs on the
-        file (``PRAGMA data_version`` on the writer); such a commit re-runs every watch.
-        ``None`` turns the check off (then announce such changes with :meth:`notify_updates`).
+        file (``PRAGMA data_version`` on the writer); such a commit re-runs every watch, or
+        only the affected ones with :meth:`track_foreign_writes`. ``None`` turns the check
+        off (then announce such changes with :meth:`notify_updates`).
+    :param track_foreign_writes: ``True`` installs the trigger journal at connect (see
+        :meth:`track_foreign_writes`); ``None`` uses it if the file has one; ``False``
+        never reads it.
     :param share_across_processes: exchange commit messages with other processes that open
         the same file, through a local hub on an owner-only Unix socket (see
         ``docs/processes.md``); ``False`` keeps them in this process.
@@ -77,6 +85,7 @@ class Database:
         synchronous: Synchronous | None = None,
         foreign_poll: float | None = 0.05,
         share_across_processes: bool = True,
+        track_foreign_writes: bool | None = None,
         bus: Bus | None = None,
     ) -> None:
         self.path = os.fspath(path)
@@ -87,6 +96,7 @@ class Database:
             "synchronous": synchronous,
             "foreign_poll": foreign_poll,
             "share_across_processes": share_across_processes,
+            "track_foreign_writes": track_foreign_writes,
         }
         self._engine = Engine(
             self.path,
@@ -100,6 +110,7 @@ class Database:
         self.origin = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._bus = bus or default_bus
         self._sequence = itertools.count(1)
+        self._foreign_sequence = itertools.count(1)
         self._queries: dict[Hashable, SharedQuery] = {}
         self._views: Views | None = None
         self._views_generation = 0
@@ -112,6 +123,7 @@ class Database:
         self._scheduler: RunScheduler | None = None
         self._poller: ForeignWritePoller | None = None
         self._claims: Subscription | None = None
+        self._journal: ForeignJournal | None = None
         self._membership: Membership | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -155,6 +167,7 @@ class Database:
             self._claims = self._bus.subscribe(
                 self.key, lambda m: None if m.wal_changes is None else poller.claim(m.wal_changes)
             )
+            self._journal = ForeignJournal(self, self._options["track_foreign_writes"])
             poller.start()
         if not self._engine.memory and self._options["share_across_processes"]:
             from rxdb.remote import hub
@@ -165,6 +178,12 @@ class Database:
             # Other rxdb writers' pollers can skip our commits only if we claim them.
             self._engine.stamp_commits(membership.others_present)
         self._connected = True
+        if self._options["track_foreign_writes"]:
+            try:
+                await self.track_foreign_writes()
+            except BaseException:
+                await self.close()
+                raise
 
     async def close(self) -> None:
         """Complete every watch, wait for work in flight, and close the connections.
@@ -180,6 +199,8 @@ class Database:
             self._schema_watch.close()
         if self._poller is not None:
             await self._poller.stop()
+        if self._journal is not None:
+            await self._journal.stop()
         if self._claims is not None:
             self._claims.close()
         await self._engine.close()
@@ -391,6 +412,31 @@ class Database:
 
         return Observable(subscribe)
 
+    async def track_foreign_writes(self) -> None:
+        """Journal which tables other programs write, so that their commits re-run only
+        the watches of those tables (without it, every watch re-runs).
+
+        Installs, in the file, a small table ``rxdb_journal`` and ``AFTER`` triggers on
+        every table; they fire for every writer (rxdb too), at the cost of one upsert per
+        written row. Every rxdb database on the file then uses the journal and keeps the
+        triggers in step with schema changes. Idempotent.
+
+        :raises rxdb.ProgrammingError: for ``:memory:`` or with ``foreign_poll=None``
+            (there is no foreign writer to see).
+        """
+        await self._ready()
+        if self._journal is None:
+            raise ProgrammingError(
+                "track_foreign_writes needs a file database with foreign_poll enabled"
+            )
+        await self._journal.install()
+
+    async def untrack_foreign_writes(self) -> None:
+        """Remove the journal and its triggers from the file (for every rxdb using it)."""
+        await self._ready()
+        if self._journal is not None:
+            await self._journal.uninstall()
+
     async def notify_updates(self, *updates: str | TableUpdate) -> None:
         """Tell watchers about changes rxdb could not see (made by another library on this
         file, say). With no arguments: anything may have changed, every watch re-runs."""
@@ -431,6 +477,8 @@ class Database:
         wal_changes: tuple[int, int] | None,
     ) -> None:
         # Called on the writer's worker thread, right after the outermost commit.
+        if any(update.table == JOURNAL_TABLE for update in updates):
+            updates = frozenset(u for u in updates if u.table != JOURNAL_TABLE)
         self._publish(updates, everything=everything, wal_changes=wal_changes)
 
     def _publish(
@@ -454,11 +502,30 @@ class Database:
         return self._bus.subscribe(self.key, callback, tables=tables)
 
     async def _foreign_commit(self) -> None:
-        self._publish(frozenset(), everything=True)
+        updates = None
+        if self._journal is not None:
+            try:
+                updates = await self._journal.changes()
+            except Exception:
+                LOG.warning("reading the foreign-write journal failed", exc_info=True)
+        if updates is None or updates:
+            # Under an origin of its own: the hub forwards only what this process wrote,
+            # and every other process sees the foreign commit with its own poller.
+            self._bus.publish(
+                NotifyTablesUpdated(
+                    self.key,
+                    f"{self.origin}/foreign",
+                    next(self._foreign_sequence),
+                    updates or frozenset(),
+                    everything=updates is None,
+                )
+            )
 
-    def _schema_may_have_changed(self, _message: NotifyTablesUpdated) -> None:
+    def _schema_may_have_changed(self, message: NotifyTablesUpdated) -> None:
         self._views = None
         self._views_generation += 1
+        if message.origin == self.origin and self._journal is not None:
+            self._journal.reconcile_soon()  # our own DDL: new tables need their triggers
 
     def _forget(self, key: Hashable, query: SharedQuery) -> None:
         if self._queries.get(key) is query:

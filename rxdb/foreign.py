@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -62,7 +63,10 @@ class ForeignWritePoller:
         """Polls that found commits nobody claimed (for tests and diagnostics)."""
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._poll())
+        # A context of its own: no transaction or read block of whoever connected applies.
+        self._task = asyncio.get_running_loop().create_task(
+            self._poll(), context=contextvars.Context()
+        )
 
     async def stop(self) -> None:
         task, self._task = self._task, None

@@ -65,7 +65,8 @@ async def test_foreign_commit_is_announced_as_everything(
     with subscribed(fast_db.table_updates(), rec):
         await asyncio.to_thread(foreign_insert, db_path)
         await rec.wait_count(1)
-        assert rec.values[0].everything and rec.values[0].origin == fast_db.origin
+        assert rec.values[0].everything
+        assert rec.values[0].origin == f"{fast_db.origin}/foreign"
 
 
 async def test_own_commits_cause_no_resync(fast_db: rxdb.Database) -> None:
