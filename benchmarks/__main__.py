@@ -15,6 +15,7 @@ from . import (
     breakdown,
     charts,
     fanout,
+    journal,
     latency,
     machine,
     overhead,
@@ -34,6 +35,7 @@ GROUPS: dict[str, tuple[str, Group]] = {
     "breakdown": ("layer-by-layer cost of fetch_all and execute", breakdown.run),
     "parser": ("#9", parsing.run),
     "polling": ("#11, #4", polling.run),
+    "journal": ("cost per written row of track_foreign_writes' triggers", journal.run),
 }
 
 
