@@ -15,13 +15,17 @@ safe is the *resync*: a message that says "anything may have changed" (``everyth
 published locally whenever a message may have been lost -- a gap in an origin's sequence
 numbers, a new epoch, a lost or new connection to the hub.
 
-Everything a link does runs on the event loop of the first :func:`join` for its key;
-publishing onto the bus is thread-safe, so databases on other loops receive as well.
+Every link of the process runs on one *hub thread*, an event loop of its own started by the
+first :func:`join` and stopped after the last link closes: the sockets do not depend on any
+application loop staying alive (a database on a worker thread's loop may close while one on
+the main loop carries on). Publishing onto the bus is thread-safe; each database receives on
+its own loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 from rxdb.bus import Bus
 from rxdb.remote.link import TUNING, Link, Role, Tuning
 from rxdb.remote.runtime import HubError, socket_directory, socket_path
+from rxdb.sync.loop_thread import LoopThread
 
 __all__ = (
     "TUNING",
@@ -106,15 +111,19 @@ class Membership:
         return self._link.others_present()
 
     def statistics(self) -> HubStatistics:
+        """A consistent snapshot: read on the hub thread, after whatever it is doing now."""
         link = self._link
-        return HubStatistics(
-            role=link.role,
-            connected=link.connected,
-            sent=link.sent,
-            received=link.received,
-            resyncs=link.resyncs,
-            elections=link.elections,
-        )
+        loop = link.loop
+        if loop.is_running() and threading.get_ident() != link.thread_ident:
+            snapshot = asyncio.run_coroutine_threadsafe(_snapshot(link), loop)
+            with contextlib.suppress(concurrent.futures.TimeoutError):
+                return snapshot.result(TUNING.handshake_timeout)
+        return _read(link)
+
+    def __repr__(self) -> str:
+        stats = self.statistics()
+        state = "left" if self._left else f"{stats.role}, connected={stats.connected}"
+        return f"<Membership {self.key!r} {state}>"
 
     async def leave(self) -> None:
         """Stop sharing through this handle; the last one of a link closes it. Idempotent."""
@@ -135,24 +144,49 @@ class Membership:
             return
         if link.loop.is_closed():
             link.abandon()
-            return
-        try:
-            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            current = None
-        if current is link.loop:
-            await link.close()
         else:
             await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(link.close(), link.loop))
+        _stop_hub_thread_if_idle(link.loop)
 
-    def __repr__(self) -> str:
-        stats = self.statistics()
-        state = "left" if self._left else f"{stats.role}, connected={stats.connected}"
-        return f"<Membership {self.key!r} {state}>"
+
+async def _snapshot(link: Link) -> HubStatistics:
+    return _read(link)
+
+
+def _read(link: Link) -> HubStatistics:
+    return HubStatistics(
+        role=link.role,
+        connected=link.connected,
+        sent=link.sent,
+        received=link.received,
+        resyncs=link.resyncs,
+        elections=link.elections,
+    )
 
 
 _REGISTRY: dict[tuple[str, int], Link] = {}
 _REGISTRY_LOCK = threading.Lock()
+_HUB_THREAD: LoopThread | None = None  # under _REGISTRY_LOCK
+
+
+def _hub_loop() -> asyncio.AbstractEventLoop:
+    """The hub thread's loop, started if need be (call with ``_REGISTRY_LOCK`` held)."""
+    global _HUB_THREAD
+    if _HUB_THREAD is None:
+        # A daemon: it holds no data, and a program that forgets to close a database must
+        # still be able to exit.
+        _HUB_THREAD = LoopThread("rxdb-hub", daemon=True)
+    return _HUB_THREAD.loop
+
+
+def _stop_hub_thread_if_idle(loop: asyncio.AbstractEventLoop) -> None:
+    global _HUB_THREAD
+    with _REGISTRY_LOCK:
+        thread = _HUB_THREAD
+        if thread is None or thread.loop is not loop or _REGISTRY:
+            return
+        _HUB_THREAD = None
+    thread.stop()
 
 
 async def join(
@@ -182,7 +216,7 @@ async def join(
             link.abandon()
             link = None
         if link is None:
-            link = Link(key, bus, os.path.dirname(path), path)
+            link = Link(key, bus, os.path.dirname(path), path, _hub_loop())
             _REGISTRY[(path, id(bus))] = link
         link.refs += 1
         link.origin_sources = (*link.origin_sources, local_origins)
@@ -205,8 +239,9 @@ def _after_fork_in_child() -> None:
     # never elect a new hub, nor see the parent's connections close.
     links = list(_REGISTRY.values())
     _REGISTRY.clear()
-    global _REGISTRY_LOCK
+    global _REGISTRY_LOCK, _HUB_THREAD
     _REGISTRY_LOCK = threading.Lock()
+    _HUB_THREAD = None  # threads do not survive a fork
     for link in links:
         link.abandon()
 

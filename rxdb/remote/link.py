@@ -4,7 +4,7 @@ member's side, and the resync when a message may have been lost.
 :mod:`rxdb.remote.hub` explains the design and is the way in (:func:`~rxdb.remote.hub.join`
 counts the joins and hands out :class:`~rxdb.remote.hub.Membership` handles); this module
 is the machinery behind one handle, split off so that each stays readable. Everything here
-runs on the loop of the first join for the key.
+runs on the process's hub thread (see :mod:`rxdb.remote.hub`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import socket
+import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Collection
@@ -131,13 +132,15 @@ class _Hosting:
 
 
 class Link:
-    def __init__(self, key: str, bus: Bus, directory: str, path: str) -> None:
+    def __init__(
+        self, key: str, bus: Bus, directory: str, path: str, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.key = key
         self.bus = bus
         self.directory = directory
         self.path = path
         self.lock_path = path + ".lock"
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop
         self.epoch = uuid.uuid4().hex[:16]
         self.origin = f"{os.getpid()}:hub-{uuid.uuid4().hex[:12]}"
         self.refs = 0
@@ -156,17 +159,17 @@ class Link:
         self._hosting: _Hosting | None = None
         self._upstream: _Connection | None = None
         self._closing = False
-        self._subscription: Subscription = bus.subscribe(key, self._deferred, loop=self.loop)
-        self._supervisor = self.loop.create_task(self._run(), name=f"rxdb-hub {path}")
+        self._subscription: Subscription = bus.subscribe(key, self._local, loop=loop)
+        self._supervisor: asyncio.Task[None] | None = None
+        self.thread_ident: int | None = None
+        loop.call_soon_threadsafe(self._start)
+
+    def _start(self) -> None:
+        self.thread_ident = threading.get_ident()
+        if not self._closing:
+            self._supervisor = self.loop.create_task(self._run(), name=f"rxdb-hub {self.path}")
 
     # -- local side ------------------------------------------------------------------------
-
-    def _deferred(self, message: NotifyTablesUpdated) -> None:
-        # Local watches first: this process's watches are kicked by the same delivery, and
-        # their runs start in the next loop iteration. Deferring twice puts the encoding and
-        # the socket write behind those first steps instead of in front of them (measured:
-        # 0.31 -> 0.2 ms commit -> emission here), while the readers work.
-        self.loop.call_soon(self.loop.call_soon, self._local, message)
 
     def _local(self, message: NotifyTablesUpdated) -> None:
         """A message on this process's bus: forward it if one of our databases wrote it."""
@@ -488,9 +491,11 @@ class Link:
     async def close(self) -> None:
         self._closing = True
         self._subscription.close()
-        self._supervisor.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._supervisor
+        supervisor = self._supervisor
+        if supervisor is not None:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
         if not self.first_connection.done():
             self.first_connection.cancel()
 

@@ -1,6 +1,7 @@
 """An event loop in a thread of its own, and the rule that blocking calls never run on a loop.
 
-Internal to :mod:`rxdb.sync`: not covered by rxdb's versioning.
+Internal to rxdb (the blocking façade's loop, the process's hub thread): not covered by
+rxdb's versioning.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ Operation = Callable[[], Coroutine[Any, Any, T]]
 class LoopThread:
     """An event loop running in a thread of its own, until :meth:`stop`."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, daemon: bool = False) -> None:
         self.loop = asyncio.new_event_loop()
         # Reentrant: a finalizer (a dropped watch iterator) may dispose while this thread
         # already holds the lock.
         self._lock = threading.RLock()
         self._stopping = False
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=False)
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=daemon)
         self._thread.start()
         self.owned = True
 

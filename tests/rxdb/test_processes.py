@@ -6,11 +6,12 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
 import rxdb
-from tests.conftest import Recorder
+from tests.conftest import WAIT, Recorder, subscribed
 
 WRITER = textwrap.dedent(
     """
@@ -53,3 +54,44 @@ async def test_sharing_can_be_turned_off(db_path: Path) -> None:
         assert db._membership is None
     async with rxdb.open(":memory:") as memory:
         assert memory._membership is None
+
+
+async def test_the_hub_outlives_the_loop_that_joined_first(db_path: Path) -> None:
+    """The hub's sockets run on a thread of their own: the loop of the first database to
+    join may end while another database of the process still shares the file."""
+    opened, close_now = threading.Event(), threading.Event()
+
+    def first_database() -> None:
+        async def main() -> None:
+            async with rxdb.open(db_path, foreign_poll=None) as first:
+                await first.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
+                opened.set()
+                await asyncio.to_thread(close_now.wait, WAIT)
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=first_database)
+    thread.start()
+    try:
+        assert await asyncio.to_thread(opened.wait, WAIT)
+        async with rxdb.open(db_path, foreign_poll=None) as db:
+            close_now.set()
+            await asyncio.to_thread(thread.join, WAIT)
+            assert not thread.is_alive()  # its loop is gone; the hub is not
+            rec: Recorder[Any] = Recorder()
+            with subscribed(db.watch("SELECT x FROM t"), rec):
+                await rec.wait_value([])
+                done = await asyncio.to_thread(
+                    subprocess.run,
+                    [sys.executable, "-c", WRITER, str(db_path)],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                    check=False,
+                )
+                assert done.returncode == 0, done.stderr
+                await rec.wait_value([(42,)])
+    finally:
+        close_now.set()
+        thread.join(WAIT)
+    assert not any(t.name == "rxdb-hub" for t in threading.enumerate())
