@@ -177,6 +177,8 @@ class Database:
             )
             # Other rxdb writers' pollers can skip our commits only if we claim them.
             self._engine.stamp_commits(membership.others_present)
+            if self._poller is not None:
+                self._poller.claims_expected = membership.others_present
         self._connected = True
         if self._options["track_foreign_writes"]:
             try:

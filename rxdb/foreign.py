@@ -58,6 +58,9 @@ class ForeignWritePoller:
         self._interval = interval
         self._claimed: set[int] = set()
         self._seen: int | None = None  # every counter value up to here is accounted for
+        self.claims_expected: Callable[[], bool] = lambda: False
+        """Whether other rxdb writers (whose claims may be on their way) share the file;
+        without them an unclaimed commit is foreign at once, with no grace period."""
         self._task: asyncio.Task[None] | None = None
         self.foreign_commits = 0
         """Polls that found commits nobody claimed (for tests and diagnostics)."""
@@ -125,7 +128,8 @@ class ForeignWritePoller:
     async def _account(self, counter: int | None) -> None:
         """Another connection committed: call ``on_foreign`` unless rxdb claimed it all."""
         if self._unclaimed(counter):
-            await asyncio.sleep(CLAIM_GRACE)
+            if self.claims_expected():
+                await asyncio.sleep(CLAIM_GRACE)
             if self._unclaimed(counter):
                 self.foreign_commits += 1
                 await self._on_foreign()

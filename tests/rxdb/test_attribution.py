@@ -183,6 +183,7 @@ class TestPoller:
             foreign.append(file.counter)
 
         poller = ForeignWritePoller(file.read_version, lambda: file.counter, on_foreign, 0.001)
+        poller.claims_expected = lambda: True  # other rxdb writers share the file
         poller.start()
         try:
             await file.polls_later(2)
