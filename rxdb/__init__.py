@@ -32,7 +32,9 @@ from rxdb.errors import TransactionAbortedError as TransactionAbortedError
 from rxdb.errors import WrongLoopError as WrongLoopError
 from rxdb.handles import ConnectionHandle as ConnectionHandle
 from rxdb.remote.client import ConnectionLostError as ConnectionLostError
+from rxdb.remote.client import Reconnect as Reconnect
 from rxdb.remote.client import RemoteDatabase as RemoteDatabase
+from rxdb.remote.client import RemoteReadSession as RemoteReadSession
 from rxdb.remote.client import connect_named as connect_named
 from rxdb.remote.compute import compute_with_database as compute_with_database
 from rxdb.remote.server import Server as Server
@@ -71,8 +73,10 @@ __all__ = (
     "QueryStream",
     "ReadOnlyError",
     "ReadSession",
+    "Reconnect",
     "ReentrancyError",
     "RemoteDatabase",
+    "RemoteReadSession",
     "Row",
     "RxdbError",
     "Server",

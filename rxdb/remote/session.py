@@ -516,7 +516,7 @@ class Session:
         self.backups.add(backup)
         if progress_id is not None:
             self.subscriptions[progress_id] = backup
-            self.server._state_changed()
+        self.server._state_changed()
 
         async def run() -> None:
             try:
@@ -532,7 +532,7 @@ class Session:
             self.backups.discard(backup)
             if progress_id is not None and self.subscriptions.get(progress_id) is backup:
                 del self.subscriptions[progress_id]
-                self.server._state_changed()
+            self.server._state_changed()
         return None
 
     async def op_watch(self, args: list[Any]) -> Any:

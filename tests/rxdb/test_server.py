@@ -828,6 +828,35 @@ async def test_backup_errors_and_abort(
     assert await client.fetch_one(COUNT) == (101,)
 
 
+async def test_interrupt_stops_a_backup_of_this_client(
+    served: tuple[rxdb.Database, Server], client: RemoteDatabase, tmp_path: Path
+) -> None:
+    db, server = served
+    await client.execute_many(
+        "INSERT INTO t(x) VALUES (?)", [(b"z" * 900 + bytes([i]),) for i in range(50)]
+    )
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def local_holder() -> None:  # :memory: backs up under the write lock: it waits
+        async with db.transaction():
+            entered.set()
+            await release.wait()
+
+    holder = asyncio.create_task(local_holder())
+    await entered.wait()
+    backup = asyncio.create_task(client.backup(tmp_path / "stopped.db", pages_per_step=1))
+    (session,) = server._sessions
+    async with asyncio.timeout(WAIT):
+        await server.wait_until(lambda: bool(session.backups))
+    await client.interrupt()
+    release.set()
+    await holder
+    with pytest.raises(rxdb.InterruptError, match="stopped"):
+        await asyncio.wait_for(backup, WAIT)
+    await client.backup(tmp_path / "complete.db")  # the next one is not affected
+
+
 async def test_malformed_arguments_of_the_new_operations_fail_only_that_call(
     client: RemoteDatabase,
 ) -> None:
