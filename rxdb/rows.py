@@ -83,7 +83,7 @@ def make_rows(description: Sequence[Sequence[Any]] | None, values: list[Any]) ->
         cls = row_class(tuple(column[0] for column in key))
         if len(_BY_DESCRIPTION) < 1024:
             _BY_DESCRIPTION[key] = cls  # type: ignore[index]
-    return [cls(value) for value in values]
+    return list(map(cls, values))  # no comprehension frame (Python 3.11 makes one per call)
 
 
 # sqlite3 builds a new (equal) description tuple per statement; keyed by it, the row type of

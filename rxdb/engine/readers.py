@@ -49,24 +49,32 @@ class ReaderPool:
         the GIL, so they spread over idle readers (opening up to the pool's size) and run in
         parallel.
         """
-        spread = self._recent > _SPREAD_ABOVE
         while True:
-            best: Reader | None = None
-            for reader, load in self._load.items():
-                if reader in self._reserved:
-                    continue
-                if best is None or (
-                    load > self._load[best] if not spread else load < self._load[best]
-                ):
-                    best = reader
-            if best is not None and (not spread or self._load[best] == 0 or not self._can_open()):
-                self._load[best] += 1
-                return best
+            reader = self.take()
+            if reader is not None:
+                return reader
             if self._can_open():
                 reader = await self._open()
                 self._load[reader] += 1
                 return reader
             await self._wait()
+
+    def take(self) -> Reader | None:
+        """:meth:`borrow` without waiting (the hot path of every plain read): a reader, or
+        ``None`` where :meth:`borrow` would open one or wait."""
+        spread = self._recent > _SPREAD_ABOVE
+        reserved = self._reserved
+        best: Reader | None = None
+        best_load = 0
+        for reader, load in self._load.items():
+            if reserved and reader in reserved:
+                continue
+            if best is None or (load < best_load if spread else load > best_load):
+                best, best_load = reader, load
+        if best is None or (spread and best_load and self._can_open()):
+            return None
+        self._load[best] = best_load + 1
+        return best
 
     def give_back(self, reader: Reader, seconds: float = 0.0) -> None:
         """Return a reader; ``seconds`` is how long the read took (it steers :meth:`borrow`)."""

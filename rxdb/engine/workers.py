@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,11 @@ class Worker(Generic[C_co]):
     def __init__(self, conn: aiosqlite.Connection, raw: C_co) -> None:
         self._conn = conn
         self._raw = raw
+        # aiosqlite's call queue, read by its worker thread: (future, function) pairs, each
+        # function called without arguments and its result (or exception) set on the future
+        # from that thread. A private API, stable across 0.22.x (the dependency is pinned
+        # below 0.23); using it directly saves a coroutine and a partial per operation.
+        self._tx = conn._tx
 
     @property
     def raw(self) -> C_co:
@@ -61,12 +67,34 @@ class Worker(Generic[C_co]):
         the cancellation through: callers decide about locks and rollbacks from the
         connection's state, which must not change behind their back.
         """
+        future = self.start(fn, *args)
         try:
-            return await _queue(self._conn, fn, *args)
+            return await future
         except asyncio.CancelledError:
-            # The queue is FIFO: once a no-op queued now has run, so has the cancelled call.
-            await uninterrupted(_queue(self._conn, _nothing))
+            await self.settle()
             raise
+
+    def start(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Queue ``fn(*args)`` on the worker thread now; return the future of its result.
+
+        For hot paths that await the future in a coroutine of their own instead of through
+        :meth:`call`: such a caller must follow the same rule, and on cancellation await
+        :meth:`settle` before letting the :class:`asyncio.CancelledError` through.
+
+        :raises ValueError: if the connection is closed (as aiosqlite raises it).
+        """
+        conn = self._conn
+        if not conn._running or conn._connection is None:
+            raise ValueError("Connection closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._tx.put_nowait((future, functools.partial(fn, *args) if args else fn))
+        return future
+
+    async def settle(self) -> None:
+        """Wait until every call queued so far has run, even if the caller is cancelled
+        meanwhile (the queue is FIFO: once a no-op queued now has run, so has every call
+        before it)."""
+        await uninterrupted(self.start(_nothing))
 
     @property
     def in_transaction(self) -> bool:
