@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import operator
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -60,12 +61,23 @@ class RunScheduler:
     async def _run(self) -> None:
         try:
             while self._queue:
-                pause = self._ready_at - time.monotonic()
-                if pause > 0:
-                    await asyncio.sleep(pause)
+                if self._ready_at:
+                    pause = self._ready_at - time.monotonic()
+                    if pause > 0:
+                        await asyncio.sleep(pause)
                 batch, self._queue = self._queue, []
                 started = time.monotonic()
-                results = await self._fetch(batch)
+                queries = list(map(_QUERY, batch))
+                results: Sequence[Rows | Exception]
+                if self._parallelism == 1 or len(queries) == 1:
+                    # Awaited here, not in a coroutine of its own: this is the path of every
+                    # run kicked after a quiet moment.
+                    try:
+                        results = await self._fetch_many(queries)
+                    except Exception as error:  # e.g. the database closed: all fail alike
+                        results = [error] * len(queries)
+                else:
+                    results = await self._fetch_split(queries)
                 for (_, _, done), result in zip(batch, results, strict=True):
                     try:
                         done(result)
@@ -73,18 +85,16 @@ class RunScheduler:
                         LOG.exception("a watch failed to take its result")
                 # Work that arrived while this batch ran means the database is busy: pause
                 # before the next batch. A run kicked after an idle moment starts at once.
-                ended = time.monotonic()
-                self._ready_at = ended + self._duty * (ended - started) if self._queue else 0.0
+                if self._queue:
+                    ended = time.monotonic()
+                    self._ready_at = ended + self._duty * (ended - started)
+                else:
+                    self._ready_at = 0.0
         finally:
             self._drain = None
 
-    async def _fetch(self, batch: list[tuple[str, Params, Done]]) -> list[Rows | Exception]:
-        queries = [(sql, params) for sql, params, _ in batch]
-        if self._parallelism == 1 or len(queries) == 1:
-            try:
-                return list(await self._fetch_many(queries))
-            except Exception as error:  # e.g. the database closed: every run fails alike
-                return [error] * len(queries)
+    async def _fetch_split(self, queries: list[tuple[str, Params]]) -> list[Rows | Exception]:
+        """Run a batch as up to ``parallelism`` calls at once (one per reader)."""
         chunks = min(self._parallelism, len(queries))
         size = -(-len(queries) // chunks)
         parts = [queries[i : i + size] for i in range(0, len(queries), size)]
@@ -100,3 +110,6 @@ class RunScheduler:
             else:
                 results.extend(outcome)
         return results
+
+
+_QUERY: Callable[[tuple[str, Params, Done]], tuple[str, Params]] = operator.itemgetter(0, 1)
