@@ -4,11 +4,19 @@ The commit instant comes from :class:`CommitClock` (instrumentation on ``Databas
 which the writer thread calls right after the outermost COMMIT). Every write is followed, in
 the same iteration, by one raw ``execute_fetchall`` of the watched query on a plain aiosqlite
 connection: the baseline is measured interleaved with the figure, never in another phase.
+
+The floor of #1 (``1.f``) is the same path built from raw aiosqlite, also interleaved: a
+write on one connection's thread stamps its commit and wakes the loop
+(``call_soon_threadsafe``), which starts a task that runs the watched query with
+``execute_fetchall`` on a second connection. It costs what any library on this stack pays
+(a loop wake-up, then a reader round trip), and none of rxdb's work.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+from typing import Any
 
 import aiosqlite
 
@@ -41,6 +49,30 @@ async def _prepare(db: rxdb.Database) -> None:
     await db.execute("INSERT INTO counter VALUES (1, -1), (2, -1)")
 
 
+async def _floor(writer: aiosqlite.Connection, reader: aiosqlite.Connection, value: int) -> float:
+    """Commit -> result, raw aiosqlite: the writer's thread stamps its commit and wakes the
+    loop, whose new task reads the watched query on ``reader``. Seconds."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[float] = loop.create_future()
+    keep: list[Any] = []
+
+    async def read() -> None:
+        await reader.execute_fetchall(QUERY)
+        done.set_result(clock())
+
+    def kick() -> None:
+        keep.append(loop.create_task(read()))
+
+    def write_and_signal() -> float:
+        writer._conn.execute(RAW_WRITE, (value,))
+        committed = clock()
+        loop.call_soon_threadsafe(kick)
+        return committed
+
+    committed: float = await writer._execute(write_and_signal)  # type: ignore[no-untyped-call]
+    return await done - committed
+
+
 async def _measure(
     sizes: Sizes,
     db: rxdb.Database,
@@ -49,11 +81,15 @@ async def _measure(
     waiter: ValueWaiter,
     commits: CommitClock,
     first: int,
+    floor_writer: aiosqlite.Connection | None = None,
 ) -> dict[str, list[float]]:
     """One write -> emission measurement per iteration, each followed by the baselines: a raw
-    round trip of the watched query, and a raw autocommit write (on row 2, which no watch
-    reads) — the floor of "write start -> emission" on this stack."""
-    out: dict[str, list[float]] = {"emit": [], "start_emit": [], "rt": [], "raw_write": []}
+    round trip of the watched query, a raw autocommit write (on row 2, which no watch
+    reads) — the floor of "write start -> emission" on this stack — and, given
+    ``floor_writer``, the floor of commit -> emission (see the module)."""
+    out: dict[str, list[float]] = {
+        "emit": [], "start_emit": [], "rt": [], "raw_write": [], "floor": []
+    }  # fmt: skip
     for n in range(sizes.warmup + sizes.latency_samples):
         i = first + n
         arrival = waiter.expect(i)
@@ -67,11 +103,14 @@ async def _measure(
         t1 = clock()
         await raw.execute(RAW_WRITE, (i,))
         t2 = clock()
+        floor = None if floor_writer is None else await _floor(floor_writer, raw, i)
         if n >= sizes.warmup:
             out["emit"].append((emitted - committed) * MS)
             out["start_emit"].append((emitted - start) * MS)
             out["rt"].append((t1 - t0) * MS)
             out["raw_write"].append((t2 - t1) * MS)
+            if floor is not None:
+                out["floor"].append(floor * MS)
     return out
 
 
@@ -79,7 +118,11 @@ async def run(sizes: Sizes, results: Results) -> None:
     total = sizes.warmup + sizes.latency_samples
     with workdir() as tmp:
         path = os.path.join(tmp, "latency.db")
-        async with rxdb.open(path) as db, raw_connection(path) as raw:
+        async with (
+            rxdb.open(path) as db,
+            raw_connection(path) as raw,
+            raw_connection(path) as raw_writer,
+        ):
             await _prepare(db)
             commits = CommitClock(db)
             waiter = ValueWaiter()
@@ -87,7 +130,7 @@ async def run(sizes: Sizes, results: Results) -> None:
             subscription = stream.subscribe(waiter)
             try:
                 await waiter.expect(-1)
-                full = await _measure(sizes, db, raw, stream, waiter, commits, 0)
+                full = await _measure(sizes, db, raw, stream, waiter, commits, 0, raw_writer)
                 # The same with synchronous=NORMAL on both writers (WAL: no fsync per commit).
                 await db.execute("PRAGMA synchronous = NORMAL")
                 await raw.execute("PRAGMA synchronous = NORMAL")
@@ -97,9 +140,11 @@ async def run(sizes: Sizes, results: Results) -> None:
             finally:
                 subscription.dispose()
             thread_emit, thread_start_emit = await _other_thread(sizes, db, path, 2 * total)
+        no_hub = await _without_hub(sizes, os.path.join(tmp, "latency-nohub.db"))
 
     emit, start_emit, round_trip = full["emit"], full["start_emit"], full["rt"]
     rt_median = median(round_trip)
+    floor_1 = median(full["floor"])
     floor_1b = median([w + r for w, r in zip(full["raw_write"], round_trip, strict=True)])
     params = {
         "samples": sizes.latency_samples,
@@ -115,9 +160,32 @@ async def run(sizes: Sizes, results: Results) -> None:
             "1", "commit -> emission, trivial query", e["median"], "ms",
             rt_median, "raw aiosqlite execute_fetchall round trip",
             e["median"] / rt_median, "median <= 2x round trip; p99 <= 2 ms",
-            params=params, extra={"rxdb": e, "round_trip": summary(round_trip)},
+            params=params,
+            extra={"rxdb": e, "round_trip": summary(round_trip),
+                   "floor (1.f)": summary(full["floor"]),
+                   "rxdb / floor": e["median"] / floor_1},
         )
     ).judge(e["median"] <= 2 * rt_median and e["p99"] <= 2.0)  # fmt: skip
+    results.add(
+        Figure(
+            "1.f", "floor of #1: the same path in raw aiosqlite (commit, loop wake-up, read)",
+            floor_1, "ms", rt_median, "raw round trip", floor_1 / rt_median, "(floor, no bar)",
+            params={**params, "floor": "writer thread: UPDATE row 2, stamp, "
+                    "call_soon_threadsafe -> task -> execute_fetchall(query) on the round "
+                    "trip's connection"},
+            extra={"floor": summary(full["floor"])},
+        )
+    )  # fmt: skip
+    h, h_rt = summary(no_hub["emit"]), median(no_hub["rt"])
+    results.add(
+        Figure(
+            "1.nh", "#1 with share_across_processes=False (no hub link in this process)",
+            h["median"], "ms", h_rt, "raw round trip (same phase)", h["median"] / h_rt,
+            "(diagnostic, no bar)",
+            params={**params, "files": "a second WAL file, synchronous=FULL, opened alone"},
+            extra={"rxdb": h, "round_trip": summary(no_hub["rt"])},
+        )
+    )  # fmt: skip
     s = summary(start_emit)
     results.add(
         Figure(
@@ -207,3 +275,22 @@ async def _other_thread(
 
 async def _open(path: str) -> rxdb.Database:
     return await rxdb.open(path)
+
+
+async def _without_hub(sizes: Sizes, path: str) -> dict[str, list[float]]:
+    """#1 again on a database that does not join the cross-process hub: what the hub costs
+    the commit -> emission path when no other process is there."""
+    async with (
+        rxdb.open(path, share_across_processes=False) as db,
+        raw_connection(path) as raw,
+    ):
+        await _prepare(db)
+        commits = CommitClock(db)
+        waiter = ValueWaiter()
+        stream = db.watch(QUERY)
+        subscription = stream.subscribe(waiter)
+        try:
+            await waiter.expect(-1)
+            return await _measure(sizes, db, raw, stream, waiter, commits, 0)
+        finally:
+            subscription.dispose()

@@ -3,14 +3,22 @@
 
 Also measures the floors a missed bar is explained by: one aiosqlite thread hop doing
 nothing, and one raw ``execute_fetchall`` of ``SELECT 1``.
+
+``8r.1`` repeats #8r with every thread of the process pinned to one CPU. On a VM, a thread
+hop costs very different amounts depending on whether the woken worker thread sits on the
+loop's vCPU or on another (an inter-processor interrupt), and rxdb's reader and the raw
+connection each have a thread of their own, placed by the scheduler: unpinned, one run's
+ratio says as much about placement as about rxdb. Pinned, both pay the same kind of hop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 
 import aiosqlite
 
@@ -55,6 +63,42 @@ async def _per_call(calls: int, op: object) -> list[float]:
     return samples
 
 
+@contextlib.contextmanager
+def _one_cpu() -> Iterator[bool]:
+    """Pin every thread of this process to one CPU (Linux), restoring each afterwards; yields
+    whether that was possible."""
+    tasks = "/proc/self/task"
+    setaffinity = getattr(os, "sched_setaffinity", None)
+    if setaffinity is None or not os.path.isdir(tasks):
+        yield False
+        return
+    saved: dict[int, set[int]] = {}
+    try:
+        cpu = min(os.sched_getaffinity(0))
+        for name in os.listdir(tasks):
+            tid = int(name)
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                saved[tid] = os.sched_getaffinity(tid)
+                setaffinity(tid, {cpu})
+        yield True
+    finally:
+        everywhere = saved.get(threading.get_native_id(), os.sched_getaffinity(0))
+        for name in os.listdir(tasks):  # threads started meanwhile get this thread's CPUs
+            with contextlib.suppress(OSError):
+                setaffinity(int(name), saved.get(int(name), everywhere))
+
+
+async def _blocks(sizes: Sizes, ops: dict[str, object], samples: dict[str, list[float]]) -> None:
+    """Blocks of BLOCK calls of each operation, rotating: each block runs with its worker
+    thread warm (steady state), and drift on a shared machine hits all alike."""
+    names = list(ops)
+    block = min(BLOCK, sizes.overhead_rounds * sizes.overhead_calls)
+    for r in range(sizes.overhead_rounds * sizes.overhead_calls // block):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            samples[name] += await _per_call(block, ops[name])
+
+
 async def _hop(conn: aiosqlite.Connection) -> None:
     # aiosqlite's private door to its worker thread: the floor under every call.
     await conn._execute(lambda: None)
@@ -78,14 +122,14 @@ async def run(sizes: Sizes, results: Results) -> None:
             samples: dict[str, list[float]] = {name: [] for name in ops}
             for op in ops.values():  # warm-up, not recorded
                 await _per_call(max(2, sizes.warmup // 3), op)
-            names = list(ops)
-            # Blocks of BLOCK calls of each operation, rotating: each block runs with its
-            # worker thread warm (steady state), and drift on a shared machine hits all alike.
-            block = min(BLOCK, sizes.overhead_rounds * sizes.overhead_calls)
-            for r in range(sizes.overhead_rounds * sizes.overhead_calls // block):
-                shift = r % len(names)
-                for name in names[shift:] + names[:shift]:
-                    samples[name] += await _per_call(block, ops[name])
+            await _blocks(sizes, ops, samples)
+            reads = {name: ops[name] for name in ("rxdb read", "raw read", "hop")}
+            pinned: dict[str, list[float]] = {name: [] for name in reads}
+            with _one_cpu() as could_pin:
+                if could_pin:
+                    for op in reads.values():
+                        await _per_call(max(2, sizes.warmup // 3), op)
+                    await _blocks(sizes, reads, pinned)
             concurrent = await _concurrent(sizes, db, raw)
 
     med = {name: median(s) for name, s in samples.items()}
@@ -113,6 +157,25 @@ async def run(sizes: Sizes, results: Results) -> None:
                    "floors": floors},
         )
     ).judge(read_ratio <= 1.15)  # fmt: skip
+    if pinned["rxdb read"]:
+        pin = {name: median(s) for name, s in pinned.items()}
+        results.add(
+            Figure(
+                "8r.1", "#8r with every thread pinned to one CPU (thread placement ruled out)",
+                pin["rxdb read"], "µs", pin["raw read"], "raw aiosqlite execute_fetchall, pinned",
+                pin["rxdb read"] / pin["raw read"], "(diagnostic; 8r's bar: ratio <= 1.15)",
+                params={**params, "pinned": "os.sched_setaffinity on every thread of the "
+                        "process (Linux), restored afterwards"},
+                extra={"rxdb": summary(pinned["rxdb read"]), "raw": summary(pinned["raw read"]),
+                       "hop, pinned (µs)": pin["hop"],
+                       "rxdb - raw (µs)": pin["rxdb read"] - pin["raw read"]},
+            )
+        )  # fmt: skip
+    else:
+        results.add(
+            Figure("8r.1", "#8r pinned to one CPU (not measurable here: no affinity API)", None,
+                   "µs", bar="(diagnostic)")
+        )  # fmt: skip
     write_ratio = med["rxdb write"] / med["raw write"]
     results.add(
         Figure(

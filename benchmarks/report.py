@@ -10,6 +10,8 @@ from ._common import Figure, Results
 
 ORDER = [
     "1",
+    "1.f",
+    "1.nh",
     "1b",
     "1b.f",
     "1b.n",
@@ -23,6 +25,7 @@ ORDER = [
     "7b",
     "7c",
     "8r",
+    "8r.1",
     "8w",
     "hop",
     "bd.R1",
