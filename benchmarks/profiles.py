@@ -44,7 +44,7 @@ def writer_statement(path: str) -> str:
         path,
         isolation_level=None,
         cached_statements=0,
-        factory=functools.partial(TrackedConnection, on_commit=lambda u, e: published.append(u)),
+        factory=functools.partial(TrackedConnection, on_commit=lambda u, e, w: published.append(u)),
     )
     try:
         for conn in (plain, tracked):
