@@ -58,6 +58,8 @@ class ForeignWritePoller:
         self._interval = interval
         self._claimed: set[int] = set()
         self._seen: int | None = None  # every counter value up to here is accounted for
+        self.wait_version: Callable[[], Awaitable[int | None]] | None = None
+        """Like ``read_version``, but waits for the writer to be free."""
         self.claims_expected: Callable[[], bool] = lambda: False
         """Whether other rxdb writers (whose claims may be on their way) share the file;
         without them an unclaimed commit is foreign at once, with no grace period."""
@@ -95,9 +97,15 @@ class ForeignWritePoller:
         # counted in it.
         version: int | None = None
         counter: int | None = None
+        busy = 0
         while True:
             try:
                 new_version = self._read_version()
+                busy = busy + 1 if new_version is None else 0
+                if busy >= 2 and self.wait_version is not None:
+                    # Busy at two ticks in a row (a write storm, say): queue for the writer
+                    # like any other statement, so that the delay stays bounded.
+                    new_version = await self.wait_version()
                 new_counter = self._read_counter() if new_version is not None else None
             except Exception:
                 # The database is closing, or the file went away: polling resumes or stops

@@ -206,6 +206,14 @@ class Engine:
         if self.wal_index is not None:
             writer.worker.raw.stamper = CommitStamper(self.wal_index, enabled)
 
+    async def wait_data_version(self) -> int | None:
+        """:meth:`data_version`, once the writer is free (waiting in line for its lock)."""
+        writer = self._check()
+        if self.memory:
+            return None
+        async with writer.lock:
+            return self.data_version_unlocked(writer)
+
     def data_version(self) -> int | None:
         """The writer's ``PRAGMA data_version`` (it changes only for other connections'
         commits), or ``None`` while the writer is busy.
@@ -218,6 +226,10 @@ class Engine:
         writer = self._check()
         if writer.lock.locked() or self.memory:
             return None
+        return self.data_version_unlocked(writer)
+
+    @staticmethod
+    def data_version_unlocked(writer: Writer) -> int:
         version: int = writer.worker.raw.fetch("PRAGMA data_version", ())[0][0]
         return version
 

@@ -118,3 +118,22 @@ async def test_close_stops_polling(db_path: Path) -> None:
 async def test_memory_database_does_not_poll() -> None:
     async with rxdb.open(":memory:") as db:
         assert db._poller is None
+
+
+async def test_a_busy_writer_does_not_starve_the_poller(fast_db: rxdb.Database) -> None:
+    """Busy at two polls in a row, the poller queues for the writer's lock (a write storm
+    would otherwise let it find the writer busy at every tick, for as long as it lasts)."""
+    poller = fast_db._poller
+    assert poller is not None and poller.wait_version is not None
+    real = poller.wait_version
+    waited = asyncio.Event()
+
+    async def waiting() -> int | None:
+        waited.set()
+        return await real()
+
+    poller.wait_version = waiting
+    async with fast_db.transaction():
+        await fast_db.execute("INSERT INTO t(x) VALUES (1)")
+        await asyncio.wait_for(waited.wait(), WAIT)  # it queued behind this transaction
+    assert await fast_db.fetch_all(COUNT) == [(1,)]
