@@ -320,7 +320,10 @@ class Engine:
             async with target_writer.lock:
                 await self._backup_into(target_writer.worker.raw, pages_per_step, progress)
             return
-        destination = sqlite3.connect(target)
+        try:
+            destination = sqlite3.connect(target)
+        except sqlite3.Error as error:
+            raise from_sqlite(error, None, f"cannot open the backup target {target!r}") from error
         try:
             await self._backup_into(destination, pages_per_step, progress)
         finally:

@@ -258,6 +258,14 @@ class TestBackup:
                 await any_db.backup(target)
                 await rec.wait_value([(1,)])
 
+    async def test_backup_to_a_path_that_cannot_be_opened_raises_rxdb_error(
+        self, any_db: rxdb.Database, tmp_path: Path
+    ) -> None:
+        await make_t(any_db)
+        with pytest.raises(rxdb.OperationalError, match="backup target"):
+            await any_db.backup(tmp_path / "no" / "such" / "dir.db")
+        assert await any_db.fetch_one("SELECT count(*) FROM t") == (1,)
+
 
 class TestClose:
     async def test_close_waits_for_running_transaction_and_it_leaves_no_trace(
