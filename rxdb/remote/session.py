@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from reactivex import abc
 
+from parser import StatementKind, Unanalyzable, analyze
 from rxdb.engine.backup import BackupProgress
 from rxdb.engine.sessions import ReadSession
 from rxdb.errors import ClosedError, InterruptError, ProgrammingError, from_sqlite
@@ -357,6 +358,13 @@ class Session:
         """One statement with its parameters (``execute``, ``fetch_all``, ``fetch_one``)."""
         sql, params, block = _unpack(args, 3, op)
         sql, params = _str(sql, "sql"), _params(params)
+        if block is None and _controls_transactions(sql):
+            # Each request runs in a task of its own: a transaction it opened would be
+            # rolled back as that task ends, and the client's next statement autocommit.
+            raise ProgrammingError(
+                "BEGIN/COMMIT/ROLLBACK/SAVEPOINT sent on their own do not span requests to "
+                "a server; use 'async with db.transaction():' on the client"
+            )
         kind: Literal["read", "write"] = "write" if op == "execute" else "read"
         return await self._in_block(block, lambda: run(sql, params), kind=kind)()
 
@@ -652,6 +660,13 @@ def _writer_of(db: Database) -> Worker[sqlite3.Connection] | None:
 
 
 # -- argument checks (a request is well-formed msgpack; its arguments may still be wrong) --
+
+
+def _controls_transactions(sql: str) -> bool:
+    try:
+        return analyze(sql).kind is StatementKind.TRANSACTION
+    except Unanalyzable:
+        return False  # SQLite will say what is wrong with it
 
 
 def _unpack(args: list[Any], count: int, op: str) -> list[Any]:

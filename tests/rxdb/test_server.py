@@ -104,6 +104,18 @@ async def test_errors_come_back_as_the_same_rxdb_errors(client: RemoteDatabase) 
     assert await client.fetch_all(COUNT) == [(1,)]  # still usable
 
 
+async def test_transaction_statements_on_their_own_are_refused(client: RemoteDatabase) -> None:
+    """A BEGIN would end with its request; the client is told to use transaction()."""
+    for statement in ("BEGIN", "COMMIT", "SAVEPOINT s", "ROLLBACK"):
+        with pytest.raises(rxdb.ProgrammingError, match=r"db\.transaction\(\)"):
+            await client.execute(statement)
+    async with client.transaction():
+        await client.execute("SAVEPOINT inner")  # inside a block: the block's own business
+        await client.execute("INSERT INTO t(x) VALUES (5)")
+        await client.execute("RELEASE inner")
+    assert await client.fetch_all(COUNT) == [(1,)]
+
+
 async def test_transactions_commit_roll_back_and_nest(
     served: tuple[rxdb.Database, Server], client: RemoteDatabase
 ) -> None:
