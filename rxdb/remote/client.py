@@ -55,7 +55,7 @@ from rxdb.remote.messages import (
     error_from_wire,
 )
 from rxdb.remote.server import ServerHandle
-from rxdb.remote.streams import FramedStream
+from rxdb.remote.streams import KEEPALIVE, FramedStream
 from rxdb.remote.values import notify_from_wire, update_to_wire
 from rxdb.rows import ExecuteResult, Row
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
@@ -269,23 +269,36 @@ class RemoteDatabase:
 
     async def _read(self, stream: FramedStream, generation: int) -> None:
         reason = "the server closed the connection"
+        pinger = self._loop.create_task(self._ping(generation))
         try:
             while True:
-                message = await stream.receive()
+                message = await stream.receive(KEEPALIVE.timeout)
                 if message is None:
                     break
                 self._dispatch(message)
+        except TimeoutError:
+            reason = f"the server has been silent for {KEEPALIVE.timeout:g} s"
+            LOG.warning("closing the connection to the rxdb server: %s", reason)
         except ProtocolError as error:
             reason = f"the server sent a malformed message: {error}"
             LOG.warning("closing the connection to the rxdb server: %s", error)
         except (ConnectionError, OSError) as error:
             reason = f"connection failed: {error}"
         finally:
+            pinger.cancel()
             if self._goodbye is not None and generation == self._generation:
                 reason = self._goodbye
             self._connection_ended(
                 generation, ConnectionLostError(f"connection to the rxdb server lost ({reason})")
             )
+
+    async def _ping(self, generation: int) -> None:
+        """Keep the server (and ourselves) sure that the other side is alive."""
+        for nonce in itertools.count(1):
+            await asyncio.sleep(KEEPALIVE.interval)
+            if generation != self._generation or self._closed:
+                return
+            self._write(Ping(nonce))
 
     def _dispatch(self, message: Message) -> None:
         if isinstance(message, Response):

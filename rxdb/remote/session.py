@@ -55,7 +55,7 @@ from rxdb.remote.messages import (
     error_to_wire,
     tokens_match,
 )
-from rxdb.remote.streams import FramedStream
+from rxdb.remote.streams import KEEPALIVE, FramedStream
 from rxdb.remote.values import notify_to_wire, update_from_wire
 from rxdb.sync.blocks import Enter, ThreadBlock, closing, inside, opening
 from rxdb.updates import UpdateKind
@@ -152,7 +152,12 @@ class Session:
             if await self._handshake():
                 self.stream.decoder.max_payload = DEFAULT_MAX_PAYLOAD
                 while not self.closed:
-                    message = await self.stream.receive()
+                    try:
+                        message = await self.stream.receive(KEEPALIVE.timeout)
+                    except TimeoutError:
+                        raise _Abort(
+                            f"silent for {KEEPALIVE.timeout:g} s (no ping): taken for dead"
+                        ) from None
                     if message is None:
                         break
                     self._dispatch(message)

@@ -15,12 +15,13 @@ import logging
 import socket
 import struct
 from collections import deque
+from dataclasses import dataclass
 from typing import Final
 
 from rxdb.remote.frames import FrameDecoder
 from rxdb.remote.messages import Message, decode_message
 
-__all__ = ("READ_CHUNK", "FramedStream")
+__all__ = ("KEEPALIVE", "READ_CHUNK", "FramedStream", "Keepalive")
 
 READ_CHUNK: Final = 256 * 1024
 """Bytes asked of the socket per read, unless a connection says otherwise."""
@@ -137,3 +138,19 @@ class FramedStream:
     async def close(self) -> None:
         self.writer.close()
         await self.wait_closed()
+
+
+@dataclass(slots=True)
+class Keepalive:
+    """How server-mode clients and servers tell a dead peer from a quiet one (mutable, for
+    tests). A peer that vanished without closing its socket (a cable pulled, a host gone,
+    a NAT entry dropped) leaves a half-open TCP connection that never reports an error; so
+    a client pings, the server answers, and either side gives up after ``timeout`` seconds
+    of silence (the server then rolls the client's blocks back; the client fails its calls
+    and, if asked to, reconnects)."""
+
+    interval: float = 10.0
+    timeout: float = 30.0
+
+
+KEEPALIVE = Keepalive()

@@ -31,9 +31,11 @@ from rxdb.remote.client import (
 )
 from rxdb.remote.compute import compute_with_database
 from rxdb.remote.frames import encode_frame
+from rxdb.remote.messages import Ping
 from rxdb.remote.runtime import socket_directory
 from rxdb.remote.server import Server, ServerHandle, serve
 from rxdb.remote.spawn import spawn
+from rxdb.remote.streams import Keepalive
 from rxdb.updates import TableUpdate, UpdateKind
 from tests.conftest import WAIT, Recorder
 from tests.rxdb import server_worker
@@ -1086,3 +1088,58 @@ def test_reconnect_policy_is_checked() -> None:
         Reconnect(first_delay=0)
     with pytest.raises(ValueError, match="negative"):
         Reconnect(call_wait=-1)
+
+
+# -- keepalive ---------------------------------------------------------------------------------
+
+
+def keepalive(monkeypatch: pytest.MonkeyPatch, side: str, interval: float, timeout: float) -> None:
+    """Give one side (``"client"`` or ``"session"``, the server's) its own keepalive."""
+    from rxdb.remote import client, session
+
+    module = client if side == "client" else session
+    monkeypatch.setattr(module, "KEEPALIVE", Keepalive(interval, timeout))
+
+
+async def test_a_client_gone_silent_is_dropped_and_its_transaction_rolled_back(
+    served: tuple[rxdb.Database, Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A half-open connection (the client's host vanished) sends nothing, ever: the server
+    gives the client up after the keepalive timeout instead of holding its lock forever."""
+    db, server = served
+    keepalive(monkeypatch, "client", 3600.0, 3600.0)  # never pings, never gives up itself
+    keepalive(monkeypatch, "session", 3600.0, 0.5)
+    remote = await server.handle.connect()
+    try:
+        with pytest.raises(ConnectionLostError):
+            async with remote.transaction():
+                await remote.execute("INSERT INTO t(x) VALUES (1)")
+                async with asyncio.timeout(WAIT):  # the server hangs up on us
+                    await remote.wait_until(lambda: not remote.connected)
+                await remote.execute("INSERT INTO t(x) VALUES (3)")
+    finally:
+        await remote.close()
+    await db.execute("INSERT INTO t(x) VALUES (2)")  # the write lock is free again
+    assert await db.fetch_all("SELECT x FROM t") == [(2,)]
+
+
+async def test_a_server_gone_silent_is_given_up(
+    served: tuple[rxdb.Database, Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rxdb.remote import session
+
+    keepalive(monkeypatch, "client", 0.05, 0.5)
+    real = session.Session._dispatch
+    monkeypatch.setattr(
+        session.Session,
+        "_dispatch",
+        lambda self, message: None if isinstance(message, Ping) else real(self, message),
+    )
+    remote = await served[1].handle.connect()
+    try:
+        async with asyncio.timeout(WAIT):
+            await remote.wait_until(lambda: not remote.connected)
+        with pytest.raises(ConnectionLostError, match="silent"):
+            await remote.fetch_all("SELECT 1")
+    finally:
+        await remote.close()
