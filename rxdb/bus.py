@@ -41,7 +41,7 @@ class Subscription:
     never sees a message published after :meth:`close` returned on that thread.
     """
 
-    __slots__ = ("_bus", "_closed", "callback", "database", "kinds", "loop", "tables")
+    __slots__ = ("_bus", "_closed", "callback", "database", "kinds", "loop", "tables", "wanted")
 
     def __init__(
         self,
@@ -51,6 +51,7 @@ class Subscription:
         kinds: frozenset[UpdateKind] | None,
         callback: Callback,
         loop: asyncio.AbstractEventLoop,
+        wanted: Callable[[NotifyTablesUpdated], bool] | None = None,
     ) -> None:
         self._bus = bus
         self.database = database
@@ -58,6 +59,7 @@ class Subscription:
         self.kinds = kinds
         self.callback = callback
         self.loop = loop
+        self.wanted = wanted
         self._closed = False
 
     @property
@@ -137,10 +139,14 @@ class Bus:
         tables: Iterable[str] | None = None,
         kinds: Iterable[UpdateKind] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        wanted: Callable[[NotifyTablesUpdated], bool] | None = None,
     ) -> Subscription:
         """Call ``callback(message)`` on ``loop`` for each message that may affect ``tables``.
 
         :param loop: where the callback runs; defaults to the running loop.
+        :param wanted: asked on the *publishing* thread, before anything is scheduled:
+            ``False`` skips the delivery, and the wake-up of ``loop`` with it. Must be cheap
+            and safe from any thread.
         :raises RuntimeError: if no loop is given and none is running in this thread.
         """
         sub = Subscription(
@@ -150,6 +156,7 @@ class Bus:
             None if kinds is None else frozenset(kinds),
             callback,
             loop or asyncio.get_running_loop(),
+            wanted,
         )
         with self._lock:
             self._databases.setdefault(database, _DatabaseIndex()).add(sub)
@@ -168,7 +175,8 @@ class Bus:
             return
         by_loop: dict[asyncio.AbstractEventLoop, list[Subscription]] = {}
         for sub in interested:
-            by_loop.setdefault(sub.loop, []).append(sub)
+            if sub.wanted is None or sub.wanted(message):
+                by_loop.setdefault(sub.loop, []).append(sub)
         for loop, subs in by_loop.items():
             try:
                 loop.call_soon_threadsafe(_deliver_all, subs, message)

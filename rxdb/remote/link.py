@@ -159,7 +159,9 @@ class Link:
         self._hosting: _Hosting | None = None
         self._upstream: _Connection | None = None
         self._closing = False
-        self._subscription: Subscription = bus.subscribe(key, self._local, loop=loop)
+        self._subscription: Subscription = bus.subscribe(
+            key, self._local, loop=loop, wanted=self._forwards
+        )
         self._supervisor: asyncio.Task[None] | None = None
         self.thread_ident: int | None = None
         loop.call_soon_threadsafe(self._start)
@@ -171,15 +173,23 @@ class Link:
 
     # -- local side ------------------------------------------------------------------------
 
-    def _local(self, message: NotifyTablesUpdated) -> None:
-        """A message on this process's bus: forward it if one of our databases wrote it."""
+    def _forwards(self, message: NotifyTablesUpdated) -> bool:
+        """Whether ``message`` is for the other processes: one of our databases wrote it and
+        someone is connected to hear it. Asked on the publishing thread (see
+        :meth:`rxdb.bus.Bus.subscribe`), so a process alone with its file never wakes the
+        hub thread."""
         if message.origin == self.origin or self._closing:
+            return False
+        hosting = self._hosting
+        if (hosting is None or not hosting.peers) and self._upstream is None:
+            return False  # a peer that connects later resyncs on its own
+        # Not ours: from another process (we published it), or from an unshared database.
+        return any(message.origin in source() for source in self.origin_sources)
+
+    def _local(self, message: NotifyTablesUpdated) -> None:
+        """A message on this process's bus that :meth:`_forwards` let through."""
+        if self._closing:
             return
-        for source in self.origin_sources:
-            if message.origin in source():
-                break
-        else:
-            return  # from another process (we published it) or from an unshared database
         try:
             frame = _frame(Notify(message, self.epoch))
         except ProtocolError as error:

@@ -11,9 +11,15 @@ from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 WAIT = 10.0
 
 
-def message(*tables: str, everything: bool = False, database: str = "db", seq: int = 1) -> NotifyTablesUpdated:
+def message(
+    *tables: str, everything: bool = False, database: str = "db", seq: int = 1
+) -> NotifyTablesUpdated:
     return NotifyTablesUpdated(
-        database, "origin", seq, frozenset(TableUpdate(t, UpdateKind.INSERT) for t in tables), everything
+        database,
+        "origin",
+        seq,
+        frozenset(TableUpdate(t, UpdateKind.INSERT) for t in tables),
+        everything,
     )
 
 
@@ -103,6 +109,29 @@ class TestBusRouting:
         await drain()
         assert inbox.got == []
         assert bus.statistics().subscriptions == 0
+
+    async def test_bus_wanted_is_asked_on_the_publishing_thread_before_any_delivery(
+        self,
+    ) -> None:
+        bus = Bus()
+        inbox = Inbox()
+        asked: list[tuple[int, int]] = []
+
+        def wanted(msg: NotifyTablesUpdated) -> bool:
+            asked.append((msg.sequence, threading.get_ident()))
+            return msg.sequence % 2 == 0
+
+        bus.subscribe("db", inbox, wanted=wanted)
+        publisher = threading.Thread(
+            target=lambda: [bus.publish(message("t", seq=n)) for n in (1, 2, 3)]
+        )
+        publisher.start()
+        publisher.join()
+        await asyncio.wait_for(inbox.event.wait(), WAIT)
+        await drain()
+        assert [m.sequence for m in inbox.got] == [2]
+        assert [n for n, _ in asked] == [1, 2, 3]
+        assert {ident for _, ident in asked} == {publisher.ident}
 
 
 class TestBusIsolation:
