@@ -35,7 +35,10 @@ async def _per_call(calls: int, op: Callable[[int], Awaitable[Any]]) -> list[flo
 async def run(sizes: Sizes, results: Results) -> None:
     with workdir() as tmp:
         path = os.path.join(tmp, "breakdown.db")
-        async with rxdb.open(path) as db, raw_connection(path) as raw:
+        # No foreign-write poller: W1 calls the writer without its lock (to time the bare
+        # hop), and the poller asks the idle writer for data_version on the loop thread
+        # whenever that lock is free; the two at once would share the connection.
+        async with rxdb.open(path, foreign_poll=None) as db, raw_connection(path) as raw:
             await db.execute_script(
                 "CREATE TABLE r (id INTEGER PRIMARY KEY, v INTEGER);"
                 "CREATE TABLE w (id INTEGER PRIMARY KEY, v INTEGER);"

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ from rxdb.foreign import ForeignWritePoller
 from rxdb.updates import NotifyTablesUpdated
 from tests.conftest import WAIT, Recorder, subscribed
 from tests.rxdb.test_foreign import counted_polls, foreign_insert
+from tests.rxdb.test_processes import run_script
 
 COUNT = "SELECT count(*) FROM t"
 
@@ -323,15 +322,7 @@ async def test_commits_of_another_rxdb_process_rerun_watches_once(db_path: Path)
         with subscribed(db.watch(COUNT), rec), subscribed(db.table_updates(), updates):
             await rec.wait_value([(0,)])
             before = poller.foreign_commits
-            done = await asyncio.to_thread(
-                subprocess.run,
-                [sys.executable, "-c", WRITER, str(db_path), "30"],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-            assert done.returncode == 0, done.stderr
+            await run_script(WRITER, str(db_path), "30")
             await rec.wait_value([(30,)])
             await wait_quiet(db)
             # Each of the 30 commits arrived once, through the hub; the poller saw every

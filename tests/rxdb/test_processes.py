@@ -27,6 +27,19 @@ WRITER = textwrap.dedent(
 )
 
 
+async def run_script(script: str, *args: str) -> None:
+    """Run ``script`` in a Python process of its own; it must succeed."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 async def test_commit_in_another_process_refreshes_watch_through_the_hub(db_path: Path) -> None:
     # Polling off on both sides: only the hub can carry the change.
     async with rxdb.open(db_path, foreign_poll=None) as db:
@@ -35,15 +48,7 @@ async def test_commit_in_another_process_refreshes_watch_through_the_hub(db_path
         sub = db.watch("SELECT x FROM t").subscribe(rec)
         try:
             await rec.wait_value([])
-            done = await asyncio.to_thread(
-                subprocess.run,
-                [sys.executable, "-c", WRITER, str(db_path)],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-            assert done.returncode == 0, done.stderr
+            await run_script(WRITER, str(db_path))
             await rec.wait_value([(42,)])
         finally:
             sub.dispose()
@@ -81,15 +86,7 @@ async def test_the_hub_outlives_the_loop_that_joined_first(db_path: Path) -> Non
             rec: Recorder[Any] = Recorder()
             with subscribed(db.watch("SELECT x FROM t"), rec):
                 await rec.wait_value([])
-                done = await asyncio.to_thread(
-                    subprocess.run,
-                    [sys.executable, "-c", WRITER, str(db_path)],
-                    capture_output=True,
-                    text=True,
-                    timeout=30,
-                    check=False,
-                )
-                assert done.returncode == 0, done.stderr
+                await run_script(WRITER, str(db_path))
                 await rec.wait_value([(42,)])
     finally:
         close_now.set()

@@ -44,15 +44,22 @@ COUNT = "SELECT count(*) FROM t"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[rxdb.Database, Server]]:
-    async with rxdb.open(":memory:") as db:
+@contextlib.asynccontextmanager
+async def serving(path: str | Path) -> AsyncIterator[tuple[rxdb.Database, Server]]:
+    """A database with table t, served from this process; shut down and closed after."""
+    async with rxdb.open(path) as db:
         await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x UNIQUE)")
         server = await serve(db)
         try:
             yield db, server
         finally:
             await server.shutdown_all()
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[rxdb.Database, Server]]:
+    async with serving(":memory:") as pair:
+        yield pair
 
 
 @pytest.fixture
@@ -528,24 +535,14 @@ async def served_any(
     """A served database of each kind: a file (WAL: writer and readers) and ``:memory:``
     (one connection for everything)."""
     path = tmp_path / "served.db" if request.param == "file" else ":memory:"
-    async with rxdb.open(path) as db:
-        await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x UNIQUE)")
-        server = await serve(db)
-        try:
-            yield db, server
-        finally:
-            await server.shutdown_all()
+    async with serving(path) as pair:
+        yield pair
 
 
 @pytest.fixture
 async def served_file(tmp_path: Path) -> AsyncIterator[tuple[rxdb.Database, Server]]:
-    async with rxdb.open(tmp_path / "served.db") as db:
-        await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x UNIQUE)")
-        server = await serve(db)
-        try:
-            yield db, server
-        finally:
-            await server.shutdown_all()
+    async with serving(tmp_path / "served.db") as pair:
+        yield pair
 
 
 def detached(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
