@@ -167,7 +167,6 @@ class Database:
             self._claims = self._bus.subscribe(
                 self.key, lambda m: None if m.wal_changes is None else poller.claim(m.wal_changes)
             )
-            poller.wait_version = self._engine.wait_data_version
             self._journal = ForeignJournal(self, self._options["track_foreign_writes"])
             poller.start()
         if not self._engine.memory and self._options["share_across_processes"]:

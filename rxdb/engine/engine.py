@@ -25,6 +25,7 @@ from rxdb.engine.connections import ReaderConnection, TrackedConnection
 from rxdb.engine.readers import ReaderPool
 from rxdb.engine.sessions import ReadSession, read_only_violation
 from rxdb.engine.walindex import CommitStamper, WalIndex
+from rxdb.engine.walindex import data_version as read_data_version
 from rxdb.engine.workers import Worker
 from rxdb.engine.writer import TransactionMode, Writer
 from rxdb.errors import ClosedError, DatabaseError, ReentrancyError, WrongLoopError, from_sqlite
@@ -78,7 +79,7 @@ class Engine:
                 isolation_level=None,
                 cached_statements=0,
                 timeout=self._busy_timeout,
-                check_same_thread=False,  # for data_version(), called when the writer is idle
+                check_same_thread=False,  # in_transaction and interrupt() from the loop
             )
         except sqlite3.Error as error:
             raise from_sqlite(error, None, f"cannot open {self.path!r}") from error
@@ -206,32 +207,14 @@ class Engine:
         if self.wal_index is not None:
             writer.worker.raw.stamper = CommitStamper(self.wal_index, enabled)
 
-    async def wait_data_version(self) -> int | None:
-        """:meth:`data_version`, once the writer is free (waiting in line for its lock)."""
+    async def data_version(self) -> int | None:
+        """The writer's ``PRAGMA data_version`` (it changes only for other connections'
+        commits), asked in line for the writer's lock, on its thread."""
         writer = self._check()
         if self.memory:
             return None
         async with writer.lock:
-            return self.data_version_unlocked(writer)
-
-    def data_version(self) -> int | None:
-        """The writer's ``PRAGMA data_version`` (it changes only for other connections'
-        commits), or ``None`` while the writer is busy.
-
-        Asked right here on the loop thread, without a hop (~10 µs instead of a thread
-        round trip, 20 times a second): with the write lock free, no operation is queued on
-        or running in the writer's worker (every writer operation holds the lock, and a file
-        database's reads use the readers), so nothing uses the connection concurrently.
-        """
-        writer = self._check()
-        if writer.lock.locked() or self.memory:
-            return None
-        return self.data_version_unlocked(writer)
-
-    @staticmethod
-    def data_version_unlocked(writer: Writer) -> int:
-        version: int = writer.worker.raw.fetch("PRAGMA data_version", ())[0][0]
-        return version
+            return await writer.worker.call(read_data_version, writer.worker.raw)
 
     # -- read blocks ------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ import struct
 import threading
 from collections.abc import Callable
 
-__all__ = ("CommitStamper", "WalIndex", "counter_span")
+__all__ = ("CommitStamper", "WalIndex", "counter_span", "data_version")
 
 _HEADER = struct.Struct("=I4xI")  # iVersion, (unused), iChange: native byte order
 _HEADER_SIZE = 48  # one copy; SQLite writes two and a reader compares them
@@ -133,7 +133,8 @@ def _deleted(fd: int) -> bool:
         return True
 
 
-def _data_version(connection: sqlite3.Connection) -> int:
+def data_version(connection: sqlite3.Connection) -> int:
+    """``PRAGMA data_version`` of ``connection``, past any statement tracking of its class."""
     row = sqlite3.Connection.execute(connection, "PRAGMA data_version").fetchone()
     return int(row[0])
 
@@ -162,7 +163,7 @@ class CommitStamper:
         if not self._enabled():
             return
         try:
-            version = _data_version(connection)
+            version = data_version(connection)
         except sqlite3.Error:
             return
         counter = self._index.read()
@@ -179,7 +180,7 @@ class CommitStamper:
         if after is None:
             return None
         try:
-            if _data_version(connection) != start[0]:
+            if data_version(connection) != start[0]:
                 return None  # someone else committed meanwhile: which values are ours?
         except sqlite3.Error:
             return None

@@ -160,10 +160,16 @@ class FakeFile:
         self.version += 1
         return self.counter
 
-    def read_version(self) -> int:
-        self.polls += 1
-        self.polled.set()
+    async def read_version(self) -> int:
         return self.version
+
+    def read_counter(self) -> int:
+        self.polls += 1  # once per poll, twice when the counter moved
+        self.polled.set()
+        return self.counter
+
+    def no_counter(self) -> None:
+        self.read_counter()
 
     async def polls_later(self, count: int) -> None:
         target = self.polls + count
@@ -181,7 +187,7 @@ class TestPoller:
         async def on_foreign() -> None:
             foreign.append(file.counter)
 
-        poller = ForeignWritePoller(file.read_version, lambda: file.counter, on_foreign, 0.001)
+        poller = ForeignWritePoller(file.read_version, file.read_counter, on_foreign, 0.001)
         poller.claims_expected = lambda: True  # other rxdb writers share the file
         poller.start()
         try:
@@ -211,7 +217,7 @@ class TestPoller:
     async def test_a_claim_arriving_within_the_grace_period_counts(self, running: Any) -> None:
         file, poller, foreign = running
         value = file.commit()
-        await file.polls_later(1)  # the poller saw it unclaimed and waits for the claim
+        await file.polls_later(2)  # the poller saw it unclaimed and waits for the claim
         poller.claim((value - 1, value))
         await file.polls_later(3)
         assert foreign == []
@@ -246,7 +252,7 @@ class TestPoller:
         async def on_foreign() -> None:
             calls.append(None)
 
-        poller = ForeignWritePoller(file.read_version, lambda: None, on_foreign, 0.001)
+        poller = ForeignWritePoller(file.read_version, file.no_counter, on_foreign, 0.001)
         poller.start()
         try:
             await file.polls_later(2)

@@ -25,21 +25,22 @@ def foreign_insert(path: Path, value: int = 1) -> None:
 
 
 async def counted_polls(db: rxdb.Database, polls: int) -> asyncio.Event:
-    """Count the poller's data_version reads; the event fires after ``polls`` more of them."""
+    """Count the poller's looks at the commit counter (one per poll); the event fires after
+    ``polls`` more of them."""
     poller = db._poller
     assert poller is not None
-    real = poller._read_version
+    real = poller._read_counter
     seen = [0]
     enough = asyncio.Event()
 
     def counting() -> Any:
-        version = real()
+        counter = real()
         seen[0] += 1
-        if seen[0] >= polls:
+        if seen[0] >= 2 * polls:  # read twice in a poll that asks data_version
             enough.set()
-        return version
+        return counter
 
-    poller._read_version = counting
+    poller._read_counter = counting
     return enough
 
 
@@ -120,20 +121,25 @@ async def test_memory_database_does_not_poll() -> None:
         assert db._poller is None
 
 
-async def test_a_busy_writer_does_not_starve_the_poller(fast_db: rxdb.Database) -> None:
-    """Busy at two polls in a row, the poller queues for the writer's lock (a write storm
-    would otherwise let it find the writer busy at every tick, for as long as it lasts)."""
+async def test_an_idle_file_costs_no_sqlite_call(fast_db: rxdb.Database) -> None:
+    """While the commit counter stands still the poller asks SQLite nothing; a commit of our
+    own makes it ask data_version once or so, then it is quiet again."""
     poller = fast_db._poller
-    assert poller is not None and poller.wait_version is not None
-    real = poller.wait_version
-    waited = asyncio.Event()
+    assert poller is not None
+    real = poller._read_version
+    asked = [0]
 
-    async def waiting() -> int | None:
-        waited.set()
+    async def counting() -> int | None:
+        asked[0] += 1
         return await real()
 
-    poller.wait_version = waiting
-    async with fast_db.transaction():
-        await fast_db.execute("INSERT INTO t(x) VALUES (1)")
-        await asyncio.wait_for(waited.wait(), WAIT)  # it queued behind this transaction
-    assert await fast_db.fetch_all(COUNT) == [(1,)]
+    quiet = await counted_polls(fast_db, 5)
+    await asyncio.wait_for(quiet.wait(), WAIT)  # the fixture's own commits are behind us
+    poller._read_version = counting
+    enough = await counted_polls(fast_db, 10)
+    await asyncio.wait_for(enough.wait(), WAIT)
+    assert asked[0] == 0
+    await fast_db.execute("INSERT INTO t(x) VALUES (1)")
+    enough = await counted_polls(fast_db, 10)
+    await asyncio.wait_for(enough.wait(), WAIT)
+    assert 1 <= asked[0] <= 3
