@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -286,3 +287,78 @@ async def test_names_that_need_quoting(tracked: rxdb.Database, db_path: Path) ->
             await asyncio.to_thread(foreign, db_path, 'INSERT INTO "we""ird ta\'ble" VALUES (1)')
             message = await seen.next()
         assert message.updates == {TableUpdate("we\"ird ta'ble", INSERT)}
+
+
+async def test_foreign_schema_churn_and_writes_never_leave_a_watch_stale(
+    tracked: rxdb.Database, db_path: Path
+) -> None:
+    """A foreign program creates tables and writes them at once (before any trigger can
+    exist), renames and drops them, while watches of those tables stay open: once the
+    program is done, every watch shows what a fresh query shows. (Its transactions are
+    BEGIN IMMEDIATE: a deferred one that read the schema before our trigger update committed
+    could not write at all, which is SQLite's rule, not rxdb's.)"""
+    names = [f"s{i}" for i in range(4)]
+    recorders = {name: Recorder[Any]() for name in names}
+
+    def churn() -> None:
+        import random
+
+        rng = random.Random(7)
+        conn = sqlite3.connect(db_path, isolation_level=None, timeout=10)
+        try:
+            for step in range(60):
+                name = rng.choice(names)
+                action = rng.random()
+                if action < 0.3:
+                    conn.executescript(
+                        f"BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS {name}(x);"
+                        f"INSERT INTO {name} VALUES ({step}); COMMIT;"
+                    )
+                elif action < 0.4:
+                    conn.executescript(
+                        f"BEGIN IMMEDIATE; DROP TABLE IF EXISTS tmp; "
+                        f"CREATE TABLE IF NOT EXISTS {name}(x); ALTER TABLE {name} RENAME TO tmp;"
+                        f"CREATE TABLE {name}(x); INSERT INTO {name} SELECT x FROM tmp; "
+                        f"INSERT INTO {name} VALUES ({step}); DROP TABLE tmp; COMMIT;"
+                    )
+                else:
+                    conn.execute(f"CREATE TABLE IF NOT EXISTS {name}(x)")
+                    conn.execute(f"INSERT INTO {name} VALUES ({step})")
+        finally:
+            conn.close()
+
+    for name in names:
+        await tracked.execute(f"CREATE TABLE {name}(x)")
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            stack.enter_context(
+                subscribed(tracked.watch(f"SELECT count(*) FROM {name}"), recorders[name])
+            )
+        for name in names:
+            await recorders[name].wait_value([(0,)])
+        await asyncio.to_thread(churn)
+        for name in names:
+            truth = await tracked.fetch_all(f"SELECT count(*) FROM {name}")
+            await recorders[name].wait_value(truth)
+
+
+async def test_a_schema_change_between_two_looks_means_everything(
+    tracked: rxdb.Database, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The case the schema-version check exists for: a table is created, written before it
+    has triggers, and given its triggers by someone else, all between two looks at the
+    journal. The second look sees a complete schema and no journal entry for the write; only
+    the changed schema version says that something may have been missed."""
+    journal, poller = tracked._journal, tracked._poller
+    assert journal is not None
+    assert poller is not None
+    await poller.stop()  # this test takes the looks itself
+    monkeypatch.setattr(journal, "reconcile_soon", lambda: None)  # "someone else" installs
+    await journal.changes()  # the baseline
+    assert await journal.changes() == frozenset()  # nothing happened: nothing to announce
+    await asyncio.to_thread(foreign, db_path, "CREATE TABLE c(x)")
+    assert await journal.changes() is None  # c has no triggers yet: everything
+    await asyncio.to_thread(foreign, db_path, "INSERT INTO c VALUES (1)")  # not journaled
+    await asyncio.to_thread(foreign, db_path, *(trigger_sql("c", k)[1] for k in UpdateKind))
+    assert await journal.changes() is None  # complete again, but the schema moved
+    assert await journal.changes() == frozenset()  # and now it is trusted again
