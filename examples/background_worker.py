@@ -2,7 +2,7 @@
 
 The worker runs its own event loop with its own ``rxdb.open()`` of the same file. Both
 databases live in one process, so every commit the worker makes refreshes the main loop's
-watches at once. (Another *process* writing the file is not seen yet: see docs/guarantees.md.)
+watches at once. (Other processes writing the file are seen too: see other_processes.py.)
 
 Run it: ``python examples/background_worker.py`` (ends by itself in about two seconds).
 """

@@ -15,7 +15,7 @@ __all__ = ("ExecuteResult", "Row", "row_class")
 
 
 class Row(tuple[Any, ...]):
-    """A tuple of column values; ``row["name"]`` looks a column up by name.
+    """A tuple of column values; ``row["name"]`` (or ``row.name``) looks a column up by name.
 
     Name lookup is exact first, then ASCII case-insensitive, as SQLite treats column names.
     """
@@ -38,6 +38,16 @@ class Row(tuple[Any, ...]):
                 position = self._lookup_folded(key)
             return tuple.__getitem__(self, position)
         return tuple.__getitem__(self, key)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when ordinary lookup fails: tuple's own names (count, index) and the
+        # methods here win over columns of the same name; use row["count"] for those.
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(
+                f"'Row' has no attribute or column {name!r}; columns are {list(self._names)}"
+            ) from None
 
     def keys(self) -> tuple[str, ...]:
         """Return the column names, in order."""

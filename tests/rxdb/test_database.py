@@ -120,6 +120,11 @@ class TestStatements:
         assert pickle.loads(pickle.dumps(row))["Label"] == "a"
         with pytest.raises(KeyError, match="nope"):
             row["nope"]
+        assert row.id == 1 and row.Label == "a" and row.label == "a"  # attribute access
+        with pytest.raises(AttributeError, match="columns are"):
+            _ = row.nope
+        counted = (await any_db.fetch_all("SELECT 7 AS count"))[0]
+        assert counted["count"] == 7 and counted.count(7) == 1  # tuple's own names win
 
     async def test_fetch_one_returns_none_when_empty(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
