@@ -96,6 +96,12 @@ class BridgedDatabase:
     async def notify_updates(self, *updates: str | TableUpdate) -> None:
         await self._call(lambda: self._origin.notify_updates(*updates))
 
+    async def track_foreign_writes(self) -> None:
+        await self._call(self._origin.track_foreign_writes)
+
+    async def untrack_foreign_writes(self) -> None:
+        await self._call(self._origin.untrack_foreign_writes)
+
     async def interrupt(self) -> None:
         self._origin.interrupt_threadsafe()
 

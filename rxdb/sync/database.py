@@ -129,6 +129,14 @@ class SyncDatabase:
     def notify_updates(self, *updates: str | TableUpdate) -> None:
         self._call(lambda: self._database.notify_updates(*updates))
 
+    def track_foreign_writes(self) -> None:
+        """See :meth:`rxdb.Database.track_foreign_writes`."""
+        self._call(self._database.track_foreign_writes)
+
+    def untrack_foreign_writes(self) -> None:
+        """See :meth:`rxdb.Database.untrack_foreign_writes`."""
+        self._call(self._database.untrack_foreign_writes)
+
     def transaction(self, mode: TransactionMode = "immediate") -> ContextManager[None]:
         """``with db.transaction():`` — this thread's statements inside the block run in one
         transaction, committed at the end or rolled back on an exception; other threads'

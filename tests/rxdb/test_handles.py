@@ -136,6 +136,27 @@ async def test_connect_sync_gives_the_blocking_facade(any_db: rxdb.Database) -> 
     assert await any_db.fetch_one(COUNT) == (1,)
 
 
+async def test_bridged_database_turns_foreign_write_tracking_on_and_off(db_path: Path) -> None:
+    journal = "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'rxdb_journal%'"
+    async with rxdb.open(db_path) as db:
+        await make_t(db)
+        handle = await db.serializable_connection()
+
+        async def there() -> None:
+            async with await handle.connect() as bridged:
+                await bridged.track_foreign_writes()
+
+        await in_other_loop(there)
+        assert await db.fetch_one(journal) == (4,)  # the table and t's three triggers
+
+        async def off() -> None:
+            async with await handle.connect() as bridged:
+                await bridged.untrack_foreign_writes()
+
+        await in_other_loop(off)
+        assert await db.fetch_one(journal) == (0,)
+
+
 async def test_handle_after_close(db_path: Path) -> None:
     async with rxdb.open(db_path) as db:
         await make_t(db)

@@ -150,6 +150,13 @@ class TestStatements:
             sdb.fetch_all("SELECT * FROM missing")
         assert sdb.fetch_one("SELECT count(*) FROM t") == (1,)
 
+    def test_foreign_write_tracking(self, sdb: SyncDatabase) -> None:
+        journal = "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'rxdb_journal%'"
+        sdb.track_foreign_writes()
+        assert sdb.fetch_one(journal) == (4,)  # the table and t's three triggers
+        sdb.untrack_foreign_writes()
+        assert sdb.fetch_one(journal) == (0,)
+
     def test_calls_from_many_threads(self, sdb: SyncDatabase) -> None:
         def insert(i: int) -> Callable[[], object]:
             return lambda: sdb.execute("INSERT INTO t(x) VALUES (?)", (i,))
