@@ -765,6 +765,14 @@ class RemoteDatabase:
         ]
         await self._call("notify_updates", [wire])
 
+    async def track_foreign_writes(self) -> None:
+        """As :meth:`rxdb.Database.track_foreign_writes`, on the server's database."""
+        await self._call("track_foreign_writes", [])
+
+    async def untrack_foreign_writes(self) -> None:
+        """As :meth:`rxdb.Database.untrack_foreign_writes`, on the server's database."""
+        await self._call("untrack_foreign_writes", [])
+
     # -- observation ------------------------------------------------------------------------
 
     def watch(self, sql: str, params: Params = (), *, distinct: bool = True) -> RemoteStream:

@@ -578,6 +578,14 @@ class Session:
         await self.db.notify_updates(*(update_from_wire(u) for u in _list(updates, "updates")))
         return None
 
+    async def op_track_foreign_writes(self, args: list[Any]) -> Any:
+        _unpack(args, 0, "track_foreign_writes")
+        await self.db.track_foreign_writes()
+
+    async def op_untrack_foreign_writes(self, args: list[Any]) -> Any:
+        _unpack(args, 0, "untrack_foreign_writes")
+        await self.db.untrack_foreign_writes()
+
     def _new_subscription_id(self, value: Any) -> int:
         sub_id = _int(value, "subscription")
         if sub_id in self.subscriptions:
@@ -653,6 +661,8 @@ _OPS: Final[dict[str, Callable[[Session, list[Any]], Coroutine[Any, Any, Any]]]]
     "table_updates": Session.op_table_updates,
     "unsubscribe": Session.op_unsubscribe,
     "notify_updates": Session.op_notify_updates,
+    "track_foreign_writes": Session.op_track_foreign_writes,
+    "untrack_foreign_writes": Session.op_untrack_foreign_writes,
 }
 
 

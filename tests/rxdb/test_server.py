@@ -113,6 +113,18 @@ async def test_errors_come_back_as_the_same_rxdb_errors(client: RemoteDatabase) 
     assert await client.fetch_all(COUNT) == [(1,)]  # still usable
 
 
+async def test_foreign_write_tracking_over_the_wire(
+    served_file: tuple[rxdb.Database, Server],
+) -> None:
+    db, server = served_file
+    journal = "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'rxdb_journal%'"
+    async with await server.handle.connect() as remote:
+        await remote.track_foreign_writes()
+        assert await db.fetch_one(journal) == (4,)  # the table and t's three triggers
+        await remote.untrack_foreign_writes()
+        assert await db.fetch_one(journal) == (0,)
+
+
 async def test_transaction_statements_on_their_own_are_refused(client: RemoteDatabase) -> None:
     """A BEGIN would end with its request; the client is told to use transaction()."""
     for statement in ("BEGIN", "COMMIT", "SAVEPOINT s", "ROLLBACK"):
