@@ -112,8 +112,6 @@ class ForeignWritePoller:
                         else:
                             await self._account(new_counter)
                         version, counter = new_version, new_counter
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 # The database is closing, or the file went away: polling resumes or stops
                 # with it; a failed poll must not kill the loop.
