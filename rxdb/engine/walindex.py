@@ -60,7 +60,8 @@ class WalIndex:
     __slots__ = ("_path", "_shared")
 
     def __init__(self, database_path: str) -> None:
-        self._path = database_path + "-shm"
+        # SQLite names the file after the database's resolved path (symbolic links followed).
+        self._path = os.path.realpath(database_path) + "-shm"
         self._shared: _Shared | None = None
 
     def read(self) -> int | None:

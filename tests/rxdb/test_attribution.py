@@ -381,3 +381,17 @@ async def test_no_descriptor_outlives_the_database(tmp_path: Path) -> None:
             assert db._engine.wal_index.read() is not None
             assert shm_descriptors()  # SQLite's and ours
         assert shm_descriptors() == []
+
+
+async def test_the_counter_is_found_through_a_symbolic_link(tmp_path: Path) -> None:
+    """SQLite follows a link to the database file and keeps -shm beside the real file."""
+    sqlite3.connect(tmp_path / "real.db").close()
+    (tmp_path / "link.db").symlink_to(tmp_path / "real.db")
+    async with rxdb.open(tmp_path / "link.db") as db:
+        await db.execute("CREATE TABLE t(x)")
+        index = db._engine.wal_index
+        assert index is not None
+        before = index.read()
+        assert before is not None
+        await db.execute("INSERT INTO t VALUES (1)")
+        assert index.read() == (before + 1) & 0xFFFFFFFF
