@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiosqlite
@@ -123,13 +125,7 @@ async def run(sizes: Sizes, results: Results) -> None:
             raw_connection(path) as raw,
             raw_connection(path) as raw_writer,
         ):
-            await _prepare(db)
-            commits = CommitClock(db)
-            waiter = ValueWaiter()
-            stream = db.watch(QUERY)
-            subscription = stream.subscribe(waiter)
-            try:
-                await waiter.expect(-1)
+            async with _watched(db) as (stream, waiter, commits):
                 full = await _measure(sizes, db, raw, stream, waiter, commits, 0, raw_writer)
                 # The same with synchronous=NORMAL on both writers (WAL: no fsync per commit).
                 await db.execute("PRAGMA synchronous = NORMAL")
@@ -137,8 +133,6 @@ async def run(sizes: Sizes, results: Results) -> None:
                 normal = await _measure(sizes, db, raw, stream, waiter, commits, total)
                 await db.execute("PRAGMA synchronous = FULL")
                 await raw.execute("PRAGMA synchronous = FULL")
-            finally:
-                subscription.dispose()
             thread_emit, thread_start_emit = await _other_thread(sizes, db, path, 2 * total)
         no_hub = await _without_hub(sizes, os.path.join(tmp, "latency-nohub.db"))
 
@@ -283,14 +277,23 @@ async def _without_hub(sizes: Sizes, path: str) -> dict[str, list[float]]:
     async with (
         rxdb.open(path, share_across_processes=False) as db,
         raw_connection(path) as raw,
+        _watched(db) as (stream, waiter, commits),
     ):
-        await _prepare(db)
-        commits = CommitClock(db)
-        waiter = ValueWaiter()
-        stream = db.watch(QUERY)
-        subscription = stream.subscribe(waiter)
-        try:
-            await waiter.expect(-1)
-            return await _measure(sizes, db, raw, stream, waiter, commits, 0)
-        finally:
-            subscription.dispose()
+        return await _measure(sizes, db, raw, stream, waiter, commits, 0)
+
+
+@asynccontextmanager
+async def _watched(
+    db: rxdb.Database,
+) -> AsyncIterator[tuple[rxdb.QueryStream, ValueWaiter, CommitClock]]:
+    """The measured set-up: the table, a commit clock, and a watch that has emitted."""
+    await _prepare(db)
+    commits = CommitClock(db)
+    waiter = ValueWaiter()
+    stream = db.watch(QUERY)
+    subscription = stream.subscribe(waiter)
+    try:
+        await waiter.expect(-1)
+        yield stream, waiter, commits
+    finally:
+        subscription.dispose()
