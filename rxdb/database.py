@@ -159,7 +159,7 @@ class Database:
         wal_index = self._engine.wal_index
         if not self._engine.memory and interval is not None:
             poller = self._poller = ForeignWritePoller(
-                self._engine.data_version,
+                self._engine.commit_state,
                 (lambda: None) if wal_index is None else wal_index.read,
                 self._foreign_commit,
                 interval,
@@ -168,7 +168,7 @@ class Database:
                 self.key, lambda m: None if m.wal_changes is None else poller.claim(m.wal_changes)
             )
             self._journal = ForeignJournal(self, self._options["track_foreign_writes"])
-            poller.start()
+            await poller.start()
         if not self._engine.memory and self._options["share_across_processes"]:
             from rxdb.remote import hub
 

@@ -41,20 +41,20 @@ CLAIM_GRACE = 0.01
 class ForeignWritePoller:
     """Calls ``on_foreign`` after commits that no rxdb writer claimed.
 
-    :param read_version: the writer's ``data_version`` (waiting for the writer to be free),
-        or ``None`` if it cannot be had.
-    :param read_counter: the commit counter, or ``None`` if unknown (then every change of
-        ``data_version`` counts as foreign).
+    :param read_state: the writer's ``data_version`` and the counter value it covers exactly
+        (``None`` if unknown), waiting for the writer to be free; ``None`` if it cannot be had.
+    :param read_counter: the commit counter, or ``None`` if unknown (then every poll asks
+        ``read_state``, and every change of ``data_version`` counts as foreign).
     """
 
     def __init__(
         self,
-        read_version: Callable[[], Awaitable[int | None]],
+        read_state: Callable[[], Awaitable[tuple[int, int | None] | None]],
         read_counter: Callable[[], int | None],
         on_foreign: Callable[[], Awaitable[None]],
         interval: float,
     ) -> None:
-        self._read_version = read_version
+        self._read_state = read_state
         self._read_counter = read_counter
         self._on_foreign = on_foreign
         self._interval = interval
@@ -64,10 +64,20 @@ class ForeignWritePoller:
         """Whether other rxdb writers (whose claims may be on their way) share the file;
         without them an unclaimed commit is foreign at once, with no grace period."""
         self._task: asyncio.Task[None] | None = None
+        self._version: int | None = None
+        self._counter: int | None = None
         self.foreign_commits = 0
         """Polls that found commits nobody claimed (for tests and diagnostics)."""
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Take the baseline, then poll. Await it before anyone reads: a commit is absorbed
+        into the baseline unannounced, so the baseline must come before every read a watch
+        makes. If it cannot be read now, the first reading that succeeds later counts as a
+        foreign commit instead."""
+        try:
+            await self._look(baseline=True)
+        except Exception:
+            LOG.debug("foreign-write baseline failed", exc_info=True)
         # A context of its own: no transaction or read block of whoever connected applies.
         self._task = asyncio.get_running_loop().create_task(
             self._poll(), context=contextvars.Context()
@@ -92,31 +102,36 @@ class ForeignWritePoller:
                 self._claimed.add(value)
 
     async def _poll(self) -> None:
-        # `version` and `counter` are the last readings; the counter is read just after the
-        # version, so every commit that reading of the version could see is counted in it.
-        version: int | None = None
-        counter: int | None = None
         while True:
+            await asyncio.sleep(self._interval)
             try:
                 peek = self._read_counter()
-                if version is None or peek is None or peek != counter:
-                    new_version = await self._read_version()
-                    new_counter = self._read_counter() if new_version is not None else None
-                    if new_version is not None:
-                        if version is None:
-                            self._advance(new_counter)
-                        elif new_version == version:
-                            # Nobody else committed between the two readings of the version:
-                            # every value up to ``peek`` (read before the second) is our own.
-                            self._advance(peek if peek is not None else counter)
-                        else:
-                            await self._account(new_counter)
-                        version, counter = new_version, new_counter
+                if self._version is None or peek is None or peek != self._counter:
+                    await self._look(baseline=False)
             except Exception:
                 # The database is closing, or the file went away: polling resumes or stops
                 # with it; a failed poll must not kill the loop.
                 LOG.debug("foreign-write poll failed", exc_info=True)
-            await asyncio.sleep(self._interval)
+
+    async def _look(self, *, baseline: bool) -> None:
+        """Read ``data_version`` and the counter value it covers; compare with the last
+        reading. Only the very first reading (``baseline``) may absorb commits silently."""
+        state = await self._read_state()
+        if state is None:
+            return
+        version, counter = state
+        if self._version is None:
+            if baseline:
+                self._advance(counter)
+            else:
+                await self._account(None)  # commits since the lost baseline are unknown
+        elif version == self._version:
+            # Nobody else's commit became visible to the writer between the two readings:
+            # every counter value up to this reading is the writer's own.
+            self._advance(counter)
+        else:
+            await self._account(counter)
+        self._version, self._counter = version, counter
 
     def _advance(self, to: int | None) -> None:
         """Mark every value up to ``to`` accounted for (``None``: start afresh)."""

@@ -24,8 +24,7 @@ from rxdb.engine.capture import CommitCallback
 from rxdb.engine.connections import ReaderConnection, TrackedConnection
 from rxdb.engine.readers import ReaderPool
 from rxdb.engine.sessions import ReadSession, read_only_violation
-from rxdb.engine.walindex import CommitStamper, WalIndex
-from rxdb.engine.walindex import data_version as read_data_version
+from rxdb.engine.walindex import CommitStamper, WalIndex, commit_state
 from rxdb.engine.workers import Worker
 from rxdb.engine.writer import TransactionMode, Writer
 from rxdb.errors import ClosedError, DatabaseError, ReentrancyError, WrongLoopError, from_sqlite
@@ -207,14 +206,16 @@ class Engine:
         if self.wal_index is not None:
             writer.worker.raw.stamper = CommitStamper(self.wal_index, enabled)
 
-    async def data_version(self) -> int | None:
+    async def commit_state(self) -> tuple[int, int | None] | None:
         """The writer's ``PRAGMA data_version`` (it changes only for other connections'
-        commits), asked in line for the writer's lock, on its thread."""
+        commits) and the commit counter value it covers (see
+        :func:`~rxdb.engine.walindex.commit_state`), asked in line for the writer's lock, on
+        its thread; ``None`` for ``:memory:``."""
         writer = self._check()
         if self.memory:
             return None
         async with writer.lock:
-            return await writer.worker.call(read_data_version, writer.worker.raw)
+            return await writer.worker.call(commit_state, writer.worker.raw, self.wal_index)
 
     # -- read blocks ------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ import struct
 import threading
 from collections.abc import Callable
 
-__all__ = ("CommitStamper", "WalIndex", "counter_span", "data_version")
+__all__ = ("CommitStamper", "WalIndex", "commit_state", "counter_span", "data_version")
 
 _HEADER = struct.Struct("=I4xI")  # iVersion, (unused), iChange: native byte order
 _HEADER_SIZE = 48  # one copy; SQLite writes two and a reader compares them
@@ -138,6 +138,27 @@ def data_version(connection: sqlite3.Connection) -> int:
     """``PRAGMA data_version`` of ``connection``, past any statement tracking of its class."""
     row = sqlite3.Connection.execute(connection, "PRAGMA data_version").fetchone()
     return int(row[0])
+
+
+def commit_state(connection: sqlite3.Connection, index: WalIndex | None) -> tuple[int, int | None]:
+    """``PRAGMA data_version`` of ``connection``, and the counter value it covers exactly
+    (``None`` if unknown).
+
+    The counter is read before and after the version: a commit that lands in between moves
+    it, and the pair is read again. A counter read only after the version could count a
+    commit the version did not see, and a poller using that pair as its baseline would take
+    the commit for seen, and never announce it.
+    """
+    if index is None:
+        return data_version(connection), None
+    version = 0
+    for _ in range(4):
+        before = index.read()
+        version = data_version(connection)
+        after = index.read()
+        if before is None or before == after:
+            return version, before
+    return version, None  # commits keep landing: the next poll looks again
 
 
 class CommitStamper:

@@ -160,8 +160,12 @@ class FakeFile:
         self.version += 1
         return self.counter
 
-    async def read_version(self) -> int:
-        return self.version
+    async def read_state(self) -> tuple[int, int | None]:
+        return self.version, self.read_counter()
+
+    async def read_state_without_counter(self) -> tuple[int, None]:
+        self.read_counter()
+        return self.version, None
 
     def read_counter(self) -> int:
         self.polls += 1  # once per poll, twice when the counter moved
@@ -187,9 +191,9 @@ class TestPoller:
         async def on_foreign() -> None:
             foreign.append(file.counter)
 
-        poller = ForeignWritePoller(file.read_version, file.read_counter, on_foreign, 0.001)
+        poller = ForeignWritePoller(file.read_state, file.read_counter, on_foreign, 0.001)
         poller.claims_expected = lambda: True  # other rxdb writers share the file
-        poller.start()
+        await poller.start()
         try:
             await file.polls_later(2)
             yield file, poller, foreign
@@ -252,8 +256,10 @@ class TestPoller:
         async def on_foreign() -> None:
             calls.append(None)
 
-        poller = ForeignWritePoller(file.read_version, file.no_counter, on_foreign, 0.001)
-        poller.start()
+        poller = ForeignWritePoller(
+            file.read_state_without_counter, file.no_counter, on_foreign, 0.001
+        )
+        await poller.start()
         try:
             await file.polls_later(2)
             value = file.commit()
@@ -395,3 +401,29 @@ async def test_the_counter_is_found_through_a_symbolic_link(tmp_path: Path) -> N
         assert before is not None
         await db.execute("INSERT INTO t VALUES (1)")
         assert index.read() == (before + 1) & 0xFFFFFFFF
+
+
+async def test_a_lost_baseline_makes_the_first_reading_foreign() -> None:
+    """The baseline is the one reading that absorbs commits unannounced; if it failed, a
+    commit made before the next successful reading would be absorbed by that one instead."""
+    file = FakeFile()
+    calls: list[int] = []
+    failures = [1]
+
+    async def flaky_state() -> tuple[int, int | None]:
+        if failures[0]:
+            failures[0] -= 1
+            raise rxdb.BusyError("locked")
+        return await file.read_state()
+
+    async def on_foreign() -> None:
+        calls.append(file.counter)
+
+    poller = ForeignWritePoller(flaky_state, file.read_counter, on_foreign, 0.001)
+    await poller.start()
+    try:
+        file.commit()  # after the failed baseline, before any successful reading
+        await file.polls_later(3)
+        assert calls == [file.counter]
+    finally:
+        await poller.stop()

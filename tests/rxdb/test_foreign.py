@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import rxdb
+import rxdb.engine.walindex as walindex_module
 from tests.conftest import WAIT, Recorder, subscribed
 
 COUNT = "SELECT count(*) FROM t"
@@ -36,7 +38,7 @@ async def counted_polls(db: rxdb.Database, polls: int) -> asyncio.Event:
     def counting() -> Any:
         counter = real()
         seen[0] += 1
-        if seen[0] >= 2 * polls:  # read twice in a poll that asks data_version
+        if seen[0] >= polls:
             enough.set()
         return counter
 
@@ -110,7 +112,8 @@ async def test_polling_can_be_turned_off(db_path: Path) -> None:
 async def test_close_stops_polling(db_path: Path) -> None:
     db = await rxdb.open(db_path, foreign_poll=0.002)
     poller = db._poller
-    assert poller is not None and poller._task is not None
+    assert poller is not None
+    assert poller._task is not None
     task = poller._task
     await db.close()
     assert task.done()
@@ -126,16 +129,16 @@ async def test_an_idle_file_costs_no_sqlite_call(fast_db: rxdb.Database) -> None
     own makes it ask data_version once or so, then it is quiet again."""
     poller = fast_db._poller
     assert poller is not None
-    real = poller._read_version
+    real = poller._read_state
     asked = [0]
 
-    async def counting() -> int | None:
+    async def counting() -> tuple[int, int | None] | None:
         asked[0] += 1
         return await real()
 
     quiet = await counted_polls(fast_db, 5)
     await asyncio.wait_for(quiet.wait(), WAIT)  # the fixture's own commits are behind us
-    poller._read_version = counting
+    poller._read_state = counting
     enough = await counted_polls(fast_db, 10)
     await asyncio.wait_for(enough.wait(), WAIT)
     assert asked[0] == 0
@@ -143,3 +146,29 @@ async def test_an_idle_file_costs_no_sqlite_call(fast_db: rxdb.Database) -> None
     enough = await counted_polls(fast_db, 10)
     await asyncio.wait_for(enough.wait(), WAIT)
     assert 1 <= asked[0] <= 3
+
+
+async def test_a_foreign_commit_landing_during_a_poll_is_not_absorbed(
+    fast_db: rxdb.Database, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program commits just after the poller read the writer's data_version (as it
+    does when it was waiting for rxdb's write lock, e.g. after a BusyError). That commit must
+    count as foreign, not become part of the baseline the next poll compares with."""
+    real = walindex_module.data_version
+    armed = threading.Event()
+
+    def version_then_foreign_commit(connection: sqlite3.Connection) -> int:
+        version = real(connection)
+        if armed.is_set():
+            armed.clear()
+            foreign_insert(db_path, 2)  # lands between this reading and the next
+        return version
+
+    monkeypatch.setattr(walindex_module, "data_version", version_then_foreign_commit)
+    rec: Recorder[Any] = Recorder()
+    with subscribed(fast_db.watch(COUNT), rec):
+        await rec.wait_value([(0,)])
+        armed.set()
+        await fast_db.execute("INSERT INTO t(x) VALUES (1)")  # moves the counter: a poll asks
+        await rec.wait_value([(2,)])
+    assert not armed.is_set()
