@@ -25,7 +25,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from rxdb.bus import Subscription
-from rxdb.rows import Row
+from rxdb.rows import Row, same_rows
 from rxdb.updates import NotifyTablesUpdated
 
 __all__ = ("QueryIterator", "QueryStream", "SharedQuery", "WatchStatistics")
@@ -112,7 +112,7 @@ class SharedQuery:
         if len(self._observers) == 1 and not self._busy and self._bus is None:
             self._kick()
         elif not isinstance(self._latest, _Nothing):
-            observer.on_next(list(self._latest))
+            observer.on_next(self._latest.copy())
         return lambda: self.detach(observer)
 
     def detach(self, observer: abc.ObserverBase[Rows]) -> None:
@@ -177,16 +177,51 @@ class SharedQuery:
     def _finished(self, result: Rows | Exception) -> None:
         if self._stopped:
             return
-        self._busy = False
         if isinstance(result, Exception):
+            self._busy = False
             self._fail(result)
             return
         self._runs += 1
-        if not self._distinct or result != self._latest:
+        latest = None if not self._distinct or isinstance(self._latest, _Nothing) else self._latest
+        if len(result) < _OFF_LOOP_ROWS:
+            self._settled(result, _prepare(result, latest, len(self._observers)))
+            return
+        # Comparing and copying a big result holds the GIL for tens of ms: a thread (the
+        # loop's default executor) does it a slice at a time, and the loop stays free
+        # meanwhile; the run stays busy until it is done.
+        try:
+            future = self._loop.run_in_executor(
+                None, _prepare, result, latest, len(self._observers)
+            )
+        except RuntimeError:  # the executor is shut down: the loop is closing
+            self._settled(result, _prepare(result, latest, len(self._observers)))
+            return
+        future.add_done_callback(lambda done: self._prepared(result, done))
+
+    def _prepared(self, result: Rows, done: asyncio.Future[list[Rows] | None]) -> None:
+        if self._stopped or done.cancelled():
+            return
+        error = done.exception()
+        if error is not None:
+            self._busy = False
+            self._fail(error if isinstance(error, Exception) else RuntimeError(error))
+            return
+        self._settled(result, done.result())
+
+    def _settled(self, result: Rows, copies: list[Rows] | None) -> None:
+        """End a run: emit ``result`` unless ``copies`` is ``None`` (equal to the last one).
+
+        Each subscriber gets a list of its own (``copies``, or a copy made now for one that
+        joined meanwhile); ``_latest`` is never handed out, so what a subscriber does to its
+        list cannot change what the next run is compared with.
+        """
+        self._busy = False
+        if copies is not None:
             self._latest = result
             self._emissions += 1
-            for observer in list(self._observers):
-                _safely(observer.on_next, list(result))
+            for index, observer in enumerate(list(self._observers)):
+                rows = copies[index] if index < len(copies) else result.copy()
+                _safely(observer.on_next, rows)
         if self._pending:
             self._kick()
 
@@ -208,6 +243,17 @@ class SharedQuery:
         if self._analysis is not None and self._analysis is not asyncio.current_task():
             self._analysis.cancel()
         self._on_idle(self)
+
+
+_OFF_LOOP_ROWS = 10_000
+"""Results this long are compared and copied on a thread: above ~1 ms of work on the loop."""
+
+
+def _prepare(result: Rows, latest: Rows | None, subscribers: int) -> list[Rows] | None:
+    """Return ``None`` if ``result`` equals ``latest``, else one copy of it per subscriber."""
+    if latest is not None and same_rows(result, latest):
+        return None
+    return [result.copy() for _ in range(subscribers)]
 
 
 def _safely(callback: Callable[..., Any], *args: Any) -> None:

@@ -8,7 +8,7 @@ same hop as the statement itself.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from rxdb.engine.capture import CommitCallback, TransactionBuffer, WriteCapture
@@ -17,11 +17,15 @@ from rxdb.rows import ExecuteResult, Row, make_rows
 from rxdb.updates import TableUpdate
 
 __all__ = (
+    "Authorizer",
     "ReaderConnection",
     "RowCursor",
     "TrackedConnection",
     "split_script",
 )
+
+Authorizer = Callable[[int, str | None, str | None, str | None, str | None], int]
+"""What ``sqlite3.Connection.set_authorizer`` takes."""
 
 
 class RowCursor(sqlite3.Cursor):
@@ -58,7 +62,35 @@ class ReaderConnection(sqlite3.Connection):
 
     def fetch(self, sql: str, parameters: Any) -> list[Row]:
         cursor = sqlite3.Connection.execute(self, sql, parameters)  # a plain cursor: cheaper
-        return make_rows(cursor.description, cursor.fetchall())
+        return make_rows(cursor.description, cursor)  # straight into the result: no list copy
+
+    def probe_reads(
+        self, sql: str, restore: Authorizer | None = None
+    ) -> list[tuple[str | None, str]]:
+        """The ``(schema, table)`` pairs SQLite's authorizer reports reading while it prepares
+        ``sql`` (without running it), for a cross-check of the parser's read set.
+
+        ``EXPLAIN`` goes through ``executescript``, which prepares afresh, outside the
+        statement cache (a cached statement is not prepared, so reports nothing) and binds no
+        parameter. ``restore`` is the authorizer to put back afterwards (the writer's).
+        """
+        if len(split_script(sql)) != 1:  # EXPLAIN would cover the first statement only
+            raise sqlite3.ProgrammingError("You can only execute one statement at a time.")
+        reads: list[tuple[str | None, str]] = []
+
+        def authorize(
+            code: int, arg1: str | None, _arg2: str | None, schema: str | None, _: str | None
+        ) -> int:
+            if code == sqlite3.SQLITE_READ and arg1 is not None:
+                reads.append((schema, arg1))
+            return sqlite3.SQLITE_OK
+
+        self.set_authorizer(authorize)
+        try:
+            sqlite3.Connection.executescript(self, f"EXPLAIN {sql}")
+        finally:
+            self.set_authorizer(restore)
+        return reads
 
     def fetch_many(self, queries: Sequence[tuple[str, Any]]) -> list[list[Row] | sqlite3.Error]:
         """Run several queries in turn; a failing one yields its error, the others go on."""
@@ -91,7 +123,7 @@ class TrackedConnection(ReaderConnection):
         def run() -> None:
             cursor.execute(sql, parameters)
             if cursor.description is not None:
-                cursor._prefetched = make_rows(cursor.description, cursor.fetchall())
+                cursor._prefetched = cursor.fetchall()
 
         self._tracked(sql, run)
         return cursor
