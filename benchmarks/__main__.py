@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from . import (
+    big_results,
     breakdown,
     charts,
     fanout,
@@ -36,6 +37,7 @@ GROUPS: dict[str, tuple[str, Group]] = {
     "parser": ("#9", parsing.run),
     "polling": ("#11, #4", polling.run),
     "journal": ("cost per written row of track_foreign_writes' triggers", journal.run),
+    "big": ("B1-B3: loop stall and memory of a big watch re-run vs raw aiosqlite", big_results.run),
 }
 
 

@@ -1,0 +1,249 @@
+"""Big results: how long a re-run of a big watched query blocks the event loop, and its memory.
+
+For each size, one table of that many rows is read whole (``SELECT * FROM big``). Each round
+commits a 1-row UPDATE and waits until the new result is in hand, while a ticker task sleeps
+1 ms in a loop and records the largest gap between its wake-ups: the loop's worst stall.
+
+- baseline: raw aiosqlite ``execute_fetchall`` on a plain connection, the previous result
+  kept until the new one replaces it (what a program that re-reads on change does);
+- rxdb: a ``db.watch`` re-run, from the commit until the observer holds the new result.
+
+Each side runs in a fresh child process (``python -m benchmarks.big_results SIDE PATH``), so
+the process's peak RSS (``ru_maxrss``) is that side's alone; memory is reported as the peak
+minus the RSS before the first read (what the results cost at their peak, old and new alive
+together). The file is built once by the parent with plain ``sqlite3``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+import rxdb
+
+from ._common import PRAGMAS, Figure, Results, Sizes, clock, median, workdir
+
+QUERY = "SELECT * FROM big"
+UPDATE = "UPDATE big SET score = ? WHERE id = 1"
+ROWS = {
+    "smoke": (1_000, 2_000, 3_000),
+    "quick": (30_000, 100_000, 300_000),
+    "full": (100_000, 300_000, 1_000_000),
+}
+ROUNDS = {"smoke": 2, "quick": 3, "full": 5}
+BAR = 3.0  # "within a small factor" of raw aiosqlite's worst stall
+MS = 1e3
+MB = 1 << 20
+_CHILD_TIMEOUT = 600.0
+_ROOT = Path(__file__).resolve().parent.parent  # where ``-m benchmarks.big_results`` imports
+
+
+def _build(path: str, rows: int) -> None:
+    """A table of ``rows`` rows: an integer key, a short text, a real and an integer."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for pragma in PRAGMAS:
+            conn.execute(pragma)
+        conn.execute(
+            "CREATE TABLE big (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+            "score REAL NOT NULL, n INTEGER NOT NULL)"
+        )
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO big VALUES (?, ?, ?, ?)",
+            ((i, f"name-{i}", i * 0.5, i * 7) for i in range(1, rows + 1)),
+        )
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+class Ticker:
+    """A task that sleeps 1 ms in a loop; ``worst`` is the longest time it went unserved
+    beyond that 1 ms (seconds), since the last :meth:`reset`."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+
+    async def _tick(self) -> None:
+        last = clock()
+        while True:
+            await asyncio.sleep(0.001)
+            now = clock()
+            self.worst = max(self.worst, now - last - 0.001)
+            last = now
+
+    def reset(self) -> None:
+        self.worst = 0.0
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+async def _rounds(
+    rounds: int, refresh: Callable[[int], Awaitable[Any]]
+) -> tuple[list[float], list[float]]:
+    """Run ``refresh(value)`` (commit, then wait for the new result) ``rounds`` times under
+    the ticker; return the worst stall and the duration of each round (seconds)."""
+    ticker = Ticker()
+    stalls, durations = [], []
+    try:
+        for value in range(rounds):
+            await asyncio.sleep(0.02)  # let the previous round's aftermath pass
+            ticker.reset()
+            start = clock()
+            await refresh(value)
+            durations.append(clock() - start)
+            await asyncio.sleep(0.01)  # a collection or a free right after counts too
+            stalls.append(ticker.worst)
+    finally:
+        await ticker.stop()
+    return stalls, durations
+
+
+async def _raw_side(path: str, rounds: int) -> dict[str, Any]:
+    before = _rss()
+    writer = await aiosqlite.connect(path, isolation_level=None)
+    reader = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        held: list[Any] = [await reader.execute_fetchall(QUERY)]
+
+        async def refresh(value: int) -> None:
+            await writer.execute(UPDATE, (-value,))
+            held[0] = await reader.execute_fetchall(QUERY)
+
+        stalls, durations = await _rounds(rounds, refresh)
+    finally:
+        await reader.close()
+        await writer.close()
+    return {"stalls": stalls, "durations": durations, "memory": _peak_rss() - before}
+
+
+async def _rxdb_side(path: str, rounds: int) -> dict[str, Any]:
+    before = _rss()
+    db = await rxdb.open(path)
+    try:
+        held: list[Any] = []
+        arrived = asyncio.Event()
+
+        def on_next(rows: list[Any]) -> None:
+            held[:] = [rows]  # the previous result is let go here, as a user's would be
+            arrived.set()
+
+        subscription = db.watch(QUERY).subscribe(on_next)
+        try:
+            await asyncio.wait_for(arrived.wait(), _CHILD_TIMEOUT)
+
+            async def refresh(value: int) -> None:
+                arrived.clear()
+                await db.execute(UPDATE, (-value,))
+                await asyncio.wait_for(arrived.wait(), _CHILD_TIMEOUT)
+
+            stalls, durations = await _rounds(rounds, refresh)
+        finally:
+            subscription.dispose()
+    finally:
+        await db.close()
+    return {"stalls": stalls, "durations": durations, "memory": _peak_rss() - before}
+
+
+SIDES: dict[str, Callable[[str, int], Coroutine[Any, Any, dict[str, Any]]]] = {
+    "raw": _raw_side,
+    "rxdb": _rxdb_side,
+}
+
+
+def _child(side: str, path: str, rounds: int) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.big_results", side, path, str(rounds)],
+        cwd=_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=_CHILD_TIMEOUT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"big_results {side} child failed:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+async def run(sizes: Sizes, results: Results) -> None:
+    rounds = ROUNDS[sizes.name]
+    params = {
+        "query": QUERY,
+        "change": f"{UPDATE} (one row), then wait for the new result",
+        "rounds": f"{rounds} per side, each side in a fresh child process; median of the "
+        "rounds' worst stalls",
+        "stall": "largest gap beyond 1 ms between wake-ups of a task sleeping 1 ms",
+        "memory": "child's peak RSS minus its RSS before the first read",
+    }
+    series: dict[str, Any] = {}
+    with workdir() as tmp:
+        for n, rows in enumerate(ROWS[sizes.name], start=1):
+            path = os.path.join(tmp, f"big-{rows}.db")
+            _build(path, rows)
+            loop = asyncio.get_running_loop()
+            raw = await loop.run_in_executor(None, _child, "raw", path, rounds)
+            rx = await loop.run_in_executor(None, _child, "rxdb", path, rounds)
+            series[str(rows)] = {"raw": raw, "rxdb": rx}
+            label = f"{rows:,}"
+            raw_stall, rx_stall = median(raw["stalls"]) * MS, median(rx["stalls"]) * MS
+            ratio = rx_stall / raw_stall if raw_stall > 0 else math.inf
+            results.add(
+                Figure(
+                    f"B{n}", f"worst loop stall, watch re-run of {label} rows",
+                    rx_stall, "ms", raw_stall, "raw aiosqlite fetch_all of the same rows",
+                    ratio, f"<= {BAR:g}x raw", params=params,
+                    extra={"rxdb stalls (ms)": [s * MS for s in rx["stalls"]],
+                           "raw stalls (ms)": [s * MS for s in raw["stalls"]],
+                           "rxdb round (ms)": median(rx["durations"]) * MS,
+                           "raw round (ms)": median(raw["durations"]) * MS},
+                )
+            ).judge(ratio <= BAR)  # fmt: skip
+            results.add(
+                Figure(
+                    f"B{n}m", f"peak memory, watch re-run of {label} rows",
+                    rx["memory"] / MB, "MB", raw["memory"] / MB,
+                    "raw aiosqlite, old and new result alive together",
+                    rx["memory"] / raw["memory"] if raw["memory"] > 0 else None,
+                    "(report side by side)", params=params,
+                )
+            )  # fmt: skip
+            os.unlink(path)
+    results.series["big_results"] = series
+
+
+def main(argv: list[str]) -> int:
+    side, path, rounds = argv
+    outcome = asyncio.run(SIDES[side](path, int(rounds)))
+    print(json.dumps(outcome))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
