@@ -2,7 +2,9 @@
 
 Layering: ``names`` (identifier folding) and ``errors`` are leaves; ``_text`` splits scripts and
 rewrites what sqlglot cannot parse; ``_reads`` walks sqlglot's scopes; ``analysis`` classifies
-statements, expands views and caches. This package never imports ``rxdb``.
+statements, expands views and caches; ``catalog`` holds what a connection's schemas contain and
+``dependencies`` resolves a read set in it (views per schema, virtual tables, sqlite_sequence,
+pragma functions). This package never imports ``rxdb``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from .analysis import Analysis as Analysis
 from .analysis import StatementKind as StatementKind
 from .analysis import analyze as analyze
 from .analysis import read_tables as read_tables
+from .catalog import Catalog as Catalog
+from .dependencies import dependencies as dependencies
 from .errors import ParserError as ParserError
 from .errors import Unanalyzable as Unanalyzable
 from .names import fold_name as fold_name
@@ -18,11 +22,13 @@ from .views import Views as Views
 
 __all__ = (
     "Analysis",
+    "Catalog",
     "ParserError",
     "StatementKind",
     "Unanalyzable",
     "Views",
     "analyze",
+    "dependencies",
     "fold_name",
     "read_tables",
 )

@@ -37,16 +37,30 @@ class TableRefs:
 
     :ivar unscoped: how many table references the scope walk missed and were kept anyway; tests
         watch this to notice when sqlglot's scoping changes under us.
+    :ivar functions: table-valued functions called in FROM (``pragma_table_info``, named like
+        tables): not tables, but some read state a write can move (see ``parser.dependencies``).
     """
 
     reads: frozenset[str]
     writes: frozenset[str]
     unscoped: int
+    functions: frozenset[str] = frozenset()
 
 
 def _is_table_function(table: exp.Table) -> bool:
     # json_each(...), generate_series(...), pragma_table_info(...) are Tables without a name.
     return not isinstance(table.this, exp.Identifier)
+
+
+def _function_name(table: exp.Table) -> str:
+    # pragma_user_version() is Anonymous; functions sqlglot knows (generate_series) have a class.
+    function = table.this
+    name = function.name if isinstance(function, exp.Anonymous) else None
+    if not name and isinstance(function, exp.Func):
+        name = function.sql_name()
+    if not name:
+        raise UnsupportedName(f"{table.sql(dialect='sqlite')!r} calls a function without a name")
+    return qualified_name(name, table.db)
 
 
 def _is_index(table: exp.Table) -> bool:
@@ -86,7 +100,7 @@ def _write_target(statement: exp.Expr) -> exp.Table | None:
     return target
 
 
-def _scan_scope(scope: Scope, reads: set[str], seen: set[int]) -> None:
+def _scan_scope(scope: Scope, reads: set[str], functions: set[str], seen: set[int]) -> None:
     # SQLite resolves an unqualified name to a CTE in scope before a table, comparing names as
     # fold_name does; aliases play no part. The scope only says which CTEs are visible here:
     # sqlglot matches names case-sensitively, and its alias-keyed `sources` lose one of two
@@ -94,7 +108,10 @@ def _scan_scope(scope: Scope, reads: set[str], seen: set[int]) -> None:
     ctes = {fold_name(name) for name in scope.cte_sources}
     for table in scope.tables:
         seen.add(id(table))
-        if _is_table_function(table) or _is_index(table):
+        if _is_table_function(table):
+            functions.add(_function_name(table))
+            continue
+        if _is_index(table):
             continue
         if not table.db and fold_name(table.name) in ctes:
             continue
@@ -136,20 +153,24 @@ def _flat_nodes(statement: exp.Expr) -> tuple[list[exp.Table], list[exp.In]] | N
 def _collect(statement: exp.Expr, tables: list[exp.Table], ins: list[exp.In]) -> TableRefs:
     reads: set[str] = set()
     writes: set[str] = set()
+    functions: set[str] = set()
     target = _write_target(statement)
     if target is not None:
         name = _table_name(target)
         writes.add(name)
         reads.add(name)
     for table in tables:
-        if table is target or _is_table_function(table) or _is_index(table):
+        if table is target or _is_index(table):
             continue
-        reads.add(_table_name(table))
+        if _is_table_function(table):
+            functions.add(_function_name(table))
+        else:
+            reads.add(_table_name(table))
     for node in ins:
         column = _in_table(node)
         if column is not None:
             reads.add(_in_table_name(column))
-    return TableRefs(reads=frozenset(reads), writes=frozenset(writes), unscoped=0)
+    return TableRefs(frozenset(reads), frozenset(writes), 0, frozenset(functions))
 
 
 def flat_table_refs(statement: exp.Expr) -> TableRefs | None:
@@ -180,6 +201,7 @@ def scoped_table_refs(statement: exp.Expr) -> TableRefs:
     """:func:`table_refs` through sqlglot's scope walk, whatever the statement holds."""
     reads: set[str] = set()
     writes: set[str] = set()
+    functions: set[str] = set()
     seen: set[int] = set()
 
     target = _write_target(statement)
@@ -190,13 +212,16 @@ def scoped_table_refs(statement: exp.Expr) -> TableRefs:
         reads.add(name)
 
     for scope in traverse_scope(statement):
-        _scan_scope(scope, reads, seen)
+        _scan_scope(scope, reads, functions, seen)
 
     # The walk does not build a scope for every clause (a DELETE's own WHERE gets none), so
     # whatever it skipped is added without CTE resolution: possibly a spare name, never a miss.
     unscoped = 0
     for table in statement.find_all(exp.Table):
-        if id(table) in seen or _is_table_function(table) or _is_index(table):
+        if id(table) in seen or _is_index(table):
+            continue
+        if _is_table_function(table):
+            functions.add(_function_name(table))
             continue
         unscoped += 1
         reads.add(_table_name(table))
@@ -206,4 +231,4 @@ def scoped_table_refs(statement: exp.Expr) -> TableRefs:
             continue
         unscoped += 1
         reads.add(_in_table_name(column))
-    return TableRefs(reads=frozenset(reads), writes=frozenset(writes), unscoped=unscoped)
+    return TableRefs(frozenset(reads), frozenset(writes), unscoped, frozenset(functions))

@@ -24,7 +24,7 @@ from ._text import Statement, split_statements
 from .errors import Unanalyzable
 from .views import Views
 
-__all__ = ("Analysis", "StatementKind", "analyze", "read_tables")
+__all__ = ("Analysis", "StatementKind", "analyze", "read_tables", "view_refs")
 
 # Built once: a dialect given by name is looked up and instantiated on every parse. It holds only
 # settings (each parse makes its own tokenizer and parser), so threads can share it.
@@ -96,6 +96,9 @@ class Analysis:
         else the strongest kind present, in the order DDL > WRITE > OTHER > TRANSACTION.
     :ivar multiple: the text held more than one statement (``reads``/``writes`` are unions).
     :ivar kinds: the kind of each statement, in order.
+    :ivar functions: table-valued functions the text (or a view it uses) calls in FROM, named
+        like ``reads`` (``pragma_user_version``, ``main.pragma_table_info``). Not tables, but
+        some read state that changes: ``parser.dependencies`` says which.
     """
 
     reads: frozenset[str]
@@ -103,6 +106,7 @@ class Analysis:
     kind: StatementKind
     multiple: bool
     kinds: tuple[StatementKind, ...]
+    functions: frozenset[str] = frozenset()
 
 
 class _Unsure(Exception):
@@ -162,7 +166,7 @@ def _statement_refs(statement: Statement) -> TableRefs:
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def _view_reads(name: str, definition: str) -> frozenset[str]:
+def _view_refs(name: str, definition: str) -> TableRefs:
     # Cached per definition so that a view shared by many queries is parsed once.
     statements = split_statements(definition)
     if len(statements) != 1 or statements[0].keyword != "CREATE":
@@ -176,12 +180,26 @@ def _view_reads(name: str, definition: str) -> frozenset[str]:
     if not isinstance(body, _QUERY_NODES):
         raise _Unsure(f"the definition of view {name!r} is not a CREATE VIEW ... AS SELECT")
     try:
-        return table_refs(body).reads
+        return table_refs(body)
     except UnsupportedName as error:
         raise _Unsure(f"in view {name!r}: {error}") from None
 
 
-def _expand_views(names: frozenset[str], views: Views, expanding: frozenset[str]) -> set[str]:
+def view_refs(name: str, definition: str) -> TableRefs:
+    """What the body of view ``name`` reads, its names as written (not resolved to a schema).
+
+    :raises Unanalyzable: if ``definition`` is not one ``CREATE VIEW ... AS SELECT`` that
+        sqlglot understands.
+    """
+    try:
+        return _view_refs(name, definition)
+    except _Unsure as error:
+        raise Unanalyzable(definition, str(error)) from None
+
+
+def _expand_views(
+    names: frozenset[str], views: Views, expanding: frozenset[str], functions: set[str]
+) -> set[str]:
     tables: set[str] = set()
     for name in names:
         definition = views.get(name)
@@ -191,8 +209,9 @@ def _expand_views(names: frozenset[str], views: Views, expanding: frozenset[str]
             # A cyclic view: SQLite refuses to use it, so any answer is fine as long as it ends.
             tables.add(name)
         else:
-            body = _view_reads(name, definition)
-            tables |= _expand_views(body, views, expanding | {name})
+            body = _view_refs(name, definition)
+            functions |= body.functions
+            tables |= _expand_views(body.reads, views, expanding | {name}, functions)
     return tables
 
 
@@ -202,6 +221,7 @@ def _analyze_uncached(sql: str, views: Views | None) -> Analysis:
         raise _Unsure("the text holds no statement")
     reads: set[str] = set()
     writes: set[str] = set()
+    functions: set[str] = set()
     kinds: list[StatementKind] = []
     for statement in statements:
         kind = _KEYWORD_KINDS.get(statement.keyword)
@@ -210,7 +230,11 @@ def _analyze_uncached(sql: str, views: Views | None) -> Analysis:
                 raise _Unsure(f"{statement.keyword!r} does not start an SQLite statement")
             refs = _statement_refs(statement)
             kind = StatementKind.WRITE if refs.writes else StatementKind.QUERY
-            reads |= _expand_views(refs.reads, views, frozenset()) if views else refs.reads
+            functions |= refs.functions
+            if views:
+                reads |= _expand_views(refs.reads, views, frozenset(), functions)
+            else:
+                reads |= refs.reads
             writes |= refs.writes
         kinds.append(kind)
     strongest = max(kinds, key=_STRENGTH.__getitem__)
@@ -220,6 +244,7 @@ def _analyze_uncached(sql: str, views: Views | None) -> Analysis:
         kind=strongest,
         multiple=len(statements) > 1,
         kinds=tuple(kinds),
+        functions=frozenset(functions),
     )
 
 

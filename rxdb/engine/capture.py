@@ -5,6 +5,10 @@ including trigger bodies, foreign-key cascades, REPLACE's implicit deletes and I
 triggers — plus DDL and transaction control. The authorizer only fires on prepare, so
 the writer runs without the sqlite3 module's statement cache.
 
+A ``PRAGMA name = value`` that changes the file for every connection (``user_version``...)
+changes no row, yet moves what ``pragma_<name>`` reads: it is announced as a change to the
+table ``pragma_<name>``, the name under which ``parser.dependencies`` lets a watch depend on it.
+
 Effects are buffered per transaction (one level per savepoint) and handed on only when the
 outermost transaction commits; a rollback drops them.
 """
@@ -16,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from parser import fold_name
+from parser.dependencies import SETTING_PRAGMAS
 from rxdb.updates import TableUpdate, UpdateKind
 
 __all__ = (
@@ -69,6 +74,7 @@ class StatementEffects:
     schema: bool = False
     transaction: str | None = None  # BEGIN / COMMIT / ROLLBACK
     savepoint: tuple[str, str] | None = None  # (BEGIN | RELEASE | ROLLBACK, name)
+    settings: frozenset[TableUpdate] = frozenset()  # pragma_<name> of a PRAGMA name = value
 
 
 @dataclass(slots=True)
@@ -77,10 +83,15 @@ class _Recorder:
     schema: bool = False
     transaction: str | None = None
     savepoint: tuple[str, str] | None = None
+    settings: set[TableUpdate] = field(default_factory=set)
 
     def build(self) -> StatementEffects:
         return StatementEffects(
-            frozenset(self.writes), self.schema, self.transaction, self.savepoint
+            frozenset(self.writes),
+            self.schema,
+            self.transaction,
+            self.savepoint,
+            frozenset(self.settings),
         )
 
 
@@ -111,6 +122,14 @@ class WriteCapture:
             rec.transaction = arg1
         elif code == sqlite3.SQLITE_SAVEPOINT and arg1 is not None and arg2 is not None:
             rec.savepoint = (arg1, fold_name(arg2))
+        elif code == sqlite3.SQLITE_PRAGMA and arg1 is not None and arg2 is not None:
+            # arg2 is the value: "PRAGMA user_version" alone reads it.
+            pragma = fold_name(arg1)
+            if pragma == "schema_version":
+                rec.schema = True  # every connection re-reads the schema
+            elif pragma in SETTING_PRAGMAS:
+                names = table_names(schema, f"pragma_{pragma}")
+                rec.settings.update(TableUpdate(name, UpdateKind.UPDATE) for name in names)
         return sqlite3.SQLITE_OK
 
     def start(self) -> None:
@@ -150,8 +169,9 @@ class TransactionBuffer:
         top = self._levels[-1]
         if changed:
             top.updates.update(effects.writes)
-        if effects.schema and not failed:
-            top.schema = True
+        if not failed:
+            top.updates.update(effects.settings)  # a setting changes no row: changed is False
+            top.schema = top.schema or effects.schema
         if in_transaction:
             return
         rolled_back = (failed and was_in_transaction) or (

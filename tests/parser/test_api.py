@@ -17,11 +17,13 @@ class TestExports:
         assert isinstance(parser.__all__, tuple)
         assert set(parser.__all__) == {
             "Analysis",
+            "Catalog",
             "ParserError",
             "StatementKind",
             "Unanalyzable",
             "Views",
             "analyze",
+            "dependencies",
             "fold_name",
             "read_tables",
         }

@@ -1,0 +1,143 @@
+"""The tables a watched query depends on: :class:`ReadSets`.
+
+The parser says what the text names; :func:`parser.dependencies` resolves those names in the
+schemas of the connection that runs the watch (every schema it has: temp, main, attached) and
+replaces views, virtual tables, ``sqlite_sequence`` and pragma functions by the tables whose
+announced writes move them. As a safety net for the parser's blind spots, SQLite's own
+authorizer is asked once per query and schema what preparing the query reads, and that is added
+(never subtracted: the authorizer alone misses tables, see NOTES.md). Both run when a watch
+analyses its query (at its start, after a schema change), never on a re-run.
+
+This module knows nothing of :class:`rxdb.Database`: it is given the two reads it needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+from parser import Catalog, StatementKind, Unanalyzable, analyze, dependencies
+from parser.names import qualified_name
+from rxdb._types import Params
+from rxdb.errors import BusyError, ProgrammingError
+from rxdb.rows import Row
+
+__all__ = ("ReadSets",)
+
+Fetch = Callable[[str, Params], Awaitable[list[Row]]]
+"""Run a query on a connection that runs watches; its rows."""
+Probe = Callable[[str], Awaitable[Iterable[tuple[str | None, str]]]]
+"""Prepare a query there and return the ``(schema, table)`` pairs the authorizer reports read."""
+
+# Bounds the memo of authorizer reports: one entry per distinct watched text.
+_PROBED_SIZE = 4096
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _catalog_sql(schemas: Sequence[str]) -> str:
+    # One hop for every schema; names come from PRAGMA database_list, quoted as identifiers.
+    return " UNION ALL ".join(
+        f"SELECT {index}, type, name, sql FROM {_quoted(schema)}.sqlite_schema "
+        "WHERE type IN ('table', 'view')"
+        for index, schema in enumerate(schemas)
+    )
+
+
+class ReadSets:
+    """Read sets of one database's watches, with what they are resolved in cached until the
+    next :meth:`schema_may_have_changed`.
+
+    Use from the database's event loop only.
+
+    :param fetch: runs a query where watches run (a reader, or the one connection).
+    :param probe: prepares a query there under an authorizer (``Engine.probe_reads``).
+    """
+
+    def __init__(self, fetch: Fetch, probe: Probe) -> None:
+        self._fetch = fetch
+        self._probe = probe
+        self._catalog: Catalog | None = None
+        self._generation = 0
+        self._loading: asyncio.Future[Catalog] | None = None
+        self._probed: dict[str, asyncio.Future[frozenset[str]]] = {}
+        self._probed_in: Catalog | None = None
+
+    def schema_may_have_changed(self) -> None:
+        """Forget the schemas: the next analysis reads them again."""
+        self._catalog = None
+        self._loading = None
+        self._generation += 1
+
+    async def read_set(self, sql: str) -> frozenset[str] | None:
+        """The tables a watch of ``sql`` depends on; ``None`` means "all of them".
+
+        :raises rxdb.ProgrammingError: if ``sql`` is not a query.
+        :raises rxdb.DatabaseError: if SQLite cannot prepare it where watches run (a TEMP
+            object or an attached schema that only the writer has, for one).
+        """
+        try:
+            analysis = analyze(sql)
+        except Unanalyzable:
+            return None
+        if analysis.kind is not StatementKind.QUERY:
+            raise ProgrammingError(
+                f"only queries can be watched, not a {analysis.kind.name}", sql=sql
+            )
+        catalog = await self._current_catalog()
+        names = analysis.reads | analysis.functions
+        if not analysis.multiple:  # several statements cannot run as a watch anyway
+            probed = await self._probed_reads(sql, catalog)
+            if probed is None:
+                return None
+            names |= probed
+        return dependencies(names, catalog)
+
+    async def _probed_reads(self, sql: str, catalog: Catalog) -> frozenset[str] | None:
+        # Memoised per catalog (an equal catalog means SQLite prepares the query the same way),
+        # and shared by the watches of one text that start together.
+        if self._probed_in != catalog:
+            self._probed, self._probed_in = {}, catalog
+        probing = self._probed.get(sql)
+        if probing is None:
+            if len(self._probed) >= _PROBED_SIZE:
+                self._probed.clear()
+            probing = self._probed[sql] = asyncio.ensure_future(self._probe_once(sql))
+        try:
+            return await asyncio.shield(probing)
+        except BusyError:
+            return None  # could not look: depend on everything this time
+        finally:
+            failed = probing.done() and (probing.cancelled() or probing.exception() is not None)
+            if failed and self._probed.get(sql) is probing:
+                del self._probed[sql]  # the next analysis looks again
+
+    async def _probe_once(self, sql: str) -> frozenset[str]:
+        reports = await self._probe(sql)
+        return frozenset(qualified_name(table, schema or "") for schema, table in reports)
+
+    async def _current_catalog(self) -> Catalog:
+        if self._catalog is not None:
+            return self._catalog
+        loading = self._loading
+        if loading is None:
+            # Shared by the analyses that start together; a fresh one per schema change.
+            loading = self._loading = asyncio.ensure_future(self._load(self._generation))
+        try:
+            return await asyncio.shield(loading)
+        except Exception:
+            if self._loading is loading:
+                self._loading = None  # the next analysis tries again
+            raise
+
+    async def _load(self, generation: int) -> Catalog:
+        schemas = [row[1] for row in await self._fetch("PRAGMA database_list", ())]
+        rows: dict[str, list[tuple[str, str, str | None]]] = {schema: [] for schema in schemas}
+        for index, kind, name, sql in await self._fetch(_catalog_sql(schemas), ()):
+            rows[schemas[index]].append((kind, name, sql))
+        catalog = Catalog(rows)
+        if generation == self._generation:
+            self._catalog = catalog
+        return catalog
