@@ -21,17 +21,28 @@ from typing import TYPE_CHECKING, Any
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from parser import StatementKind, Unanalyzable, Views, analyze, fold_name
+from parser import fold_name
 from rxdb._types import Params
+from rxdb.arguments import (
+    backup_path,
+    check_backup,
+    check_parameter_sets,
+    check_sql,
+    check_table_names,
+    check_text,
+    check_watch,
+)
 from rxdb.batching import RunScheduler
 from rxdb.bus import Bus, Subscription, default_bus
-from rxdb.engine import Engine, Synchronous, TransactionMode, database_key
+from rxdb.engine import Engine, Synchronous, TransactionMode
 from rxdb.engine.backup import ProgressCallback
 from rxdb.engine.sessions import ReadSession
 from rxdb.errors import ClosedError, ProgrammingError, WrongLoopError
 from rxdb.foreign import ForeignWritePoller
 from rxdb.handles import ConnectionHandle, handle_for
 from rxdb.journal import JOURNAL_TABLE, ForeignJournal
+from rxdb.options import check_option_names, check_options
+from rxdb.read_sets import ReadSets
 from rxdb.rows import ExecuteResult, Row
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 from rxdb.watch import QueryStream, SharedQuery, params_key
@@ -44,8 +55,6 @@ __all__ = ("Database", "open")
 
 LOG = logging.getLogger("rxdb")
 
-_VIEWS_SQL = "SELECT name, sql FROM sqlite_schema WHERE type = 'view' AND sql IS NOT NULL"
-
 
 class Database:
     """A SQLite database whose committed changes refresh every :meth:`watch` of it.
@@ -53,7 +62,8 @@ class Database:
     Construct it anywhere (nothing happens until :meth:`connect`, ``async with`` or
     :func:`rxdb.open`); after that, use it on the event loop that connected it.
 
-    :param path: a file path, or ``":memory:"`` for a private in-memory database.
+    :param path: a file path, a ``file:`` URI (SQLite's syntax), or ``":memory:"`` for a
+        private in-memory database.
     :param readers: the most read-only connections to open for reads outside transactions
         (files in WAL mode only; ``:memory:`` uses one connection for everything).
     :param busy_timeout: seconds to wait for another process's lock before failing.
@@ -72,7 +82,12 @@ class Database:
     :param share_across_processes: exchange commit messages with other processes that open
         the same file, through a local hub on an owner-only Unix socket (see
         ``docs/processes.md``); ``False`` keeps them in this process.
+    :param read_only: open every connection read-only (``mode=ro``), for a file this process
+        may not write: reads and watches work (other programs' commits refresh them), writes
+        raise :class:`rxdb.ReadOnlyError`, and the file's journal mode is left as it is. A
+        ``file:`` URI with ``mode=ro`` or ``immutable=1`` is read-only too.
     :param bus: the bus commits travel on; the process-wide one unless testing.
+    :raises rxdb.ProgrammingError: for an option of the wrong type or out of range.
     """
 
     def __init__(
@@ -86,9 +101,21 @@ class Database:
         foreign_poll: float | None = 0.05,
         share_across_processes: bool = True,
         track_foreign_writes: bool | None = None,
+        read_only: bool = False,
         bus: Bus | None = None,
     ) -> None:
-        self.path = os.fspath(path)
+        self.path, location = check_options(
+            path,
+            readers=readers,
+            busy_timeout=busy_timeout,
+            foreign_keys=foreign_keys,
+            synchronous=synchronous,
+            foreign_poll=foreign_poll,
+            share_across_processes=share_across_processes,
+            track_foreign_writes=track_foreign_writes,
+            read_only=read_only,
+            bus=bus,
+        )
         self._options: dict[str, Any] = {
             "readers": readers,
             "busy_timeout": busy_timeout,
@@ -97,6 +124,7 @@ class Database:
             "foreign_poll": foreign_poll,
             "share_across_processes": share_across_processes,
             "track_foreign_writes": track_foreign_writes,
+            "read_only": read_only,
         }
         self._engine = Engine(
             self.path,
@@ -105,15 +133,15 @@ class Database:
             busy_timeout=busy_timeout,
             foreign_keys=foreign_keys,
             synchronous=synchronous,
+            location=location,
         )
-        self.key = f"memory:{uuid.uuid4().hex}" if self._engine.memory else database_key(self.path)
+        self.key = location.file or f"memory:{uuid.uuid4().hex}"
         self.origin = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._bus = bus or default_bus
         self._sequence = itertools.count(1)
         self._foreign_sequence = itertools.count(1)
         self._queries: dict[Hashable, SharedQuery] = {}
-        self._views: Views | None = None
-        self._views_generation = 0
+        self._read_sets = ReadSets(self._fetch_committed, self._engine.probe_reads)
         self._schema_watch: Subscription | None = None
         self._connected = False
         self._connecting: asyncio.Task[None] | None = None
@@ -230,7 +258,8 @@ class Database:
         await self.close()
 
     def __del__(self) -> None:
-        if self._connected and not self._engine.closed:
+        # getattr: a Database whose options were refused never got its attributes.
+        if getattr(self, "_connected", False) and not self._engine.closed:
             warnings.warn(
                 f"{self!r} was never closed: use 'async with rxdb.open(...)' or 'await db.close()'",
                 ResourceWarning,
@@ -246,23 +275,27 @@ class Database:
         """Run one statement on the writer.
 
         :raises rxdb.DatabaseError: (a subclass with SQLite's code) if SQLite refuses it.
-        :raises rxdb.ProgrammingError: for several statements or wrong parameters.
+        :raises rxdb.ProgrammingError: for several statements, none, or wrong parameters.
         """
+        check_sql(sql)
         engine = self._engine if self._connected else await self._ready()
         return await engine.execute(sql, params)
 
     async def execute_many(self, sql: str, seq_of_params: Iterable[Params]) -> int:
         """Run one statement once per parameter set; return the rows changed in all."""
+        check_parameter_sets(seq_of_params, check_sql(sql))
         engine = self._engine if self._connected else await self._ready()
         return await engine.execute_many(sql, seq_of_params)
 
     async def execute_script(self, script: str) -> None:
         """Run several statements in order. Inside a transaction block they join it."""
+        check_text(script)
         await (await self._ready()).execute_script(script)
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
         """Run a query and return every row (a reader outside transactions; the writer,
         with the transaction's own writes visible, inside one)."""
+        check_sql(sql)
         engine = self._engine if self._connected else await self._ready()
         return await engine.fetch_all(sql, params)
 
@@ -333,6 +366,7 @@ class Database:
         :class:`BackupProgress`; raising from it aborts the backup (the exception propagates).
         A target database's watches all re-run afterwards.
         """
+        check_backup(pages_per_step, progress)
         engine = await self._ready()
         if isinstance(target, Database):
             await engine.backup(
@@ -340,7 +374,9 @@ class Database:
             )
             target._publish(frozenset(), everything=True)
         else:
-            await engine.backup(os.fspath(target), pages_per_step=pages_per_step, progress=progress)
+            await engine.backup(
+                backup_path(target), pages_per_step=pages_per_step, progress=progress
+            )
 
     async def serializable_connection(self) -> ConnectionHandle | ServerHandle:
         """A picklable handle to this database: ``await handle.connect()`` on another event
@@ -368,7 +404,10 @@ class Database:
             ``False``, every re-run is emitted.
         :returns: a reactivex Observable of lists of rows, also usable with ``async for``.
             Subscribing connects the database if needed; subscribe on its event loop.
+        :raises rxdb.ProgrammingError: at once, for SQL that holds no statement or parameters
+            SQLite cannot take (errors of the query itself come through the stream).
         """
+        check_watch(sql, params)
         key = (sql, params_key(params), distinct)
 
         def acquire() -> SharedQuery:
@@ -377,7 +416,7 @@ class Database:
             if shared is None:
                 shared = SharedQuery(
                     submit=lambda done: self._run_scheduler().submit(sql, params, done),
-                    read_set=lambda: self._read_set(sql),
+                    read_set=lambda: self._read_sets.read_set(sql),
                     subscribe=self._subscribe_tables,
                     distinct=distinct,
                     loop=loop,
@@ -396,7 +435,7 @@ class Database:
         """An Observable of :class:`NotifyTablesUpdated`, one per commit that touched any of
         ``tables`` (all tables if ``None``) in one of ``kinds``. Subscribe on the database's
         loop; messages are delivered there."""
-        wanted = None if tables is None else frozenset(fold_name(t) for t in tables)
+        wanted = None if tables is None else frozenset(map(fold_name, check_table_names(tables)))
         wanted_kinds = None if kinds is None else frozenset(kinds)
 
         def subscribe(
@@ -442,6 +481,7 @@ class Database:
     async def notify_updates(self, *updates: str | TableUpdate) -> None:
         """Tell watchers about changes rxdb could not see (made by another library on this
         file, say). With no arguments: anything may have changed, every watch re-runs."""
+        check_table_names(updates, TableUpdate)
         await self._ready()
         table_updates = frozenset(
             u if isinstance(u, TableUpdate) else TableUpdate(fold_name(u)) for u in updates
@@ -524,8 +564,7 @@ class Database:
             )
 
     def _schema_may_have_changed(self, message: NotifyTablesUpdated) -> None:
-        self._views = None
-        self._views_generation += 1
+        self._read_sets.schema_may_have_changed()
         if message.origin == self.origin and self._journal is not None:
             self._journal.reconcile_soon()  # our own DDL: new tables need their triggers
 
@@ -551,32 +590,13 @@ class Database:
         engine = self._engine if self._connected else await self._ready()
         return await engine.fetch_committed(sql, params)
 
-    async def _read_set(self, sql: str) -> frozenset[str] | None:
-        """The tables a watched query depends on; ``None`` means "all of them"."""
-        try:
-            analysis = analyze(sql, views=await self._current_views())
-        except Unanalyzable:
-            return None
-        if analysis.kind is not StatementKind.QUERY:
-            raise ProgrammingError(
-                f"only queries can be watched, not a {analysis.kind.name}", sql=sql
-            )
-        return analysis.reads
-
-    async def _current_views(self) -> Views:
-        views = self._views
-        if views is None:
-            generation = self._views_generation
-            rows = await self._fetch_committed(_VIEWS_SQL, ())
-            views = Views({name: sql for name, sql in rows})
-            if generation == self._views_generation:
-                self._views = views
-        return views
-
 
 def open(path: str | os.PathLike[str], **options: Any) -> Database:
     """Open a database: ``db = await rxdb.open(path)`` or ``async with rxdb.open(path) as db``.
 
     Options are those of :class:`Database`.
+
+    :raises rxdb.ProgrammingError: for an unknown or wrong option.
     """
+    check_option_names(options, "rxdb.open")
     return Database(path, **options)

@@ -77,7 +77,9 @@ class BusyError(OperationalError):
 
 class ReadOnlyError(OperationalError):
     """Raised when a statement would write where only reads are allowed: inside
-    ``db.read()``/``db.unsafe_read()``. Write inside ``db.transaction()`` instead."""
+    ``db.read()``/``db.unsafe_read()`` (write inside ``db.transaction()`` instead), or on a
+    database opened read-only (``read_only=True``, a ``mode=ro`` or ``immutable=1`` URI, a
+    file or directory this process may not write)."""
 
 
 class InterruptError(OperationalError):
@@ -121,6 +123,12 @@ _BY_SQLITE_NAME: dict[str, type[DatabaseError]] = {
 }
 
 
+_READ_ONLY_HINT = (
+    "the database is read-only here (opened with read_only=True or a mode=ro URI, or its file "
+    "or directory is not writable by this process): write through a database opened writable"
+)
+
+
 def from_sqlite(error: sqlite3.Error, sql: str | None, context: str = "") -> DatabaseError:
     """Translate a sqlite3 error into rxdb's, keeping code, name and statement."""
     cls: type[DatabaseError] = DatabaseError
@@ -132,8 +140,11 @@ def from_sqlite(error: sqlite3.Error, sql: str | None, context: str = "") -> Dat
     parts = (getattr(error, "sqlite_errorname", None) or "").split("_")
     if cls is OperationalError and len(parts) > 1:
         cls = _BY_SQLITE_NAME.get(parts[1], cls)
+    message = f"{context}: {error}" if context else str(error)
+    if cls is ReadOnlyError and not context:
+        message = f"{message}; {_READ_ONLY_HINT}"
     translated = cls(
-        f"{context}: {error}" if context else str(error),
+        message,
         sql=sql,
         sqlite_errorcode=getattr(error, "sqlite_errorcode", None),
         sqlite_errorname=getattr(error, "sqlite_errorname", None),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from rxdb.engine.engine import Engine as Engine
 from rxdb.engine.engine import Synchronous as Synchronous
-from rxdb.engine.engine import database_key as database_key
 from rxdb.engine.writer import TransactionMode as TransactionMode
 
-__all__ = ("Engine", "Synchronous", "TransactionMode", "database_key")
+__all__ = ("Engine", "Synchronous", "TransactionMode")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -22,6 +21,7 @@ from rxdb._types import Params
 from rxdb.engine.backup import ProgressCallback, copy_database
 from rxdb.engine.capture import CommitCallback
 from rxdb.engine.connections import ReaderConnection, TrackedConnection
+from rxdb.engine.location import Location, locate, opening_error
 from rxdb.engine.readers import ReaderPool
 from rxdb.engine.sessions import ReadSession, read_only_violation
 from rxdb.engine.walindex import CommitStamper, WalIndex, commit_state
@@ -30,7 +30,7 @@ from rxdb.engine.writer import TransactionMode, Writer
 from rxdb.errors import ClosedError, DatabaseError, ReentrancyError, WrongLoopError, from_sqlite
 from rxdb.rows import ExecuteResult, Row
 
-__all__ = ("Engine", "Synchronous", "TransactionMode", "database_key")
+__all__ = ("Engine", "Synchronous", "TransactionMode")
 
 Synchronous = Literal["off", "normal", "full", "extra"]
 _SNAPSHOT_SQL = "BEGIN; SELECT 1 FROM sqlite_schema LIMIT 1;"
@@ -48,9 +48,12 @@ class Engine:
         busy_timeout: float,
         foreign_keys: bool,
         synchronous: Synchronous | None = None,
+        location: Location | None = None,
     ) -> None:
         self.path = path
-        self.memory = path in (":memory:", "")
+        self.location = location or locate(path)
+        self.memory = self.location.memory
+        self.read_only = self.location.read_only
         self._on_commit = on_commit
         self._reader_count = readers
         self._busy_timeout = busy_timeout
@@ -69,39 +72,57 @@ class Engine:
         """The file's commit counter, when the database is in WAL mode and it can be read."""
 
     async def open(self) -> None:
+        """Open the writer (on a read-only database, a read-only connection in its place)
+        and switch a writable file to WAL mode.
+
+        :raises rxdb.DatabaseError: if SQLite cannot open the file (or it is no database).
+        """
         self._loop = asyncio.get_running_loop()
         factory = functools.partial(TrackedConnection, on_commit=self._on_commit)
         try:
             worker = await Worker.open(
-                self.path,
+                self.location.target,
                 factory,
                 isolation_level=None,
                 cached_statements=0,
                 timeout=self._busy_timeout,
                 check_same_thread=False,  # in_transaction and interrupt() from the loop
+                uri=True,
             )
         except sqlite3.Error as error:
-            raise from_sqlite(error, None, f"cannot open {self.path!r}") from error
+            raise opening_error(error, self.path, self.location) from error
         writer = Writer(worker, lambda: self._closed)
         try:
             for pragma in self._pragmas:
                 await writer.raw(pragma)
             if not self.memory:
-                mode = await worker.call(worker.raw.fetch, "PRAGMA journal_mode = WAL", ())
+                # A read-only database keeps the journal mode it has (setting one writes).
+                pragma = "PRAGMA journal_mode" + ("" if self.read_only else " = WAL")
+                mode = await worker.call(worker.raw.fetch, pragma, ())
                 if mode[0][0].lower() == "wal":
                     self._readers = ReaderPool(self._open_reader, self._reader_count)
-                    self.wal_index = WalIndex(self.path)
-        except BaseException:
-            await worker.close()
-            if self.wal_index is not None:
-                self.wal_index.release()
-                self.wal_index = None
+                    self.wal_index = WalIndex(self.location.file or self.path)
+        except BaseException as error:
+            await self._abandon_open(worker)
+            cause = error.__cause__ if isinstance(error, DatabaseError) else error
+            if isinstance(cause, sqlite3.Error):
+                raise opening_error(cause, self.path, self.location) from cause
             raise
         self._writer = writer
 
+    async def _abandon_open(self, worker: Worker[TrackedConnection]) -> None:
+        await worker.close()
+        if self.wal_index is not None:
+            self.wal_index.release()
+            self.wal_index = None
+
     async def _open_reader(self) -> Worker[ReaderConnection]:
         reader = await Worker.open(
-            self.path, ReaderConnection, isolation_level=None, timeout=self._busy_timeout
+            self.location.target,
+            ReaderConnection,
+            isolation_level=None,
+            timeout=self._busy_timeout,
+            uri=True,
         )
         try:
             await reader.call(reader.raw.fetch, "PRAGMA query_only = ON", ())
@@ -192,6 +213,33 @@ class Engine:
             if isinstance(result, sqlite3.Error):
                 translated[index] = from_sqlite(result, queries[index][0])
         return translated
+
+    async def probe_reads(self, sql: str) -> list[tuple[str | None, str]]:
+        """The ``(schema, table)`` pairs SQLite's authorizer reports that ``sql`` reads, as the
+        connection that runs watches prepares it (a reader; the writer when there is only
+        one), without running it. One hop; a cross-check of the parser, not on any re-run.
+
+        :raises rxdb.DatabaseError: if SQLite cannot prepare ``sql`` there.
+        """
+        writer = self._check()
+        pool = self._readers
+        try:
+            if pool is None:
+                async with writer.lock:
+                    raw = writer.worker.raw
+                    # Put the writer's write capture back afterwards.
+                    return await writer.worker.call(raw.probe_reads, sql, raw._capture.authorize)
+            reader = pool.take() or await pool.borrow()
+            started = time.perf_counter()
+            try:
+                return await reader.call(reader.raw.probe_reads, sql)
+            finally:
+                pool.give_back(reader, time.perf_counter() - started)
+        except sqlite3.Error as error:
+            translated = from_sqlite(error, sql)
+            if pool is not None and str(error).startswith(("no such table", "unknown database")):
+                translated.args = (f"{error}; {_READERS_SEE_THE_FILE}",)
+            raise translated from error
 
     def _write(self, sql: str) -> Writer:
         writer = self._check()
@@ -376,6 +424,14 @@ class Engine:
             self._closing.set_result(None)
 
 
+_READERS_SEE_THE_FILE = (
+    "watches and reads outside a transaction run on separate read-only connections, which "
+    "see only what the database file holds: TEMP tables and views, and databases ATTACHed "
+    "with db.execute(), exist on the writer connection alone. Create the object in the file "
+    "(without TEMP), or open the attached file as a Database of its own"
+)
+
+
 def _is_query(sql: str) -> bool:
     known = _IS_QUERY.get(sql)
     if known is None:
@@ -400,8 +456,3 @@ async def _call(worker: Worker[ReaderConnection], fn: Any, sql: str) -> None:
         await worker.call(fn, sql)
     except sqlite3.Error as error:
         raise from_sqlite(error, sql) from error
-
-
-def database_key(path: str) -> str:
-    """The identity under which a file's commits travel: its real path."""
-    return os.path.realpath(path)

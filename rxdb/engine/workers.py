@@ -9,30 +9,37 @@ goes through :class:`Worker`.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
 import sqlite3
 import threading
+import warnings
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, cast
 
 import aiosqlite
+import aiosqlite.core
 
-__all__ = ("Worker", "uninterrupted")
+__all__ = ("Worker", "at_thread_shutdown", "uninterrupted")
 
 T = TypeVar("T")
 C = TypeVar("C", bound=sqlite3.Connection)
 C_co = TypeVar("C_co", bound=sqlite3.Connection, covariant=True)
 
 _JOIN_TIMEOUT = 5.0
+_ABANDON_GRACE = 1.0
 
 
 class Worker(Generic[C_co]):
     """A connection of type ``C_co`` (one of rxdb's sqlite3 subclasses) and its worker thread."""
 
-    def __init__(self, conn: aiosqlite.Connection, raw: C_co) -> None:
+    def __init__(self, conn: aiosqlite.Connection, raw: C_co, path: str) -> None:
         self._conn = conn
         self._raw = raw
+        self._path = path
+        _OPEN.add(self)
         # aiosqlite's call queue, read by its worker thread: (future, function) pairs, each
         # function called without arguments and its result (or exception) set on the future
         # from that thread. A private API, stable across 0.22.x (the dependency is pinned
@@ -58,7 +65,7 @@ class Worker(Generic[C_co]):
             raise
         # aiosqlite does not hand out the sqlite3 object; it was made by ``factory``.
         raw = cast(C, await _queue(conn, lambda: conn._conn))
-        return Worker(conn, raw)
+        return Worker(conn, raw, path)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the worker thread: one hop.
@@ -87,7 +94,7 @@ class Worker(Generic[C_co]):
         if not conn._running or conn._connection is None:
             raise ValueError("Connection closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._tx.put_nowait((future, functools.partial(fn, *args) if args else fn))
+        self._tx.put_nowait((future, functools.partial(_converting, fn, *args)))
         return future
 
     async def settle(self) -> None:
@@ -113,7 +120,35 @@ class Worker(Generic[C_co]):
         """Close the connection and wait until the worker thread has ended, so that "no
         thread left after close" holds (aiosqlite returns a moment before the thread ends)."""
         await self._conn.close()
+        _OPEN.discard(self)
         _join(self._conn)
+
+    def abandon(self) -> None:
+        """Close the connection from any thread, without an event loop (the owner's may be
+        gone): after the calls queued so far, roll back an open transaction, close, and end
+        the thread. Returns at once; :meth:`wait_abandoned` waits for the thread."""
+        _OPEN.discard(self)
+        conn = self._conn
+        conn._running = False  # aiosqlite refuses new calls, and its __del__ stays quiet
+
+        def close_and_stop() -> object:
+            connection, conn._connection = conn._connection, None
+            if connection is not None:
+                connection.close()
+            return aiosqlite.core._STOP_RUNNING_SENTINEL
+
+        self._tx.put_nowait((None, close_and_stop))
+
+    def wait_abandoned(self) -> None:
+        """Wait for the thread of an abandoned worker; a statement that keeps it past a short
+        grace is interrupted (not at once: an interrupt would also cut the checkpoint that
+        closing the last connection makes)."""
+        thread = getattr(self._conn, "_thread", None)
+        if isinstance(thread, threading.Thread) and thread.is_alive():
+            thread.join(_ABANDON_GRACE)
+            if thread.is_alive():
+                self.interrupt()
+                _join(self._conn)
 
 
 async def uninterrupted(operation: Awaitable[T]) -> T:
@@ -146,7 +181,62 @@ def _nothing() -> None:
     return None
 
 
+def _converting(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` on the worker thread. Python's sqlite3 reports most values it cannot
+    hand to SQLite as ``sqlite3.ProgrammingError``, but an int beyond 64 bits as
+    ``OverflowError`` and a str with lone surrogates as ``UnicodeEncodeError``: those become
+    ``sqlite3.ProgrammingError`` too, so that every caller's ``except sqlite3.Error`` (and
+    its translation into rxdb's errors) covers them."""
+    try:
+        return fn(*args)
+    except OverflowError as error:
+        raise sqlite3.ProgrammingError(
+            f"{error}: SQLite integers are 64-bit ({_INT_RANGE}); pass a larger number as "
+            "text or a float"
+        ) from error
+    except UnicodeEncodeError as error:
+        raise sqlite3.ProgrammingError(
+            f"{error}: SQLite text is UTF-8, which a str with lone surrogates is not; pass "
+            "valid text, or bytes for a BLOB"
+        ) from error
+
+
+_INT_RANGE = "-2**63 to 2**63-1"
+
+
 def _join(conn: aiosqlite.Connection) -> None:
     thread = getattr(conn, "_thread", None)  # aiosqlite keeps it private
     if isinstance(thread, threading.Thread) and thread.is_alive():
         thread.join(_JOIN_TIMEOUT)
+
+
+_OPEN: weakref.WeakSet[Worker[Any]] = weakref.WeakSet()
+"""Workers not closed yet (weakly: aiosqlite stops a collected connection's thread itself)."""
+
+
+def at_thread_shutdown(hook: Callable[[], None]) -> None:
+    """Call ``hook`` as the interpreter exits, *before* it joins non-daemon threads (an
+    ``atexit`` hook runs after that join: too late to stop threads that would hang it).
+    Hooks run last registered, first called."""
+    (getattr(threading, "_register_atexit", None) or atexit.register)(hook)
+
+
+def _close_left_open() -> None:
+    # aiosqlite's worker threads are not daemons: one connection left open would hang the
+    # exit for ever. Whatever its owner did not close is closed here, with a warning.
+    leftovers = list(_OPEN)
+    for path in dict.fromkeys(worker._path for worker in leftovers):
+        warnings.warn(
+            f"an rxdb database on {path!r} was never closed; rxdb closed its connections at "
+            "exit (a transaction left open was rolled back). Close it with 'await "
+            "db.close()', or open it with 'async with rxdb.open(...)'",
+            ResourceWarning,
+            stacklevel=1,
+        )
+    for worker in leftovers:
+        worker.abandon()
+    for worker in leftovers:
+        worker.wait_abandoned()
+
+
+at_thread_shutdown(_close_left_open)

@@ -9,7 +9,6 @@ and waits. Everything crosses the thread boundary through the loop's thread-safe
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import os
 import threading
@@ -22,9 +21,11 @@ from reactivex import Observable
 
 from rxdb._types import Params
 from rxdb.database import Database
+from rxdb.database import open as open_database
 from rxdb.engine import TransactionMode
 from rxdb.engine.backup import ProgressCallback
 from rxdb.engine.sessions import ReadSession
+from rxdb.engine.workers import at_thread_shutdown
 from rxdb.errors import ClosedError
 from rxdb.rows import ExecuteResult, Row
 from rxdb.sync.blocks import Enter, ThreadBlock, closing, inside, opening
@@ -43,12 +44,14 @@ def open_sync(path: str | os.PathLike[str], **options: Any) -> SyncDatabase:
     Options are those of :class:`rxdb.Database`.
 
     :raises rxdb.WrongLoopError: if this thread runs an event loop (use ``await rxdb.open``).
+    :raises rxdb.ProgrammingError: for an unknown or wrong option.
     :raises rxdb.OperationalError: if the file cannot be opened.
     """
     refuse_running_loop("open_sync")
-    runner = LoopThread(f"rxdb-sync {os.fspath(path)}")
+    database = open_database(path, **options)  # wrong options fail before a thread starts
+    runner = LoopThread(f"rxdb-sync {database.path}")
     try:
-        database = runner.run(lambda: Database(path, **options).connect())
+        runner.run(database.connect)
     except BaseException:
         runner.stop()
         raise
@@ -229,10 +232,10 @@ def _close_all_at_exit() -> None:
             database.close()
 
 
-# threading's exit hooks run before the interpreter joins non-daemon threads; ``atexit`` hooks
-# run after, too late: an open database's loop thread (and aiosqlite's workers) would be waited
-# for before anything could stop them, and exit would hang. The hook holds databases weakly.
-(getattr(threading, "_register_atexit", None) or atexit.register)(_close_all_at_exit)
+# Before the interpreter joins non-daemon threads (the loop thread would hang the exit), and
+# before the engine's own hook, which would close the connections under a running loop. The
+# hook holds databases weakly.
+at_thread_shutdown(_close_all_at_exit)
 
 
 class SyncReadSession:
