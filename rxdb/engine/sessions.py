@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from rxdb._types import Params
+from rxdb.arguments import check_sql
 from rxdb.engine.connections import ReaderConnection
 from rxdb.engine.workers import Worker
 from rxdb.errors import ClosedError, ReadOnlyError, from_sqlite
@@ -29,6 +30,7 @@ class ReadSession:
         self._open = True
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        check_sql(sql)
         worker = self.worker
         try:
             return await worker.call(worker.raw.fetch, sql, params)

@@ -188,6 +188,23 @@ class TestReadOnly:
         finally:
             keeper.close()
 
+    def test_read_only_through_open_sync_and_a_handle(self, db_path: Path) -> None:
+        make_file(db_path)
+        with rxdb.open_sync(f"file:{db_path}?mode=ro") as db:
+            assert db.fetch_all("SELECT x FROM t") == [(1,)]
+            with pytest.raises(rxdb.ReadOnlyError):
+                db.execute("DELETE FROM t")
+        with rxdb.open_sync(db_path, read_only=True) as db:
+            future = asyncio.run_coroutine_threadsafe(
+                db.database.serializable_connection(), db.loop
+            )
+            reopened = future.result(WAIT)
+        assert isinstance(reopened, rxdb.ConnectionHandle)
+        # The original is closed: the handle opens the file anew, read-only again.
+        with reopened.connect_sync() as again, pytest.raises(rxdb.ReadOnlyError):
+            again.execute("DELETE FROM t")
+        assert journal_mode(db_path) == "delete"
+
     @pytest.mark.parametrize(
         ("path", "options"),
         [
@@ -373,6 +390,9 @@ class TestErrorsAreRxdbErrors:
             await any_db.execute_many(sql, [()])
         with pytest.raises(rxdb.ProgrammingError, match="str"):
             any_db.watch(sql)
+        async with any_db.read() as session:
+            with pytest.raises(rxdb.ProgrammingError, match="str"):
+                await session.fetch_all(sql)
 
     async def test_execute_many_of_non_iterable_raises_programming_error(
         self, any_db: rxdb.Database
@@ -491,6 +511,9 @@ class TestNoStatement:
         for call in (any_db.fetch_all, any_db.fetch_one, any_db.execute):
             with pytest.raises(rxdb.ProgrammingError, match="no statement"):
                 await call(sql)
+        async with any_db.read() as session:
+            with pytest.raises(rxdb.ProgrammingError, match="no statement"):
+                await session.fetch_all(sql)
 
     async def test_statement_after_a_comment_still_runs(self, any_db: rxdb.Database) -> None:
         assert await any_db.fetch_all("-- why\nSELECT 1 /* one */") == [(1,)]
