@@ -24,6 +24,7 @@ from . import (
     polling,
     processes,
     report,
+    scheduling,
 )
 from ._common import FULL, QUICK, SMOKE, Results, Sizes
 
@@ -36,6 +37,7 @@ GROUPS: dict[str, tuple[str, Group]] = {
     "breakdown": ("layer-by-layer cost of fetch_all and execute", breakdown.run),
     "parser": ("#9", parsing.run),
     "polling": ("#11, #4", polling.run),
+    "scheduling": ("S1-S3: cheap work while a slow watch re-runs", scheduling.run),
     "journal": ("cost per written row of track_foreign_writes' triggers", journal.run),
     "big": ("B1-B3: loop stall and memory of a big watch re-run vs raw aiosqlite", big_results.run),
 }
