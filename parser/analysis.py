@@ -166,7 +166,7 @@ def _statement_refs(statement: Statement) -> TableRefs:
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def _view_refs(name: str, definition: str) -> TableRefs:
+def _view_reads(name: str, definition: str) -> TableRefs:
     # Cached per definition so that a view shared by many queries is parsed once.
     statements = split_statements(definition)
     if len(statements) != 1 or statements[0].keyword != "CREATE":
@@ -192,7 +192,7 @@ def view_refs(name: str, definition: str) -> TableRefs:
         sqlglot understands.
     """
     try:
-        return _view_refs(name, definition)
+        return _view_reads(name, definition)
     except _Unsure as error:
         raise Unanalyzable(definition, str(error)) from None
 
@@ -209,7 +209,7 @@ def _expand_views(
             # A cyclic view: SQLite refuses to use it, so any answer is fine as long as it ends.
             tables.add(name)
         else:
-            body = _view_refs(name, definition)
+            body = _view_reads(name, definition)
             functions |= body.functions
             tables |= _expand_views(body.reads, views, expanding | {name}, functions)
     return tables
