@@ -24,8 +24,9 @@ from typing import Any, Final
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
+from rxdb.batching import Run
 from rxdb.bus import Subscription
-from rxdb.rows import Row, same_rows
+from rxdb.rows import FrozenRows, Row, release, same_rows
 from rxdb.updates import NotifyTablesUpdated
 
 __all__ = ("QueryIterator", "QueryStream", "SharedQuery", "WatchStatistics")
@@ -33,7 +34,7 @@ __all__ = ("QueryIterator", "QueryStream", "SharedQuery", "WatchStatistics")
 LOG = logging.getLogger("rxdb.watch")
 
 Rows = list[Row]
-Submit = Callable[[Callable[[Rows | Exception], None]], None]
+Submit = Callable[[Callable[[Rows | Exception], None]], Run]
 ReadSet = Callable[[], Awaitable[frozenset[str] | None]]
 Subscribe = Callable[[frozenset[str] | None, Callable[[NotifyTablesUpdated], None]], Subscription]
 
@@ -90,7 +91,7 @@ class SharedQuery:
         self._loop = loop
         self._on_idle = on_idle
         self._observers: list[abc.ObserverBase[Rows]] = []
-        self._latest: Rows | _Nothing = _NOTHING
+        self._latest: FrozenRows | None = None  # the result emitted last
         self._busy = False
         self._pending = False
         self._reanalyze = True
@@ -99,6 +100,7 @@ class SharedQuery:
         self._runs = 0
         self._emissions = 0
         self._stopped = False
+        self._run: Run | None = None  # the last run handed to the scheduler
         self._thread = threading.get_ident()
 
     def statistics(self) -> WatchStatistics:
@@ -111,8 +113,8 @@ class SharedQuery:
         self._observers.append(observer)
         if len(self._observers) == 1 and not self._busy and self._bus is None:
             self._kick()
-        elif not isinstance(self._latest, _Nothing):
-            observer.on_next(self._latest.copy())
+        elif self._latest is not None:
+            observer.on_next(self._latest.thaw())
         return lambda: self.detach(observer)
 
     def detach(self, observer: abc.ObserverBase[Rows]) -> None:
@@ -147,14 +149,18 @@ class SharedQuery:
             self._pending = True
             return
         self._busy = True
-        self._pending = False
+        # Pending means commits arrived while the last run was in flight: under a write
+        # storm, so the re-run is paced by what that run cost (see rxdb.batching).
+        rerun, self._pending = self._pending, False
         if self._reanalyze:
             self._reanalyze = False
             # A fresh context: the analysis must not inherit a transaction from whoever
             # triggered it.
             self._analysis = self._loop.create_task(self._analyze(), context=contextvars.Context())
+        elif rerun and self._run is not None:
+            self._run = self._run.again()
         else:
-            self._submit(self._finished)
+            self._run = self._submit(self._finished)
 
     async def _analyze(self) -> None:
         try:
@@ -172,7 +178,7 @@ class SharedQuery:
             self._bus = self._subscribe(tables, self._notified)
         else:
             self._bus.retarget(tables)
-        self._submit(self._finished)
+        self._run = self._submit(self._finished)
 
     def _finished(self, result: Rows | Exception) -> None:
         if self._stopped:
@@ -182,23 +188,21 @@ class SharedQuery:
             self._fail(result)
             return
         self._runs += 1
-        latest = None if not self._distinct or isinstance(self._latest, _Nothing) else self._latest
+        latest = self._latest if self._distinct else None
         if len(result) < _OFF_LOOP_ROWS:
-            self._settled(result, _prepare(result, latest, len(self._observers)))
+            self._settled(result, _prepare(result, latest))
             return
-        # Comparing and copying a big result holds the GIL for tens of ms: a thread (the
-        # loop's default executor) does it a slice at a time, and the loop stays free
-        # meanwhile; the run stays busy until it is done.
+        # Comparing a big result (and freezing it, or freeing it when unchanged) holds the GIL
+        # for tens of ms: a thread (the loop's default executor) does it a slice at a time,
+        # and the loop stays free meanwhile; the run stays busy until it is done.
         try:
-            future = self._loop.run_in_executor(
-                None, _prepare, result, latest, len(self._observers)
-            )
+            future = self._loop.run_in_executor(None, _prepare, result, latest)
         except RuntimeError:  # the executor is shut down: the loop is closing
-            self._settled(result, _prepare(result, latest, len(self._observers)))
+            self._settled(result, _prepare(result, latest))
             return
         future.add_done_callback(lambda done: self._prepared(result, done))
 
-    def _prepared(self, result: Rows, done: asyncio.Future[list[Rows] | None]) -> None:
+    def _prepared(self, result: Rows, done: asyncio.Future[FrozenRows | None]) -> None:
         if self._stopped or done.cancelled():
             return
         error = done.exception()
@@ -208,20 +212,19 @@ class SharedQuery:
             return
         self._settled(result, done.result())
 
-    def _settled(self, result: Rows, copies: list[Rows] | None) -> None:
-        """End a run: emit ``result`` unless ``copies`` is ``None`` (equal to the last one).
+    def _settled(self, result: Rows, frozen: FrozenRows | None) -> None:
+        """End a run: emit ``result`` unless ``frozen`` is ``None`` (equal to the last one).
 
-        Each subscriber gets a list of its own (``copies``, or a copy made now for one that
-        joined meanwhile); ``_latest`` is never handed out, so what a subscriber does to its
-        list cannot change what the next run is compared with.
+        Every subscriber gets the same list (a copy each would cost a million-row list its
+        time, memory and collector walks per subscriber); the watch compares with and hands
+        late subscribers ``frozen``, so what a subscriber does to its list changes neither.
         """
         self._busy = False
-        if copies is not None:
-            self._latest = result
+        if frozen is not None:
+            self._latest = frozen
             self._emissions += 1
-            for index, observer in enumerate(list(self._observers)):
-                rows = copies[index] if index < len(copies) else result.copy()
-                _safely(observer.on_next, rows)
+            for observer in list(self._observers):
+                _safely(observer.on_next, result)
         if self._pending:
             self._kick()
 
@@ -242,18 +245,22 @@ class SharedQuery:
             self._bus.close()
         if self._analysis is not None and self._analysis is not asyncio.current_task():
             self._analysis.cancel()
+        if self._run is not None:
+            self._run.abandon()  # in flight, it would keep a reader busy for nobody
         self._on_idle(self)
 
 
 _OFF_LOOP_ROWS = 10_000
-"""Results this long are compared and copied on a thread: above ~1 ms of work on the loop."""
+"""Results this long are compared on a thread: above ~1 ms of work on the loop."""
 
 
-def _prepare(result: Rows, latest: Rows | None, subscribers: int) -> list[Rows] | None:
-    """Return ``None`` if ``result`` equals ``latest``, else one copy of it per subscriber."""
+def _prepare(result: Rows, latest: FrozenRows | None) -> FrozenRows | None:
+    """Return ``None`` if ``result`` equals ``latest`` (and empty ``result``: here, off the
+    loop, is where its rows are best freed), else ``result`` frozen."""
     if latest is not None and same_rows(result, latest):
+        release(result)
         return None
-    return [result.copy() for _ in range(subscribers)]
+    return FrozenRows(result)
 
 
 def _safely(callback: Callable[..., Any], *args: Any) -> None:
