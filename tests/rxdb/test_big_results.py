@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import rxdb
+import rxdb.rows
 import rxdb.watch
 from tests.conftest import Recorder, settle, subscribed
 
@@ -91,7 +92,7 @@ class TestBigWatchEmissions:
         self, db: rxdb.Database, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         threads: list[int] = []
-        compare = rxdb.watch.same_rows
+        compare = rxdb.rows.same_rows
 
         def spy(new: Any, old: Any) -> bool:
             threads.append(threading.get_ident())

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import rxdb
-from rxdb.rows import Row, make_rows, row_class
+from rxdb.rows import FrozenRows, Row, make_rows, release, row_class, same_rows
 
 
 def result(sql: str, *params: Any) -> list[Row]:
@@ -62,7 +62,7 @@ class TestRowsAndTheCollector:
 
 class TestResultLists:
     def test_a_result_equals_the_tuples_of_its_values(self) -> None:
-        rows = result(TWO)
+        rows: list[Any] = result(TWO)
         assert rows == [(1, "a"), (2, "b")]
         assert [(1, "a"), (2, "b")] == rows  # noqa: SIM300 (the reflected comparison)
         assert rows[0] == (1, "a")
@@ -128,6 +128,38 @@ class TestResultLists:
 
     def test_a_result_serialises_to_json_as_arrays(self) -> None:
         assert json.dumps(result(TWO)) == '[[1, "a"], [2, "b"]]'
+
+
+class TestComparingResults:
+    """How a watch tells a new result from the last one (and keeps the last one)."""
+
+    MANY = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000) "
+            "SELECT i, 'x' || i FROM n")  # fmt: skip
+
+    def test_equal_results_are_the_same_across_slices(self) -> None:
+        assert same_rows(result(self.MANY), FrozenRows(result(self.MANY)))
+
+    def test_a_difference_in_the_last_row_or_the_length_is_seen(self) -> None:
+        last = FrozenRows(result(self.MANY))
+        changed: list[Any] = result(self.MANY)
+        changed[-1] = (50000, "changed")
+        assert not same_rows(changed, last)
+        assert not same_rows(result(self.MANY)[:-1], last)
+        assert not same_rows([], FrozenRows(result(TWO)))
+
+    def test_a_frozen_result_thaws_into_a_new_list_with_its_names(self) -> None:
+        rows = result(TWO)
+        frozen = FrozenRows(rows)
+        rows.clear()
+        first, second = frozen.thaw(), frozen.thaw()
+        assert first == [(1, "a"), (2, "b")]
+        assert first is not second
+        assert first[1].name == "b"
+
+    def test_release_empties_a_result(self) -> None:
+        rows = result(self.MANY)
+        release(rows)
+        assert rows == []
 
 
 class TestDuplicateColumnNames:
