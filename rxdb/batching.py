@@ -1,14 +1,21 @@
-"""Watch re-runs that fall due together run together, paced under load.
+"""Watch runs go to the readers as soon as they are due; runs due together share one hop.
 
 A commit that touches a table many watches read kicks all of them in the same loop iteration.
 Run one by one, each run would cost a task, a thread hop and a loop wake-up of its own. Queued
-here instead, the runs that are due together go to the readers as one batch (one hop per
-reader used). When commits arrived while a batch ran, the next batch waits until ``duty``
-times as long as that batch took has passed, so under a write storm watches take at most
-about ``1 / (1 + duty)`` of the loop's time and writers keep the rest; a run that waits
-meanwhile has nothing queued behind it (each watch has at most one run due), and the last
-commit of a burst is still seen, at most that pause later. A commit after a quiet moment is
-run at once.
+here instead, the runs that fall due together go to the readers as one batch, split over the
+readers that are free (one hop per reader used). A batch never waits for another: runs that
+fall due while others are in flight go out at once, on a reader of their own where one is
+free, so a slow query holds up nobody but the runs in its own hop.
+
+Pacing is per watch. A re-run wanted because commits arrived while the previous run was in
+flight (:meth:`Run.again`) waits ``duty`` times as long as that run took, so under a write
+storm each watch's runs take at most ``1 / (1 + duty)`` of the time and writers keep the rest;
+the last commit of a storm is still seen, at most that pause later. One watch's slow run never
+delays another's, and a run kicked after a quiet moment starts at once.
+
+A run nobody wants any more (:meth:`Run.abandon`) is dropped if it has not gone out yet; if it
+is in flight, its hop is cancelled once every run in that hop is abandoned (the engine then
+interrupts the query, where that hits nothing else), so it does not keep a reader busy.
 
 Knows nothing of SQLite: it is handed a function that runs a list of queries and returns, for
 each, its rows or its error.
@@ -19,14 +26,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import operator
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 
 from rxdb._types import Params
 from rxdb.rows import Row
 
-__all__ = ("Done", "FetchMany", "RunScheduler")
+__all__ = ("Done", "FetchMany", "Run", "RunScheduler")
 
 LOG = logging.getLogger("rxdb.watch")
 
@@ -36,80 +43,157 @@ FetchMany = Callable[[Sequence[tuple[str, Params]]], Awaitable[Sequence[Rows | E
 
 
 class RunScheduler:
+    """Runs queries for watches; everything here is called on the database's loop."""
+
     def __init__(self, fetch_many: FetchMany, *, parallelism: int, duty: float = 4.0) -> None:
         self._fetch_many = fetch_many
         self._parallelism = max(1, parallelism)
         self._duty = duty
-        self._queue: list[tuple[str, Params, Done]] = []
-        self._drain: asyncio.Task[None] | None = None
-        self._ready_at = 0.0
+        self._queue: list[Run] = []
+        self._collecting = False  # a task will take the queue on its first step
+        self._paced: dict[float, list[Run]] = {}  # runs waiting for their pause, by due time
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._fetching = 0  # hops in flight
 
     @property
     def busy(self) -> asyncio.Task[None] | None:
-        """The task running batches now, if any (for tests and diagnostics)."""
-        return self._drain
+        """A task of this scheduler that has not ended (a batch queued, in flight, being
+        delivered, or a pause), if any: for tests and diagnostics."""
+        return next((task for task in self._tasks if not task.done()), None)
 
-    def submit(self, sql: str, params: Params, done: Done) -> None:
-        """Run one query with whatever else is due; ``done(rows or error)`` on the loop."""
-        self._queue.append((sql, params, done))
-        if self._drain is None:
-            # A fresh context: a batch must not run inside whoever kicked it first.
-            self._drain = asyncio.get_running_loop().create_task(
-                self._run(), context=contextvars.Context()
-            )
+    def submit(self, sql: str, params: Params, done: Done) -> Run:
+        """Run one query with whatever else is due; ``done(rows or error)`` on the loop,
+        unless the run is abandoned first."""
+        run = Run(self, sql, params, done)
+        self._enqueue([run])
+        return run
 
-    async def _run(self) -> None:
+    def _again(self, previous: Run) -> Run:
+        run = Run(self, previous.sql, previous.params, previous.done)
+        due = previous.ended + self._duty * previous.seconds
+        if due <= time.monotonic():
+            self._enqueue([run])
+            return run
+        waiting = self._paced.get(due)
+        if waiting is None:
+            # Runs of one hop end together and earn the same pause: they go out together.
+            self._paced[due] = [run]
+            self._start(self._pause(due))
+        else:
+            waiting.append(run)
+        return run
+
+    def _enqueue(self, runs: list[Run]) -> None:
+        self._queue.extend(runs)
+        if not self._collecting:
+            self._collecting = True
+            self._start(self._send(None))
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        # A fresh context: a run must not run inside whoever kicked it (a transaction).
+        task = asyncio.get_running_loop().create_task(work, context=contextvars.Context())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pause(self, due: float) -> None:
+        await asyncio.sleep(due - time.monotonic())
+        self._enqueue(self._paced.pop(due))
+
+    async def _send(self, runs: list[Run] | None) -> None:
+        """Run ``runs`` in one hop; ``None``: take everything queued by now (this task's
+        first step comes after the loop iteration that kicked it), split it over the free
+        readers, and run the first part here."""
+        if runs is None:
+            self._collecting = False
+            queued, self._queue = self._queue, []
+            wanted = [run for run in queued if not run.abandoned]
+            if not wanted:
+                return
+            parts = self._split(wanted)
+            for part in parts[1:]:
+                self._start(self._send(part))
+            runs = parts[0]
+        await self._hop(runs)
+
+    def _split(self, runs: list[Run]) -> list[list[Run]]:
+        free = max(1, self._parallelism - self._fetching)
+        size = -(-len(runs) // min(free, len(runs)))
+        return [runs[i : i + size] for i in range(0, len(runs), size)]
+
+    async def _hop(self, runs: list[Run]) -> None:
+        hop = _Hop(runs, asyncio.current_task())
+        queries = [(run.sql, run.params) for run in runs]
+        started = time.monotonic()
+        self._fetching += 1
+        results: Sequence[Rows | Exception]
         try:
-            while self._queue:
-                if self._ready_at:
-                    pause = self._ready_at - time.monotonic()
-                    if pause > 0:
-                        await asyncio.sleep(pause)
-                batch, self._queue = self._queue, []
-                started = time.monotonic()
-                queries = list(map(_QUERY, batch))
-                results: Sequence[Rows | Exception]
-                if self._parallelism == 1 or len(queries) == 1:
-                    # Awaited here, not in a coroutine of its own: this is the path of every
-                    # run kicked after a quiet moment.
-                    try:
-                        results = await self._fetch_many(queries)
-                    except Exception as error:  # e.g. the database closed: all fail alike
-                        results = [error] * len(queries)
-                else:
-                    results = await self._fetch_split(queries)
-                for (_, _, done), result in zip(batch, results, strict=True):
-                    try:
-                        done(result)
-                    except Exception:
-                        LOG.exception("a watch failed to take its result")
-                # Work that arrived while this batch ran means the database is busy: pause
-                # before the next batch. A run kicked after an idle moment starts at once.
-                if self._queue:
-                    ended = time.monotonic()
-                    self._ready_at = ended + self._duty * (ended - started)
-                else:
-                    self._ready_at = 0.0
+            results = await self._fetch_many(queries)
+        except asyncio.CancelledError:
+            if hop.wanted():
+                raise  # not cancelled by an abandon: by whoever stops the loop
+            return
+        except Exception as error:  # e.g. the database closed: all fail alike
+            results = [error] * len(queries)
         finally:
-            self._drain = None
-
-    async def _fetch_split(self, queries: list[tuple[str, Params]]) -> list[Rows | Exception]:
-        """Run a batch as up to ``parallelism`` calls at once (one per reader)."""
-        chunks = min(self._parallelism, len(queries))
-        size = -(-len(queries) // chunks)
-        parts = [queries[i : i + size] for i in range(0, len(queries), size)]
-        outcomes = await asyncio.gather(
-            *(self._fetch_many(part) for part in parts), return_exceptions=True
-        )
-        results: list[Rows | Exception] = []
-        for part, outcome in zip(parts, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                if not isinstance(outcome, Exception):
-                    raise outcome
-                results.extend([outcome] * len(part))  # e.g. the database closed
-            else:
-                results.extend(outcome)
-        return results
+            self._fetching -= 1
+            hop.landed()
+        ended = time.monotonic()
+        for run, result in zip(runs, results, strict=True):
+            if run.abandoned:
+                continue
+            run.ended, run.seconds = ended, ended - started
+            try:
+                run.done(result)
+            except Exception:
+                LOG.exception("a watch failed to take its result")
 
 
-_QUERY: Callable[[tuple[str, Params, Done]], tuple[str, Params]] = operator.itemgetter(0, 1)
+class Run:
+    """One query run for a watch, from :meth:`RunScheduler.submit` or :meth:`again`."""
+
+    __slots__ = ("_hop", "_scheduler", "abandoned", "done", "ended", "params", "seconds", "sql")
+
+    def __init__(self, scheduler: RunScheduler, sql: str, params: Params, done: Done) -> None:
+        self._scheduler = scheduler
+        self.sql = sql
+        self.params = params
+        self.done = done
+        self.abandoned = False
+        self.ended = 0.0  # when its query ended (time.monotonic), and how long it took
+        self.seconds = 0.0
+        self._hop: _Hop | None = None
+
+    def again(self) -> Run:
+        """Run the same query again, for commits that arrived while this run was in flight:
+        after ``duty`` times as long as this run took, counted from its end."""
+        return self._scheduler._again(self)
+
+    def abandon(self) -> None:
+        """Nobody wants the result any more: drop the run, or stop its hop in flight when
+        every run in that hop is abandoned. ``done`` is not called after this."""
+        self.abandoned = True
+        if self._hop is not None:
+            self._hop.abandoned_one()
+
+
+class _Hop:
+    """Runs sent to one reader in one call, and the task waiting for them."""
+
+    __slots__ = ("runs", "task")
+
+    def __init__(self, runs: list[Run], task: asyncio.Task[Any] | None) -> None:
+        self.runs = runs
+        self.task = task
+        for run in runs:
+            run._hop = self
+
+    def wanted(self) -> bool:
+        return not all(run.abandoned for run in self.runs)
+
+    def abandoned_one(self) -> None:
+        if self.task is not None and not self.wanted():
+            self.task.cancel()
+
+    def landed(self) -> None:
+        for run in self.runs:
+            run._hop = None

@@ -11,7 +11,6 @@ import asyncio
 import contextvars
 import functools
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal, cast
@@ -172,17 +171,16 @@ class Engine:
                 async with writer.lock:
                     return await writer.worker.call(writer.worker.raw.fetch, sql, params)
             reader = pool.take() or await pool.borrow()
-            started = time.perf_counter()
             try:
                 # Worker.call inlined (its rule on cancellation included): one coroutine less.
                 future = reader.start(reader.raw.fetch, sql, params)
                 try:
                     return await future
                 except asyncio.CancelledError:
-                    await reader.settle()
+                    await pool.abandon(reader)  # nobody waits for it: interrupted if alone
                     raise
             finally:
-                pool.give_back(reader, time.perf_counter() - started)
+                pool.give_back(reader)
         except sqlite3.Error as error:
             raise from_sqlite(error, sql) from error
 
@@ -195,16 +193,15 @@ class Engine:
         pool = self._readers
         if pool is not None:
             reader = pool.take() or await pool.borrow()
-            started = time.perf_counter()
             try:
                 future = reader.start(reader.raw.fetch_many, queries)
                 try:
                     results = await future
                 except asyncio.CancelledError:
-                    await reader.settle()
+                    await pool.abandon(reader)  # e.g. every watch in it lost its subscribers
                     raise
             finally:
-                pool.give_back(reader, (time.perf_counter() - started) / len(queries))
+                pool.give_back(reader)
         else:
             async with writer.lock:
                 results = await writer.worker.call(writer.worker.raw.fetch_many, queries)
@@ -230,11 +227,10 @@ class Engine:
                     # Put the writer's write capture back afterwards.
                     return await writer.worker.call(raw.probe_reads, sql, raw._capture.authorize)
             reader = pool.take() or await pool.borrow()
-            started = time.perf_counter()
             try:
                 return await reader.call(reader.raw.probe_reads, sql)
             finally:
-                pool.give_back(reader, time.perf_counter() - started)
+                pool.give_back(reader)
         except sqlite3.Error as error:
             translated = from_sqlite(error, sql)
             if pool is not None and str(error).startswith(("no such table", "unknown database")):

@@ -1,9 +1,11 @@
 """The read-only connections of a WAL database, opened on demand.
 
 Plain reads (``fetch_all`` outside a transaction, a watch's runs) share the connections with
-no checkout cost: cheap reads queue on one awake reader, costly ones spread over several.
-A read block (``db.read()``) reserves a connection for itself until it ends. Either way a read
-never lands inside someone's open write transaction, and never waits for the writer.
+no checkout cost. A read goes to an idle reader, or to a new one while the pool may grow; it
+queues behind another read only when every reader is busy, so a cheap read never waits for a
+slow one while a connection could serve it. A read block (``db.read()``) reserves a connection
+for itself until it ends. Either way a read never lands inside someone's open write
+transaction, and never waits for the writer.
 """
 
 from __future__ import annotations
@@ -18,11 +20,6 @@ __all__ = ("ReaderPool",)
 
 Reader = Worker[ReaderConnection]
 
-# Reads shorter than this (a few thread hops) are cheaper queued on one awake reader than
-# spread over threads that each must be woken; longer ones gain from running in parallel.
-_SPREAD_ABOVE = 0.0003
-_SMOOTHING = 0.2
-
 
 class ReaderPool:
     def __init__(self, open_reader: Callable[[], Awaitable[Reader]], size: int) -> None:
@@ -34,7 +31,6 @@ class ReaderPool:
         self._reserved: set[Reader] = set()
         self._opening = 0
         self._waiters: list[asyncio.Future[None]] = []
-        self._recent = 0.0  # smoothed duration of recent plain reads, in seconds
 
     @property
     def readers(self) -> list[Reader]:
@@ -43,11 +39,10 @@ class ReaderPool:
     async def borrow(self) -> Reader:
         """A reader for one plain read; hand it back with :meth:`give_back`.
 
-        Where reads are cheap (recent ones took less than a few thread hops), a read queues
-        behind the busiest reader: its thread is awake, and runs the queue without a wake-up
-        per read, as one connection would. Where reads take long, SQLite runs them without
-        the GIL, so they spread over idle readers (opening up to the pool's size) and run in
-        parallel.
+        An idle reader, else a new one (up to the pool's size), else the least busy: how
+        long a read will take is not known in advance, and one queued behind a slow read
+        waits for all of it. Reads spread this way run in parallel (SQLite runs queries
+        without the GIL).
         """
         while True:
             reader = self.take()
@@ -62,26 +57,40 @@ class ReaderPool:
     def take(self) -> Reader | None:
         """:meth:`borrow` without waiting (the hot path of every plain read): a reader, or
         ``None`` where :meth:`borrow` would open one or wait."""
-        spread = self._recent > _SPREAD_ABOVE
         reserved = self._reserved
         best: Reader | None = None
         best_load = 0
         for reader, load in self._load.items():
             if reserved and reader in reserved:
                 continue
-            if best is None or (load < best_load if spread else load > best_load):
+            if not load:
+                best, best_load = reader, 0
+                break
+            if best is None or load < best_load:
                 best, best_load = reader, load
-        if best is None or (spread and best_load and self._can_open()):
+        if best is None or (best_load and self._can_open()):
             return None
         self._load[best] = best_load + 1
         return best
 
-    def give_back(self, reader: Reader, seconds: float = 0.0) -> None:
-        """Return a reader; ``seconds`` is how long the read took (it steers :meth:`borrow`)."""
+    def give_back(self, reader: Reader) -> None:
+        """Return a reader borrowed for one plain read."""
         self._load[reader] -= 1
-        self._recent += (seconds - self._recent) * _SMOOTHING
         if self._waiters:
             self._wake()
+
+    async def abandon(self, reader: Reader) -> None:
+        """For a borrowed reader whose caller was cancelled before its read ended: interrupt
+        the read if it is the only one on that reader, then wait until the reader has
+        settled (see :meth:`Worker.settle`); hand the reader back afterwards as usual.
+
+        SQLite's interrupt aborts whatever that connection runs, so only a reader with
+        nothing else borrowed is interrupted; if the read ended meanwhile, the interrupt hits
+        an idle connection, where it is void (the next statement starts afresh).
+        """
+        if self._load.get(reader) == 1:
+            reader.interrupt()
+        await reader.settle()
 
     async def reserve(self) -> Reader:
         """A reader for a read block alone; hand it back with :meth:`release`."""
