@@ -219,3 +219,61 @@ class TestAbandonedRuns:
                 await slow.wait_count(2)
                 await settle(db)
                 assert slow.errors == []
+
+
+class FakeReader:
+    """Stands in for a reader's worker in :class:`ReaderPool`: counts interrupts."""
+
+    def __init__(self) -> None:
+        self.interrupts = 0
+
+    def interrupt(self) -> None:
+        self.interrupts += 1
+
+    async def settle(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+class TestReaderPool:
+    async def test_a_cancelled_read_alone_on_its_reader_is_interrupted(self) -> None:
+        reader = FakeReader()
+        pool = ReaderPool(_opener(reader), 1)
+        borrowed = await pool.borrow()
+        await pool.abandon(borrowed)
+        pool.give_back(borrowed)
+        assert reader.interrupts == 1
+
+    async def test_a_cancelled_read_with_another_on_its_reader_is_not_interrupted(self) -> None:
+        """The other read may be the one running by now: an interrupt would abort it."""
+        reader = FakeReader()
+        pool = ReaderPool(_opener(reader), 1)
+        first = await pool.borrow()
+        second = await pool.borrow()  # the pool is full: it queues on the same reader
+        assert second is first
+        await pool.abandon(first)
+        assert reader.interrupts == 0
+        pool.give_back(first)
+        pool.give_back(second)
+
+    async def test_a_read_takes_an_idle_reader_before_a_busy_one(self) -> None:
+        readers = [FakeReader(), FakeReader()]
+        pool = ReaderPool(_opener(*readers), 2)
+        busy = await pool.borrow()
+        idle = await pool.borrow()  # opened: no read queues while the pool may grow
+        assert idle is not busy
+        pool.give_back(idle)
+        assert pool.take() is idle  # idle, though the busy one was opened first
+        pool.give_back(idle)
+        pool.give_back(busy)
+
+
+def _opener(*readers: FakeReader) -> Any:
+    queue = list(readers)
+
+    async def open_reader() -> Any:
+        return queue.pop(0)
+
+    return open_reader
