@@ -255,8 +255,9 @@ _OFF_LOOP_ROWS = 10_000
 
 
 def _prepare(result: Rows, latest: FrozenRows | None) -> FrozenRows | None:
-    """Return ``None`` if ``result`` equals ``latest`` (and empty ``result``: here, off the
-    loop, is where its rows are best freed), else ``result`` frozen."""
+    """Return ``None`` if ``result`` equals ``latest`` (and empty ``result``, this run's own
+    list, which nobody else holds: here, off the loop, is where its rows are best freed),
+    else ``result`` frozen."""
     if latest is not None and same_rows(result, latest):
         release(result)
         return None
@@ -274,7 +275,8 @@ class QueryStream(Observable[Rows]):
     """The result of ``db.watch(sql)``: an Observable of result lists, and an async iterable.
 
     Subscribing starts (or joins) the shared query; the first value is the current result.
-    Subscribe on the database's event loop; values are delivered there.
+    Subscribe on the database's event loop; values are delivered there. The subscribers of
+    one query receive the same list object at each emission: copy it before changing it.
     """
 
     def __init__(
