@@ -7,11 +7,14 @@ readers that are free (one hop per reader used). A batch never waits for another
 fall due while others are in flight go out at once, on a reader of their own where one is
 free, so a slow query holds up nobody but the runs in its own hop.
 
-Pacing is per watch. A re-run wanted because commits arrived while the previous run was in
-flight (:meth:`Run.again`) waits ``duty`` times as long as that run took, so under a write
-storm each watch's runs take at most ``1 / (1 + duty)`` of the time and writers keep the rest;
-the last commit of a storm is still seen, at most that pause later. One watch's slow run never
-delays another's, and a run kicked after a quiet moment starts at once.
+Pacing applies to re-runs only. A re-run wanted because commits arrived while the previous
+run was in flight (:meth:`Run.again`) waits until ``duty`` times as long as that run's batch
+took has passed since the batch ended, so under a write storm the watches' runs take at most
+``1 / (1 + duty)`` of the time and writers keep the rest; the last commit of a storm is still
+seen, at most that pause later. The re-runs of one batch wait for all its hops and go out
+together again (hops paced one by one would drift apart and, together, keep the readers busy
+all the time). A run kicked after a quiet moment starts at once, and no run ever waits for a
+pause earned by another batch.
 
 A run nobody wants any more (:meth:`Run.abandon`) is dropped if it has not gone out yet; if it
 is in flight, its hop is cancelled once every run in that hop is abandoned (the engine then
@@ -70,18 +73,26 @@ class RunScheduler:
 
     def _again(self, previous: Run) -> Run:
         run = Run(self, previous.sql, previous.params, previous.done)
-        due = previous.ended + self._duty * previous.seconds
-        if due <= time.monotonic():
+        batch = previous._batch
+        if batch is None:  # never went out (cannot happen through SharedQuery): no pause
             self._enqueue([run])
-            return run
+        elif batch.hops:
+            batch.reruns.append(run)  # paced once the whole batch is back
+        else:
+            self._pace([run], batch)
+        return run
+
+    def _pace(self, runs: list[Run], batch: _Batch) -> None:
+        due = batch.ended + self._duty * (batch.ended - batch.started)
+        if due <= time.monotonic():
+            self._enqueue(runs)
+            return
         waiting = self._paced.get(due)
         if waiting is None:
-            # Runs of one hop end together and earn the same pause: they go out together.
-            self._paced[due] = [run]
+            self._paced[due] = runs
             self._start(self._pause(due))
         else:
-            waiting.append(run)
-        return run
+            waiting.extend(runs)  # the same batch: they go out together
 
     def _enqueue(self, runs: list[Run]) -> None:
         self._queue.extend(runs)
@@ -99,31 +110,31 @@ class RunScheduler:
         await asyncio.sleep(due - time.monotonic())
         self._enqueue(self._paced.pop(due))
 
-    async def _send(self, runs: list[Run] | None) -> None:
-        """Run ``runs`` in one hop; ``None``: take everything queued by now (this task's
-        first step comes after the loop iteration that kicked it), split it over the free
-        readers, and run the first part here."""
-        if runs is None:
+    async def _send(self, runs: list[Run] | None, batch: _Batch | None = None) -> None:
+        """Run ``runs`` in one hop of ``batch``; ``None``: take everything queued by now
+        (this task's first step comes after the loop iteration that kicked it), split it
+        over the free readers as one batch, and run its first hop here."""
+        if runs is None or batch is None:
             self._collecting = False
             queued, self._queue = self._queue, []
             wanted = [run for run in queued if not run.abandoned]
             if not wanted:
                 return
             parts = self._split(wanted)
+            batch = _Batch(len(parts))
             for part in parts[1:]:
-                self._start(self._send(part))
+                self._start(self._send(part, batch))
             runs = parts[0]
-        await self._hop(runs)
+        await self._hop(runs, batch)
 
     def _split(self, runs: list[Run]) -> list[list[Run]]:
         free = max(1, self._parallelism - self._fetching)
         size = -(-len(runs) // min(free, len(runs)))
         return [runs[i : i + size] for i in range(0, len(runs), size)]
 
-    async def _hop(self, runs: list[Run]) -> None:
-        hop = _Hop(runs, asyncio.current_task())
+    async def _hop(self, runs: list[Run], batch: _Batch) -> None:
+        hop = _Hop(runs, batch, asyncio.current_task())
         queries = [(run.sql, run.params) for run in runs]
-        started = time.monotonic()
         self._fetching += 1
         results: Sequence[Rows | Exception]
         try:
@@ -137,11 +148,14 @@ class RunScheduler:
         finally:
             self._fetching -= 1
             hop.landed()
-        ended = time.monotonic()
+            batch.hops -= 1
+            if not batch.hops:
+                batch.ended = time.monotonic()
+                if batch.reruns:
+                    self._pace(batch.reruns, batch)
         for run, result in zip(runs, results, strict=True):
             if run.abandoned:
                 continue
-            run.ended, run.seconds = ended, ended - started
             try:
                 run.done(result)
             except Exception:
@@ -151,7 +165,7 @@ class RunScheduler:
 class Run:
     """One query run for a watch, from :meth:`RunScheduler.submit` or :meth:`again`."""
 
-    __slots__ = ("_hop", "_scheduler", "abandoned", "done", "ended", "params", "seconds", "sql")
+    __slots__ = ("_batch", "_hop", "_scheduler", "abandoned", "done", "params", "sql")
 
     def __init__(self, scheduler: RunScheduler, sql: str, params: Params, done: Done) -> None:
         self._scheduler = scheduler
@@ -159,13 +173,12 @@ class Run:
         self.params = params
         self.done = done
         self.abandoned = False
-        self.ended = 0.0  # when its query ended (time.monotonic), and how long it took
-        self.seconds = 0.0
-        self._hop: _Hop | None = None
+        self._hop: _Hop | None = None  # while in flight
+        self._batch: _Batch | None = None  # once gone out
 
     def again(self) -> Run:
         """Run the same query again, for commits that arrived while this run was in flight:
-        after ``duty`` times as long as this run took, counted from its end."""
+        after ``duty`` times as long as this run's batch took, counted from its end."""
         return self._scheduler._again(self)
 
     def abandon(self) -> None:
@@ -176,16 +189,29 @@ class Run:
             self._hop.abandoned_one()
 
 
+class _Batch:
+    """Runs that went out together, over ``hops`` hops; their re-runs wait together."""
+
+    __slots__ = ("ended", "hops", "reruns", "started")
+
+    def __init__(self, hops: int) -> None:
+        self.started = time.monotonic()
+        self.ended = 0.0
+        self.hops = hops  # still out
+        self.reruns: list[Run] = []  # asked for before the last hop came back
+
+
 class _Hop:
     """Runs sent to one reader in one call, and the task waiting for them."""
 
     __slots__ = ("runs", "task")
 
-    def __init__(self, runs: list[Run], task: asyncio.Task[Any] | None) -> None:
+    def __init__(self, runs: list[Run], batch: _Batch, task: asyncio.Task[Any] | None) -> None:
         self.runs = runs
         self.task = task
         for run in runs:
             run._hop = self
+            run._batch = batch
 
     def wanted(self) -> bool:
         return not all(run.abandoned for run in self.runs)

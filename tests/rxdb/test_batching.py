@@ -229,6 +229,24 @@ class TestPacing:
         assert clock.pauses == [pytest.approx(0.020)]
         assert reader.batches == [["q0", "q1"], ["q0", "q1"]]
 
+    async def test_reruns_of_a_batch_split_over_readers_wait_for_the_whole_batch(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Hops paced one by one would drift apart and keep the readers busy together."""
+        reader = FakeReader()
+        clock = FakeClock(monkeypatch, reader)
+        scheduler = RunScheduler(clock.fetch_many, parallelism=2, duty=2.0)
+        futures = [asyncio.get_running_loop().create_future() for _ in range(2)]
+        handles = [scheduler.submit(f"q{i}", (), f.set_result) for i, f in enumerate(futures)]
+        await asyncio.wait_for(asyncio.gather(*futures), WAIT)
+        assert reader.batches == [["q0"], ["q1"]]  # two hops, 10 ms each, one after the other
+        reruns = [asyncio.ensure_future(_again(handle)) for handle in handles]
+        await _until(lambda: bool(clock.pauses))
+        clock.pause_over.set()
+        await asyncio.gather(*reruns)
+        assert clock.pauses == [pytest.approx(0.040)]  # one pause: 2 x the batch's 20 ms
+        assert reader.batches == [["q0"], ["q1"], ["q0"], ["q1"]]
+
     async def test_a_rerun_after_its_pause_has_passed_starts_at_once(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
