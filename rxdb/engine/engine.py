@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import functools
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal, cast
@@ -170,17 +171,22 @@ class Engine:
             if pool is None:
                 async with writer.lock:
                     return await writer.worker.call(writer.worker.raw.fetch, sql, params)
-            reader = pool.take() or await pool.borrow()
+            costs = pool.costs
+            cheap = costs.cheap(sql)
+            started = time.perf_counter()
+            reader = pool.take(cheap) or await pool.borrow(cheap)
             try:
                 # Worker.call inlined (its rule on cancellation included): one coroutine less.
                 future = reader.start(reader.raw.fetch, sql, params)
                 try:
-                    return await future
+                    rows = await future
                 except asyncio.CancelledError:
                     await pool.abandon(reader)  # nobody waits for it: interrupted if alone
                     raise
             finally:
-                pool.give_back(reader)
+                pool.give_back(reader, cheap)
+            costs.record(sql, started)
+            return rows
         except sqlite3.Error as error:
             raise from_sqlite(error, sql) from error
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 
 import rxdb
 from rxdb.engine.connections import ReaderConnection
-from rxdb.engine.readers import ReaderPool
+from rxdb.engine.readers import CHEAP, ReadCosts, ReaderPool
 from rxdb.engine.workers import Worker
 from tests.conftest import WAIT, Recorder, settle, subscribed
 
@@ -29,6 +30,10 @@ SLOW = (
     "SELECT count(*) > 0, (SELECT count(*) FROM slow) FROM c"
 )
 FAST = "SELECT count(*) FROM fast"
+SLOW_READ = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE gate(x)) "
+    "SELECT max(x) FROM c"
+)
 
 
 class Gate:
@@ -161,7 +166,7 @@ class TestReadsDoNotQueueBehindSlowOnes:
             for _ in range(50):  # recent reads were cheap: the pool's usual case
                 await db.fetch_one("SELECT 1")
             gate.arm()
-            slow_read = asyncio.ensure_future(db.fetch_all("SELECT gate(1)"))
+            slow_read = asyncio.ensure_future(db.fetch_all(SLOW_READ))
             try:
                 await asyncio.wait_for(gate.entered.wait(), WAIT)
                 assert await asyncio.wait_for(db.fetch_one("SELECT 1"), WAIT) == (1,)
@@ -179,7 +184,7 @@ class TestReadsDoNotQueueBehindSlowOnes:
             assert pool is not None
             assert len(pool.readers) == 1  # one reader open: the slow read will take it
             gate.arm()
-            slow_read = asyncio.ensure_future(db.fetch_all("SELECT gate(1)"))
+            slow_read = asyncio.ensure_future(db.fetch_all(SLOW_READ))
             try:
                 await asyncio.wait_for(gate.entered.wait(), WAIT)
                 assert await asyncio.wait_for(db.fetch_one("SELECT 1"), WAIT) == (1,)
@@ -268,6 +273,36 @@ class TestReaderPool:
         assert pool.take() is idle  # idle, though the busy one was opened first
         pool.give_back(idle)
         pool.give_back(busy)
+
+    async def test_a_cheap_read_queues_behind_cheap_reads_on_an_awake_reader(self) -> None:
+        """Waking an idle thread per cheap read costs more than waiting a few hops."""
+        readers = [FakeReader(), FakeReader()]
+        pool = ReaderPool(_opener(*readers), 2)
+        awake = await pool.borrow(cheap=True)
+        idle = await pool.borrow()
+        pool.give_back(idle)
+        assert pool.take(cheap=True) is awake
+        assert pool.take() is idle  # a read not known to be cheap spreads as before
+        for reader in (awake, awake, idle):
+            pool.give_back(reader, cheap=reader is awake)
+
+    async def test_no_read_queues_behind_one_not_known_to_be_cheap(self) -> None:
+        readers = [FakeReader(), FakeReader()]
+        pool = ReaderPool(_opener(*readers), 2)
+        uncertain = await pool.borrow()  # a watch's batch, or a text never run before
+        idle = await pool.borrow()
+        pool.give_back(idle)
+        assert pool.take(cheap=True) is idle
+        pool.give_back(idle, cheap=True)
+        pool.give_back(uncertain)
+
+    def test_a_text_is_cheap_only_while_its_last_run_was(self) -> None:
+        costs = ReadCosts()
+        assert not costs.cheap("SELECT 1")  # unknown: not cheap
+        costs.record("SELECT 1", time.perf_counter())
+        assert costs.cheap("SELECT 1")
+        costs.record("SELECT 1", time.perf_counter() - 2 * CHEAP)
+        assert not costs.cheap("SELECT 1")
 
 
 def _opener(*readers: FakeReader) -> Any:
