@@ -12,7 +12,7 @@ import os
 import sqlite3
 from collections.abc import Callable
 
-from rxdb.journal import _CREATE_JOURNAL, trigger_sql
+from rxdb.engines.sqlite.journal import _CREATE_JOURNAL, trigger_sql
 from rxdb.updates import UpdateKind
 
 from ._common import Figure, Results, Sizes, clock, median, workdir

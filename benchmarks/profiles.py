@@ -22,7 +22,7 @@ import sqlite3
 import timeit
 
 import rxdb
-from rxdb.engine.connections import TrackedConnection
+from rxdb.engines.sqlite.connections import TrackedConnection
 
 from ._common import workdir
 

@@ -1,63 +1,101 @@
 """rxdb: reactive SQL queries over SQLite.
 
-Layers, bottom up (each imports only those below it):
-``updates`` (what a commit changed) -> ``bus`` (in-process delivery onto event loops) ->
-``engine`` (SQLite on aiosqlite: write capture, writer, readers, transactions) ->
-``watch`` (shared, coalesced query streams) -> ``database`` (the façade users hold) ->
-``sync`` (a blocking façade on a loop thread), ``asgi`` (lifespan for web apps), ``bridge`` /
-``handles`` (one database used from other loops) and ``remote`` (the cross-process hub,
-the database server and its client, over one wire protocol).
-``parser`` (a sibling package) tells which tables a query reads.
+``import rxdb`` loads only the errors and the value types; every other public name is
+imported on first use (PEP 562), so a script that never serves or spawns pays nothing for
+the cross-process machinery. ``docs/architecture.md`` draws the rooms and their layering.
 """
 
 from __future__ import annotations
 
-from rxdb.bridge import BridgedDatabase as BridgedDatabase
-from rxdb.bus import Bus as Bus
-from rxdb.database import Database as Database
-from rxdb.database import open as open
-from rxdb.engine.backup import BackupProgress as BackupProgress
-from rxdb.engine.sessions import ReadSession as ReadSession
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from rxdb.errors import BusyError as BusyError
 from rxdb.errors import ClosedError as ClosedError
+from rxdb.errors import ConnectionLostError as ConnectionLostError
 from rxdb.errors import DatabaseError as DatabaseError
+from rxdb.errors import HubError as HubError
 from rxdb.errors import IntegrityError as IntegrityError
 from rxdb.errors import InterruptError as InterruptError
+from rxdb.errors import NameNotFoundError as NameNotFoundError
 from rxdb.errors import OperationalError as OperationalError
 from rxdb.errors import ProgrammingError as ProgrammingError
+from rxdb.errors import ProtocolError as ProtocolError
 from rxdb.errors import ReadOnlyError as ReadOnlyError
 from rxdb.errors import ReentrancyError as ReentrancyError
+from rxdb.errors import RemoteError as RemoteError
 from rxdb.errors import RxdbError as RxdbError
+from rxdb.errors import ServerRefusedError as ServerRefusedError
+from rxdb.errors import SpawnError as SpawnError
 from rxdb.errors import TransactionAbortedError as TransactionAbortedError
 from rxdb.errors import WrongLoopError as WrongLoopError
-from rxdb.handles import ConnectionHandle as ConnectionHandle
-from rxdb.remote.client import ConnectionLostError as ConnectionLostError
-from rxdb.remote.client import Reconnect as Reconnect
-from rxdb.remote.client import RemoteDatabase as RemoteDatabase
-from rxdb.remote.client import RemoteReadSession as RemoteReadSession
-from rxdb.remote.client import connect_named as connect_named
-from rxdb.remote.compute import compute_with_database as compute_with_database
-from rxdb.remote.server import Server as Server
-from rxdb.remote.server import ServerHandle as ServerHandle
-from rxdb.remote.server import serve as serve
-from rxdb.remote.spawn import SpawnedServer as SpawnedServer
-from rxdb.remote.spawn import spawn as spawn
 from rxdb.rows import ExecuteResult as ExecuteResult
 from rxdb.rows import Row as Row
-from rxdb.sync import SyncDatabase as SyncDatabase
-from rxdb.sync import open_sync as open_sync
+from rxdb.rows import Rows as Rows
 from rxdb.updates import NotifyTablesUpdated as NotifyTablesUpdated
 from rxdb.updates import TableUpdate as TableUpdate
 from rxdb.updates import UpdateKind as UpdateKind
-from rxdb.watch import QueryStream as QueryStream
-from rxdb.watch import WatchStatistics as WatchStatistics
+
+if TYPE_CHECKING:
+    from rxdb.boundary.blocking import SyncDatabase as SyncDatabase
+    from rxdb.boundary.blocking import SyncReadSession as SyncReadSession
+    from rxdb.boundary.blocking import open_sync as open_sync
+    from rxdb.boundary.blocking_streams import SyncQueryStream as SyncQueryStream
+    from rxdb.boundary.blocking_streams import WatchIterator as WatchIterator
+    from rxdb.boundary.bridge import BridgedDatabase as BridgedDatabase
+    from rxdb.boundary.bridge import BridgedStream as BridgedStream
+    from rxdb.database import Database as Database
+    from rxdb.database import open as open
+    from rxdb.engines.sqlite.backup import BackupProgress as BackupProgress
+    from rxdb.engines.sqlite.sessions import ReadSession as ReadSession
+    from rxdb.handles import ConnectionHandle as ConnectionHandle
+    from rxdb.remote.client import Reconnect as Reconnect
+    from rxdb.remote.client import RemoteDatabase as RemoteDatabase
+    from rxdb.remote.client import RemoteReadSession as RemoteReadSession
+    from rxdb.remote.client import connect_named as connect_named
+    from rxdb.remote.compute import compute_with_database as compute_with_database
+    from rxdb.remote.server import Server as Server
+    from rxdb.remote.server import ServerHandle as ServerHandle
+    from rxdb.remote.server import serve as serve
+    from rxdb.remote.spawn import SpawnedServer as SpawnedServer
+    from rxdb.remote.spawn import spawn as spawn
+    from rxdb.watch.stream import QueryStream as QueryStream
+    from rxdb.watch.stream import WatchStatistics as WatchStatistics
 
 __version__ = "0.1.0"
+
+# Where each name that is imported on first use lives.
+_LAZY: dict[str, str] = {
+    "BackupProgress": "rxdb.engines.sqlite.backup",
+    "BridgedDatabase": "rxdb.boundary.bridge",
+    "BridgedStream": "rxdb.boundary.bridge",
+    "ConnectionHandle": "rxdb.handles",
+    "Database": "rxdb.database",
+    "QueryStream": "rxdb.watch.stream",
+    "ReadSession": "rxdb.engines.sqlite.sessions",
+    "Reconnect": "rxdb.remote.client",
+    "RemoteDatabase": "rxdb.remote.client",
+    "RemoteReadSession": "rxdb.remote.client",
+    "Server": "rxdb.remote.server",
+    "ServerHandle": "rxdb.remote.server",
+    "SpawnedServer": "rxdb.remote.spawn",
+    "SyncDatabase": "rxdb.boundary.blocking",
+    "SyncQueryStream": "rxdb.boundary.blocking_streams",
+    "SyncReadSession": "rxdb.boundary.blocking",
+    "WatchIterator": "rxdb.boundary.blocking_streams",
+    "WatchStatistics": "rxdb.watch.stream",
+    "compute_with_database": "rxdb.remote.compute",
+    "connect_named": "rxdb.remote.client",
+    "open": "rxdb.database",
+    "open_sync": "rxdb.boundary.blocking",
+    "serve": "rxdb.remote.server",
+    "spawn": "rxdb.remote.spawn",
+}
 
 __all__ = (
     "BackupProgress",
     "BridgedDatabase",
-    "Bus",
+    "BridgedStream",
     "BusyError",
     "ClosedError",
     "ConnectionHandle",
@@ -65,27 +103,37 @@ __all__ = (
     "Database",
     "DatabaseError",
     "ExecuteResult",
+    "HubError",
     "IntegrityError",
     "InterruptError",
+    "NameNotFoundError",
     "NotifyTablesUpdated",
     "OperationalError",
     "ProgrammingError",
+    "ProtocolError",
     "QueryStream",
     "ReadOnlyError",
     "ReadSession",
     "Reconnect",
     "ReentrancyError",
     "RemoteDatabase",
+    "RemoteError",
     "RemoteReadSession",
     "Row",
+    "Rows",
     "RxdbError",
     "Server",
     "ServerHandle",
+    "ServerRefusedError",
+    "SpawnError",
     "SpawnedServer",
     "SyncDatabase",
+    "SyncQueryStream",
+    "SyncReadSession",
     "TableUpdate",
     "TransactionAbortedError",
     "UpdateKind",
+    "WatchIterator",
     "WatchStatistics",
     "WrongLoopError",
     "compute_with_database",
@@ -96,8 +144,28 @@ __all__ = (
     "spawn",
 )
 
+
+def _claim(obj: object) -> None:
+    """Report ``rxdb`` as the home of a public class or function (reprs, docs, pickles)."""
+    if getattr(obj, "__module__", "").startswith("rxdb.") and hasattr(obj, "__qualname__"):
+        obj.__module__ = "rxdb"
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rxdb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    _claim(value)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
 for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("rxdb."):
-        _obj.__module__ = "rxdb"
-del _name, _obj
+    if _name not in _LAZY:
+        _claim(globals()[_name])
+del _name

@@ -32,20 +32,20 @@ from rxdb.arguments import (
     check_text,
     check_watch,
 )
-from rxdb.batching import RunScheduler
 from rxdb.bus import Bus, Subscription, default_bus
-from rxdb.engine import Engine, Synchronous, TransactionMode
-from rxdb.engine.backup import ProgressCallback
-from rxdb.engine.sessions import ReadSession
+from rxdb.engines.sqlite import Engine, Synchronous, TransactionMode
+from rxdb.engines.sqlite.backup import ProgressCallback
+from rxdb.engines.sqlite.foreign import ForeignWritePoller
+from rxdb.engines.sqlite.journal import JOURNAL_TABLE, ForeignJournal
+from rxdb.engines.sqlite.read_sets import ReadSets
+from rxdb.engines.sqlite.sessions import ReadSession
 from rxdb.errors import ClosedError, ProgrammingError, WrongLoopError
-from rxdb.foreign import ForeignWritePoller
 from rxdb.handles import ConnectionHandle, handle_for
-from rxdb.journal import JOURNAL_TABLE, ForeignJournal
 from rxdb.options import check_option_names, check_options
-from rxdb.read_sets import ReadSets
 from rxdb.rows import ExecuteResult, Row
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
-from rxdb.watch import QueryStream, SharedQuery, params_key
+from rxdb.watch.scheduler import RunScheduler
+from rxdb.watch.stream import QueryStream, SharedQuery, params_key
 
 if TYPE_CHECKING:
     from rxdb.remote.hub import Membership

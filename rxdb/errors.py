@@ -11,14 +11,21 @@ import sqlite3
 __all__ = (
     "BusyError",
     "ClosedError",
+    "ConnectionLostError",
     "DatabaseError",
+    "HubError",
     "IntegrityError",
     "InterruptError",
+    "NameNotFoundError",
     "OperationalError",
     "ProgrammingError",
+    "ProtocolError",
     "ReadOnlyError",
     "ReentrancyError",
+    "RemoteError",
     "RxdbError",
+    "ServerRefusedError",
+    "SpawnError",
     "TransactionAbortedError",
     "WrongLoopError",
 )
@@ -105,6 +112,53 @@ class ClosedError(RxdbError, RuntimeError):
 class WrongLoopError(RxdbError, RuntimeError):
     """Raised when a database is used from an event loop (or thread) other than the one it
     was opened on."""
+
+
+class ProtocolError(RxdbError, ValueError):
+    """Raised when bytes from a peer are not a well-formed rxdb message.
+
+    The connection they came on cannot be trusted to be in step any more: log the reason
+    and close that connection (only that one).
+    """
+
+
+class ConnectionLostError(ClosedError, ConnectionError):
+    """Raised for calls pending (or made) after the connection to the server ended: the
+    server shut down, its process died, or the network failed. Whatever was not committed
+    when it happened is rolled back on the server. Connect again to carry on (or connect
+    with ``reconnect=`` to have the client do it)."""
+
+
+class ServerRefusedError(RxdbError, ConnectionRefusedError):
+    """Raised by ``connect`` when the server refuses the handshake (a wrong or missing token,
+    another protocol version)."""
+
+
+class SpawnError(RxdbError):
+    """Raised when the server process fails to start (its error is in the message)."""
+
+
+class RemoteError(RxdbError):
+    """Raised when a remote call failed with an exception that is not an rxdb error.
+
+    :ivar error_type: the remote exception's type name, e.g. ``"ValueError"``; it is only a
+        label -- no class of that name is looked up or instantiated.
+    """
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}" if message else error_type)
+        self.error_type = error_type
+        self.remote_message = message
+
+
+class HubError(RxdbError, OSError):
+    """Raised when the hub's socket directory is unusable: it cannot be created, it is not a
+    directory, it belongs to another user, or others may enter it. Fix the directory (``chmod
+    700``), pass another one, or turn cross-process sharing off."""
+
+
+class NameNotFoundError(RxdbError, LookupError):
+    """Raised by :func:`lookup` when no live server is registered under the name."""
 
 
 _BY_SQLITE_CLASS: tuple[tuple[type[sqlite3.Error], type[DatabaseError]], ...] = (

@@ -2,7 +2,7 @@
 
 ``handle = await db.serializable_connection()`` is a small picklable value. In this process,
 ``await handle.connect()`` on another event loop gives a database that shares ``db``'s engine
-and bus (a :class:`rxdb.bridge.BridgedDatabase`; on ``db``'s own loop, ``db`` itself), and
+and bus (a :class:`rxdb.boundary.bridge.BridgedDatabase`; on ``db``'s own loop, ``db`` itself), and
 ``handle.connect_sync()`` in a plain thread gives the blocking façade over it. Once ``db`` is
 closed, or in another process, a handle to a file opens the file anew (its commits still
 reach the other databases through the bus and, across processes, through polling); a handle to
@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 from rxdb.errors import ClosedError
 
 if TYPE_CHECKING:
-    from rxdb.bridge import BridgedDatabase
+    from rxdb.boundary.blocking import SyncDatabase
+    from rxdb.boundary.bridge import BridgedDatabase
     from rxdb.database import Database
-    from rxdb.sync import SyncDatabase
 
 __all__ = ("ConnectionHandle", "handle_for")
 
@@ -54,7 +54,7 @@ class ConnectionHandle:
             loop, _ = origin._home()
             if loop is asyncio.get_running_loop():
                 return origin
-            from rxdb.bridge import BridgedDatabase
+            from rxdb.boundary.bridge import BridgedDatabase
 
             return BridgedDatabase(origin, loop)
         from rxdb.database import Database
@@ -64,8 +64,8 @@ class ConnectionHandle:
     def connect_sync(self) -> SyncDatabase:
         """The blocking façade (:func:`rxdb.open_sync`) over the same database, for a thread
         without an event loop."""
-        from rxdb.sync.database import SyncDatabase, open_sync
-        from rxdb.sync.loop_thread import BorrowedLoop, refuse_running_loop
+        from rxdb.boundary.blocking import SyncDatabase, open_sync
+        from rxdb.boundary.loop_thread import BorrowedLoop, refuse_running_loop
 
         refuse_running_loop("connect_sync")
         origin = self._origin()

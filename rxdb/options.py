@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import TypeGuard
 
 from rxdb.bus import Bus
-from rxdb.engine.location import Location, locate
+from rxdb.engines.sqlite.location import Location, locate
 from rxdb.errors import ProgrammingError
 
 __all__ = ("OPTION_NAMES", "SYNCHRONOUS", "check_option_names", "check_options")

@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, ClassVar, SupportsIndex, overload
 
-__all__ = ("ExecuteResult", "FrozenRows", "Row", "RowList", "release", "row_class", "same_rows")
+__all__ = (
+    "ExecuteResult",
+    "FrozenRows",
+    "Row",
+    "RowList",
+    "Rows",
+    "release",
+    "row_class",
+    "same_rows",
+)
 
 
 class Row(tuple[Any, ...]):
@@ -87,6 +96,10 @@ class Row(tuple[Any, ...]):
 
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+Rows = list[Row]
+"""A query's result as rxdb hands it out: one list per emission or fetch."""
 
 
 @functools.lru_cache(maxsize=1024)

@@ -35,8 +35,10 @@ from reactivex import Observable, Observer, abc
 from reactivex.disposable import Disposable
 
 from rxdb._types import Params
-from rxdb.engine.backup import BackupProgress, ProgressCallback
+from rxdb.engines.sqlite.backup import BackupProgress, ProgressCallback
 from rxdb.errors import ClosedError, ProgrammingError, RxdbError, WrongLoopError
+from rxdb.errors import ConnectionLostError as ConnectionLostError
+from rxdb.errors import ServerRefusedError as ServerRefusedError
 from rxdb.remote.frames import DEFAULT_MAX_PAYLOAD, ProtocolError, encode_frame
 from rxdb.remote.messages import (
     Event,
@@ -59,10 +61,10 @@ from rxdb.remote.streams import KEEPALIVE, FramedStream
 from rxdb.remote.values import notify_from_wire, update_to_wire
 from rxdb.rows import ExecuteResult, Row
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
-from rxdb.watch import QueryIterator
+from rxdb.watch.stream import QueryIterator
 
 if TYPE_CHECKING:
-    from rxdb.engine import TransactionMode
+    from rxdb.engines.sqlite import TransactionMode
 
 __all__ = (
     "ConnectionLostError",
@@ -77,22 +79,9 @@ __all__ = (
 
 LOG = logging.getLogger("rxdb.remote")
 
-Rows = list[Row]
 CONNECT_TIMEOUT: Final = 10.0
 """Seconds to reach a server and finish the handshake before giving up (a dead server's
 socket file may accept nothing; a hung one may never answer)."""
-
-
-class ConnectionLostError(ClosedError, ConnectionError):
-    """Raised for calls pending (or made) after the connection to the server ended: the
-    server shut down, its process died, or the network failed. Whatever was not committed
-    when it happened is rolled back on the server. Connect again to carry on (or connect
-    with ``reconnect=`` to have the client do it)."""
-
-
-class ServerRefusedError(RxdbError, ConnectionRefusedError):
-    """Raised by ``connect`` when the server refuses the handshake (a wrong or missing token,
-    another protocol version)."""
 
 
 @dataclass(frozen=True, slots=True)

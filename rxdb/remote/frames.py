@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from rxdb.errors import RxdbError
+from rxdb.errors import ProtocolError as ProtocolError
 
 __all__ = (
     "DEFAULT_MAX_PAYLOAD",
@@ -36,14 +36,6 @@ HANDSHAKE_MAX_PAYLOAD = 64 * 1024
 
 _HEADER = struct.Struct(">3sBI")
 _PREFIX = MAGIC + bytes((FRAME_VERSION,))
-
-
-class ProtocolError(RxdbError, ValueError):
-    """Raised when bytes from a peer are not a well-formed rxdb message.
-
-    The connection they came on cannot be trusted to be in step any more: log the reason
-    and close that connection (only that one).
-    """
 
 
 def encode_frame(payload: bytes) -> bytes:

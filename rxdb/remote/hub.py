@@ -33,10 +33,10 @@ import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+from rxdb.boundary.loop_thread import LoopThread
 from rxdb.bus import Bus
 from rxdb.remote.link import TUNING, Link, Role, Tuning
 from rxdb.remote.runtime import HubError, socket_directory, socket_path
-from rxdb.sync.loop_thread import LoopThread
 
 __all__ = (
     "TUNING",

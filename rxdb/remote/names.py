@@ -16,17 +16,13 @@ import re
 import uuid
 from typing import Final
 
-from rxdb.errors import RxdbError
+from rxdb.errors import NameNotFoundError as NameNotFoundError
 from rxdb.remote.runtime import socket_directory
 from rxdb.remote.server import ServerHandle
 
 __all__ = ("NameNotFoundError", "lookup", "register", "unregister")
 
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-
-
-class NameNotFoundError(RxdbError, LookupError):
-    """Raised by :func:`lookup` when no live server is registered under the name."""
 
 
 def _entry(name: str, directory: str | None) -> str:

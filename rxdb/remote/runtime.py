@@ -15,18 +15,12 @@ import os
 import stat
 import tempfile
 
-from rxdb.errors import RxdbError
+from rxdb.errors import HubError as HubError
 
 __all__ = ("HubError", "socket_directory", "socket_path")
 
 # A Unix socket's path must fit in sun_path (108 bytes on Linux, 104 on macOS), NUL included.
 _SUN_PATH_MAX = 103 if os.uname().sysname == "Darwin" else 107
-
-
-class HubError(RxdbError, OSError):
-    """Raised when the hub's socket directory is unusable: it cannot be created, it is not a
-    directory, it belongs to another user, or others may enter it. Fix the directory (``chmod
-    700``), pass another one, or turn cross-process sharing off."""
 
 
 def socket_directory(directory: str | None = None) -> str:

@@ -7,7 +7,7 @@ holding transactions on behalf of clients. Every client operation runs on the se
 client all travel the same bus, and every watch (local or remote) refreshes on all of them.
 
 A client's transaction block is served by one task on the database's loop (a
-:class:`~rxdb.sync.blocks.ThreadBlock`, as for threads and other loops); the client names it
+:class:`~rxdb.boundary.blocks.ThreadBlock`, as for threads and other loops); the client names it
 by a block id in each statement. When a connection ends for any reason -- a deliberate close,
 a crash, a malformed frame, :meth:`Server.shutdown_all` -- its open blocks are rolled back at
 once and its watches disposed, so a dead client leaves no trace.

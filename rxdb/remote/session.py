@@ -3,7 +3,7 @@ and read blocks it holds and the watches it subscribed to.
 
 :mod:`rxdb.remote.server` listens and hands each accepted connection to a :class:`Session`.
 A session runs every operation on the served database itself, holds the client's blocks as
-:class:`~rxdb.sync.blocks.ThreadBlock` tasks, and when the connection ends for any reason
+:class:`~rxdb.boundary.blocks.ThreadBlock` tasks, and when the connection ends for any reason
 interrupts the statements still running in those blocks, rolls the blocks back (a read block
 gives its connection back) and disposes the watches, so a dead client leaves no trace.
 
@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from reactivex import abc
 
 from parser import StatementKind, Unanalyzable, analyze
-from rxdb.engine.backup import BackupProgress
-from rxdb.engine.sessions import ReadSession
+from rxdb.boundary.blocks import Enter, ThreadBlock, closing, inside, opening
+from rxdb.engines.sqlite.backup import BackupProgress
+from rxdb.engines.sqlite.sessions import ReadSession
 from rxdb.errors import ClosedError, InterruptError, ProgrammingError, from_sqlite
 from rxdb.remote.frames import (
     DEFAULT_MAX_PAYLOAD,
@@ -57,12 +58,11 @@ from rxdb.remote.messages import (
 )
 from rxdb.remote.streams import KEEPALIVE, FramedStream
 from rxdb.remote.values import notify_to_wire, update_from_wire
-from rxdb.sync.blocks import Enter, ThreadBlock, closing, inside, opening
 from rxdb.updates import UpdateKind
 
 if TYPE_CHECKING:
     from rxdb.database import Database
-    from rxdb.engine.workers import Worker
+    from rxdb.engines.sqlite.workers import Worker
     from rxdb.remote.server import Server
 
 __all__ = ("HANDSHAKE_TIMEOUT", "MAX_BUFFERED", "SHUTDOWN_GRACE", "Session")

@@ -16,17 +16,13 @@ import os
 from collections.abc import Callable
 from typing import Any, Final
 
-from rxdb.errors import RxdbError
+from rxdb.errors import SpawnError as SpawnError
 from rxdb.remote.server import ServerHandle
 from rxdb.remote.worker import function_reference, start_worker  # the first is re-exported
 
 __all__ = ("SpawnError", "SpawnedServer", "function_reference", "spawn")
 
 STOP_TIMEOUT: Final = 10.0
-
-
-class SpawnError(RxdbError):
-    """Raised when the server process fails to start (its error is in the message)."""
 
 
 class SpawnedServer:

@@ -21,6 +21,7 @@ from rxdb.errors import (
     ProgrammingError,
     ReadOnlyError,
     ReentrancyError,
+    RemoteError,
     RxdbError,
     TransactionAbortedError,
     WrongLoopError,
@@ -32,19 +33,6 @@ __all__ = ("MAX_ERROR_TEXT", "ErrorInfo", "RemoteError", "error_from_wire", "err
 # Error texts are diagnostics: a long SQL script in a failure must not push the frame over
 # the limit and turn a clean error into a dropped connection.
 MAX_ERROR_TEXT: Final = 64 * 1024
-
-
-class RemoteError(RxdbError):
-    """Raised when a remote call failed with an exception that is not an rxdb error.
-
-    :ivar error_type: the remote exception's type name, e.g. ``"ValueError"``; it is only a
-        label -- no class of that name is looked up or instantiated.
-    """
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(f"{error_type}: {message}" if message else error_type)
-        self.error_type = error_type
-        self.remote_message = message
 
 
 @dataclass(frozen=True, slots=True)

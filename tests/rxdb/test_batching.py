@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rxdb.batching import Run, RunScheduler
+from rxdb.watch.scheduler import Run, RunScheduler
 from tests.conftest import WAIT
 
 
@@ -142,7 +142,7 @@ async def test_a_raising_callback_does_not_stop_the_others(
 
 
 class FakeClock:
-    """``time.monotonic`` and ``asyncio.sleep`` for rxdb.batching: each fetch "takes" 10 ms,
+    """``time.monotonic`` and ``asyncio.sleep`` for rxdb.watch.scheduler: each fetch "takes" 10 ms,
     and a pause is recorded and lasts until the test ends it."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, reader: FakeReader) -> None:

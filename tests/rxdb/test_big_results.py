@@ -11,7 +11,7 @@ import pytest
 
 import rxdb
 import rxdb.rows
-import rxdb.watch
+import rxdb.watch.stream
 from tests.conftest import Recorder, settle, subscribed
 
 ROWS = 20_000  # above the size whose comparison leaves the loop thread
@@ -98,7 +98,7 @@ class TestBigWatchEmissions:
             threads.append(threading.get_ident())
             return compare(new, old)
 
-        monkeypatch.setattr(rxdb.watch, "same_rows", spy)
+        monkeypatch.setattr(rxdb.watch.stream, "same_rows", spy)
         await make_big(db)
         stream = db.watch(QUERY)
         rec: Recorder[Any] = Recorder()

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 import rxdb
-from rxdb.engine.connections import TrackedConnection, split_script
+from rxdb.engines.sqlite.connections import TrackedConnection, split_script
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 from tests.rxdb.capture_cases import (
     CASES,

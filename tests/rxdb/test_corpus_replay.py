@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import rxdb
-from rxdb.engine.connections import split_script
+from rxdb.engines.sqlite.connections import split_script
 from tests.conftest import settle
 
 CORPUS = Path(__file__).parents[1] / "corpus" / "sqllogictest"

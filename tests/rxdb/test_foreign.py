@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import rxdb
-import rxdb.engine.walindex as walindex_module
+import rxdb.engines.sqlite.walindex as walindex_module
 from tests.conftest import WAIT, Recorder, subscribed
 
 COUNT = "SELECT count(*) FROM t"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import rxdb
-from rxdb.journal import JOURNAL_TABLE, trigger_sql
+from rxdb.engines.sqlite.journal import JOURNAL_TABLE, trigger_sql
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 from tests.conftest import WAIT, Recorder, subscribed
 

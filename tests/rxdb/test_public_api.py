@@ -9,7 +9,7 @@ import pytest
 import parser
 import rxdb
 
-PUBLIC_MODULES = ["rxdb", "rxdb.updates", "rxdb.bus", "rxdb.errors", "rxdb.rows", "rxdb.watch", "parser"]
+PUBLIC_MODULES = ["rxdb", "rxdb.updates", "rxdb.bus", "rxdb.errors", "rxdb.rows", "rxdb.watch.stream", "parser"]
 
 
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)

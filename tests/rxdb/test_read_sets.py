@@ -175,7 +175,7 @@ class TestAuthorizerCrossCheck:
             analysis = parser.analyze(sql, **options)
             return dataclasses.replace(analysis, reads=analysis.reads - {"t"})
 
-        monkeypatch.setattr(rxdb.read_sets, "analyze", blind)
+        monkeypatch.setattr(rxdb.engines.sqlite.read_sets, "analyze", blind)
 
     async def test_table_the_parser_misses_still_refreshes_the_watch(
         self, any_db: rxdb.Database, monkeypatch: pytest.MonkeyPatch
@@ -229,7 +229,7 @@ class TestAuthorizerCrossCheck:
         def refuse(sql: str, **_: Any) -> parser.Analysis:
             raise parser.Unanalyzable(sql, "pretend sqlglot cannot read it")
 
-        monkeypatch.setattr(rxdb.read_sets, "analyze", refuse)
+        monkeypatch.setattr(rxdb.engines.sqlite.read_sets, "analyze", refuse)
         await any_db.execute("CREATE TABLE t(x)")
         assert await any_db._read_sets.read_set("SELECT x FROM t") is None
 

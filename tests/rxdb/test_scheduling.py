@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 import rxdb
-from rxdb.engine.connections import ReaderConnection
-from rxdb.engine.readers import CHEAP, ReadCosts, ReaderPool
-from rxdb.engine.workers import Worker
+from rxdb.engines.sqlite.connections import ReaderConnection
+from rxdb.engines.sqlite.readers import CHEAP, ReadCosts, ReaderPool
+from rxdb.engines.sqlite.workers import Worker
 from tests.conftest import WAIT, Recorder, settle, subscribed
 
 SLOW = (

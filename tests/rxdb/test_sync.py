@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import pytest
 
 import rxdb
-from rxdb.sync import SyncDatabase, open_sync
+from rxdb import SyncDatabase, open_sync
 from tests.conftest import WAIT
 
 T = TypeVar("T")
@@ -110,8 +110,8 @@ class TestLifecycle:
 
     def test_open_database_is_closed_at_interpreter_exit(self, db_path: Path) -> None:
         script = (
-            "import rxdb.sync\n"
-            f"db = rxdb.sync.open_sync({str(db_path)!r})\n"
+            "import rxdb\n"
+            f"db = rxdb.open_sync({str(db_path)!r})\n"
             "db.execute('CREATE TABLE t(x)')\n"
             "db.execute('INSERT INTO t VALUES (1)')\n"
             "print('done')\n"  # no close: the exit hook must stop the loop thread

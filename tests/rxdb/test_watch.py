@@ -265,7 +265,7 @@ class TestWatchSchema:
         def refuse(sql: str, **_: Any) -> parser.Analysis:
             raise parser.Unanalyzable(sql, "pretend sqlglot cannot read it")
 
-        monkeypatch.setattr(rxdb.read_sets, "analyze", refuse)
+        monkeypatch.setattr(rxdb.engines.sqlite.read_sets, "analyze", refuse)
         stream = any_db.watch(COUNT)
         rec: Recorder[Any] = Recorder()
         with subscribed(stream, rec):

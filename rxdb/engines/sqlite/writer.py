@@ -17,8 +17,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from rxdb.engine.connections import TrackedConnection
-from rxdb.engine.workers import Worker
+from rxdb.engines.sqlite.connections import TrackedConnection
+from rxdb.engines.sqlite.workers import Worker
 from rxdb.errors import (
     ClosedError,
     DatabaseError,

@@ -1,6 +1,6 @@
 """A thread's transaction and read blocks, served by one task on the database's loop.
 
-Internal to :mod:`rxdb.sync`: not covered by rxdb's versioning.
+Internal to :mod:`rxdb.boundary`: not covered by rxdb's versioning.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from rxdb.sync.loop_thread import Operation
+from rxdb.boundary.loop_thread import Operation
 
 __all__ = ("Enter", "Request", "ThreadBlock", "closing", "inside", "opening")
 

@@ -20,20 +20,19 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from rxdb._types import Params
+from rxdb.boundary.blocks import Enter, ThreadBlock, closing, inside, opening
 from rxdb.errors import ClosedError, WrongLoopError
-from rxdb.rows import ExecuteResult, Row
-from rxdb.sync.blocks import Enter, ThreadBlock, closing, inside, opening
+from rxdb.rows import ExecuteResult, Row, Rows
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
-from rxdb.watch import QueryIterator, WatchStatistics
+from rxdb.watch.stream import QueryIterator, WatchStatistics
 
 if TYPE_CHECKING:
     from rxdb.database import Database
-    from rxdb.engine import TransactionMode
+    from rxdb.engines.sqlite import TransactionMode
 
 __all__ = ("BridgedDatabase", "BridgedStream")
 
 T = TypeVar("T")
-Rows = list[Row]
 
 
 class BridgedDatabase:

@@ -6,8 +6,8 @@ every table count each written row into one small table::
 
     rxdb_journal(tbl, kind, seq)   -- one row per (table, kind of change), seq += 1 per row
 
-so after a foreign commit the poller (:mod:`rxdb.foreign`) reads the journal and re-runs
-only the watches of the tables whose counts moved. The triggers live in the file, so they
+so after a foreign commit the poller (:mod:`rxdb.engines.sqlite.foreign`) reads the journal and
+re-runs only the watches of the tables whose counts moved. The triggers live in the file, so they
 fire for every writer, rxdb included: each written row costs one upsert into the journal
 (measured in ``docs/benchmarks.md``). Tracking is a property of the file: every rxdb
 database opened on it uses the journal while the table exists, and keeps the triggers in

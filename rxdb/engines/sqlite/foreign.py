@@ -2,11 +2,11 @@
 
 Another program (the ``sqlite3`` shell, a plain ``sqlite3`` connection, another library) may
 commit to the same file without telling anyone. Every commit, by anyone, moves the WAL-index
-commit counter (:mod:`rxdb.engine.walindex`), which a poll reads with one ``pread`` (~1.5 µs,
-no SQLite call, no thread hop): while it stands still, nothing happened. When it moved, the
-poller asks the writer for ``PRAGMA data_version`` (in line for the writer's lock, on its
-thread), which changes only when *another* connection's commit became visible to it, never
-for the writer's own: unchanged means every new commit was this database's own.
+commit counter (:mod:`rxdb.engines.sqlite.walindex`), which a poll reads with one ``pread``
+(~1.5 µs, no SQLite call, no thread hop): while it stands still, nothing happened.
+When it moved, the poller asks the writer for ``PRAGMA data_version`` (in line for the
+writer's lock, on its thread), which changes only when *another* connection's commit became
+visible to it, never for the writer's own: unchanged means every new commit was this database's own.
 
 Other rxdb writers on the file (other processes, other :class:`rxdb.Database` objects) move
 ``data_version`` too, but they announce their commits anyway: re-running every watch for
@@ -27,7 +27,7 @@ import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 
-from rxdb.engine.walindex import counter_span
+from rxdb.engines.sqlite.walindex import counter_span
 
 __all__ = ("ForeignWritePoller",)
 

@@ -18,15 +18,15 @@ from typing import Any, Literal, cast
 
 from parser import StatementKind, Unanalyzable, analyze
 from rxdb._types import Params
-from rxdb.engine.backup import ProgressCallback, copy_database
-from rxdb.engine.capture import CommitCallback
-from rxdb.engine.connections import ReaderConnection, TrackedConnection
-from rxdb.engine.location import Location, locate, opening_error
-from rxdb.engine.readers import ReaderPool
-from rxdb.engine.sessions import ReadSession, read_only_violation
-from rxdb.engine.walindex import CommitStamper, WalIndex, commit_state
-from rxdb.engine.workers import Worker
-from rxdb.engine.writer import TransactionMode, Writer
+from rxdb.engines.sqlite.backup import ProgressCallback, copy_database
+from rxdb.engines.sqlite.capture import CommitCallback
+from rxdb.engines.sqlite.connections import ReaderConnection, TrackedConnection
+from rxdb.engines.sqlite.location import Location, locate, opening_error
+from rxdb.engines.sqlite.readers import ReaderPool
+from rxdb.engines.sqlite.sessions import ReadSession, read_only_violation
+from rxdb.engines.sqlite.walindex import CommitStamper, WalIndex, commit_state
+from rxdb.engines.sqlite.workers import Worker
+from rxdb.engines.sqlite.writer import TransactionMode, Writer
 from rxdb.errors import ClosedError, DatabaseError, ReentrancyError, WrongLoopError, from_sqlite
 from rxdb.rows import ExecuteResult, Row
 
@@ -251,7 +251,8 @@ class Engine:
 
     def stamp_commits(self, enabled: Callable[[], bool]) -> None:
         """Claim commit counter values for each commit while ``enabled()`` (see
-        :class:`~rxdb.engine.walindex.CommitStamper`); nothing without a readable wal-index."""
+        :class:`~rxdb.engines.sqlite.walindex.CommitStamper`); nothing without a readable
+        wal-index."""
         writer = self._check()
         if self.wal_index is not None:
             writer.worker.raw.stamper = CommitStamper(self.wal_index, enabled)
@@ -259,7 +260,7 @@ class Engine:
     async def commit_state(self) -> tuple[int, int | None] | None:
         """The writer's ``PRAGMA data_version`` (it changes only for other connections'
         commits) and the commit counter value it covers (see
-        :func:`~rxdb.engine.walindex.commit_state`), asked in line for the writer's lock, on
+        :func:`~rxdb.engines.sqlite.walindex.commit_state`), asked in line for the writer's lock, on
         its thread; ``None`` for ``:memory:``."""
         writer = self._check()
         if self.memory:
@@ -422,7 +423,7 @@ class Engine:
                 await writer.worker.close()
         finally:
             if self.wal_index is not None:
-                self.wal_index.release()  # after the connections: see rxdb.engine.walindex
+                self.wal_index.release()  # after the connections: see rxdb.engines.sqlite.walindex
             self._closing.set_result(None)
 
 

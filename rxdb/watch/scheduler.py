@@ -34,13 +34,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from rxdb._types import Params
-from rxdb.rows import Row
+from rxdb.rows import Rows
 
 __all__ = ("Done", "FetchMany", "Run", "RunScheduler")
 
 LOG = logging.getLogger("rxdb.watch")
 
-Rows = list[Row]
 Done = Callable[[Rows | Exception], None]
 FetchMany = Callable[[Sequence[tuple[str, Params]]], Awaitable[Sequence[Rows | Exception]]]
 

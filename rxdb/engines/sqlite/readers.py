@@ -19,8 +19,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from rxdb.engine.connections import ReaderConnection
-from rxdb.engine.workers import Worker, uninterrupted
+from rxdb.engines.sqlite.connections import ReaderConnection
+from rxdb.engines.sqlite.workers import Worker, uninterrupted
 
 __all__ = ("CHEAP", "ReadCosts", "ReaderPool")
 

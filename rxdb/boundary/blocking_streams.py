@@ -10,14 +10,13 @@ from typing import TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from rxdb.rows import Row
-from rxdb.sync.loop_thread import LoopThread, refuse_running_loop
-from rxdb.watch import QueryStream, WatchStatistics
+from rxdb.boundary.loop_thread import LoopThread, refuse_running_loop
+from rxdb.rows import Rows
+from rxdb.watch.stream import QueryStream, WatchStatistics
 
 __all__ = ("OnLoop", "SyncQueryStream", "WatchIterator")
 
 T = TypeVar("T")
-Rows = list[Row]
 
 
 class OnLoop(Observable[T]):

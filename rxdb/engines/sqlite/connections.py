@@ -11,8 +11,8 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from rxdb.engine.capture import CommitCallback, TransactionBuffer, WriteCapture
-from rxdb.engine.walindex import CommitStamper
+from rxdb.engines.sqlite.capture import CommitCallback, TransactionBuffer, WriteCapture
+from rxdb.engines.sqlite.walindex import CommitStamper
 from rxdb.rows import ExecuteResult, Row, make_rows
 from rxdb.updates import TableUpdate
 
@@ -53,7 +53,8 @@ class RowCursor(sqlite3.Cursor):
 
 class ReaderConnection(sqlite3.Connection):
     """A connection whose statements return :class:`rxdb.rows.Row` objects. The ``fetch*``
-    methods are whole operations for one worker hop (see :class:`rxdb.engine.workers.Worker`)."""
+    methods are whole operations for one worker hop (see
+    :class:`rxdb.engines.sqlite.workers.Worker`)."""
 
     def execute(self, sql: str, parameters: Any = (), /) -> RowCursor:
         cursor = self.cursor(RowCursor)
@@ -108,7 +109,7 @@ class TrackedConnection(ReaderConnection):
 
     stamper: CommitStamper | None = None
     """Set (from the writer's thread, or before it runs anything) to claim commit counter
-    values for each commit; see :mod:`rxdb.engine.walindex`."""
+    values for each commit; see :mod:`rxdb.engines.sqlite.walindex`."""
 
     def __init__(self, *args: Any, on_commit: CommitCallback, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

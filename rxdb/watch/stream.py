@@ -24,16 +24,15 @@ from typing import Any, Final
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from rxdb.batching import Run
 from rxdb.bus import Subscription
-from rxdb.rows import FrozenRows, Row, release, same_rows
+from rxdb.rows import FrozenRows, Rows, release, same_rows
 from rxdb.updates import NotifyTablesUpdated
+from rxdb.watch.scheduler import Run
 
 __all__ = ("QueryIterator", "QueryStream", "SharedQuery", "WatchStatistics")
 
 LOG = logging.getLogger("rxdb.watch")
 
-Rows = list[Row]
 Submit = Callable[[Callable[[Rows | Exception], None]], Run]
 ReadSet = Callable[[], Awaitable[frozenset[str] | None]]
 Subscribe = Callable[[frozenset[str] | None, Callable[[NotifyTablesUpdated], None]], Subscription]
@@ -68,7 +67,7 @@ class WatchStatistics:
 class SharedQuery:
     """The single execution behind every subscriber of one watched query.
 
-    Runs are handed to a :class:`rxdb.batching.RunScheduler`; ``busy`` covers a run queued or
+    Runs are handed to a :class:`rxdb.watch.scheduler.RunScheduler`; ``busy`` covers a run queued or
     in flight, ``pending`` a commit that arrived meanwhile. Reading the tables a query depends
     on (views expand from the schema) is the only step that needs a task of its own, at the
     start and after a schema change.
@@ -150,7 +149,7 @@ class SharedQuery:
             return
         self._busy = True
         # Pending means commits arrived while the last run was in flight: under a write
-        # storm, so the re-run is paced by what that run cost (see rxdb.batching).
+        # storm, so the re-run is paced by what that run cost (see rxdb.watch.scheduler).
         rerun, self._pending = self._pending, False
         if self._reanalyze:
             self._reanalyze = False

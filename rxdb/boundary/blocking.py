@@ -20,17 +20,17 @@ from typing import Any, TypeVar
 from reactivex import Observable
 
 from rxdb._types import Params
+from rxdb.boundary.blocking_streams import OnLoop, SyncQueryStream
+from rxdb.boundary.blocks import Enter, ThreadBlock, closing, inside, opening
+from rxdb.boundary.loop_thread import LoopThread, Operation, refuse_running_loop
 from rxdb.database import Database
 from rxdb.database import open as open_database
-from rxdb.engine import TransactionMode
-from rxdb.engine.backup import ProgressCallback
-from rxdb.engine.sessions import ReadSession
-from rxdb.engine.workers import at_thread_shutdown
+from rxdb.engines.sqlite import TransactionMode
+from rxdb.engines.sqlite.backup import ProgressCallback
+from rxdb.engines.sqlite.sessions import ReadSession
+from rxdb.engines.sqlite.workers import at_thread_shutdown
 from rxdb.errors import ClosedError
 from rxdb.rows import ExecuteResult, Row
-from rxdb.sync.blocks import Enter, ThreadBlock, closing, inside, opening
-from rxdb.sync.loop_thread import LoopThread, Operation, refuse_running_loop
-from rxdb.sync.streams import OnLoop, SyncQueryStream
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 
 __all__ = ("SyncDatabase", "SyncReadSession", "open_sync")

@@ -6,8 +6,8 @@ import sqlite3
 
 from rxdb._types import Params
 from rxdb.arguments import check_sql
-from rxdb.engine.connections import ReaderConnection
-from rxdb.engine.workers import Worker
+from rxdb.engines.sqlite.connections import ReaderConnection
+from rxdb.engines.sqlite.workers import Worker
 from rxdb.errors import ClosedError, ReadOnlyError, from_sqlite
 from rxdb.rows import ExecuteResult, Row
 

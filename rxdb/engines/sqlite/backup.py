@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rxdb.engine.workers import Worker
+from rxdb.engines.sqlite.workers import Worker
 
 __all__ = ("BackupProgress", "ProgressCallback", "copy_database")
 

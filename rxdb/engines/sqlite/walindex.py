@@ -5,8 +5,8 @@ header (SQLite's walformat document) holds ``iChange``, a 32-bit counter that go
 with each committed transaction, by any connection in any process. A writer that reads it
 before and after its own commit can *claim* the values its commit produced; a poller that
 reads it can then tell whether every commit it sees was claimed by some rxdb writer, or
-whether someone else wrote (see :mod:`rxdb.foreign`). ``PRAGMA data_version`` cannot do
-this: it says *that* another connection committed, not how many times nor who.
+whether someone else wrote (see :mod:`rxdb.engines.sqlite.foreign`). ``PRAGMA data_version``
+cannot do this: it says *that* another connection committed, not how many times nor who.
 
 The ``-shm`` file is opened read-only, once per file per process, and not closed while
 SQLite may use it: POSIX drops *every* fcntl lock a process holds on a file when any one of
