@@ -37,6 +37,7 @@ from rxdb.updates import TableUpdate as TableUpdate
 from rxdb.updates import UpdateKind as UpdateKind
 
 if TYPE_CHECKING:
+    from rxdb._types import BackupProgress as BackupProgress
     from rxdb.boundary.blocking import SyncDatabase as SyncDatabase
     from rxdb.boundary.blocking import SyncReadSession as SyncReadSession
     from rxdb.boundary.blocking import open_sync as open_sync
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from rxdb.boundary.bridge import BridgedStream as BridgedStream
     from rxdb.database import Database as Database
     from rxdb.database import open as open
-    from rxdb.engines.sqlite.backup import BackupProgress as BackupProgress
     from rxdb.engines.sqlite.sessions import ReadSession as ReadSession
     from rxdb.handles import ConnectionHandle as ConnectionHandle
     from rxdb.remote.client import Reconnect as Reconnect
@@ -66,7 +66,7 @@ __version__ = "0.1.0"
 
 # Where each name that is imported on first use lives.
 _LAZY: dict[str, str] = {
-    "BackupProgress": "rxdb.engines.sqlite.backup",
+    "BackupProgress": "rxdb._types",
     "BridgedDatabase": "rxdb.boundary.bridge",
     "BridgedStream": "rxdb.boundary.bridge",
     "ConnectionHandle": "rxdb.handles",

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from rxdb.updates import NotifyTablesUpdated, UpdateKind
 
-__all__ = ("Bus", "BusStatistics", "Subscription", "default_bus")
+__all__ = ("Bus", "BusStatistics", "Membership", "Subscription", "Transport", "default_bus")
 
 LOG = logging.getLogger("rxdb.bus")
 
@@ -224,3 +225,34 @@ def _deliver_all(subs: list[Subscription], message: NotifyTablesUpdated) -> None
 
 default_bus = Bus()
 """The process-wide bus: every database opened in this process publishes here."""
+
+
+class Membership(Protocol):
+    """One database's place on a :class:`Transport`: held while the database is open."""
+
+    def others_present(self) -> bool:
+        """Whether another process shares the database now (its commits are claimed)."""
+        ...
+
+    async def leave(self) -> None:
+        """Stop sharing (idempotent); the last member of a process closes the link."""
+        ...
+
+
+class Transport(Protocol):
+    """The seam through which a bus reaches other processes: the hub for SQLite files,
+    a server's own notifications for engines that have them (PostgreSQL's LISTEN/NOTIFY).
+
+    A transport carries, for one database ``key``, the messages whose origin is in
+    ``local_origins()`` to the other processes, and publishes theirs on ``bus`` unchanged.
+    A gap or a reconnect is published as an ``everything`` message (every watch re-runs).
+    """
+
+    async def join(
+        self, key: str, bus: Bus, *, local_origins: Callable[[], Collection[str]]
+    ) -> Membership:
+        """Start sharing ``key``; returns once connected (or, late, still trying).
+
+        :raises rxdb.RxdbError: (a subclass) if the transport cannot be used at all.
+        """
+        ...

@@ -22,7 +22,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from parser import fold_name
-from rxdb._types import Params
+from rxdb._types import Params, ProgressCallback, TransactionMode
 from rxdb.arguments import (
     backup_path,
     check_backup,
@@ -33,8 +33,7 @@ from rxdb.arguments import (
     check_watch,
 )
 from rxdb.bus import Bus, Subscription, default_bus
-from rxdb.engines.sqlite import Engine, Synchronous, TransactionMode
-from rxdb.engines.sqlite.backup import ProgressCallback
+from rxdb.engines.sqlite import Engine, Synchronous
 from rxdb.engines.sqlite.foreign import ForeignWritePoller
 from rxdb.engines.sqlite.journal import JOURNAL_TABLE, ForeignJournal
 from rxdb.engines.sqlite.read_sets import ReadSets

@@ -19,14 +19,12 @@ from typing import Any, TypeVar
 
 from reactivex import Observable
 
-from rxdb._types import Params
+from rxdb._types import Params, ProgressCallback, TransactionMode
 from rxdb.boundary.blocking_streams import OnLoop, SyncQueryStream
 from rxdb.boundary.blocks import Enter, ThreadBlock, closing, inside, opening
 from rxdb.boundary.loop_thread import LoopThread, Operation, refuse_running_loop
 from rxdb.database import Database
 from rxdb.database import open as open_database
-from rxdb.engines.sqlite import TransactionMode
-from rxdb.engines.sqlite.backup import ProgressCallback
 from rxdb.engines.sqlite.sessions import ReadSession
 from rxdb.engines.sqlite.workers import at_thread_shutdown
 from rxdb.errors import ClosedError

@@ -27,8 +27,8 @@ from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 from rxdb.watch.stream import QueryIterator, WatchStatistics
 
 if TYPE_CHECKING:
+    from rxdb._types import TransactionMode
     from rxdb.database import Database
-    from rxdb.engines.sqlite import TransactionMode
 
 __all__ = ("BridgedDatabase", "BridgedStream")
 

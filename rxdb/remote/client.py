@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 from reactivex import Observable, Observer, abc
 from reactivex.disposable import Disposable
 
-from rxdb._types import Params
-from rxdb.engines.sqlite.backup import BackupProgress, ProgressCallback
+from rxdb._types import BackupProgress, Params, ProgressCallback
 from rxdb.errors import ClosedError, ProgrammingError, RxdbError, WrongLoopError
 from rxdb.errors import ConnectionLostError as ConnectionLostError
 from rxdb.errors import ServerRefusedError as ServerRefusedError
@@ -64,7 +63,7 @@ from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 from rxdb.watch.stream import QueryIterator
 
 if TYPE_CHECKING:
-    from rxdb.engines.sqlite import TransactionMode
+    from rxdb._types import TransactionMode
 
 __all__ = (
     "ConnectionLostError",

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from reactivex import abc
 
 from parser import StatementKind, Unanalyzable, analyze
+from rxdb._types import BackupProgress
 from rxdb.boundary.blocks import Enter, ThreadBlock, closing, inside, opening
-from rxdb.engines.sqlite.backup import BackupProgress
 from rxdb.engines.sqlite.sessions import ReadSession
 from rxdb.errors import ClosedError, InterruptError, ProgrammingError, from_sqlite
 from rxdb.remote.frames import (

@@ -7,27 +7,12 @@ so SQLite never restarts it however much is written meanwhile.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass
 
+from rxdb._types import BackupProgress as BackupProgress
+from rxdb._types import ProgressCallback as ProgressCallback
 from rxdb.engines.sqlite.workers import Worker
 
 __all__ = ("BackupProgress", "ProgressCallback", "copy_database")
-
-
-@dataclass(frozen=True, slots=True)
-class BackupProgress:
-    """Where a backup stands after one step. Raise from the callback to abort the backup."""
-
-    remaining: int
-    total: int
-
-    @property
-    def completed(self) -> int:
-        return self.total - self.remaining
-
-
-ProgressCallback = Callable[[BackupProgress], None]
 
 
 async def copy_database(

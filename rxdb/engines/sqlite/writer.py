@@ -15,8 +15,9 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TypeVar
 
+from rxdb._types import TransactionMode
 from rxdb.engines.sqlite.connections import TrackedConnection
 from rxdb.engines.sqlite.workers import Worker
 from rxdb.errors import (
@@ -32,7 +33,6 @@ __all__ = ("TransactionMode", "Writer")
 
 LOG = logging.getLogger("rxdb.engine")
 T = TypeVar("T")
-TransactionMode = Literal["deferred", "immediate", "exclusive"]
 _MODES = ("deferred", "immediate", "exclusive")
 
 

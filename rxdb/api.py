@@ -1,0 +1,319 @@
+"""The contract every database shape keeps, written as ``typing.Protocol``s.
+
+rxdb hands out one database in several shapes: :class:`rxdb.Database` on the loop that
+opened it, :class:`rxdb.BridgedDatabase` on another loop of the same process,
+:class:`rxdb.RemoteDatabase` in another process, and :class:`rxdb.SyncDatabase` for threads
+without a loop. They keep one contract so that code written against it runs on any of them,
+and ``tests/conformance`` runs one suite against every shape, so a missing method or a
+different behaviour fails a test before it reaches a user.
+
+The split follows GRDB's ``DatabaseReader``/``DatabaseWriter``: code that only reads (a
+view model, a report) asks for a :class:`DatabaseReader`; code that writes asks for a
+:class:`DatabaseWriter`; :class:`AsyncDatabase` is both, plus the lifecycle.
+
+Threads and loops: an async shape is bound to the event loop that made (or connected) it;
+every ``async`` requirement and every subscription must be made on that loop, and anything
+else raises :class:`rxdb.WrongLoopError`. Only the methods named ``*_threadsafe`` may be
+called from any thread. A blocking shape may be called from any thread that runs no event
+loop (on one that does, it raises :class:`rxdb.WrongLoopError` rather than block the loop).
+
+Errors: every error a requirement raises is an :class:`rxdb.RxdbError`. After ``close()``,
+every requirement raises :class:`rxdb.ClosedError` (``close`` itself is idempotent).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import Any, Protocol, runtime_checkable
+
+from reactivex import Observable, abc
+
+from rxdb._types import Params, ProgressCallback, TransactionMode
+from rxdb.rows import ExecuteResult, Row, Rows
+from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
+
+__all__ = (
+    "AsyncDatabase",
+    "AsyncReadSession",
+    "BlockingDatabase",
+    "BlockingReadSession",
+    "BlockingRowsStream",
+    "DatabaseReader",
+    "DatabaseWriter",
+    "Handle",
+    "RowsStream",
+)
+
+
+@runtime_checkable
+class RowsStream(Protocol):
+    """What ``watch`` returns: a reactivex Observable of results (a list of rows each) that
+    is also an async iterator. Subscribing starts the watch; the first value is the result
+    now, then one after every commit that may change it (equal results are skipped unless
+    the watch was made with ``distinct=False``). Errors of the query itself (a dropped
+    table, say) arrive as ``on_error``.
+
+    Subscribe, and iterate, on the database's loop (else :class:`rxdb.WrongLoopError`).
+    """
+
+    def subscribe(
+        self,
+        on_next: Any = None,
+        on_error: Any = None,
+        on_completed: Any = None,
+        *,
+        scheduler: abc.SchedulerBase | None = None,
+    ) -> abc.DisposableBase: ...
+
+    def __aiter__(self) -> AsyncIterator[Rows]: ...
+
+
+@runtime_checkable
+class BlockingRowsStream(Protocol):
+    """What a blocking shape's ``watch`` returns: an Observable any thread may subscribe
+    to (callbacks run on the database's loop thread), iterable with a plain ``for``."""
+
+    def subscribe(
+        self,
+        on_next: Any = None,
+        on_error: Any = None,
+        on_completed: Any = None,
+        *,
+        scheduler: abc.SchedulerBase | None = None,
+    ) -> abc.DisposableBase: ...
+
+    def __iter__(self) -> Iterator[Rows]: ...
+
+
+@runtime_checkable
+class AsyncReadSession(Protocol):
+    """The statements of one ``read()`` (one snapshot) or ``unsafe_read()`` block.
+
+    Valid only inside its block, by the task that opened it; afterwards every call raises
+    :class:`rxdb.ClosedError`. ``execute`` of a write raises :class:`rxdb.ReadOnlyError`.
+    """
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None: ...
+
+    async def execute(self, sql: str, params: Params = ()) -> ExecuteResult: ...
+
+
+@runtime_checkable
+class DatabaseReader(Protocol):
+    """What code that only reads needs: queries, snapshots, watches.
+
+    :raises rxdb.ProgrammingError: (every query method) for text that holds no statement or
+        several, or parameters that do not fit it.
+    :raises rxdb.DatabaseError: (a subclass) when the database refuses a statement.
+    """
+
+    @property
+    def path(self) -> str:
+        """Where the database lives, as given when it was opened."""
+        ...
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called (on this shape or, for the adapters, the origin)."""
+        ...
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        """Every row of a query, as of the latest commit (or, inside this task's transaction
+        or read block, as of that block)."""
+        ...
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        """The first row of a query, or ``None``."""
+        ...
+
+    def read(self) -> AbstractAsyncContextManager[AsyncReadSession]:
+        """``async with db.read() as r:``: every statement inside sees one snapshot.
+
+        :raises rxdb.ReentrancyError: inside another block of this task.
+        """
+        ...
+
+    def unsafe_read(self) -> AbstractAsyncContextManager[AsyncReadSession]:
+        """Like :meth:`read`, each statement seeing the latest commit (no snapshot)."""
+        ...
+
+    def watch(self, sql: str, params: Params = (), *, distinct: bool = True) -> RowsStream:
+        """The query's result now, then again after every commit to a table it reads.
+
+        :raises rxdb.ProgrammingError: at once, for text that is not one statement or for
+            parameters of a type no database takes.
+        """
+        ...
+
+    def table_updates(
+        self,
+        tables: Iterable[str] | None = None,
+        kinds: Iterable[UpdateKind] | None = None,
+    ) -> Observable[NotifyTablesUpdated]:
+        """One message per commit that touched ``tables`` (all if ``None``) in ``kinds``."""
+        ...
+
+
+@runtime_checkable
+class DatabaseWriter(Protocol):
+    """What code that writes needs: statements, transactions, announcements, cancelling.
+
+    Writes are serialized: one transaction at a time, on one writer. Watchers hear of a
+    transaction once, after its outermost commit, and never of a rolled-back one.
+    """
+
+    async def execute(self, sql: str, params: Params = ()) -> ExecuteResult:
+        """Run one statement (inside this task's transaction if one is open).
+
+        :raises rxdb.ProgrammingError: for several statements, none, or wrong parameters.
+        :raises rxdb.DatabaseError: (a subclass) when the database refuses it.
+        """
+        ...
+
+    async def execute_many(self, sql: str, seq_of_params: Iterable[Params]) -> int:
+        """Run one statement per parameter set, atomically; the number of rows changed."""
+        ...
+
+    async def execute_script(self, script: str) -> None:
+        """Run several statements in order (inside this task's transaction if one is open)."""
+        ...
+
+    def transaction(self, mode: TransactionMode = "immediate") -> AbstractAsyncContextManager[None]:
+        """``async with db.transaction():``: this task's statements inside commit together
+        at the end or roll back on an exception. Nested blocks are savepoints.
+
+        :raises rxdb.ReentrancyError: inside a ``read()`` block.
+        :raises rxdb.TransactionAbortedError: for statements after an interrupt rolled the
+            transaction back.
+        """
+        ...
+
+    async def notify_updates(self, *updates: str | TableUpdate) -> None:
+        """Announce changes rxdb could not see; with no arguments, anything may have changed.
+
+        :raises rxdb.ProgrammingError: for an update that is not a table name or
+            :class:`rxdb.TableUpdate`.
+        """
+        ...
+
+    async def interrupt(self) -> None:
+        """Abort the statements running now; each raises :class:`rxdb.InterruptError`."""
+        ...
+
+    async def backup(
+        self,
+        target: str | os.PathLike[str],
+        *,
+        pages_per_step: int = 256,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """Copy the database, as of one snapshot, into the file ``target``.
+
+        :raises rxdb.ProgrammingError: for a bad ``pages_per_step`` or ``progress``.
+        """
+        ...
+
+
+@runtime_checkable
+class AsyncDatabase(DatabaseReader, DatabaseWriter, Protocol):
+    """A whole database for async code: reads, writes, watches and the lifecycle."""
+
+    async def close(self) -> None:
+        """Complete every watch made through this shape and release it. Idempotent."""
+        ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+
+@runtime_checkable
+class BlockingReadSession(Protocol):
+    """:class:`AsyncReadSession` for threads without a loop."""
+
+    def fetch_all(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    def fetch_one(self, sql: str, params: Params = ()) -> Row | None: ...
+
+    def execute(self, sql: str, params: Params = ()) -> ExecuteResult: ...
+
+
+@runtime_checkable
+class BlockingDatabase(Protocol):
+    """:class:`AsyncDatabase` as blocking calls, for threads without an event loop (scripts,
+    Flask or Django views, a desktop app's worker threads). Same errors, same guarantees."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    def execute(self, sql: str, params: Params = ()) -> ExecuteResult: ...
+
+    def execute_many(self, sql: str, seq_of_params: Iterable[Params]) -> int: ...
+
+    def execute_script(self, script: str) -> None: ...
+
+    def fetch_all(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    def fetch_one(self, sql: str, params: Params = ()) -> Row | None: ...
+
+    def transaction(self, mode: TransactionMode = "immediate") -> AbstractContextManager[None]: ...
+
+    def read(self) -> AbstractContextManager[BlockingReadSession]: ...
+
+    def unsafe_read(self) -> AbstractContextManager[BlockingReadSession]: ...
+
+    def notify_updates(self, *updates: str | TableUpdate) -> None: ...
+
+    def interrupt(self) -> None: ...
+
+    def backup(
+        self,
+        target: str | os.PathLike[str],
+        *,
+        pages_per_step: int = 256,
+        progress: ProgressCallback | None = None,
+    ) -> None: ...
+
+    def watch(
+        self, sql: str, params: Params = (), *, distinct: bool = True
+    ) -> BlockingRowsStream: ...
+
+    def table_updates(
+        self,
+        tables: Iterable[str] | None = None,
+        kinds: Iterable[UpdateKind] | None = None,
+    ) -> Observable[NotifyTablesUpdated]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
+@runtime_checkable
+class Handle(Protocol):
+    """A picklable reference to a database (``await db.serializable_connection()``): connect
+    it on another loop, thread or process to get a shape of the same database."""
+
+    async def connect(self) -> AsyncDatabase:
+        """A shape bound to the running loop.
+
+        :raises rxdb.ClosedError: when the database it names is gone for good (a closed
+            ``:memory:`` database, a server that no longer runs).
+        """
+        ...
+
+    def connect_sync(self) -> BlockingDatabase:
+        """A blocking shape, for a thread that runs no loop.
+
+        :raises rxdb.WrongLoopError: on a thread that runs an event loop.
+        """
+        ...
