@@ -1,8 +1,9 @@
 """A worker thread writes; the main event loop watches.
 
-The worker runs its own event loop with its own ``rxdb.open()`` of the same file. Both
-databases live in one process, so every commit the worker makes refreshes the main loop's
-watches at once. (Other processes writing the file are seen too: see other_processes.py.)
+The worker is a plain thread (no event loop) that reaches the database through a handle:
+``handle.connect_sync()`` gives the blocking façade over the same engine and bus, so every
+commit the worker makes refreshes the main loop's watches at once. (Other processes writing
+the file are seen too: see other_processes.py.)
 
 Run it: ``python examples/background_worker.py`` (ends by itself in about two seconds).
 """
@@ -13,23 +14,21 @@ import asyncio
 import os
 import tempfile
 import threading
+import time
 
 import rxdb
+import rxdb.api
 
 JOBS = {"resize images": 4, "send emails": 6, "rebuild index": 3}
 
 
-def worker(path: str) -> None:
+def worker(handle: rxdb.api.Handle) -> None:
     """Do every job step by step, recording progress in the database."""
-
-    async def work() -> None:
-        async with rxdb.open(path) as db:
-            for name, steps in JOBS.items():
-                for _ in range(steps):
-                    await asyncio.sleep(0.1)  # the "work"
-                    await db.execute("UPDATE jobs SET done = done + 1 WHERE name = ?", (name,))
-
-    asyncio.run(work())
+    with handle.connect_sync() as db:  # closing detaches this thread; the database stays open
+        for name, steps in JOBS.items():
+            for _ in range(steps):
+                time.sleep(0.1)  # the "work"
+                db.execute("UPDATE jobs SET done = done + 1 WHERE name = ?", (name,))
 
 
 async def main() -> None:
@@ -44,7 +43,8 @@ async def main() -> None:
                 "INSERT INTO jobs VALUES (?, 0, ?)", [(name, n) for name, n in JOBS.items()]
             )
 
-            thread = threading.Thread(target=worker, args=(path,))
+            handle = await db.serializable_connection()
+            thread = threading.Thread(target=worker, args=(handle,))
             thread.start()
             async for rows in db.watch("SELECT name, done, total FROM jobs ORDER BY name"):
                 print("  ".join(f"{r['name']} {r['done']}/{r['total']}" for r in rows))

@@ -28,8 +28,9 @@ def _parser() -> argparse.ArgumentParser:
         help="watch live queries while a writer thread changes the database",
         description=(
             "Create a small database in a temporary directory, watch three queries on it, "
-            "and print each new result while a writer thread (its own event loop, its own "
-            "rxdb.open) commits orders. Ends by itself and removes the directory."
+            "and print each new result while a writer thread (its own event loop, reaching the "
+            "database through a handle) commits orders. Ends by itself and removes the "
+            "directory."
         ),
     )
     demo.add_argument(
