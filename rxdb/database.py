@@ -15,7 +15,6 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Hashable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from reactivex import Observable, abc
@@ -23,6 +22,7 @@ from reactivex.disposable import Disposable
 
 from parser import fold_name
 from rxdb._types import Params, ProgressCallback, TransactionMode
+from rxdb.api import Handle
 from rxdb.arguments import (
     backup_path,
     check_backup,
@@ -39,7 +39,7 @@ from rxdb.engines.sqlite.journal import JOURNAL_TABLE, ForeignJournal
 from rxdb.engines.sqlite.read_sets import ReadSets
 from rxdb.engines.sqlite.sessions import ReadSession
 from rxdb.errors import ClosedError, ProgrammingError, WrongLoopError
-from rxdb.handles import ConnectionHandle, handle_for
+from rxdb.handles import handle_for
 from rxdb.options import check_option_names, check_options
 from rxdb.rows import ExecuteResult, Row
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
@@ -48,7 +48,6 @@ from rxdb.watch.stream import QueryStream, SharedQuery, params_key
 
 if TYPE_CHECKING:
     from rxdb.remote.hub import Membership
-    from rxdb.remote.server import ServerHandle
 
 __all__ = ("Database", "open")
 
@@ -152,6 +151,7 @@ class Database:
         self._claims: Subscription | None = None
         self._journal: ForeignJournal | None = None
         self._membership: Membership | None = None
+        self._served: Handle | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -248,12 +248,7 @@ class Database:
     async def __aenter__(self) -> Database:
         return await self.connect()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     def __del__(self) -> None:
@@ -377,16 +372,20 @@ class Database:
                 backup_path(target), pages_per_step=pages_per_step, progress=progress
             )
 
-    async def serializable_connection(self) -> ConnectionHandle | ServerHandle:
+    async def serializable_connection(self) -> Handle:
         """A picklable handle to this database: ``await handle.connect()`` on another event
         loop (or ``handle.connect_sync()`` in a plain thread) gives a database that shares
         this one's engine and bus (see :mod:`rxdb.handles`). While this database is served
         (:func:`rxdb.serve`), the server's handle, which any process can connect."""
         await self._ready()
-        from rxdb.remote.server import served_handle
-
-        served = served_handle(self)
+        served = self._served
         return served if served is not None else handle_for(self, self._options)
+
+    def set_served(self, handle: Handle | None) -> None:
+        """Record the handle of the server serving this database (``None``: no longer
+        served), so that :meth:`serializable_connection` hands it out. Called by
+        :func:`rxdb.serve` and the server's shutdown, so the database never asks above it."""
+        self._served = handle
 
     def _home(self) -> tuple[asyncio.AbstractEventLoop, int]:
         """The loop this database runs on, and that loop's thread."""

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 import rxdb
+from rxdb.api import Handle
 
 __all__ = ("run",)
 
@@ -70,7 +71,7 @@ class Writer(threading.Thread):
 
     def __init__(
         self,
-        handle: rxdb.ConnectionHandle | rxdb.ServerHandle,
+        handle: Handle,
         seconds: float,
         rate: float,
         log: Callable[[str], object],
