@@ -13,10 +13,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from oracle import explain_reads, schema_tables, schema_views, unexplained_extras
-from slt import read_script
 
 from parser import StatementKind, Unanalyzable, Views, analyze
+from tests.parser.oracle import explain_reads, schema_tables, schema_views, unexplained_extras
+from tests.parser.slt import read_script
 
 CORPUS = Path(__file__).parents[1] / "corpus" / "sqllogictest"
 SCRIPTS = sorted(CORPUS.rglob("*.test"))

@@ -6,9 +6,9 @@ import sqlite3
 from collections.abc import Iterator
 
 import pytest
-from oracle import explain_reads, schema_views, unexplained_extras
 
 from parser import Views, analyze
+from tests.parser.oracle import explain_reads, schema_views, unexplained_extras
 
 SCHEMA = """
 CREATE TABLE t1 (a INTEGER PRIMARY KEY, b);

@@ -8,9 +8,7 @@ import pytest
 import sqlglot
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from slt import read_script
 from sqlglot import exp
-from test_cases import CASES, VIEW_SETS
 
 from parser import Analysis, StatementKind, Unanalyzable, analyze
 from parser._reads import (
@@ -21,6 +19,8 @@ from parser._reads import (
     table_refs,
 )
 from parser._text import split_statements
+from tests.parser.slt import read_script
+from tests.parser.test_cases import CASES, VIEW_SETS
 
 CORPUS = Path(__file__).parents[1] / "corpus" / "sqllogictest"
 SCRIPTS = sorted(CORPUS.rglob("*.test"))

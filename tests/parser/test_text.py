@@ -6,10 +6,10 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from slt import read_script
-from test_cases import CASES, VIEW_SETS
 
 from parser._text import _scan_statements, split_statements
+from tests.parser.slt import read_script
+from tests.parser.test_cases import CASES, VIEW_SETS
 
 CORPUS = Path(__file__).parents[1] / "corpus" / "sqllogictest"
 
