@@ -8,9 +8,10 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import pytest
+from reactivex.abc import ObserverBase
 
 import rxdb
 
@@ -60,7 +61,7 @@ async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield database
 
 
-class Recorder(Generic[T]):
+class Recorder(ObserverBase[T]):
     """Collects what an Observable emits and lets a test wait for a condition on it."""
 
     def __init__(self) -> None:
@@ -81,15 +82,12 @@ class Recorder(Generic[T]):
         self.completed = True
         self._changed.set()
 
-    async def wait_for(
-        self, condition: Callable[[Recorder[T]], bool], timeout: float = WAIT
-    ) -> None:
-        async def loop() -> None:
+    async def wait_for(self, condition: Callable[[Recorder[T]], bool]) -> None:
+        """Wait until ``condition`` holds, at most WAIT seconds (a hang, not a delay)."""
+        async with asyncio.timeout(WAIT):
             while not condition(self):
                 self._changed.clear()
                 await self._changed.wait()
-
-        await asyncio.wait_for(loop(), timeout)
 
     async def wait_count(self, count: int) -> list[T]:
         await self.wait_for(lambda r: len(r.values) >= count)
