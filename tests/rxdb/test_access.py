@@ -27,6 +27,11 @@ async def make_t(db: rxdb.Database) -> None:
     await db.execute("INSERT INTO t(x) VALUES (1)")
 
 
+async def write_in_transaction(db: rxdb.Database, sql: str) -> None:
+    async with db.transaction():
+        await db.execute(sql)
+
+
 async def install_started(worker: Any, event: asyncio.Event) -> None:
     """A SQL function ``started()`` that tells the test a statement is running now (installed
     on one connection's worker thread, through rxdb's internal Worker)."""
@@ -65,9 +70,9 @@ class TestReadBlocks:
     ) -> None:
         await make_t(any_db)
         async with getattr(any_db, method)() as r:
-            with pytest.raises(rxdb.ReadOnlyError, match="db.transaction"):
+            with pytest.raises(rxdb.ReadOnlyError, match=r"db\.transaction"):
                 await r.execute("INSERT INTO t(x) VALUES (9)")
-            with pytest.raises(rxdb.ReadOnlyError, match="db.transaction"):
+            with pytest.raises(rxdb.ReadOnlyError, match=r"db\.transaction"):
                 await any_db.execute("INSERT INTO t(x) VALUES (9)")
             assert await r.fetch_one("SELECT count(*) FROM t") == (1,)
         assert await any_db.fetch_one("SELECT count(*) FROM t") == (1,)
@@ -89,7 +94,7 @@ class TestReadBlocks:
 class TestReentrancy:
     async def test_read_inside_read_raises_at_once(self, any_db: rxdb.Database) -> None:
         async with any_db.read():
-            with pytest.raises(rxdb.ReentrancyError, match="inside db.read"):
+            with pytest.raises(rxdb.ReentrancyError, match=r"inside db\.read"):
                 async with any_db.read():
                     pass
 
@@ -127,9 +132,8 @@ class TestBusy:
             try:
                 other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
                 with pytest.raises(rxdb.BusyError) as info:
-                    async with db.transaction():
-                        await db.execute("INSERT INTO t(x) VALUES (2)")
-                assert info.value.sqlite_errorname.startswith("SQLITE_BUSY")
+                    await write_in_transaction(db, "INSERT INTO t(x) VALUES (2)")
+                assert str(info.value.sqlite_errorname).startswith("SQLITE_BUSY")
                 with pytest.raises(rxdb.BusyError):
                     await db.execute("INSERT INTO t(x) VALUES (3)")
                 other.execute("ROLLBACK")
@@ -147,20 +151,25 @@ class TestInterrupt:
     async def test_interrupt_aborts_running_write_transaction(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
         running = asyncio.Event()
-        await install_started(any_db._engine._writer.worker, running)
+        writer = any_db._engine._writer
+        assert writer is not None
+        await install_started(writer.worker, running)
 
         async def interrupt_when_running() -> None:
             await running.wait()
             await any_db.interrupt()
 
-        interrupter = detached(interrupt_when_running())
-        with pytest.raises(rxdb.TransactionAbortedError):
+        async def interrupted_block() -> None:
             async with any_db.transaction():
                 await any_db.execute("INSERT INTO t(x) VALUES ('kept?')")
                 with pytest.raises(rxdb.InterruptError):
                     await any_db.execute(f"INSERT INTO t(x) SELECT n FROM ({INFINITE})")
                 with pytest.raises(rxdb.TransactionAbortedError, match="leave the transaction"):
                     await any_db.execute("INSERT INTO t(x) VALUES ('after')")
+
+        interrupter = detached(interrupt_when_running())
+        with pytest.raises(rxdb.TransactionAbortedError):
+            await interrupted_block()
         await asyncio.wait_for(interrupter, WAIT)
         assert await any_db.fetch_all("SELECT x FROM t") == [(1,)]  # nothing of the block
         await any_db.execute("INSERT INTO t(x) VALUES (2)")  # and later work is unaffected
@@ -202,7 +211,8 @@ class TestBackup:
             assert copy.execute("SELECT count(*) FROM t").fetchone() == (201,)
         finally:
             copy.close()
-        assert seen and seen[-1].remaining == 0
+        assert seen
+        assert seen[-1].remaining == 0
         assert all(p.completed == p.total - p.remaining for p in seen)
         assert [p.completed for p in seen] == sorted(p.completed for p in seen)
 
@@ -304,11 +314,15 @@ class TestClose:
     async def test_close_from_inside_own_transaction(self, db_path: Path) -> None:
         db = await rxdb.open(db_path)
         await make_t(db)
-        with pytest.raises(rxdb.ClosedError):
+
+        async def close_then_write() -> None:
             async with db.transaction():
                 await db.execute("INSERT INTO t(x) VALUES (2)")
                 await db.close()
                 await db.execute("INSERT INTO t(x) VALUES (3)")
+
+        with pytest.raises(rxdb.ClosedError):
+            await close_then_write()
         check = sqlite3.connect(db_path)
         try:
             assert check.execute("SELECT count(*) FROM t").fetchone() == (1,)
@@ -318,10 +332,14 @@ class TestClose:
     async def test_block_ending_normally_after_close_inside_it_raises(self, db_path: Path) -> None:
         db = await rxdb.open(db_path)
         await make_t(db)
-        with pytest.raises(rxdb.ClosedError, match="rolled back"):
+
+        async def close_inside() -> None:
             async with db.transaction():
                 await db.execute("INSERT INTO t(x) VALUES (2)")
                 await db.close()
+
+        with pytest.raises(rxdb.ClosedError, match="rolled back"):
+            await close_inside()
         check = sqlite3.connect(db_path)
         try:
             assert check.execute("SELECT count(*) FROM t").fetchone() == (1,)
