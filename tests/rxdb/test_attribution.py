@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 import rxdb
-from rxdb.engines.sqlite.walindex import CommitStamper, WalIndex, counter_span
 from rxdb.engines.sqlite.foreign import ForeignWritePoller
+from rxdb.engines.sqlite.walindex import CommitStamper, WalIndex, counter_span
 from rxdb.updates import NotifyTablesUpdated
 from tests.conftest import WAIT, Recorder, subscribed
 from tests.rxdb.test_foreign import counted_polls, foreign_insert
