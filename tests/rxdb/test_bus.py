@@ -122,9 +122,12 @@ class TestBusRouting:
             return msg.sequence % 2 == 0
 
         bus.subscribe("db", inbox, wanted=wanted)
-        publisher = threading.Thread(
-            target=lambda: [bus.publish(message("t", seq=n)) for n in (1, 2, 3)]
-        )
+
+        def publish_three() -> None:
+            for n in (1, 2, 3):
+                bus.publish(message("t", seq=n))
+
+        publisher = threading.Thread(target=publish_three)
         publisher.start()
         publisher.join()
         await asyncio.wait_for(inbox.event.wait(), WAIT)
@@ -149,7 +152,8 @@ class TestBusIsolation:
         bus.subscribe("db", after, tables={"t"})
         bus.publish(message("t"))
         await drain()
-        assert len(before.got) == 1 and len(after.got) == 1
+        assert len(before.got) == 1
+        assert len(after.got) == 1
         assert "subscriber bug" in caplog.text
 
     async def test_bus_publish_from_other_thread_runs_callback_on_subscriber_loop(self) -> None:
