@@ -112,19 +112,20 @@ class TestStatements:
         rows = await any_db.fetch_all("SELECT id, x AS Label FROM t")
         assert rows == [(1, "a")]
         row = rows[0]
-        assert row["id"] == 1 and row["Label"] == "a" and row["label"] == "a"
-        assert row[1] == "a" and row[-1] == "a" and row[:1] == (1,)
+        assert (row["id"], row["Label"], row["label"]) == (1, "a", "a")
+        assert (row[1], row[-1], row[:1]) == ("a", "a", (1,))
         assert row.keys() == ("id", "Label")
         assert row.as_dict() == {"id": 1, "Label": "a"}
         assert hash(row) == hash((1, "a"))
         assert pickle.loads(pickle.dumps(row))["Label"] == "a"
         with pytest.raises(KeyError, match="nope"):
             row["nope"]
-        assert row.id == 1 and row.Label == "a" and row.label == "a"  # attribute access
+        assert (row.id, row.Label, row.label) == (1, "a", "a")  # attribute access
         with pytest.raises(AttributeError, match="columns are"):
             _ = row.nope
         counted = (await any_db.fetch_all("SELECT 7 AS count"))[0]
-        assert counted["count"] == 7 and counted.count(7) == 1  # tuple's own names win
+        assert counted["count"] == 7
+        assert counted.count(7) == 1  # tuple's own names win
 
     async def test_fetch_one_returns_none_when_empty(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
@@ -211,11 +212,15 @@ class TestTransactions:
     async def test_failed_transaction_leaves_no_trace(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
         rec: Recorder[Any] = Recorder()
+
+        async def insert_twice() -> None:
+            async with any_db.transaction():
+                await any_db.execute("INSERT INTO t(x) VALUES (1)")
+                await any_db.execute("INSERT INTO t(x) VALUES (1)")
+
         with subscribed(any_db.table_updates(), rec):
             with pytest.raises(rxdb.IntegrityError):
-                async with any_db.transaction():
-                    await any_db.execute("INSERT INTO t(x) VALUES (1)")
-                    await any_db.execute("INSERT INTO t(x) VALUES (1)")
+                await insert_twice()
             assert await any_db.fetch_all("SELECT * FROM t") == []
             await any_db.execute("INSERT INTO t(x) VALUES (2)")
             await rec.wait_count(1)
@@ -230,14 +235,17 @@ class TestTransactions:
         a_inside = asyncio.Event()
         b_started = asyncio.Event()
 
+        async def a_fails() -> None:
+            async with any_db.transaction():
+                await any_db.execute("INSERT INTO t(x) VALUES ('a')")
+                a_inside.set()
+                await b_started.wait()
+                await asyncio.sleep(0)  # give B every chance to interleave
+                raise RuntimeError("A fails")
+
         async def a() -> None:
-            with pytest.raises(RuntimeError):
-                async with any_db.transaction():
-                    await any_db.execute("INSERT INTO t(x) VALUES ('a')")
-                    a_inside.set()
-                    await b_started.wait()
-                    await asyncio.sleep(0)  # give B every chance to interleave
-                    raise RuntimeError("A fails")
+            with pytest.raises(RuntimeError, match="A fails"):
+                await a_fails()
 
         async def b() -> None:
             await a_inside.wait()
@@ -250,24 +258,32 @@ class TestTransactions:
 
     async def test_tasks_started_inside_transaction_join_it(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
-        with pytest.raises(RuntimeError):
+
+        async def three_tasks_then_fail() -> None:
             async with any_db.transaction():
                 await asyncio.gather(
                     *(any_db.execute("INSERT INTO t(x) VALUES (?)", (i,)) for i in range(3))
                 )
                 raise RuntimeError("undo all three")
+
+        with pytest.raises(RuntimeError, match="undo all three"):
+            await three_tasks_then_fail()
         assert await any_db.fetch_all("SELECT * FROM t") == []
 
     async def test_nested_block_failure_rolls_back_only_that_block(
         self, any_db: rxdb.Database
     ) -> None:
         await make_t(any_db)
+
+        async def failing_inner_block() -> None:
+            async with any_db.transaction():
+                await any_db.execute("INSERT INTO t(x) VALUES ('inner')")
+                raise KeyError("inner fails")
+
         async with any_db.transaction():
             await any_db.execute("INSERT INTO t(x) VALUES ('outer')")
-            with pytest.raises(KeyError):
-                async with any_db.transaction():
-                    await any_db.execute("INSERT INTO t(x) VALUES ('inner')")
-                    raise KeyError("inner fails")
+            with pytest.raises(KeyError, match="inner fails"):
+                await failing_inner_block()
             async with any_db.transaction():
                 await any_db.execute("INSERT INTO t(x) VALUES ('second inner')")
         assert await any_db.fetch_all("SELECT x FROM t ORDER BY id") == [
