@@ -138,7 +138,8 @@ class TestWatchScheduling:
             for _ in range(10):
                 await any_db.execute("INSERT INTO t(x) VALUES (1)")
             stats = stream.statistics()
-            assert stats.running and stats.pending
+            assert stats.running
+            assert stats.pending
             gate.set()
             await rec.wait_value([(11,)])
             await settle(any_db)
@@ -395,9 +396,13 @@ class TestWatchAsyncIteration:
     async def test_async_for_exception_releases_subscription(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
         stream = any_db.watch(COUNT)
-        with pytest.raises(KeyError):
+
+        async def consume_and_fail() -> None:
             async for _rows in stream:
                 raise KeyError("consumer failed")
+
+        with pytest.raises(KeyError, match="consumer failed"):
+            await consume_and_fail()
         assert stream.statistics().subscribers == 0
 
     async def test_async_for_raises_query_error(self, any_db: rxdb.Database) -> None:
@@ -408,16 +413,17 @@ class TestWatchAsyncIteration:
     async def test_async_for_ends_when_database_closes(self, db_path: Any) -> None:
         db = await rxdb.open(db_path)
         seen = []
+        first = asyncio.Event()
         try:
             await make_t(db)
 
             async def consume() -> None:
                 async for rows in db.watch(COUNT):
                     seen.append(rows)
+                    first.set()
 
             consumer = asyncio.ensure_future(consume())
-            while not seen:
-                await asyncio.sleep(0)
+            await asyncio.wait_for(first.wait(), WAIT)
         finally:
             await db.close()
         await asyncio.wait_for(consumer, WAIT)
