@@ -20,6 +20,7 @@ import os
 import pstats
 import sqlite3
 import timeit
+from typing import cast
 
 import rxdb
 from rxdb.engines.sqlite.connections import TrackedConnection
@@ -40,12 +41,12 @@ def _top(profile: cProfile.Profile, limit: int, sort: str = "tottime") -> str:
 def writer_statement(path: str) -> str:
     published = []
     plain = sqlite3.connect(path, isolation_level=None)
-    tracked = sqlite3.connect(
-        path,
-        isolation_level=None,
-        cached_statements=0,
-        factory=functools.partial(TrackedConnection, on_commit=lambda u, e, w: published.append(u)),
+    # sqlite3 calls its factory as it would a class; typeshed only accepts a class.
+    factory = cast(
+        "type[TrackedConnection]",
+        functools.partial(TrackedConnection, on_commit=lambda u, e, w: published.append(u)),
     )
+    tracked = sqlite3.connect(path, isolation_level=None, cached_statements=0, factory=factory)
     try:
         for conn in (plain, tracked):
             conn.execute("PRAGMA journal_mode = WAL")

@@ -19,7 +19,7 @@ import functools
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -77,9 +77,11 @@ def calls() -> Calls:
 
 @pytest.fixture
 def conn(calls: Calls) -> Iterator[TrackedConnection]:
+    # sqlite3 calls its factory as it would a class; typeshed only accepts a class.
+    factory = cast("type[TrackedConnection]", functools.partial(TrackedConnection, on_commit=calls))
     connection = sqlite3.connect(
         ":memory:",
-        factory=functools.partial(TrackedConnection, on_commit=calls),
+        factory=factory,
         isolation_level=None,
         cached_statements=0,
     )
@@ -351,7 +353,7 @@ class TestNotifications:
                 assert recorder.values == []
             [message] = await recorder.wait_count(1)
         assert message.updates == {tu("a", INSERT)}
-        assert (await db.fetch_one("SELECT count(*) FROM a"))[0] == 3
+        assert await db.fetch_one("SELECT count(*) FROM a") == (3,)
 
     async def test_transaction_publishes_nothing_when_rolled_back(
         self, any_db: rxdb.Database, recorder: Any
