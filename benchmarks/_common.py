@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiosqlite
+from reactivex.abc import ObserverBase
 
 import rxdb
 
@@ -188,7 +189,7 @@ class CommitClock:
         return self.times[-1]
 
 
-class ValueWaiter:
+class ValueWaiter(ObserverBase[list[Any]]):
     """An observer of a watch whose first row's first column is a counter: stamps the
     instant each value arrives (``stamp()``, ``clock`` unless told) and lets a coroutine wait
     for a given value."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from rxdb.engines.sqlite.journal import _CREATE_JOURNAL, trigger_sql
 from rxdb.updates import UpdateKind
@@ -47,7 +47,9 @@ def _one_round(path: str, journal: bool, rows: int, commits: int) -> dict[str, f
     try:
         data = [(i, i, "x" * 20) for i in range(rows)]
 
-        def in_one_transaction(sql: str, params: list[tuple[object, ...]]) -> Callable[[], None]:
+        def in_one_transaction(
+            sql: str, params: Sequence[tuple[object, ...]]
+        ) -> Callable[[], None]:
             def work() -> None:
                 conn.execute("BEGIN")
                 conn.executemany(sql, params)

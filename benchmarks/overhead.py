@@ -18,7 +18,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 import aiosqlite
 
@@ -42,6 +42,8 @@ READ = "SELECT id, v FROM r WHERE id = ?"
 WRITE = "INSERT INTO w (v) VALUES (?)"
 HEAVY = "SELECT count(*), sum(v) FROM big WHERE v % 7 = ?"
 
+Op = Callable[[int], Awaitable[object]]  # one measured call, given its index
+
 
 async def _prepare(db: rxdb.Database, big_rows: int) -> None:
     async with db.transaction():
@@ -54,11 +56,11 @@ async def _prepare(db: rxdb.Database, big_rows: int) -> None:
         await db.execute_many("INSERT INTO big (v) VALUES (?)", [(i,) for i in range(big_rows)])
 
 
-async def _per_call(calls: int, op: object) -> list[float]:
+async def _per_call(calls: int, op: Op) -> list[float]:
     samples = []
     for i in range(calls):
         t0 = clock()
-        await op(i)  # type: ignore[operator]
+        await op(i)
         samples.append((clock() - t0) * US)
     return samples
 
@@ -88,7 +90,7 @@ def _one_cpu() -> Iterator[bool]:
                 setaffinity(int(name), saved.get(int(name), everywhere))
 
 
-async def _blocks(sizes: Sizes, ops: dict[str, object], samples: dict[str, list[float]]) -> None:
+async def _blocks(sizes: Sizes, ops: Mapping[str, Op], samples: dict[str, list[float]]) -> None:
     """Blocks of BLOCK calls of each operation, rotating: each block runs with its worker
     thread warm (steady state), and drift on a shared machine hits all alike."""
     names = list(ops)
@@ -101,7 +103,7 @@ async def _blocks(sizes: Sizes, ops: dict[str, object], samples: dict[str, list[
 
 async def _hop(conn: aiosqlite.Connection) -> None:
     # aiosqlite's private door to its worker thread: the floor under every call.
-    await conn._execute(lambda: None)
+    await conn._execute(lambda: None)  # type: ignore[no-untyped-call]
 
 
 async def run(sizes: Sizes, results: Results) -> None:
