@@ -53,12 +53,12 @@ if TYPE_CHECKING:
     from rxdb.remote.client import RemoteDatabase as RemoteDatabase
     from rxdb.remote.client import RemoteReadSession as RemoteReadSession
     from rxdb.remote.client import connect_named as connect_named
-    from rxdb.remote.compute import compute_with_database as compute_with_database
+    from rxdb.remote.processes.compute import compute_with_database as compute_with_database
+    from rxdb.remote.processes.spawn import SpawnedServer as SpawnedServer
+    from rxdb.remote.processes.spawn import spawn as spawn
     from rxdb.remote.server import Server as Server
     from rxdb.remote.server import ServerHandle as ServerHandle
     from rxdb.remote.server import serve as serve
-    from rxdb.remote.spawn import SpawnedServer as SpawnedServer
-    from rxdb.remote.spawn import spawn as spawn
     from rxdb.watch.stream import QueryStream as QueryStream
     from rxdb.watch.stream import WatchStatistics as WatchStatistics
 
@@ -78,18 +78,18 @@ _LAZY: dict[str, str] = {
     "RemoteReadSession": "rxdb.remote.client",
     "Server": "rxdb.remote.server",
     "ServerHandle": "rxdb.remote.server",
-    "SpawnedServer": "rxdb.remote.spawn",
+    "SpawnedServer": "rxdb.remote.processes.spawn",
     "SyncDatabase": "rxdb.boundary.blocking",
     "SyncQueryStream": "rxdb.boundary.blocking_streams",
     "SyncReadSession": "rxdb.boundary.blocking",
     "WatchIterator": "rxdb.boundary.blocking_streams",
     "WatchStatistics": "rxdb.watch.stream",
-    "compute_with_database": "rxdb.remote.compute",
+    "compute_with_database": "rxdb.remote.processes.compute",
     "connect_named": "rxdb.remote.client",
     "open": "rxdb.database",
     "open_sync": "rxdb.boundary.blocking",
     "serve": "rxdb.remote.server",
-    "spawn": "rxdb.remote.spawn",
+    "spawn": "rxdb.remote.processes.spawn",
 }
 
 __all__ = (

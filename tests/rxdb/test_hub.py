@@ -21,8 +21,8 @@ import pytest
 
 from rxdb.bus import Bus
 from rxdb.remote import hub
-from rxdb.remote.frames import FrameDecoder, encode_frame
-from rxdb.remote.messages import (
+from rxdb.remote.wire.frames import FrameDecoder, encode_frame
+from rxdb.remote.wire.messages import (
     Hello,
     Message,
     Notify,

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rxdb.errors import BusyError, ClosedError, IntegrityError, OperationalError, RxdbError
-from rxdb.remote.frames import (
+from rxdb.remote.wire.frames import (
     DEFAULT_MAX_PAYLOAD,
     HEADER_SIZE,
     MAGIC,
@@ -21,7 +21,7 @@ from rxdb.remote.frames import (
     ProtocolError,
     encode_frame,
 )
-from rxdb.remote.messages import (
+from rxdb.remote.wire.messages import (
     PROTOCOL_VERSION,
     ErrorInfo,
     Event,

@@ -29,13 +29,13 @@ from rxdb.remote.client import (
     RemoteDatabase,
     ServerRefusedError,
 )
-from rxdb.remote.compute import compute_with_database
-from rxdb.remote.frames import encode_frame
-from rxdb.remote.messages import Ping
+from rxdb.remote.processes.compute import compute_with_database
+from rxdb.remote.processes.spawn import spawn
 from rxdb.remote.runtime import socket_directory
 from rxdb.remote.server import Server, ServerHandle, serve
-from rxdb.remote.spawn import spawn
-from rxdb.remote.streams import Keepalive
+from rxdb.remote.wire.frames import encode_frame
+from rxdb.remote.wire.messages import Ping
+from rxdb.remote.wire.stream import Keepalive
 from rxdb.updates import TableUpdate, UpdateKind
 from tests.conftest import WAIT, Recorder
 from tests.rxdb import server_worker
@@ -336,7 +336,7 @@ async def test_garbage_and_oversized_frames_close_only_that_connection(
     await _closed_by_server(oversized)
 
     unauthenticated = _raw(server.handle)  # a well-formed request before any hello
-    from rxdb.remote.messages import Request, encode_message
+    from rxdb.remote.wire.messages import Request, encode_message
 
     unauthenticated.sendall(
         encode_frame(encode_message(Request(1, "fetch_all", [COUNT, [], None])))
@@ -1104,7 +1104,8 @@ def test_reconnect_policy_is_checked() -> None:
 
 def keepalive(monkeypatch: pytest.MonkeyPatch, side: str, interval: float, timeout: float) -> None:
     """Give one side (``"client"`` or ``"session"``, the server's) its own keepalive."""
-    from rxdb.remote import client, session
+    from rxdb.remote.client import database as client
+    from rxdb.remote.server import session
 
     module = client if side == "client" else session
     monkeypatch.setattr(module, "KEEPALIVE", Keepalive(interval, timeout))
@@ -1135,7 +1136,7 @@ async def test_a_client_gone_silent_is_dropped_and_its_transaction_rolled_back(
 async def test_a_server_gone_silent_is_given_up(
     served: tuple[rxdb.Database, Server], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rxdb.remote import session
+    from rxdb.remote.server import session
 
     keepalive(monkeypatch, "client", 0.05, 0.5)
     real = session.Session._dispatch

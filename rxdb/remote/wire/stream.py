@@ -1,7 +1,7 @@
 """One framed-message connection over asyncio streams.
 
 The hub's links, the database server's sessions and the client all speak the same way over
-a socket: cut payloads out of the byte stream with a :class:`~rxdb.remote.frames.FrameDecoder`,
+a socket: cut payloads out of the byte stream with a :class:`~rxdb.remote.wire.frames.FrameDecoder`,
 decode each into a message, write frames back, and drop a peer that reads too slowly rather
 than buffer for it without bound. :class:`FramedStream` is that part, so that each of them
 keeps only what it does with the messages.
@@ -18,8 +18,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
-from rxdb.remote.frames import FrameDecoder
-from rxdb.remote.messages import Message, decode_message
+from rxdb.remote.wire.frames import FrameDecoder
+from rxdb.remote.wire.messages import Message, decode_message
 
 __all__ = ("KEEPALIVE", "READ_CHUNK", "FramedStream", "Keepalive")
 
@@ -90,7 +90,7 @@ class FramedStream:
 
     async def receive(self, patience: float | None = None) -> Message | None:
         """Return the next message, or ``None`` at end of stream; raises as
-        :meth:`receive_payload` and :func:`~rxdb.remote.messages.decode_message` do."""
+        :meth:`receive_payload` and :func:`~rxdb.remote.wire.messages.decode_message` do."""
         payload = await self.receive_payload(patience)
         return None if payload is None else decode_message(payload)
 

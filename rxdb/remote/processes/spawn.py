@@ -1,6 +1,6 @@
 """Start a server process that owns a database (``:memory:`` included) and serves it.
 
-The child is ``sys.executable -m rxdb.remote.worker serve``. Its configuration goes in as
+The child is ``sys.executable -m rxdb.remote.processes.worker serve``. Its configuration goes in as
 one JSON line on its stdin (strings, numbers, booleans: never pickle, and the token stays
 out of the process list); it answers with one JSON line on stdout carrying the
 :class:`~rxdb.remote.server.ServerHandle`. It serves until its stdin says ``stop`` or
@@ -17,8 +17,11 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from rxdb.errors import SpawnError as SpawnError
+from rxdb.remote.processes.worker import (  # the first is re-exported
+    function_reference,
+    start_worker,
+)
 from rxdb.remote.server import ServerHandle
-from rxdb.remote.worker import function_reference, start_worker  # the first is re-exported
 
 __all__ = ("SpawnError", "SpawnedServer", "function_reference", "spawn")
 

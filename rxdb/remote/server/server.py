@@ -27,18 +27,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from rxdb.remote.messages import new_token
 from rxdb.remote.runtime import socket_directory
 
 # The ``X as X`` imports re-export names that lived here before the split into server, session
 # and values.
-from rxdb.remote.session import HANDSHAKE_TIMEOUT as HANDSHAKE_TIMEOUT
-from rxdb.remote.session import MAX_BUFFERED as MAX_BUFFERED
-from rxdb.remote.session import SHUTDOWN_GRACE, Session
-from rxdb.remote.values import notify_from_wire as notify_from_wire
-from rxdb.remote.values import notify_to_wire as notify_to_wire
-from rxdb.remote.values import update_from_wire as update_from_wire
-from rxdb.remote.values import update_to_wire as update_to_wire
+from rxdb.remote.server.session import HANDSHAKE_TIMEOUT as HANDSHAKE_TIMEOUT
+from rxdb.remote.server.session import MAX_BUFFERED as MAX_BUFFERED
+from rxdb.remote.server.session import SHUTDOWN_GRACE, Session
+from rxdb.remote.wire.messages import new_token
+from rxdb.remote.wire.values import notify_from_wire as notify_from_wire
+from rxdb.remote.wire.values import notify_to_wire as notify_to_wire
+from rxdb.remote.wire.values import update_from_wire as update_from_wire
+from rxdb.remote.wire.values import update_to_wire as update_to_wire
 
 if TYPE_CHECKING:
     from rxdb.database import Database
@@ -173,6 +173,7 @@ async def serve(
             raise
         server._registered = name
     _SERVED[db] = server
+    db.set_served(server.handle)
     return server
 
 
@@ -260,6 +261,7 @@ class Server:
         self._closed = True
         if _SERVED.get(self.db) is self:
             del _SERVED[self.db]
+            self.db.set_served(None)
         if self._listener is not None:
             self._listener.close()
         await asyncio.gather(

@@ -32,13 +32,13 @@ from rxdb._types import BackupProgress
 from rxdb.boundary.blocks import Enter, ThreadBlock, closing, inside, opening
 from rxdb.engines.sqlite.sessions import ReadSession
 from rxdb.errors import ClosedError, InterruptError, ProgrammingError, from_sqlite
-from rxdb.remote.frames import (
+from rxdb.remote.wire.frames import (
     DEFAULT_MAX_PAYLOAD,
     HANDSHAKE_MAX_PAYLOAD,
     ProtocolError,
     encode_frame,
 )
-from rxdb.remote.messages import (
+from rxdb.remote.wire.messages import (
     Event,
     EventKind,
     Failure,
@@ -56,8 +56,8 @@ from rxdb.remote.messages import (
     error_to_wire,
     tokens_match,
 )
-from rxdb.remote.streams import KEEPALIVE, FramedStream
-from rxdb.remote.values import notify_to_wire, update_from_wire
+from rxdb.remote.wire.stream import KEEPALIVE, FramedStream
+from rxdb.remote.wire.values import notify_to_wire, update_from_wire
 from rxdb.updates import UpdateKind
 
 if TYPE_CHECKING:

@@ -1,18 +1,18 @@
-"""rxdb's worker processes, behind :func:`rxdb.remote.spawn.spawn` and
-:func:`rxdb.remote.compute.compute_with_database`: both ends of the command line.
+"""rxdb's worker processes, behind :func:`rxdb.remote.processes.spawn.spawn` and
+:func:`rxdb.remote.processes.compute.compute_with_database`: both ends of the command line.
 
-The parent's end: :func:`start_worker` starts ``sys.executable -m rxdb.remote.worker
+The parent's end: :func:`start_worker` starts ``sys.executable -m rxdb.remote.processes.worker
 <command>`` with pipes on stdin and stdout, and :func:`function_reference` turns a function
 into the ``"module:qualname"`` that the child's :func:`resolve` imports back.
 
 The child's end:
 
-``python -m rxdb.remote.worker serve``: read one JSON line of configuration, open (or make)
-the database, serve it, print ``{"event": "ready", "handle": ...}``, and serve until stdin
+``python -m rxdb.remote.processes.worker serve``: read one JSON line of configuration, open
+(or make) the database, serve it, print ``{"event": "ready", "handle": ...}``, and serve until stdin
 says ``stop`` or closes.
 
-``python -m rxdb.remote.worker compute``: read one rxdb frame (a ``Request`` whose args name
-the function, the target database and the arguments) from stdin, run the function, write
+``python -m rxdb.remote.processes.worker compute``: read one rxdb frame (a ``Request`` whose
+args name the function, the target database and the arguments) from stdin, run the function, write
 one frame (``Response`` or ``Failure``) to stdout. Only the rxdb protocol crosses: values are
 checked on both sides, and nothing is unpickled.
 """
@@ -27,8 +27,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, Literal
 
-from rxdb.remote.frames import FrameDecoder, ProtocolError, encode_frame
-from rxdb.remote.messages import (
+from rxdb.remote.wire.frames import FrameDecoder, ProtocolError, encode_frame
+from rxdb.remote.wire.messages import (
     Failure,
     Request,
     Response,
@@ -71,11 +71,11 @@ def function_reference(fn: Callable[..., Any] | str) -> str:
 
 
 async def start_worker(command: Literal["serve", "compute"]) -> asyncio.subprocess.Process:
-    """Start ``python -m rxdb.remote.worker <command>`` with its stdin and stdout piped to us."""
+    """Start ``python -m rxdb.remote.processes.worker <command>``, stdin and stdout piped."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "rxdb.remote.worker",
+        "rxdb.remote.processes.worker",
         command,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -187,7 +187,7 @@ def main(argv: list[str]) -> int:
         return asyncio.run(_serve())
     if argv[1:] == ["compute"]:
         return asyncio.run(_compute())
-    sys.stderr.write("usage: python -m rxdb.remote.worker serve|compute\n")
+    sys.stderr.write("usage: python -m rxdb.remote.processes.worker serve|compute\n")
     return 2
 
 

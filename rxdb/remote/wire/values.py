@@ -1,11 +1,11 @@
 """SQL values on the wire: how scalars, rows, lists of rows and ``ExecuteResult`` cross exactly.
 
-:mod:`rxdb.remote.messages` frames the messages; the values inside them (request arguments,
+:mod:`rxdb.remote.wire.messages` frames the messages; the values inside them (request arguments,
 results, event values) are encoded and checked here. Scalars cross exactly: ``None``, 64-bit
 integers, floats bit for bit, ``str`` and ``bytes`` kept apart. Rows, lists of rows and
 results travel as msgpack extension types so that they come back as what they were. Every
 value from a peer is type-, range- and depth-checked against :class:`Limits`; anything wrong
-is a :class:`~rxdb.remote.frames.ProtocolError`.
+is a :class:`~rxdb.remote.wire.frames.ProtocolError`.
 
 Also here: the field checks the message decoders share, and table updates as event values
 (shared by the server's sessions and the client).
@@ -20,7 +20,7 @@ from typing import Any, Final
 import msgpack  # type: ignore[import-untyped]
 
 from rxdb.errors import ProgrammingError, RxdbError
-from rxdb.remote.frames import DEFAULT_MAX_PAYLOAD, ProtocolError
+from rxdb.remote.wire.frames import DEFAULT_MAX_PAYLOAD, ProtocolError
 from rxdb.rows import ExecuteResult, Row, row_class
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 

@@ -1,7 +1,7 @@
 """The client side of server mode: the async database contract over one connection.
 
 :class:`RemoteDatabase` has the shape of :class:`rxdb.Database`; every call becomes a
-:class:`~rxdb.remote.messages.Request` with an id, answered by a ``Response`` or ``Failure``
+:class:`~rxdb.remote.wire.messages.Request` with an id, answered by a ``Response`` or ``Failure``
 that one reader task pairs with the waiting future. Watches are subscriptions the server
 pushes ``Event`` messages for; they are delivered on the loop that connected.
 
@@ -38,8 +38,9 @@ from rxdb._types import BackupProgress, Params, ProgressCallback
 from rxdb.errors import ClosedError, ProgrammingError, RxdbError, WrongLoopError
 from rxdb.errors import ConnectionLostError as ConnectionLostError
 from rxdb.errors import ServerRefusedError as ServerRefusedError
-from rxdb.remote.frames import DEFAULT_MAX_PAYLOAD, ProtocolError, encode_frame
-from rxdb.remote.messages import (
+from rxdb.remote.server import ServerHandle
+from rxdb.remote.wire.frames import DEFAULT_MAX_PAYLOAD, ProtocolError, encode_frame
+from rxdb.remote.wire.messages import (
     Event,
     EventKind,
     Failure,
@@ -55,9 +56,8 @@ from rxdb.remote.messages import (
     encode_message,
     error_from_wire,
 )
-from rxdb.remote.server import ServerHandle
-from rxdb.remote.streams import KEEPALIVE, FramedStream
-from rxdb.remote.values import notify_from_wire, update_to_wire
+from rxdb.remote.wire.stream import KEEPALIVE, FramedStream
+from rxdb.remote.wire.values import notify_from_wire, update_to_wire
 from rxdb.rows import ExecuteResult, Row
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 from rxdb.watch.stream import QueryIterator

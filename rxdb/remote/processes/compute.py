@@ -21,8 +21,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rxdb.errors import ProgrammingError
-from rxdb.remote.frames import FrameDecoder, ProtocolError, encode_frame
-from rxdb.remote.messages import (
+from rxdb.remote.processes.spawn import SpawnedServer
+from rxdb.remote.processes.worker import function_reference, start_worker
+from rxdb.remote.server import Server, ServerHandle
+from rxdb.remote.wire.frames import FrameDecoder, ProtocolError, encode_frame
+from rxdb.remote.wire.messages import (
     Failure,
     Request,
     Response,
@@ -30,9 +33,6 @@ from rxdb.remote.messages import (
     encode_message,
     error_from_wire,
 )
-from rxdb.remote.server import Server, ServerHandle, served_handle
-from rxdb.remote.spawn import SpawnedServer
-from rxdb.remote.worker import function_reference, start_worker
 
 if TYPE_CHECKING:
     from rxdb.database import Database
@@ -50,7 +50,7 @@ async def compute_with_database(
 
     ``db`` in the worker is the same database: the file opened anew, or a connection to the
     server. Errors raised by ``fn`` come back as rxdb errors of the same class, or as
-    :class:`rxdb.remote.messages.RemoteError` for other exceptions.
+    :class:`rxdb.remote.wire.messages.RemoteError` for other exceptions.
 
     :param fn: a module-level ``async def`` function, or its ``"module:qualname"``.
     :raises TypeError: for a lambda, closure or other function the worker cannot import, or
@@ -60,7 +60,7 @@ async def compute_with_database(
     reference = function_reference(fn)
     if callable(fn) and not asyncio.iscoroutinefunction(fn):
         raise TypeError(f"{reference} must be an async function: async def fn(db, *args)")
-    job = {"fn": reference, "target": _target(target), "args": list(args)}
+    job = {"fn": reference, "target": await _target(target), "args": list(args)}
     try:
         payload = encode_message(Request(1, "compute", job))
     except ProtocolError as error:
@@ -87,7 +87,7 @@ async def compute_with_database(
     )
 
 
-def _target(target: Any) -> dict[str, Any]:
+async def _target(target: Any) -> dict[str, Any]:
     from rxdb.database import Database
     from rxdb.remote.client import RemoteDatabase
 
@@ -96,8 +96,8 @@ def _target(target: Any) -> dict[str, Any]:
     if isinstance(target, Server | SpawnedServer | RemoteDatabase):
         return {"server": target.handle.to_json()}
     if isinstance(target, Database):
-        handle = served_handle(target)
-        if handle is not None:
+        handle = await target.serializable_connection()
+        if isinstance(handle, ServerHandle):
             return {"server": handle.to_json()}
         if target.path == ":memory:" or target.key.startswith("memory:"):
             raise ProgrammingError(

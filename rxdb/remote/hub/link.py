@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rxdb.bus import Bus, Subscription
-from rxdb.remote.frames import HANDSHAKE_MAX_PAYLOAD, ProtocolError, encode_frame
-from rxdb.remote.messages import (
+from rxdb.remote.wire.frames import HANDSHAKE_MAX_PAYLOAD, ProtocolError, encode_frame
+from rxdb.remote.wire.messages import (
     Goodbye,
     Hello,
     Message,
@@ -40,7 +40,7 @@ from rxdb.remote.messages import (
     decode_message,
     encode_message,
 )
-from rxdb.remote.streams import FramedStream
+from rxdb.remote.wire.stream import FramedStream
 from rxdb.updates import NotifyTablesUpdated
 
 __all__ = ("TUNING", "Link", "Role", "Tuning")

@@ -3,10 +3,10 @@
 Every message is a msgpack array ``[version, tag, *fields]``. Nothing from a peer is
 trusted: every field is type- and range-checked, unknown tags and versions are refused,
 no class is ever looked up by a name a peer sent, and anything wrong surfaces as a
-:class:`~rxdb.remote.frames.ProtocolError` (close that connection, keep serving others).
+:class:`~rxdb.remote.wire.frames.ProtocolError` (close that connection, keep serving others).
 
 The values inside messages (SQL values, rows, results) are encoded and checked by
-:mod:`rxdb.remote.values`; exceptions cross as described in :mod:`rxdb.remote.wire_errors`.
+:mod:`rxdb.remote.wire.values`; exceptions cross as described in :mod:`rxdb.remote.wire.errors`.
 Both are re-exported here, where the protocol's users have always found them.
 """
 
@@ -22,11 +22,18 @@ from typing import Any, Final, TypeAlias
 
 import msgpack  # type: ignore[import-untyped]
 
-from rxdb.remote.frames import ProtocolError
+from rxdb.remote.wire.errors import MAX_ERROR_TEXT as MAX_ERROR_TEXT
+from rxdb.remote.wire.errors import (
+    ErrorInfo,
+    RemoteError,
+    error_from_wire,
+    error_to_wire,
+)
+from rxdb.remote.wire.frames import ProtocolError
 
 # The ``X as X`` imports re-export names that lived here before values and errors got their
 # own modules.
-from rxdb.remote.values import (
+from rxdb.remote.wire.values import (
     DEFAULT_LIMITS,
     Limits,
     check_int,
@@ -37,15 +44,8 @@ from rxdb.remote.values import (
     unpack,
     value_out,
 )
-from rxdb.remote.values import INT_MAX as INT_MAX
-from rxdb.remote.values import INT_MIN as INT_MIN
-from rxdb.remote.wire_errors import MAX_ERROR_TEXT as MAX_ERROR_TEXT
-from rxdb.remote.wire_errors import (
-    ErrorInfo,
-    RemoteError,
-    error_from_wire,
-    error_to_wire,
-)
+from rxdb.remote.wire.values import INT_MAX as INT_MAX
+from rxdb.remote.wire.values import INT_MIN as INT_MIN
 from rxdb.rows import Row
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 

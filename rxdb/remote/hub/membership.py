@@ -4,7 +4,7 @@ file see each other's commits, with no configuration.
 Every process that joins a database (identified by ``key``, the file's real path) runs one
 *link* for it. Links find each other through a Unix socket whose name derives from the key,
 in a directory only the user can enter. One link is the *hub*: it listens on the socket and
-relays each :class:`~rxdb.remote.messages.Notify` from one member to all the others. The
+relays each :class:`~rxdb.remote.wire.messages.Notify` from one member to all the others. The
 others are *members*: one connection each to the hub. The hub's own process takes part
 through its local bus, like any member.
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from rxdb.boundary.loop_thread import LoopThread
 from rxdb.bus import Bus
-from rxdb.remote.link import TUNING, Link, Role, Tuning
+from rxdb.remote.hub.link import TUNING, Link, Role, Tuning
 from rxdb.remote.runtime import HubError, socket_directory, socket_path
 
 __all__ = (

@@ -1,0 +1,1 @@
+"""Worker processes: a spawned server, and ``compute_with_database``."""
