@@ -175,7 +175,12 @@ class DatabaseWriter(Protocol):
         ...
 
     async def execute_many(self, sql: str, seq_of_params: Iterable[Params]) -> int:
-        """Run one statement per parameter set, atomically; the number of rows changed."""
+        """Run one statement per parameter set; the number of rows changed in all.
+
+        Watchers hear of it once. Outside a transaction SQLite commits each set on its own,
+        so a failing set leaves the earlier ones in place (and a read meanwhile may see some
+        of them): wrap it in :meth:`transaction` for one atomic change.
+        """
         ...
 
     async def execute_script(self, script: str) -> None:
@@ -201,7 +206,13 @@ class DatabaseWriter(Protocol):
         ...
 
     async def interrupt(self) -> None:
-        """Abort the statements running now; each raises :class:`rxdb.InterruptError`."""
+        """Abort the statements running now; each raises :class:`rxdb.InterruptError`.
+        With nothing running, nothing happens (a later statement is not affected)."""
+        ...
+
+    def interrupt_threadsafe(self) -> None:
+        """:meth:`interrupt` for any thread (a UI thread's "Cancel" button, a signal
+        handler's thread): it returns without waiting for the interrupt to land."""
         ...
 
     async def backup(
@@ -223,7 +234,11 @@ class AsyncDatabase(DatabaseReader, DatabaseWriter, Protocol):
     """A whole database for async code: reads, writes, watches and the lifecycle."""
 
     async def close(self) -> None:
-        """Complete every watch made through this shape and release it. Idempotent."""
+        """Complete every watch made through this shape and release it. Idempotent.
+
+        A shape that adapts a database owned elsewhere (another loop's, a server's) detaches
+        only: the database stays open for its owner.
+        """
         ...
 
     async def __aenter__(self) -> Any: ...
@@ -271,7 +286,9 @@ class BlockingDatabase(Protocol):
 
     def notify_updates(self, *updates: str | TableUpdate) -> None: ...
 
-    def interrupt(self) -> None: ...
+    def interrupt(self) -> None:
+        """Abort the statements running now; safe from any thread, loop or not."""
+        ...
 
     def backup(
         self,

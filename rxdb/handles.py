@@ -70,8 +70,8 @@ class ConnectionHandle:
         origin = self._origin()
         if origin is not None:
             loop, thread_ident = origin._home()
-            return SyncDatabase(origin, BorrowedLoop(loop, thread_ident))  # type: ignore[return-value]  # until it has path
-        return open_sync(self._reopenable(), **dict(self.options))  # type: ignore[return-value]
+            return SyncDatabase(origin, BorrowedLoop(loop, thread_ident))
+        return open_sync(self._reopenable(), **dict(self.options))
 
     def _origin(self) -> Database | None:
         if self.pid != os.getpid():

@@ -83,6 +83,10 @@ class SyncDatabase:
         return self._runner.loop
 
     @property
+    def path(self) -> str:
+        return self._database.path
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

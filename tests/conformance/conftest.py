@@ -1,0 +1,155 @@
+"""The database shapes the conformance suite runs against, and what its tests share.
+
+Every test of this package takes ``db`` (an :class:`rxdb.api.AsyncDatabase`) and runs once per
+shape: ``Database(":memory:")``, ``Database(file)``, a ``BridgedDatabase`` (a file database
+living on a loop thread of its own, used from the test's loop), a ``RemoteDatabase`` (a served
+``:memory:`` database, through a client connection) and ``SyncDatabase`` (the blocking shape,
+through :class:`AsyncOverBlocking`). A failure names the shape in its test id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+import rxdb
+from rxdb.api import AsyncDatabase
+from rxdb.boundary.loop_thread import LoopThread
+from tests.conformance.async_over_blocking import AsyncOverBlocking
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One database shape under test.
+
+    :ivar single_connection: the database has one connection for everything (``:memory:``),
+        so a write from elsewhere waits for an open read block instead of committing under it.
+    """
+
+    name: str
+    db: AsyncDatabase
+    single_connection: bool
+
+
+Opener = Callable[[Path], AbstractAsyncContextManager[Shape]]
+
+
+@asynccontextmanager
+async def memory_database(tmp_path: Path) -> AsyncIterator[Shape]:
+    async with rxdb.open(":memory:") as db:
+        yield Shape("memory", db, single_connection=True)
+
+
+@asynccontextmanager
+async def file_database(tmp_path: Path) -> AsyncIterator[Shape]:
+    async with rxdb.open(tmp_path / "conformance.db") as db:
+        yield Shape("file", db, single_connection=False)
+
+
+async def on_loop(home: LoopThread, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``work()`` on ``home``'s loop; wait for it here."""
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work(), home.loop))
+
+
+@asynccontextmanager
+async def bridged_database(tmp_path: Path) -> AsyncIterator[Shape]:
+    home = LoopThread("conformance-origin")
+    try:
+        origin = rxdb.Database(tmp_path / "conformance.db")
+        await on_loop(home, origin.connect)
+        try:
+            handle = await on_loop(home, origin.serializable_connection)
+            db = await handle.connect()
+            assert isinstance(db, rxdb.BridgedDatabase)
+            try:
+                yield Shape("bridged", db, single_connection=False)
+            finally:
+                await db.close()
+        finally:
+            await on_loop(home, origin.close)
+    finally:
+        await asyncio.to_thread(home.stop)
+
+
+@asynccontextmanager
+async def remote_database(tmp_path: Path) -> AsyncIterator[Shape]:
+    async with rxdb.open(":memory:") as origin:
+        server = await rxdb.serve(origin)
+        try:
+            db = await server.handle.connect()
+            try:
+                # RemoteDatabase.path is "str | None" (the contract: str): a gap for rxdb.remote.
+                yield Shape("remote", db, single_connection=True)  # type: ignore[arg-type]
+            finally:
+                await db.close()
+        finally:
+            await server.shutdown_all()
+
+
+@asynccontextmanager
+async def blocking_database(tmp_path: Path) -> AsyncIterator[Shape]:
+    blocking = await asyncio.to_thread(rxdb.open_sync, tmp_path / "conformance.db")
+    db = AsyncOverBlocking(blocking)
+    try:
+        yield Shape("sync", db, single_connection=False)
+    finally:
+        await db.close()
+        await db.release_threads()
+
+
+SHAPES: dict[str, Opener] = {
+    "memory": memory_database,
+    "file": file_database,
+    "bridged": bridged_database,
+    "remote": remote_database,
+    "sync": blocking_database,
+}
+
+
+@pytest.fixture(params=list(SHAPES))
+async def shape(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Shape]:
+    async with SHAPES[request.param](tmp_path) as opened:
+        yield opened
+
+
+@pytest.fixture
+def db(shape: Shape) -> AsyncDatabase:
+    """The shape's database, typed as the contract: tests use nothing else of it."""
+    return shape.db
+
+
+def detached(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """A task outside the caller's transaction and read blocks (a fresh context): for the
+    blocking shape, another thread."""
+    return asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
+
+
+async def make_t(db: AsyncDatabase) -> None:
+    """Table ``t`` with one row, ``x = 1``."""
+    await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
+    await db.execute("INSERT INTO t(x) VALUES (1)")
+
+
+def gaps(**reasons: str) -> pytest.MarkDecorator:
+    """Run a test on every shape, those named (``remote="why"``) as known gaps in the
+    contract: a strict xfail, so that the test fails once the shape conforms, until the mark
+    is removed."""
+    return pytest.mark.parametrize(
+        "shape",
+        [
+            pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reasons[name]))
+            if name in reasons
+            else name
+            for name in SHAPES
+        ],
+        indirect=True,
+    )

@@ -1,0 +1,121 @@
+"""Transactions: commit, rollback, savepoints, and what watchers hear of them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+import rxdb
+from rxdb.api import AsyncDatabase
+from tests.conformance.conftest import detached, make_t
+from tests.conftest import WAIT, Recorder, subscribed
+
+COUNT = "SELECT count(*) FROM t"
+
+
+class Undo(Exception):
+    """Raised in a block to roll it back."""
+
+
+async def undone(db: AsyncDatabase, body: Callable[[], Awaitable[object]]) -> None:
+    """Run ``body`` in a transaction that an exception then rolls back."""
+
+    async def block() -> None:
+        async with db.transaction():
+            await body()
+            raise Undo
+
+    with pytest.raises(Undo):
+        await block()
+
+
+async def marker_commit(db: AsyncDatabase, updates: Recorder[Any], before: int) -> None:
+    """Commit one more write to ``t`` and wait for its message: every message of what came
+    before has arrived by then (messages keep their commits' order)."""
+    await db.execute("INSERT INTO t(x) VALUES ('marker')")
+    await updates.wait_count(before + 1)
+
+
+class TestTransactions:
+    async def test_commit_makes_every_statement_visible(self, db: AsyncDatabase) -> None:
+        await make_t(db)
+        async with db.transaction():
+            await db.execute("INSERT INTO t(x) VALUES (2)")
+            await db.execute_many("INSERT INTO t(x) VALUES (?)", [(3,), (4,)])
+            assert await db.fetch_one(COUNT) == (4,)  # its own writes, inside
+        assert await db.fetch_one(COUNT) == (4,)
+
+    async def test_exception_rolls_everything_back(self, db: AsyncDatabase) -> None:
+        await make_t(db)
+
+        async def writes() -> None:
+            await db.execute("INSERT INTO t(x) VALUES (2)")
+            await db.execute_script("INSERT INTO t(x) VALUES (3); DELETE FROM t WHERE x = 1;")
+
+        await undone(db, writes)
+        assert await db.fetch_all("SELECT x FROM t") == [(1,)]
+
+    async def test_nested_block_is_a_savepoint(self, db: AsyncDatabase) -> None:
+        await make_t(db)
+        async with db.transaction():
+            await db.execute("INSERT INTO t(x) VALUES ('outer')")
+            await undone(db, lambda: db.execute("INSERT INTO t(x) VALUES ('inner')"))
+            async with db.transaction():
+                await db.execute("INSERT INTO t(x) VALUES ('kept')")
+        assert await db.fetch_all("SELECT x FROM t ORDER BY id") == [(1,), ("outer",), ("kept",)]
+
+    async def test_other_writers_wait_for_the_transaction(self, db: AsyncDatabase) -> None:
+        await make_t(db)
+        others: list[asyncio.Task[Any]] = []
+
+        async def writes() -> None:
+            await db.execute("INSERT INTO t(x) VALUES (2)")
+            others.append(detached(db.execute("INSERT INTO t(x) VALUES ('other')")))
+            await db.fetch_one(COUNT)  # a round trip: the other writer tries meanwhile
+
+        await undone(db, writes)
+        # Had it slipped into the transaction, the rollback would have undone it too.
+        await asyncio.wait_for(others[0], WAIT)
+        assert await db.fetch_all("SELECT x FROM t ORDER BY id") == [(1,), ("other",)]
+
+    async def test_a_failed_statement_in_a_transaction_leaves_no_trace(
+        self, db: AsyncDatabase
+    ) -> None:
+        await make_t(db)
+
+        async def clash() -> None:
+            async with db.transaction():
+                await db.execute("INSERT INTO t(id, x) VALUES (7, 'gone')")
+                await db.execute("INSERT INTO t(id, x) VALUES (7, 'clash')")
+
+        with pytest.raises(rxdb.IntegrityError):
+            await clash()
+        assert await db.fetch_all("SELECT x FROM t") == [(1,)]
+
+
+class TestWatchersHearOnce:
+    async def test_watchers_hear_once_after_the_outermost_commit(self, db: AsyncDatabase) -> None:
+        await make_t(db)
+        updates: Recorder[Any] = Recorder()
+        with subscribed(db.table_updates(["t"]), updates):
+            async with db.transaction():
+                await db.execute("INSERT INTO t(x) VALUES (2)")
+                async with db.transaction():
+                    await db.execute("INSERT INTO t(x) VALUES (3)")
+                await db.execute("UPDATE t SET x = x")
+                assert updates.values == []  # nothing before the commit
+            await updates.wait_count(1)
+            await marker_commit(db, updates, 1)
+        assert len(updates.values) == 2
+        assert updates.values[0].tables == {"t"}
+
+    async def test_a_rolled_back_transaction_is_never_announced(self, db: AsyncDatabase) -> None:
+        await make_t(db)
+        updates: Recorder[Any] = Recorder()
+        with subscribed(db.table_updates(["t"]), updates):
+            await undone(db, lambda: db.execute("INSERT INTO t(x) VALUES (2)"))
+            await marker_commit(db, updates, 0)
+        assert len(updates.values) == 1
