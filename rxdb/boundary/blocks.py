@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from rxdb.boundary.loop_thread import Operation
+from rxdb.errors import ClosedError
 
 __all__ = ("Enter", "Request", "ThreadBlock", "closing", "inside", "opening")
 
@@ -48,21 +49,42 @@ class ThreadBlock:
         self._enter = enter
         self._queue: asyncio.Queue[Request] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._waiting: set[asyncio.Future[Any]] = set()  # what callers await, until settled
 
     async def begin(self) -> Any:
         """Open the outermost level; return what its ``async with`` yields."""
         loop = asyncio.get_running_loop()
-        entered: asyncio.Future[Any] = loop.create_future()
+        entered = self._awaited(loop.create_future())
         # A fresh context: the block's scope belongs to this task alone.
         self._task = loop.create_task(
             self._level(entered, self._enter), context=contextvars.Context()
         )
+        self._task.add_done_callback(self._ended)
         return await entered
 
     async def ask(self, request: Request) -> Any:
-        request.future = asyncio.get_running_loop().create_future()
+        if self._task is not None and self._task.done():
+            raise ClosedError("this block has ended: its database (or adapter) was closed")
+        request.future = self._awaited(asyncio.get_running_loop().create_future())
         self._queue.put_nowait(request)
         return await request.future
+
+    async def abort(self) -> None:
+        """Roll the whole block back now (its owner is going away); whatever its owner asks
+        afterwards raises :class:`rxdb.ClosedError`."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def _awaited(self, future: asyncio.Future[Any]) -> asyncio.Future[Any]:
+        self._waiting.add(future)
+        future.add_done_callback(self._waiting.discard)
+        return future
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        # Aborted (or its loop is shutting down): nobody may wait for an answer forever.
+        for future in list(self._waiting):
+            _settle(future, None, ClosedError("the block was rolled back: its owner closed"))
 
     async def _level(self, entered: asyncio.Future[Any], enter: Enter) -> None:
         end: Request | None = None

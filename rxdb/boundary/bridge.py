@@ -12,43 +12,49 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Protocol, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from rxdb._types import Params
+from rxdb._types import Params, ProgressCallback, TransactionMode
+from rxdb.api import AsyncReadSession
 from rxdb.boundary.blocks import Enter, ThreadBlock, closing, inside, opening
+from rxdb.boundary.origin import CountedStream, Origin
 from rxdb.errors import ClosedError, WrongLoopError
 from rxdb.rows import ExecuteResult, Row, Rows
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 from rxdb.watch.stream import QueryIterator, WatchStatistics
 
-if TYPE_CHECKING:
-    from rxdb._types import TransactionMode
-    from rxdb.database import Database
-
-__all__ = ("BridgedDatabase", "BridgedStream")
+__all__ = ("BridgedDatabase", "BridgedReadSession", "BridgedStream")
 
 T = TypeVar("T")
+Call = Callable[[Callable[[], Coroutine[Any, Any, Any]]], Coroutine[Any, Any, Any]]
 
 
 class BridgedDatabase:
-    """The async API of a :class:`rxdb.Database` that lives on another event loop.
+    """The async API of a database that lives on another event loop of this process.
 
-    Bound to the loop that created it; :meth:`close` detaches this bridge only (the database
-    stays open for its owner).
+    Bound to the loop that created it. :meth:`close` detaches this bridge only (the database
+    stays open for its owner): it completes the watches made through it and rolls back its
+    open blocks.
+
+    :param origin: the database, used only on ``origin_loop``.
+    :param origin_loop: the loop ``origin`` runs on.
     """
 
-    def __init__(self, origin: Database, origin_loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, origin: Origin, origin_loop: asyncio.AbstractEventLoop) -> None:
         self._origin = origin
         self._origin_loop = origin_loop
         self._loop = asyncio.get_running_loop()
         self._blocks: contextvars.ContextVar[tuple[ThreadBlock, ...]] = contextvars.ContextVar(
             "rxdb_bridge_blocks", default=()
         )
+        self._open_blocks: set[ThreadBlock] = set()  # outermost, of every task
+        self._subscriptions: set[Callable[[], None]] = set()  # each completes one, here
         self._closed = False
 
     @property
@@ -73,8 +79,17 @@ class BridgedDatabase:
         await self.close()
 
     async def close(self) -> None:
-        """Detach this bridge (idempotent); the database itself stays open."""
+        """Detach this bridge (idempotent): its watches complete, its open transaction and
+        read blocks roll back, later calls raise :class:`rxdb.ClosedError`. The database
+        itself stays open."""
+        if self._closed:
+            return
         self._closed = True
+        for complete in list(self._subscriptions):
+            complete()
+        for block in list(self._open_blocks):
+            with contextlib.suppress(RuntimeError):  # the origin's loop is gone: so is the block
+                await self._forward(block.abort)
 
     async def execute(self, sql: str, params: Params = ()) -> ExecuteResult:
         return await self._call(lambda: self._origin.execute(sql, params))
@@ -102,17 +117,54 @@ class BridgedDatabase:
         await self._call(self._origin.untrack_foreign_writes)
 
     async def interrupt(self) -> None:
+        """As :meth:`rxdb.Database.interrupt`: every statement running now, whoever runs it."""
+        self._check()
         self._origin.interrupt_threadsafe()
 
-    def transaction(self, mode: TransactionMode = "immediate") -> Any:
-        """As :meth:`rxdb.Database.transaction`, for this loop's task."""
+    def interrupt_threadsafe(self) -> None:
+        """:meth:`interrupt` for any thread."""
+        if self.closed:
+            raise ClosedError(f"{self!r} is closed; connect the handle again")
+        self._origin.interrupt_threadsafe()
+
+    async def backup(
+        self,
+        target: str | os.PathLike[str],
+        *,
+        pages_per_step: int = 256,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """As :meth:`rxdb.Database.backup`, into a file; ``progress`` is called on a worker
+        thread."""
+        await self._call(
+            lambda: self._origin.backup(target, pages_per_step=pages_per_step, progress=progress)
+        )
+
+    def transaction(self, mode: TransactionMode = "immediate") -> AbstractAsyncContextManager[None]:
+        """As :meth:`rxdb.Database.transaction`, for this loop's task (and tasks it starts)."""
         return self._block(lambda: self._origin.transaction(mode))
+
+    def read(self) -> AbstractAsyncContextManager[AsyncReadSession]:
+        """As :meth:`rxdb.Database.read`: one snapshot for the block, for this loop's task."""
+        return self._read(lambda: self._origin.read())
+
+    def unsafe_read(self) -> AbstractAsyncContextManager[AsyncReadSession]:
+        """As :meth:`rxdb.Database.unsafe_read`."""
+        return self._read(lambda: self._origin.unsafe_read())
+
+    @asynccontextmanager
+    async def _read(self, enter: Enter) -> AsyncIterator[AsyncReadSession]:
+        async with self._block(enter) as session:
+            yield BridgedReadSession(session, self._call)
 
     @asynccontextmanager
     async def _block(self, enter: Enter) -> AsyncIterator[Any]:
+        self._check()
         stack = self._blocks.get()
         block, begin = opening(stack, enter)
         value = await self._forward(begin)
+        if not stack:
+            self._open_blocks.add(block)
         token = self._blocks.set((*stack, block))
         try:
             yield value
@@ -121,17 +173,16 @@ class BridgedDatabase:
             with contextlib.suppress(ClosedError):
                 await self._forward(closing(block, failed=True))
             raise
+        finally:
+            if not stack:
+                self._open_blocks.discard(block)
         self._blocks.reset(token)
         await self._forward(closing(block, failed=False))
 
     def watch(self, sql: str, params: Params = (), *, distinct: bool = True) -> BridgedStream:
         """As :meth:`rxdb.Database.watch`; values are delivered on this loop."""
         self._check()
-        return BridgedStream(
-            lambda: self._origin.watch(sql, params, distinct=distinct),
-            self._origin_loop,
-            self._loop,
-        )
+        return BridgedStream(self._origin.watch(sql, params, distinct=distinct), self)
 
     def table_updates(
         self, tables: Iterable[str] | None = None, kinds: Iterable[UpdateKind] | None = None
@@ -140,11 +191,7 @@ class BridgedDatabase:
         self._check()
         wanted = None if tables is None else list(tables)
         wanted_kinds = None if kinds is None else list(kinds)
-        return CrossLoop(
-            lambda: self._origin.table_updates(wanted, wanted_kinds),
-            self._origin_loop,
-            self._loop,
-        )
+        return CrossLoop(lambda: self._origin.table_updates(wanted, wanted_kinds), self)
 
     async def _call(self, operation: Callable[[], Coroutine[Any, Any, T]]) -> T:
         self._check()
@@ -163,38 +210,69 @@ class BridgedDatabase:
             )
 
 
-class CrossLoop(Observable[T]):
-    """An Observable living on ``origin`` whose subscribers live on ``here``: subscribing
-    and disposing hop to ``origin``; every event hops back to ``here``."""
+class BridgedReadSession:
+    """What a bridged ``read()`` block yields: the origin's session, used from this loop.
+    Valid inside its block only (afterwards every call raises :class:`rxdb.ClosedError`)."""
 
-    def __init__(
+    def __init__(self, session: AsyncReadSession, call: Call) -> None:
+        self._session = session
+        self._call = call  # runs an operation on the origin's loop, inside this task's block
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        rows: list[Row] = await self._call(lambda: self._session.fetch_all(sql, params))
+        return rows
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        row: Row | None = await self._call(lambda: self._session.fetch_one(sql, params))
+        return row
+
+    async def execute(self, sql: str, params: Params = ()) -> ExecuteResult:
+        result: ExecuteResult = await self._call(lambda: self._session.execute(sql, params))
+        return result
+
+
+class Source(Protocol):
+    """Anything to subscribe to: an Observable, a watch (:class:`rxdb.api.RowsStream`)."""
+
+    def subscribe(
         self,
-        make: Callable[[], Observable[T]],
-        origin: asyncio.AbstractEventLoop,
-        here: asyncio.AbstractEventLoop,
-    ) -> None:
+        on_next: Any = None,
+        on_error: Any = None,
+        on_completed: Any = None,
+        *,
+        scheduler: abc.SchedulerBase | None = None,
+    ) -> abc.DisposableBase: ...
+
+
+class CrossLoop(Observable[T]):
+    """An Observable living on the origin's loop whose subscribers live on the bridge's:
+    subscribing and disposing hop to the origin; every event hops back. Closing the bridge
+    completes every subscription."""
+
+    def __init__(self, make: Callable[[], Source], bridge: BridgedDatabase) -> None:
         super().__init__()
         self._make = make
-        self._origin = origin
-        self._here = here
+        self._bridge = bridge
 
     def _subscribe_core(
         self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        here = self._here
+        bridge = self._bridge
+        bridge._check()  # raised here, reactivex hands it to on_error
+        here, origin = bridge._loop, bridge._origin_loop
         inner: list[abc.DisposableBase] = []
-        disposed = [False]
+        disposed = False
 
         def deliver(callback: Callable[..., None], *args: Any) -> None:
             def run() -> None:
-                if not disposed[0]:
+                if not disposed:
                     callback(*args)
 
             with contextlib.suppress(RuntimeError):  # this loop has closed: nobody listens
                 here.call_soon_threadsafe(run)
 
-        def subscribe() -> None:
-            if disposed[0]:
+        def subscribe() -> None:  # on the origin's loop
+            if disposed:
                 return
             try:
                 inner.append(
@@ -207,38 +285,40 @@ class CrossLoop(Observable[T]):
             except Exception as error:  # e.g. the database closed meanwhile
                 deliver(observer.on_error, error)
 
-        def dispose() -> None:
-            disposed[0] = True
+        def dispose_there() -> None:
             for subscription in inner:
                 subscription.dispose()
 
-        self._origin.call_soon_threadsafe(subscribe)
+        def dispose() -> None:  # here
+            nonlocal disposed
+            if disposed:
+                return
+            disposed = True
+            bridge._subscriptions.discard(complete)
+            with contextlib.suppress(RuntimeError):  # the origin's loop is gone
+                origin.call_soon_threadsafe(dispose_there)
 
-        def dispose_there() -> None:
-            disposed[0] = True
-            with contextlib.suppress(RuntimeError):
-                self._origin.call_soon_threadsafe(dispose)
+        def complete() -> None:  # here, as the bridge closes
+            if not disposed:
+                dispose()
+                observer.on_completed()
 
-        return Disposable(dispose_there)
+        bridge._subscriptions.add(complete)
+        origin.call_soon_threadsafe(subscribe)
+        return Disposable(dispose)
 
 
 class BridgedStream(CrossLoop[Rows]):
     """What :meth:`BridgedDatabase.watch` returns: an Observable delivered on this loop, and
     an async iterable (newest result, no backlog)."""
 
-    def __init__(
-        self,
-        make: Callable[[], Any],
-        origin: asyncio.AbstractEventLoop,
-        here: asyncio.AbstractEventLoop,
-    ) -> None:
-        super().__init__(make, origin, here)
-        self._stream = make()
+    def __init__(self, stream: CountedStream, bridge: BridgedDatabase) -> None:
+        super().__init__(lambda: stream, bridge)
+        self._stream = stream
 
     def __aiter__(self) -> QueryIterator:
         return QueryIterator(self)
 
     def statistics(self) -> WatchStatistics:
         """The shared query's statistics: a snapshot read across threads, for diagnostics."""
-        stats: WatchStatistics = self._stream.statistics()
-        return stats
+        return self._stream.statistics()
