@@ -178,6 +178,7 @@ class TestInterrupt:
     async def test_interrupt_stops_a_read(self, db: rxdb.Database) -> None:
         running = asyncio.Event()
         async with db.unsafe_read() as r:
+            assert isinstance(r, rxdb.ReadSession)  # the SQLite engine's, with its worker
             await install_started(r.worker, running)
             query = asyncio.ensure_future(r.fetch_all(f"SELECT count(*) FROM ({INFINITE})"))
             await asyncio.wait_for(running.wait(), WAIT)
