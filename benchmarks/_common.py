@@ -169,20 +169,21 @@ async def synchronous_setting(conn: aiosqlite.Connection) -> int:
 class CommitClock:
     """Instrumentation: records the instant each outermost commit is published.
 
-    rxdb's writer thread calls ``Database._publish`` right after the outermost COMMIT; this
+    rxdb's writer thread calls ``SQLiteEngine._publish`` right after the outermost COMMIT; this
     wraps that method on one instance (nothing in rxdb changes) and stamps ``stamp()``
     (``clock`` unless told) before handing on. Safe from any thread (a list append is atomic).
     """
 
     def __init__(self, db: rxdb.Database, stamp: Callable[[], float] = clock) -> None:
         self.times: list[float] = []
-        original = db._publish
+        engine = db._engine
+        original = engine._publish
 
         def publish(*args: Any, **kwargs: Any) -> None:
             self.times.append(stamp())
             original(*args, **kwargs)
 
-        db._publish = publish  # type: ignore[method-assign]
+        engine._publish = publish  # type: ignore[method-assign]
 
     @property
     def last(self) -> float:

@@ -5,7 +5,7 @@ the watching process), waits until it is connected to the hub, prints ``ready RO
 does ``COUNT`` updates of the counter (values 0, 1, ...) ``GAP`` seconds apart. For each it
 prints ``VALUE START COMMIT``: ``CLOCK_MONOTONIC`` instants (comparable across processes on
 one machine) taken before ``await db.execute(...)`` and when the writer thread published the
-commit (:class:`~benchmarks._common.CommitClock` on ``Database._publish``). Then it closes
+commit (:class:`~benchmarks._common.CommitClock` on ``SQLiteEngine._publish``). Then it closes
 the database and exits 0.
 """
 
@@ -15,6 +15,7 @@ import asyncio
 import sys
 
 import rxdb
+from rxdb.remote.hub import Membership
 
 from ._common import CommitClock, monotonic
 
@@ -23,9 +24,9 @@ UPDATE = "UPDATE counter SET v = ? WHERE id = 1"
 
 async def main(path: str, count: int, gap: float) -> None:
     async with rxdb.open(path, foreign_poll=None) as db:
-        membership = db._membership
+        membership = db._engine.membership
         deadline = monotonic() + 10.0
-        while membership is None or not membership.statistics().connected:
+        while not isinstance(membership, Membership) or not membership.statistics().connected:
             if monotonic() > deadline:
                 raise SystemExit("the writer never connected to the hub")
             await asyncio.sleep(0.005)

@@ -117,7 +117,7 @@ async def commit_cost(sizes: Sizes, results: Results) -> None:
                     sweep.append(
                         {
                             "watches": level,
-                            "bus_subscriptions": watched._bus.statistics().subscriptions,
+                            "bus_subscriptions": watched._engine.bus.statistics().subscriptions,
                             "without": summary(a_all),
                             "with": summary(b_all),
                             "ratio_of_medians": median(b_all) / median(a_all),

@@ -1,6 +1,6 @@
 """#1, #1b, #2: how soon a watch sees a commit, against one raw aiosqlite round trip.
 
-The commit instant comes from :class:`CommitClock` (instrumentation on ``Database._publish``,
+The commit instant comes from :class:`CommitClock` (instrumentation on ``SQLiteEngine._publish``,
 which the writer thread calls right after the outermost COMMIT). Every write is followed, in
 the same iteration, by one raw ``execute_fetchall`` of the watched query on a plain aiosqlite
 connection: the baseline is measured interleaved with the figure, never in another phase.
@@ -146,7 +146,7 @@ async def run(sizes: Sizes, results: Results) -> None:
         "query": QUERY,
         "write": UPDATE,
         "files": "one WAL file in a temporary directory, synchronous=FULL (SQLite's default)",
-        "commit instant": "CommitClock: Database._publish wrapped on the instance",
+        "commit instant": "CommitClock: SQLiteEngine._publish wrapped on the instance",
     }
     e = summary(emit)
     results.add(

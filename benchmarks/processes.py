@@ -5,7 +5,7 @@ The watching process (this one) opens the file first, so it hosts the hub; the w
 child process (``python -m benchmarks._writer``) that joins as a member. Both open the file
 with ``foreign_poll=None``: with ``PRAGMA data_version`` polling off, the hub is the only
 path by which the writer's commits can reach the watch. The writer stamps each commit in
-``Database._publish`` (:class:`CommitClock`), this process stamps each emission
+``SQLiteEngine._publish`` (:class:`CommitClock`), this process stamps each emission
 (:class:`ValueWaiter`), both with ``CLOCK_MONOTONIC``, which is one clock for every process
 of the machine. Commits are ``process_gap`` apart (an idle writer, as in real use).
 
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import rxdb
+from rxdb.remote.hub import Membership
 
 from ._common import Figure, Results, Sizes, ValueWaiter, monotonic, summary, workdir
 
@@ -138,7 +139,8 @@ async def _hub(sizes: Sizes, tmp: str) -> dict[str, Any]:
                     await asyncio.wait_for(waiter.expect(total - 1), 2.0)
             finally:
                 subscription.dispose()
-            stats = db._membership.statistics() if db._membership is not None else None
+            membership = db._engine.membership
+            stats = membership.statistics() if isinstance(membership, Membership) else None
     finally:
         # rxdb never removes the election lock (by design); this file's key is ours alone and
         # both processes have left, so it goes with the temporary directory.
@@ -189,7 +191,7 @@ async def run(sizes: Sizes, results: Results) -> None:
         "watcher": "this process, rxdb.open(path, foreign_poll=None): only the hub carries "
         "the change",
         "roles": f"watcher {watcher.role if watcher else '?'}, writer {hub['writer role']}",
-        "clock": "CLOCK_MONOTONIC in both processes; commit = Database._publish in the writer",
+        "clock": "CLOCK_MONOTONIC in both processes; commit = SQLiteEngine._publish in the writer",
         "baseline": "90-byte echo to a child process (plain blocking server); client on this "
         "loop with asyncio streams",
         "coalesced (seen with a later commit's emission)": hub["coalesced"],

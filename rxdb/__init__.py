@@ -40,15 +40,15 @@ if TYPE_CHECKING:
     from rxdb._types import BackupProgress as BackupProgress
     from rxdb.boundary.blocking import SyncDatabase as SyncDatabase
     from rxdb.boundary.blocking import SyncReadSession as SyncReadSession
-    from rxdb.boundary.blocking import open_sync as open_sync
     from rxdb.boundary.blocking_streams import SyncQueryStream as SyncQueryStream
     from rxdb.boundary.blocking_streams import WatchIterator as WatchIterator
     from rxdb.boundary.bridge import BridgedDatabase as BridgedDatabase
     from rxdb.boundary.bridge import BridgedStream as BridgedStream
+    from rxdb.database import ConnectionHandle as ConnectionHandle
     from rxdb.database import Database as Database
     from rxdb.database import open as open
+    from rxdb.database import open_sync as open_sync
     from rxdb.engines.sqlite.sessions import ReadSession as ReadSession
-    from rxdb.handles import ConnectionHandle as ConnectionHandle
     from rxdb.remote.client import Reconnect as Reconnect
     from rxdb.remote.client import RemoteDatabase as RemoteDatabase
     from rxdb.remote.client import RemoteReadSession as RemoteReadSession
@@ -69,7 +69,7 @@ _LAZY: dict[str, str] = {
     "BackupProgress": "rxdb._types",
     "BridgedDatabase": "rxdb.boundary.bridge",
     "BridgedStream": "rxdb.boundary.bridge",
-    "ConnectionHandle": "rxdb.handles",
+    "ConnectionHandle": "rxdb.database",
     "Database": "rxdb.database",
     "QueryStream": "rxdb.watch.stream",
     "ReadSession": "rxdb.engines.sqlite.sessions",
@@ -87,7 +87,7 @@ _LAZY: dict[str, str] = {
     "compute_with_database": "rxdb.remote.processes.compute",
     "connect_named": "rxdb.remote.client",
     "open": "rxdb.database",
-    "open_sync": "rxdb.boundary.blocking",
+    "open_sync": "rxdb.database",
     "serve": "rxdb.remote.server",
     "spawn": "rxdb.remote.processes.spawn",
 }

@@ -1,28 +1,32 @@
-"""The ``Database`` façade that users hold.
+"""The ``Database`` façade that users hold, the ways to open one, and its handle.
 
-It joins the engine (statements, transactions), the bus (commit messages) and the watch
-machinery (shared query streams). It is bound to the event loop that connects it.
+The façade checks arguments, keeps the lifecycle (connect once, close once, the loop it
+belongs to) and delegates: statements, reads and transactions to the engine
+(:class:`rxdb.engines.seam.DatabaseEngine`), watches to :class:`rxdb.watch.registry.WatchRegistry`.
+It knows one engine by name only in :func:`engine_for`, which picks it from the path.
+
+:class:`ConnectionHandle` lives here rather than in a module of its own because it opens
+databases and databases hand it out: apart, the two modules would import each other.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import logging
 import os
 import threading
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Callable, Generator, Hashable, Iterable, Sequence
+import weakref
+from collections.abc import AsyncIterator, Generator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from reactivex import Observable, abc
-from reactivex.disposable import Disposable
+from reactivex import Observable
 
 from parser import fold_name
 from rxdb._types import Params, ProgressCallback, TransactionMode
-from rxdb.api import Handle
+from rxdb.api import AsyncDatabase, AsyncReadSession, BlockingDatabase, Handle
 from rxdb.arguments import (
     backup_path,
     check_backup,
@@ -32,26 +36,20 @@ from rxdb.arguments import (
     check_text,
     check_watch,
 )
-from rxdb.bus import Bus, Subscription, default_bus
-from rxdb.engines.sqlite import Engine, Synchronous
-from rxdb.engines.sqlite.foreign import ForeignWritePoller
-from rxdb.engines.sqlite.journal import JOURNAL_TABLE, ForeignJournal
-from rxdb.engines.sqlite.read_sets import ReadSets
-from rxdb.engines.sqlite.sessions import ReadSession
-from rxdb.errors import ClosedError, ProgrammingError, WrongLoopError
-from rxdb.handles import handle_for
+from rxdb.bus import Bus, Transport, default_bus
+from rxdb.engines.sqlite import SQLiteEngine, Synchronous
+from rxdb.engines.sqlite.location import Location
+from rxdb.errors import ClosedError, WrongLoopError
 from rxdb.options import check_option_names, check_options
 from rxdb.rows import ExecuteResult, Row
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
-from rxdb.watch.scheduler import RunScheduler
-from rxdb.watch.stream import QueryStream, SharedQuery, params_key
+from rxdb.watch.registry import WatchRegistry
+from rxdb.watch.stream import QueryStream
 
 if TYPE_CHECKING:
-    from rxdb.remote.hub import Membership
+    from rxdb.boundary.blocking import SyncDatabase
 
-__all__ = ("Database", "open")
-
-LOG = logging.getLogger("rxdb")
+__all__ = ("ConnectionHandle", "Database", "engine_for", "open", "open_sync")
 
 
 class Database:
@@ -124,34 +122,25 @@ class Database:
             "track_foreign_writes": track_foreign_writes,
             "read_only": read_only,
         }
-        self._engine = Engine(
-            self.path,
-            on_commit=self._committed,
-            readers=readers,
-            busy_timeout=busy_timeout,
-            foreign_keys=foreign_keys,
-            synchronous=synchronous,
-            location=location,
+        self._engine = engine_for(self.path, location, self._options, bus or default_bus)
+        self._watches = WatchRegistry(
+            self._engine, ready=self.connect, loop=self._subscription_loop
         )
-        self.key = location.file or f"memory:{uuid.uuid4().hex}"
-        self.origin = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        self._bus = bus or default_bus
-        self._sequence = itertools.count(1)
-        self._foreign_sequence = itertools.count(1)
-        self._queries: dict[Hashable, SharedQuery] = {}
-        self._read_sets = ReadSets(self._fetch_committed, self._engine.probe_reads)
-        self._schema_watch: Subscription | None = None
         self._connected = False
         self._connecting: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_ident: int | None = None
-        self._options_readers = 1 if self._engine.memory else readers
-        self._scheduler: RunScheduler | None = None
-        self._poller: ForeignWritePoller | None = None
-        self._claims: Subscription | None = None
-        self._journal: ForeignJournal | None = None
-        self._membership: Membership | None = None
         self._served: Handle | None = None
+
+    @property
+    def key(self) -> str:
+        """The database's identity on the bus (the file's real path, or a unique name)."""
+        return self._engine.key
+
+    @property
+    def origin(self) -> str:
+        """The origin of this database's commit messages."""
+        return self._engine.origin
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -179,40 +168,7 @@ class Database:
         await self._engine.open()
         self._loop = asyncio.get_running_loop()
         self._thread_ident = threading.get_ident()
-        self._schema_watch = self._bus.subscribe(
-            self.key, self._schema_may_have_changed, tables=frozenset()
-        )
-        interval = self._options["foreign_poll"]
-        wal_index = self._engine.wal_index
-        if not self._engine.memory and interval is not None:
-            poller = self._poller = ForeignWritePoller(
-                self._engine.commit_state,
-                (lambda: None) if wal_index is None else wal_index.read,
-                self._foreign_commit,
-                interval,
-            )
-            self._claims = self._bus.subscribe(
-                self.key, lambda m: None if m.wal_changes is None else poller.claim(m.wal_changes)
-            )
-            self._journal = ForeignJournal(self, self._options["track_foreign_writes"])
-            await poller.start()
-        if not self._engine.memory and self._options["share_across_processes"]:
-            from rxdb.remote import hub
-
-            membership = self._membership = await hub.join(
-                self.key, self._bus, local_origins=lambda: (self.origin,)
-            )
-            # Other rxdb writers' pollers can skip our commits only if we claim them.
-            self._engine.stamp_commits(membership.others_present)
-            if self._poller is not None:
-                self._poller.claims_expected = membership.others_present
         self._connected = True
-        if self._options["track_foreign_writes"]:
-            try:
-                await self.track_foreign_writes()
-            except BaseException:
-                await self.close()
-                raise
 
     async def close(self) -> None:
         """Complete every watch, wait for work in flight, and close the connections.
@@ -222,20 +178,8 @@ class Database:
         if self._connecting is not None and not self._connected:
             await asyncio.gather(self._connecting, return_exceptions=True)
         self._engine.refuse_new_work()  # from here on, every new call raises ClosedError
-        for query in list(self._queries.values()):
-            query.complete()
-        if self._schema_watch is not None:
-            self._schema_watch.close()
-        if self._poller is not None:
-            await self._poller.stop()
-        if self._journal is not None:
-            await self._journal.stop()
-        if self._claims is not None:
-            self._claims.close()
+        self._watches.complete()
         await self._engine.close()
-        # Last: commits still in flight above were announced to the other processes.
-        if self._membership is not None:
-            await self._membership.leave()
 
     @property
     def closed(self) -> bool:
@@ -313,7 +257,7 @@ class Database:
         async with engine.transaction(mode):
             yield
 
-    def read(self) -> AbstractAsyncContextManager[ReadSession]:
+    def read(self) -> AbstractAsyncContextManager[AsyncReadSession]:
         """``async with db.read() as r:`` — every statement through ``r`` (or through ``db``
         by this task) inside the block sees one snapshot: commits made meanwhile stay
         invisible until the block ends. Writes inside raise :class:`rxdb.ReadOnlyError`.
@@ -322,13 +266,13 @@ class Database:
         """
         return self._read(isolated=True)
 
-    def unsafe_read(self) -> AbstractAsyncContextManager[ReadSession]:
+    def unsafe_read(self) -> AbstractAsyncContextManager[AsyncReadSession]:
         """Like :meth:`read` without the snapshot: each statement sees the latest commit, so
         two of them may disagree. Cheaper on a file database (no read transaction)."""
         return self._read(isolated=False)
 
     @asynccontextmanager
-    async def _read(self, *, isolated: bool) -> AsyncIterator[ReadSession]:
+    async def _read(self, *, isolated: bool) -> AsyncIterator[AsyncReadSession]:
         engine = await self._ready()
         async with engine.read(isolated=isolated) as session:
             yield session
@@ -366,7 +310,7 @@ class Database:
             await engine.backup(
                 await target._ready(), pages_per_step=pages_per_step, progress=progress
             )
-            target._publish(frozenset(), everything=True)
+            target._engine.announce(frozenset(), everything=True)
         else:
             await engine.backup(
                 backup_path(target), pages_per_step=pages_per_step, progress=progress
@@ -375,11 +319,11 @@ class Database:
     async def serializable_connection(self) -> Handle:
         """A picklable handle to this database: ``await handle.connect()`` on another event
         loop (or ``handle.connect_sync()`` in a plain thread) gives a database that shares
-        this one's engine and bus (see :mod:`rxdb.handles`). While this database is served
+        this one's engine and bus (see :class:`ConnectionHandle`). While this database is served
         (:func:`rxdb.serve`), the server's handle, which any process can connect."""
         await self._ready()
         served = self._served
-        return served if served is not None else handle_for(self, self._options)
+        return served if served is not None else _handle_for(self)
 
     def set_served(self, handle: Handle | None) -> None:
         """Record the handle of the server serving this database (``None``: no longer
@@ -406,24 +350,7 @@ class Database:
             SQLite cannot take (errors of the query itself come through the stream).
         """
         check_watch(sql, params)
-        key = (sql, params_key(params), distinct)
-
-        def acquire() -> SharedQuery:
-            loop = self._subscription_loop()
-            shared = self._queries.get(key)
-            if shared is None:
-                shared = SharedQuery(
-                    submit=lambda done: self._run_scheduler().submit(sql, params, done),
-                    read_set=lambda: self._read_sets.read_set(sql),
-                    subscribe=self._subscribe_tables,
-                    distinct=distinct,
-                    loop=loop,
-                    on_idle=lambda done: self._forget(key, done),
-                )
-                self._queries[key] = shared
-            return shared
-
-        return QueryStream(acquire, lambda: self._queries.get(key))
+        return self._watches.watch(sql, params, distinct=distinct)
 
     def table_updates(
         self,
@@ -434,22 +361,7 @@ class Database:
         ``tables`` (all tables if ``None``) in one of ``kinds``. Subscribe on the database's
         loop; messages are delivered there."""
         wanted = None if tables is None else frozenset(map(fold_name, check_table_names(tables)))
-        wanted_kinds = None if kinds is None else frozenset(kinds)
-
-        def subscribe(
-            observer: abc.ObserverBase[NotifyTablesUpdated],
-            scheduler: abc.SchedulerBase | None = None,
-        ) -> abc.DisposableBase:
-            sub = self._bus.subscribe(
-                self.key,
-                observer.on_next,
-                tables=wanted,
-                kinds=wanted_kinds,
-                loop=self._subscription_loop(),
-            )
-            return Disposable(sub.close)
-
-        return Observable(subscribe)
+        return self._watches.table_updates(wanted, None if kinds is None else frozenset(kinds))
 
     async def track_foreign_writes(self) -> None:
         """Journal which tables other programs write, so that their commits re-run only
@@ -463,32 +375,25 @@ class Database:
         :raises rxdb.ProgrammingError: for ``:memory:`` or with ``foreign_poll=None``
             (there is no foreign writer to see).
         """
-        await self._ready()
-        if self._journal is None:
-            raise ProgrammingError(
-                "track_foreign_writes needs a file database with foreign_poll enabled"
-            )
-        await self._journal.install()
+        await (await self._ready()).track_foreign_writes()
 
     async def untrack_foreign_writes(self) -> None:
         """Remove the journal and its triggers from the file (for every rxdb using it)."""
-        await self._ready()
-        if self._journal is not None:
-            await self._journal.uninstall()
+        await (await self._ready()).untrack_foreign_writes()
 
     async def notify_updates(self, *updates: str | TableUpdate) -> None:
         """Tell watchers about changes rxdb could not see (made by another library on this
         file, say). With no arguments: anything may have changed, every watch re-runs."""
         check_table_names(updates, TableUpdate)
-        await self._ready()
+        engine = await self._ready()
         table_updates = frozenset(
             u if isinstance(u, TableUpdate) else TableUpdate(fold_name(u)) for u in updates
         )
-        self._publish(table_updates, everything=not table_updates)
+        engine.announce(table_updates, everything=not table_updates)
 
     # -- internals --------------------------------------------------------------------------
 
-    async def _ready(self) -> Engine:
+    async def _ready(self) -> SQLiteEngine:
         if not self._connected:
             await self.connect()
         return self._engine
@@ -510,84 +415,6 @@ class Database:
             )
         return loop
 
-    def _committed(
-        self,
-        updates: frozenset[TableUpdate],
-        everything: bool,
-        wal_changes: tuple[int, int] | None,
-    ) -> None:
-        # Called on the writer's worker thread, right after the outermost commit.
-        if any(update.table == JOURNAL_TABLE for update in updates):
-            updates = frozenset(u for u in updates if u.table != JOURNAL_TABLE)
-        self._publish(updates, everything=everything, wal_changes=wal_changes)
-
-    def _publish(
-        self,
-        updates: frozenset[TableUpdate],
-        *,
-        everything: bool,
-        wal_changes: tuple[int, int] | None = None,
-    ) -> None:
-        self._bus.publish(
-            NotifyTablesUpdated(
-                self.key, self.origin, next(self._sequence), updates, everything, wal_changes
-            )
-        )
-
-    def _subscribe_tables(
-        self,
-        tables: frozenset[str] | None,
-        callback: Callable[[NotifyTablesUpdated], None],
-    ) -> Subscription:
-        return self._bus.subscribe(self.key, callback, tables=tables)
-
-    async def _foreign_commit(self) -> None:
-        updates = None
-        if self._journal is not None:
-            try:
-                updates = await self._journal.changes()
-            except Exception:
-                LOG.warning("reading the foreign-write journal failed", exc_info=True)
-        if updates is None or updates:
-            # Under an origin of its own: the hub forwards only what this process wrote,
-            # and every other process sees the foreign commit with its own poller.
-            self._bus.publish(
-                NotifyTablesUpdated(
-                    self.key,
-                    f"{self.origin}/foreign",
-                    next(self._foreign_sequence),
-                    updates or frozenset(),
-                    everything=updates is None,
-                )
-            )
-
-    def _schema_may_have_changed(self, message: NotifyTablesUpdated) -> None:
-        self._read_sets.schema_may_have_changed()
-        if message.origin == self.origin and self._journal is not None:
-            self._journal.reconcile_soon()  # our own DDL: new tables need their triggers
-
-    def _forget(self, key: Hashable, query: SharedQuery) -> None:
-        if self._queries.get(key) is query:
-            del self._queries[key]
-
-    def _run_scheduler(self) -> RunScheduler:
-        if self._scheduler is None:
-            self._scheduler = RunScheduler(
-                lambda queries: self._fetch_many_committed(queries),
-                parallelism=self._options_readers,
-            )
-        return self._scheduler
-
-    async def _fetch_many_committed(
-        self, queries: Sequence[tuple[str, Params]]
-    ) -> Sequence[list[Row] | Exception]:
-        engine = self._engine if self._connected else await self._ready()
-        return await engine.fetch_many_committed(queries)
-
-    async def _fetch_committed(self, sql: str, params: Params) -> list[Row]:
-        engine = self._engine if self._connected else await self._ready()
-        return await engine.fetch_committed(sql, params)
-
 
 def open(path: str | os.PathLike[str], **options: Any) -> Database:
     """Open a database: ``db = await rxdb.open(path)`` or ``async with rxdb.open(path) as db``.
@@ -598,3 +425,136 @@ def open(path: str | os.PathLike[str], **options: Any) -> Database:
     """
     check_option_names(options, "rxdb.open")
     return Database(path, **options)
+
+
+def open_sync(path: str | os.PathLike[str], **options: Any) -> SyncDatabase:
+    """Open a database for blocking use: ``db = rxdb.open_sync(path)`` or ``with ... as db:``.
+
+    The database runs on an event loop in a thread of its own (see
+    :class:`rxdb.SyncDatabase`). Options are those of :class:`Database`.
+
+    :raises rxdb.WrongLoopError: if this thread runs an event loop (use ``await rxdb.open``).
+    :raises rxdb.ProgrammingError: for an unknown or wrong option.
+    :raises rxdb.OperationalError: if the file cannot be opened.
+    """
+    from rxdb.boundary.blocking import SyncDatabase
+    from rxdb.boundary.loop_thread import LoopThread, refuse_running_loop
+
+    refuse_running_loop("open_sync")
+    database = open(path, **options)  # wrong options fail before a thread starts
+    runner = LoopThread(f"rxdb-sync {database.path}")
+    try:
+        runner.run(database.connect)
+    except BaseException:
+        runner.stop()
+        raise
+    return SyncDatabase(database, runner)
+
+
+def engine_for(path: str, location: Location, options: dict[str, Any], bus: Bus) -> SQLiteEngine:
+    """Make the engine for ``path``: the one place that knows engines by name.
+
+    Every path is a SQLite database today (a file, a ``file:`` URI, ``:memory:``); a
+    ``postgresql://`` URL is where another engine will be picked. A SQLite file shared across
+    processes reaches the other processes through the hub (a :class:`rxdb.bus.Transport`).
+    """
+    transport: Transport | None = None
+    if not location.memory and options["share_across_processes"]:
+        from rxdb.remote import hub
+
+        transport = hub
+    return SQLiteEngine(
+        path,
+        location=location,
+        bus=bus,
+        transport=transport,
+        readers=options["readers"],
+        busy_timeout=options["busy_timeout"],
+        foreign_keys=options["foreign_keys"],
+        synchronous=options["synchronous"],
+        foreign_poll=options["foreign_poll"],
+        track_foreign_writes=options["track_foreign_writes"],
+    )
+
+
+# Databases that handed out a handle, by token: weak, so a handle never keeps one alive.
+_LIVE: dict[str, weakref.ref[Database]] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionHandle:
+    """A picklable reference to an open database (``await db.serializable_connection()``).
+
+    In this process, ``await handle.connect()`` on another event loop gives a database that
+    shares the original's engine and bus (a :class:`rxdb.BridgedDatabase`; on the original's
+    own loop, the original itself), and ``handle.connect_sync()`` in a plain thread gives the
+    blocking façade over it. Once the original is closed, or in another process, a handle to
+    a file opens the file anew (its commits still reach the other databases through the bus
+    and, across processes, through polling); a handle to ``:memory:`` cannot, since that
+    database lives only in its process.
+    """
+
+    path: str
+    key: str
+    options: tuple[tuple[str, Any], ...]
+    token: str
+    pid: int
+
+    async def connect(self) -> AsyncDatabase:
+        """A database bound to the running loop that shares the original's engine and bus.
+
+        :raises rxdb.ClosedError: for a ``:memory:`` database that is closed or lives in
+            another process.
+        """
+        origin = self._origin()
+        if origin is not None:
+            loop, _ = origin._home()
+            if loop is asyncio.get_running_loop():
+                return origin
+            from rxdb.boundary.bridge import BridgedDatabase
+
+            return BridgedDatabase(origin, loop)
+        return await Database(self._reopenable(), **dict(self.options))
+
+    def connect_sync(self) -> BlockingDatabase:
+        """The blocking façade (:func:`open_sync`) over the same database, for a thread
+        without an event loop."""
+        from rxdb.boundary.blocking import SyncDatabase
+        from rxdb.boundary.loop_thread import BorrowedLoop, refuse_running_loop
+
+        refuse_running_loop("connect_sync")
+        origin = self._origin()
+        if origin is not None:
+            loop, thread_ident = origin._home()
+            return SyncDatabase(origin, BorrowedLoop(loop, thread_ident))
+        return open_sync(self._reopenable(), **dict(self.options))
+
+    def _origin(self) -> Database | None:
+        if self.pid != os.getpid():
+            return None
+        with _LIVE_LOCK:
+            ref = _LIVE.get(self.token)
+        database = ref() if ref is not None else None
+        if database is None or database.closed:
+            return None
+        return database
+
+    def _reopenable(self) -> str:
+        if self.path in (":memory:", ""):
+            raise ClosedError(
+                "this handle's in-memory database is closed or lives in another process; an "
+                "in-memory database is reachable only while its owner keeps it open"
+            )
+        return self.path
+
+
+def _handle_for(database: Database) -> ConnectionHandle:
+    """Register ``database`` (weakly) and describe it as a handle."""
+    token = uuid.uuid4().hex
+    with _LIVE_LOCK:
+        for stale in [t for t, ref in _LIVE.items() if ref() is None]:
+            del _LIVE[stale]
+        _LIVE[token] = weakref.ref(database)
+    options = tuple(sorted(database._options.items()))
+    return ConnectionHandle(database.path, database.key, options, token, os.getpid())

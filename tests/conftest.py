@@ -109,14 +109,14 @@ async def settle(db: rxdb.Database) -> None:
     async with asyncio.timeout(WAIT):
         while True:
             await asyncio.sleep(0)  # let queued call_soon callbacks (bus deliveries) run
-            queries = list(db._queries.values())
+            queries = list(db._watches.queries.values())
             analyses = [q._analysis for q in queries if q._analysis is not None]
-            scheduler = db._scheduler.busy if db._scheduler is not None else None
+            scheduler = db._watches.scheduler.busy
             if analyses or scheduler is not None:
                 await asyncio.wait([*analyses, *([scheduler] if scheduler else [])])
                 continue
             await asyncio.sleep(0)
-            if not any(q.statistics().running for q in db._queries.values()):
+            if not any(q.statistics().running for q in db._watches.queries.values()):
                 return
 
 

@@ -24,36 +24,15 @@ from rxdb.boundary.blocking_streams import OnLoop, SyncQueryStream
 from rxdb.boundary.blocks import Enter, ThreadBlock, closing, inside, opening
 from rxdb.boundary.loop_thread import LoopThread, Operation, refuse_running_loop
 from rxdb.database import Database
-from rxdb.database import open as open_database
 from rxdb.engines.sqlite.sessions import ReadSession
 from rxdb.engines.sqlite.workers import at_thread_shutdown
 from rxdb.errors import ClosedError
 from rxdb.rows import ExecuteResult, Row
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 
-__all__ = ("SyncDatabase", "SyncReadSession", "open_sync")
+__all__ = ("SyncDatabase", "SyncReadSession")
 
 T = TypeVar("T")
-
-
-def open_sync(path: str | os.PathLike[str], **options: Any) -> SyncDatabase:
-    """Open a database for blocking use: ``db = rxdb.open_sync(path)`` or ``with ... as db:``.
-
-    Options are those of :class:`rxdb.Database`.
-
-    :raises rxdb.WrongLoopError: if this thread runs an event loop (use ``await rxdb.open``).
-    :raises rxdb.ProgrammingError: for an unknown or wrong option.
-    :raises rxdb.OperationalError: if the file cannot be opened.
-    """
-    refuse_running_loop("open_sync")
-    database = open_database(path, **options)  # wrong options fail before a thread starts
-    runner = LoopThread(f"rxdb-sync {database.path}")
-    try:
-        runner.run(database.connect)
-    except BaseException:
-        runner.stop()
-        raise
-    return SyncDatabase(database, runner)
 
 
 class SyncDatabase:

@@ -289,7 +289,7 @@ async def test_commits_of_another_database_in_this_process_are_not_foreign(
     ):
         await writer.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
         await wait_quiet(watcher)  # the DDL above: claimed or not, it is behind us now
-        poller = watcher._poller
+        poller = watcher._engine.poller
         assert poller is not None
         before = poller.foreign_commits
         rec: Recorder[Any] = Recorder()
@@ -327,7 +327,7 @@ async def test_commits_of_another_rxdb_process_rerun_watches_once(db_path: Path)
     async with rxdb.open(db_path, foreign_poll=0.002) as db:
         await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
         await wait_quiet(db)
-        poller = db._poller
+        poller = db._engine.poller
         assert poller is not None
         rec: Recorder[Any] = Recorder()
         updates: Recorder[NotifyTablesUpdated] = Recorder()

@@ -81,7 +81,7 @@ def triggers(path: Path) -> dict[str, str]:
 async def reconciled(db: rxdb.Database) -> None:
     """Wait for the trigger update that a schema change started (if one did)."""
     await asyncio.sleep(0)  # the bus delivers our own commit's message first
-    journal = db._journal
+    journal = db._engine.journal
     assert journal is not None
     task = journal._reconciling
     if task is not None:
@@ -350,7 +350,7 @@ async def test_a_schema_change_between_two_looks_means_everything(
     has triggers, and given its triggers by someone else, all between two looks at the
     journal. The second look sees a complete schema and no journal entry for the write; only
     the changed schema version says that something may have been missed."""
-    journal, poller = tracked._journal, tracked._poller
+    journal, poller = tracked._engine.journal, tracked._engine.poller
     assert journal is not None
     assert poller is not None
     await poller.stop()  # this test takes the looks itself

@@ -56,9 +56,9 @@ async def test_commit_in_another_process_refreshes_watch_through_the_hub(db_path
 
 async def test_sharing_can_be_turned_off(db_path: Path) -> None:
     async with rxdb.open(db_path, share_across_processes=False) as db:
-        assert db._membership is None
+        assert db._engine.membership is None
     async with rxdb.open(":memory:") as memory:
-        assert memory._membership is None
+        assert memory._engine.membership is None
 
 
 async def test_the_hub_outlives_the_loop_that_joined_first(db_path: Path) -> None:

@@ -121,7 +121,8 @@ class TestWatchScheduling:
         await make_t(any_db)
         gate = asyncio.Event()
         entered = asyncio.Event()
-        real_fetch = any_db._fetch_many_committed
+        scheduler = any_db._watches.scheduler
+        real_fetch = scheduler._fetch_many
 
         async def gated_fetch(queries: Any) -> Any:
             entered.set()
@@ -132,7 +133,7 @@ class TestWatchScheduling:
         rec: Recorder[Any] = Recorder()
         with subscribed(stream, rec):
             await rec.wait_count(1)
-            monkeypatch.setattr(any_db, "_fetch_many_committed", gated_fetch)
+            monkeypatch.setattr(scheduler, "_fetch_many", gated_fetch)
             await any_db.execute("INSERT INTO t(x) VALUES (1)")
             await asyncio.wait_for(entered.wait(), WAIT)  # a run is in flight, held
             for _ in range(10):
@@ -205,7 +206,7 @@ class TestWatchScheduling:
         subs[1].dispose()
         assert any_db.watch(COUNT).statistics().subscribers == 0
         assert rxdb.bus.default_bus.statistics().subscriptions == bus_before
-        assert any_db._queries == {}
+        assert any_db._watches.queries == {}
 
     async def test_watch_restarts_fresh_after_all_left(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
@@ -391,7 +392,7 @@ class TestWatchAsyncIteration:
             assert stream.statistics().subscribers == 1
             break
         assert stream.statistics().subscribers == 0
-        assert any_db._queries == {}
+        assert any_db._watches.queries == {}
 
     async def test_async_for_exception_releases_subscription(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)

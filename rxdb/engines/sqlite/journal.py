@@ -27,14 +27,11 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from parser import fold_name
+from rxdb.engines.sqlite.engine import Engine
 from rxdb.errors import ClosedError
 from rxdb.updates import TableUpdate, UpdateKind
-
-if TYPE_CHECKING:
-    from rxdb.database import Database
 
 __all__ = ("JOURNAL_TABLE", "ForeignJournal")
 
@@ -118,10 +115,10 @@ def _plan(rows: Sequence[Sequence[str | None]]) -> _Schema:
 
 
 class ForeignJournal:
-    """One database's use of the journal: snapshots, diffs, and keeping triggers in step."""
+    """One engine's use of the journal: snapshots, diffs, and keeping triggers in step."""
 
-    def __init__(self, db: Database, enabled: bool | None) -> None:
-        self._db = db
+    def __init__(self, engine: Engine, enabled: bool | None) -> None:
+        self._engine = engine
         self._enabled = enabled  # False: never use; None: use when the file has a journal
         self._schemas: dict[int, _Schema] = {}
         self._previous: tuple[int, Snapshot] | None = None  # (schema_version, journal)
@@ -133,25 +130,25 @@ class ForeignJournal:
     async def install(self) -> None:
         """Create the journal and the triggers (idempotent); use them from now on."""
         self._enabled = None
-        async with self._db.transaction("immediate"):
-            created = await self._db.fetch_all(
+        async with self._engine.transaction("immediate"):
+            created = await self._engine.fetch_all(
                 "SELECT 1 FROM main.sqlite_schema WHERE name = ?", (JOURNAL_TABLE,)
             )
             if not created:
-                await self._db.execute(_CREATE_JOURNAL)
-            await self._apply(_plan(await self._db.fetch_all(_SCHEMA)), force=not created)
+                await self._engine.execute(_CREATE_JOURNAL, ())
+            await self._apply(_plan(await self._engine.fetch_all(_SCHEMA, ())), force=not created)
         self.tracked = True
 
     async def uninstall(self) -> None:
         """Drop the triggers and the journal: tracking ends for every rxdb on the file."""
-        async with self._db.transaction("immediate"):
-            for (name,) in await self._db.fetch_all(
+        async with self._engine.transaction("immediate"):
+            for (name,) in await self._engine.fetch_all(
                 "SELECT name FROM main.sqlite_schema WHERE type = 'trigger' AND name LIKE ? "
                 "ESCAPE '\\'",
                 (_TRIGGER_PREFIX.replace("_", "\\_") + "%",),
             ):
-                await self._db.execute(f"DROP TRIGGER {_identifier(name)}")
-            await self._db.execute(f"DROP TABLE IF EXISTS {JOURNAL_TABLE}")
+                await self._engine.execute(f"DROP TRIGGER {_identifier(name)}", ())
+            await self._engine.execute(f"DROP TABLE IF EXISTS {JOURNAL_TABLE}", ())
         self._previous = None
         self.tracked = False
 
@@ -159,7 +156,7 @@ class ForeignJournal:
         """What foreign commits up to now changed, or ``None`` for "anything may have"."""
         if self._enabled is False:
             return None
-        async with self._db.read() as session:
+        async with self._engine.read(isolated=True) as session:
             version = (await session.fetch_all("PRAGMA schema_version"))[0][0]
             schema = self._schemas.get(version)
             if schema is None:
@@ -201,11 +198,11 @@ class ForeignJournal:
 
     async def _reconcile(self) -> None:
         try:
-            schema = _plan(await self._db.fetch_all(_SCHEMA))
+            schema = _plan(await self._engine.fetch_all(_SCHEMA, ()))
             if not schema.tracked or schema.complete:
                 return
-            async with self._db.transaction("immediate"):
-                schema = _plan(await self._db.fetch_all(_SCHEMA))  # again, under the lock
+            async with self._engine.transaction("immediate"):
+                schema = _plan(await self._engine.fetch_all(_SCHEMA, ()))  # again, under the lock
                 if schema.tracked:
                     await self._apply(schema)
         except ClosedError:
@@ -221,8 +218,8 @@ class ForeignJournal:
         own DDL commit announces "everything": every commit before it is covered."""
         statements = (*schema.drop, *schema.create)
         for statement in statements:
-            await self._db.execute(statement)
+            await self._engine.execute(statement, ())
         if statements or force:
-            version = (await self._db.fetch_all("PRAGMA schema_version"))[0][0]
-            rows = await self._db.fetch_all(f"SELECT tbl, kind, seq FROM {JOURNAL_TABLE}")
+            version = (await self._engine.fetch_all("PRAGMA schema_version", ()))[0][0]
+            rows = await self._engine.fetch_all(f"SELECT tbl, kind, seq FROM {JOURNAL_TABLE}", ())
             self._previous = (version, {(tbl, kind): seq for tbl, kind, seq in rows})

@@ -1,0 +1,228 @@
+"""The SQLite engine behind the seam (:class:`rxdb.engines.seam.DatabaseEngine`).
+
+:class:`SQLiteEngine` is the connections (:class:`~rxdb.engines.sqlite.engine.Engine`: the
+tracked writer, the readers, read blocks, transactions) plus everything that turns commits
+into messages on the bus: this process's commits as the writer captures them, other
+programs' commits as the poller (:mod:`~rxdb.engines.sqlite.foreign`) and the trigger journal
+(:mod:`~rxdb.engines.sqlite.journal`) find them, other rxdb processes' through the
+transport (the hub) it is given, and the schema-change hook that makes read sets
+(:mod:`~rxdb.engines.sqlite.read_sets`) and the journal's triggers follow DDL.
+
+It extends the connections instead of wrapping them so that every statement keeps its one
+call from the façade to the writer or a reader (no forwarding coroutine on the hot path).
+
+Internal: not covered by rxdb's versioning. Knows nothing of Rx, watches or the façade.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import uuid
+
+from rxdb._types import ProgressCallback
+from rxdb.bus import Bus, Membership, Subscription, Transport
+from rxdb.engines.seam import DatabaseEngine
+from rxdb.engines.sqlite.engine import Engine, Synchronous
+from rxdb.engines.sqlite.foreign import ForeignWritePoller
+from rxdb.engines.sqlite.journal import JOURNAL_TABLE, ForeignJournal
+from rxdb.engines.sqlite.location import Location
+from rxdb.engines.sqlite.read_sets import ReadSets
+from rxdb.errors import ProgrammingError
+from rxdb.updates import NotifyTablesUpdated, TableUpdate
+
+__all__ = ("SQLiteEngine",)
+
+LOG = logging.getLogger("rxdb")
+
+
+class SQLiteEngine(Engine):
+    """One SQLite database (a file, or ``:memory:``) as an engine of rxdb.
+
+    :param bus: where commit messages go (and where the schema-change hook listens).
+    :param transport: carries this file's messages to other processes (the hub), or ``None``.
+    :param foreign_poll: seconds between checks for other programs' commits; ``None``: none.
+    :param track_foreign_writes: ``True`` installs the trigger journal at :meth:`open`;
+        ``None`` uses it if the file has one; ``False`` never reads it.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        location: Location,
+        bus: Bus,
+        transport: Transport | None,
+        readers: int,
+        busy_timeout: float,
+        foreign_keys: bool,
+        synchronous: Synchronous | None,
+        foreign_poll: float | None,
+        track_foreign_writes: bool | None,
+    ) -> None:
+        super().__init__(
+            path,
+            on_commit=self._committed,
+            readers=readers,
+            busy_timeout=busy_timeout,
+            foreign_keys=foreign_keys,
+            synchronous=synchronous,
+            location=location,
+        )
+        self.key = location.file or f"memory:{uuid.uuid4().hex}"
+        self.origin = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.bus = bus
+        self.parallelism = 1 if self.memory else readers
+        self._transport = transport
+        self._foreign_poll = foreign_poll
+        self._track = track_foreign_writes
+        self._sequence = itertools.count(1)
+        self._foreign_sequence = itertools.count(1)
+        self.read_sets = ReadSets(self.fetch_committed, self.probe_reads)
+        self.poller: ForeignWritePoller | None = None
+        self.journal: ForeignJournal | None = None
+        self.membership: Membership | None = None
+        self._schema_watch: Subscription | None = None
+        self._claims: Subscription | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the connections, then the change sources: the schema-change hook, the
+        poller (its baseline before anyone reads), the hub. A failure after the connections
+        opened closes everything again."""
+        await super().open()
+        try:
+            await self._start_changes()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _start_changes(self) -> None:
+        bus = self.bus
+        self._schema_watch = bus.subscribe(
+            self.key, self._schema_may_have_changed, tables=frozenset()
+        )
+        interval = self._foreign_poll
+        wal_index = self.wal_index
+        if not self.memory and interval is not None:
+            poller = self.poller = ForeignWritePoller(
+                self.commit_state,
+                (lambda: None) if wal_index is None else wal_index.read,
+                self._foreign_commit,
+                interval,
+            )
+            self._claims = bus.subscribe(
+                self.key, lambda m: None if m.wal_changes is None else poller.claim(m.wal_changes)
+            )
+            self.journal = ForeignJournal(self, self._track)
+            await poller.start()
+        if not self.memory and self._transport is not None:
+            membership = self.membership = await self._transport.join(
+                self.key, bus, local_origins=lambda: (self.origin,)
+            )
+            # Other rxdb writers' pollers can skip our commits only if we claim them.
+            self.stamp_commits(membership.others_present)
+            if self.poller is not None:
+                self.poller.claims_expected = membership.others_present
+        if self._track:
+            await self.track_foreign_writes()
+
+    async def close(self) -> None:
+        self.refuse_new_work()
+        if self._schema_watch is not None:
+            self._schema_watch.close()
+        if self.poller is not None:
+            await self.poller.stop()
+        if self.journal is not None:
+            await self.journal.stop()
+        if self._claims is not None:
+            self._claims.close()
+        await super().close()
+        # Last: commits still in flight above were announced to the other processes.
+        if self.membership is not None:
+            await self.membership.leave()
+
+    # -- change messages --------------------------------------------------------------------
+
+    def _committed(
+        self,
+        updates: frozenset[TableUpdate],
+        everything: bool,
+        wal_changes: tuple[int, int] | None,
+    ) -> None:
+        # Called on the writer's worker thread, right after the outermost commit.
+        if any(update.table == JOURNAL_TABLE for update in updates):
+            updates = frozenset(u for u in updates if u.table != JOURNAL_TABLE)
+        self._publish(updates, everything=everything, wal_changes=wal_changes)
+
+    def announce(self, updates: frozenset[TableUpdate], *, everything: bool) -> None:
+        self._publish(updates, everything=everything)
+
+    def _publish(
+        self,
+        updates: frozenset[TableUpdate],
+        *,
+        everything: bool,
+        wal_changes: tuple[int, int] | None = None,
+    ) -> None:
+        self.bus.publish(
+            NotifyTablesUpdated(
+                self.key, self.origin, next(self._sequence), updates, everything, wal_changes
+            )
+        )
+
+    async def _foreign_commit(self) -> None:
+        updates = None
+        if self.journal is not None:
+            try:
+                updates = await self.journal.changes()
+            except Exception:
+                LOG.warning("reading the foreign-write journal failed", exc_info=True)
+        if updates is None or updates:
+            # Under an origin of its own: the hub forwards only what this process wrote,
+            # and every other process sees the foreign commit with its own poller.
+            self.bus.publish(
+                NotifyTablesUpdated(
+                    self.key,
+                    f"{self.origin}/foreign",
+                    next(self._foreign_sequence),
+                    updates or frozenset(),
+                    everything=updates is None,
+                )
+            )
+
+    def _schema_may_have_changed(self, message: NotifyTablesUpdated) -> None:
+        self.read_sets.schema_may_have_changed()
+        if message.origin == self.origin and self.journal is not None:
+            self.journal.reconcile_soon()  # our own DDL: new tables need their triggers
+
+    # -- what watches and the façade ask ----------------------------------------------------
+
+    async def read_set(self, sql: str) -> frozenset[str] | None:
+        return await self.read_sets.read_set(sql)
+
+    async def backup(
+        self,
+        target: str | Engine | DatabaseEngine,
+        *,
+        pages_per_step: int,
+        progress: ProgressCallback | None,
+    ) -> None:
+        if not isinstance(target, str | Engine):
+            raise ProgrammingError(
+                f"a SQLite database backs up into a file or another SQLite database, not {target!r}"
+            )
+        await super().backup(target, pages_per_step=pages_per_step, progress=progress)
+
+    async def track_foreign_writes(self) -> None:
+        if self.journal is None:
+            raise ProgrammingError(
+                "track_foreign_writes needs a file database with foreign_poll enabled"
+            )
+        await self.journal.install()
+
+    async def untrack_foreign_writes(self) -> None:
+        if self.journal is not None:
+            await self.journal.uninstall()

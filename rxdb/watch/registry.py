@@ -1,0 +1,114 @@
+"""The watches of one database: :class:`WatchRegistry`.
+
+It holds one :class:`~rxdb.watch.stream.SharedQuery` per (SQL, parameters, distinct) while
+anyone subscribes, and wires each to the engine directly: its read set comes from the
+engine's analysis, its bus subscription is made with that read set, and its runs go through
+one :class:`~rxdb.watch.scheduler.RunScheduler` to the engine's batched committed fetch. A
+commit reaches a re-run through the bus, the shared query and the scheduler only. It also
+serves ``table_updates``: the engine's change messages themselves, as an Observable.
+
+Knows the engine through :class:`rxdb.engines.seam.WatchSource`; never the façade.
+Everything here runs on the database's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Hashable
+
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+from rxdb._types import Params
+from rxdb.bus import Subscription
+from rxdb.engines.seam import WatchSource
+from rxdb.updates import NotifyTablesUpdated, UpdateKind
+from rxdb.watch.scheduler import RunScheduler
+from rxdb.watch.stream import QueryStream, SharedQuery, params_key
+
+__all__ = ("WatchRegistry",)
+
+
+class WatchRegistry:
+    """The shared queries of one database.
+
+    :param engine: where read sets, runs and change messages come from.
+    :param ready: opens the database if it is not open yet (a watch may be subscribed
+        before it is); awaited before each analysis.
+    :param loop: the loop a new subscription is served on; raises if the caller is on
+        another loop or the database is closed.
+    """
+
+    def __init__(
+        self,
+        engine: WatchSource,
+        *,
+        ready: Callable[[], Awaitable[object]],
+        loop: Callable[[], asyncio.AbstractEventLoop],
+    ) -> None:
+        self._engine = engine
+        self._ready = ready
+        self._loop = loop
+        self.queries: dict[Hashable, SharedQuery] = {}
+        """The shared queries subscribed now, for tests and diagnostics."""
+        self.scheduler = RunScheduler(engine.fetch_many_committed, parallelism=engine.parallelism)
+
+    def watch(self, sql: str, params: Params, *, distinct: bool) -> QueryStream:
+        """The stream of ``sql``'s results; subscribers of one key share one execution."""
+        key = (sql, params_key(params), distinct)
+
+        def acquire() -> SharedQuery:
+            loop = self._loop()
+            shared = self.queries.get(key)
+            if shared is None:
+                shared = self.queries[key] = SharedQuery(
+                    submit=functools.partial(self.scheduler.submit, sql, params),
+                    read_set=functools.partial(self._read_set, sql),
+                    subscribe=self._subscribe,
+                    distinct=distinct,
+                    loop=loop,
+                    on_idle=functools.partial(self._forget, key),
+                )
+            return shared
+
+        return QueryStream(acquire, functools.partial(self.queries.get, key))
+
+    def table_updates(
+        self, tables: frozenset[str] | None, kinds: frozenset[UpdateKind] | None
+    ) -> Observable[NotifyTablesUpdated]:
+        """The engine's change messages that touch ``tables`` (all if ``None``) in one of
+        ``kinds`` (any if ``None``), delivered on the loop each subscription is made on."""
+
+        def subscribe(
+            observer: abc.ObserverBase[NotifyTablesUpdated],
+            scheduler: abc.SchedulerBase | None = None,
+        ) -> abc.DisposableBase:
+            engine = self._engine
+            sub = engine.bus.subscribe(
+                engine.key, observer.on_next, tables=tables, kinds=kinds, loop=self._loop()
+            )
+            return Disposable(sub.close)
+
+        return Observable(subscribe)
+
+    def complete(self) -> None:
+        """End every subscription normally (the database is closing)."""
+        for query in list(self.queries.values()):
+            query.complete()
+
+    async def _read_set(self, sql: str) -> frozenset[str] | None:
+        await self._ready()
+        return await self._engine.read_set(sql)
+
+    def _subscribe(
+        self,
+        tables: frozenset[str] | None,
+        callback: Callable[[NotifyTablesUpdated], None],
+    ) -> Subscription:
+        engine = self._engine
+        return engine.bus.subscribe(engine.key, callback, tables=tables)
+
+    def _forget(self, key: Hashable, query: SharedQuery) -> None:
+        if self.queries.get(key) is query:
+            del self.queries[key]
