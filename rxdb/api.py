@@ -18,7 +18,8 @@ called from any thread. A blocking shape may be called from any thread that runs
 loop (on one that does, it raises :class:`rxdb.WrongLoopError` rather than block the loop).
 
 Errors: every error a requirement raises is an :class:`rxdb.RxdbError`. After ``close()``,
-every requirement raises :class:`rxdb.ClosedError` (``close`` itself is idempotent).
+every requirement raises :class:`rxdb.ClosedError`, except ``close`` (idempotent) and the
+interrupts (nothing runs any more, so they do nothing: a "Cancel" racing a close is no error).
 """
 
 from __future__ import annotations
@@ -144,8 +145,9 @@ class DatabaseReader(Protocol):
     def watch(self, sql: str, params: Params = (), *, distinct: bool = True) -> RowsStream:
         """The query's result now, then again after every commit to a table it reads.
 
-        :raises rxdb.ProgrammingError: at once, for text that is not one statement or for
-            parameters of a type no database takes.
+        :raises rxdb.ProgrammingError: at once, for text that holds no statement or for
+            parameters no database takes (not a sequence or mapping, an integer out of
+            range); other errors of the query arrive as ``on_error``.
         """
         ...
 
@@ -207,7 +209,8 @@ class DatabaseWriter(Protocol):
 
     async def interrupt(self) -> None:
         """Abort the statements running now; each raises :class:`rxdb.InterruptError`.
-        With nothing running, nothing happens (a later statement is not affected)."""
+        With nothing running (or once closed), nothing happens: a later statement is not
+        affected."""
         ...
 
     def interrupt_threadsafe(self) -> None:
@@ -234,7 +237,8 @@ class AsyncDatabase(DatabaseReader, DatabaseWriter, Protocol):
     """A whole database for async code: reads, writes, watches and the lifecycle."""
 
     async def close(self) -> None:
-        """Complete every watch made through this shape and release it. Idempotent.
+        """Complete every watch and ``table_updates`` subscription made through this shape
+        (by the time it returns), and release it. Idempotent.
 
         A shape that adapts a database owned elsewhere (another loop's, a server's) detaches
         only: the database stays open for its owner.

@@ -117,15 +117,14 @@ class BridgedDatabase:
         await self._call(self._origin.untrack_foreign_writes)
 
     async def interrupt(self) -> None:
-        """As :meth:`rxdb.Database.interrupt`: every statement running now, whoever runs it."""
-        self._check()
-        self._origin.interrupt_threadsafe()
+        """As :meth:`rxdb.Database.interrupt`: every statement running now, whoever runs it.
+        Once this bridge is closed, nothing of it runs: nothing happens."""
+        self.interrupt_threadsafe()
 
     def interrupt_threadsafe(self) -> None:
         """:meth:`interrupt` for any thread."""
-        if self.closed:
-            raise ClosedError(f"{self!r} is closed; connect the handle again")
-        self._origin.interrupt_threadsafe()
+        if not self.closed:
+            self._origin.interrupt_threadsafe()
 
     async def backup(
         self,

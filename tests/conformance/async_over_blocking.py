@@ -63,6 +63,11 @@ class AsyncOverBlocking:
             await asyncio.to_thread(thread.shutdown)
 
     @property
+    def blocking(self) -> BlockingDatabase:
+        """The blocking database underneath."""
+        return self._database
+
+    @property
     def path(self) -> str:
         return self._database.path
 
