@@ -1,8 +1,10 @@
 """A blocking façade for threads and synchronous frameworks (Flask, Django views, scripts).
 
-A :class:`SyncDatabase` owns an event loop running in a thread of its own and opens an
-ordinary :class:`~rxdb.Database` on it; each blocking method runs the matching coroutine there
-and waits. Everything crosses the thread boundary through the loop's thread-safe doors
+A :class:`SyncDatabase` drives an async database (the contract's
+:class:`rxdb.api.AsyncDatabase`, see :mod:`rxdb.boundary.origin`) on the event loop it runs
+on: a loop thread of its own (:func:`rxdb.open_sync`) or another owner's
+(``handle.connect_sync()``). Each blocking method runs the matching coroutine there and
+waits. Everything crosses the thread boundary through the loop's thread-safe doors
 (``run_coroutine_threadsafe``, ``call_soon_threadsafe``), as the house rules demand.
 """
 
@@ -20,11 +22,11 @@ from typing import Any, TypeVar
 from reactivex import Observable
 
 from rxdb._types import Params, ProgressCallback, TransactionMode
+from rxdb.api import AsyncReadSession
 from rxdb.boundary.blocking_streams import OnLoop, SyncQueryStream
 from rxdb.boundary.blocks import Enter, ThreadBlock, closing, inside, opening
 from rxdb.boundary.loop_thread import LoopThread, Operation, refuse_running_loop
-from rxdb.database import Database
-from rxdb.engines.sqlite.sessions import ReadSession
+from rxdb.boundary.origin import Origin
 from rxdb.engines.sqlite.workers import at_thread_shutdown
 from rxdb.errors import ClosedError
 from rxdb.rows import ExecuteResult, Row
@@ -43,7 +45,7 @@ class SyncDatabase:
     loop, so it raises :class:`rxdb.WrongLoopError` instead.
     """
 
-    def __init__(self, database: Database, runner: LoopThread) -> None:
+    def __init__(self, database: Origin, runner: LoopThread) -> None:
         self._database = database
         self._runner = runner
         self._local = threading.local()  # .stack: this thread's open transaction blocks
@@ -52,7 +54,7 @@ class SyncDatabase:
         _OPEN.add(self)
 
     @property
-    def database(self) -> Database:
+    def database(self) -> Origin:
         """The asyncio database underneath; use it only on :attr:`loop`."""
         return self._database
 
@@ -158,7 +160,7 @@ class SyncDatabase:
         not be this one."""
         if isinstance(target, SyncDatabase):
             # Each façade owns its own loop, so the copy is made into the target's file.
-            self.backup(target._database.path, pages_per_step=pages_per_step, progress=progress)
+            self.backup(target.path, pages_per_step=pages_per_step, progress=progress)
             target.notify_updates()
             return
         self._call(
@@ -222,7 +224,7 @@ at_thread_shutdown(_close_all_at_exit)
 class SyncReadSession:
     """The blocking twin of :class:`rxdb.ReadSession`, valid inside its ``with`` block."""
 
-    def __init__(self, session: ReadSession, call: Callable[[Operation[Any]], Any]) -> None:
+    def __init__(self, session: AsyncReadSession, call: Callable[[Operation[Any]], Any]) -> None:
         self._session = session
         self._call = call
 

@@ -11,8 +11,9 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from rxdb.boundary.loop_thread import LoopThread, refuse_running_loop
+from rxdb.boundary.origin import CountedStream, Source
 from rxdb.rows import Rows
-from rxdb.watch.stream import QueryStream, WatchStatistics
+from rxdb.watch.stream import WatchStatistics
 
 __all__ = ("OnLoop", "SyncQueryStream", "WatchIterator")
 
@@ -24,7 +25,7 @@ class OnLoop(Observable[T]):
     made on the loop thread (``subscribe`` returns once it is, unless the calling thread runs
     a loop of its own); callbacks run on the loop thread; disposing hops there too."""
 
-    def __init__(self, inner: Observable[T], runner: LoopThread) -> None:
+    def __init__(self, inner: Source, runner: LoopThread) -> None:
         super().__init__()
         self._inner = inner
         self._runner = runner
@@ -60,7 +61,7 @@ class SyncQueryStream(OnLoop[Rows]):
     """What :meth:`SyncDatabase.watch` returns: an Observable of result lists (subscribe from
     any thread; callbacks run on the database's loop thread) and a blocking iterable."""
 
-    def __init__(self, stream: QueryStream, runner: LoopThread) -> None:
+    def __init__(self, stream: CountedStream, runner: LoopThread) -> None:
         super().__init__(stream, runner)
         self._stream = stream
 

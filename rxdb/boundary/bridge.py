@@ -15,7 +15,7 @@ import contextvars
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
@@ -23,7 +23,7 @@ from reactivex.disposable import Disposable
 from rxdb._types import Params, ProgressCallback, TransactionMode
 from rxdb.api import AsyncReadSession
 from rxdb.boundary.blocks import Enter, ThreadBlock, closing, inside, opening
-from rxdb.boundary.origin import CountedStream, Origin
+from rxdb.boundary.origin import CountedStream, Origin, Source
 from rxdb.errors import ClosedError, WrongLoopError
 from rxdb.rows import ExecuteResult, Row, Rows
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
@@ -228,19 +228,6 @@ class BridgedReadSession:
     async def execute(self, sql: str, params: Params = ()) -> ExecuteResult:
         result: ExecuteResult = await self._call(lambda: self._session.execute(sql, params))
         return result
-
-
-class Source(Protocol):
-    """Anything to subscribe to: an Observable, a watch (:class:`rxdb.api.RowsStream`)."""
-
-    def subscribe(
-        self,
-        on_next: Any = None,
-        on_error: Any = None,
-        on_completed: Any = None,
-        *,
-        scheduler: abc.SchedulerBase | None = None,
-    ) -> abc.DisposableBase: ...
 
 
 class CrossLoop(Observable[T]):
