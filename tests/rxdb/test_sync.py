@@ -443,7 +443,11 @@ class TestSyncReads:
             return 0
 
         sdb.execute_script("")  # connected
-        worker = sdb.database._engine._writer.worker
+        database = sdb.database
+        assert isinstance(database, rxdb.Database)  # the SQLite engine, whose writer we hook
+        writer = database._engine._writer
+        assert writer is not None  # connected
+        worker = writer.worker
         asyncio.run_coroutine_threadsafe(
             worker.call(worker.raw.create_function, "started", 0, started), sdb.loop
         ).result(WAIT)
