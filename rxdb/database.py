@@ -5,8 +5,9 @@ belongs to) and delegates: statements, reads and transactions to the engine
 (:class:`rxdb.engines.seam.DatabaseEngine`), watches to :class:`rxdb.watch.registry.WatchRegistry`.
 It knows one engine by name only in :func:`engine_for`, which picks it from the path.
 
-:class:`ConnectionHandle` lives here rather than in a module of its own because it opens
-databases and databases hand it out: apart, the two modules would import each other.
+:class:`ConnectionHandle` and :func:`open_sync` live here rather than in modules of their
+own because they open databases and databases hand out handles: apart, the modules would
+import each other. With them the module is a little over 500 lines; the class alone is ~370.
 """
 
 from __future__ import annotations
@@ -100,18 +101,6 @@ class Database:
         read_only: bool = False,
         bus: Bus | None = None,
     ) -> None:
-        self.path, location = check_options(
-            path,
-            readers=readers,
-            busy_timeout=busy_timeout,
-            foreign_keys=foreign_keys,
-            synchronous=synchronous,
-            foreign_poll=foreign_poll,
-            share_across_processes=share_across_processes,
-            track_foreign_writes=track_foreign_writes,
-            read_only=read_only,
-            bus=bus,
-        )
         self._options: dict[str, Any] = {
             "readers": readers,
             "busy_timeout": busy_timeout,
@@ -121,8 +110,11 @@ class Database:
             "share_across_processes": share_across_processes,
             "track_foreign_writes": track_foreign_writes,
             "read_only": read_only,
-        }
+        }  # what a handle needs to open the database anew (the bus is this process's)
+        self.path, location = check_options(path, bus=bus, **self._options)
         self._engine = engine_for(self.path, location, self._options, bus or default_bus)
+        self.key = self._engine.key  # the identity on the bus: the file's real path, say
+        self.origin = self._engine.origin  # of this database's commit messages
         self._watches = WatchRegistry(
             self._engine, ready=self.connect, loop=self._subscription_loop
         )
@@ -131,16 +123,6 @@ class Database:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_ident: int | None = None
         self._served: Handle | None = None
-
-    @property
-    def key(self) -> str:
-        """The database's identity on the bus (the file's real path, or a unique name)."""
-        return self._engine.key
-
-    @property
-    def origin(self) -> str:
-        """The origin of this database's commit messages."""
-        return self._engine.origin
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -322,8 +304,15 @@ class Database:
         this one's engine and bus (see :class:`ConnectionHandle`). While this database is served
         (:func:`rxdb.serve`), the server's handle, which any process can connect."""
         await self._ready()
-        served = self._served
-        return served if served is not None else _handle_for(self)
+        if self._served is not None:
+            return self._served
+        token = uuid.uuid4().hex
+        with _LIVE_LOCK:
+            for stale in [t for t, ref in _LIVE.items() if ref() is None]:
+                del _LIVE[stale]
+            _LIVE[token] = weakref.ref(self)
+        options = tuple(sorted(self._options.items()))
+        return ConnectionHandle(self.path, self.key, options, token, os.getpid())
 
     def set_served(self, handle: Handle | None) -> None:
         """Record the handle of the server serving this database (``None``: no longer
@@ -547,14 +536,3 @@ class ConnectionHandle:
                 "in-memory database is reachable only while its owner keeps it open"
             )
         return self.path
-
-
-def _handle_for(database: Database) -> ConnectionHandle:
-    """Register ``database`` (weakly) and describe it as a handle."""
-    token = uuid.uuid4().hex
-    with _LIVE_LOCK:
-        for stale in [t for t, ref in _LIVE.items() if ref() is None]:
-            del _LIVE[stale]
-        _LIVE[token] = weakref.ref(database)
-    options = tuple(sorted(database._options.items()))
-    return ConnectionHandle(database.path, database.key, options, token, os.getpid())
