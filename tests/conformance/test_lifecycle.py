@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,58 +10,14 @@ import pytest
 
 import rxdb
 from rxdb.api import AsyncDatabase
+from tests.conformance.calls import CALLS, each_call
 from tests.conformance.conftest import SHAPES, Shape, gaps, make_t
 from tests.conftest import Recorder, subscribed
 
-Call = Callable[[AsyncDatabase, Path], Awaitable[object]]
-
-
-async def enter(block: Any) -> None:
-    async with block:
-        pass
-
-
-async def first_event(observable: Any) -> None:
-    """Subscribe; raise what arrives first as an error, or return on a value."""
-    seen: Recorder[Any] = Recorder()
-    with subscribed(observable, seen):
-        await seen.wait_for(lambda r: bool(r.values or r.errors or r.completed))
-    if seen.errors:
-        raise seen.errors[0]
-
-
-CALLS: dict[str, Call] = {
-    "execute": lambda db, _: db.execute("SELECT 1"),
-    "execute_many": lambda db, _: db.execute_many("SELECT ?", [(1,)]),
-    "execute_script": lambda db, _: db.execute_script("SELECT 1;"),
-    "fetch_all": lambda db, _: db.fetch_all("SELECT 1"),
-    "fetch_one": lambda db, _: db.fetch_one("SELECT 1"),
-    "transaction": lambda db, _: enter(db.transaction()),
-    "read": lambda db, _: enter(db.read()),
-    "unsafe_read": lambda db, _: enter(db.unsafe_read()),
-    "notify_updates": lambda db, _: db.notify_updates("t"),
-    "backup": lambda db, tmp_path: db.backup(tmp_path / "copy.db"),
-    "watch": lambda db, _: first_event(db.watch("SELECT 1")),
-    "table_updates": lambda db, _: first_event(db.table_updates()),
-}
 GAPS = {
     ("memory", "notify_updates"): "Database.notify_updates after close publishes quietly",
     ("file", "notify_updates"): "Database.notify_updates after close publishes quietly",
 }
-
-
-def every_call_on_every_shape() -> list[Any]:
-    return [
-        pytest.param(
-            shape,
-            call,
-            marks=[pytest.mark.xfail(strict=True, reason=GAPS[shape, call])]
-            if (shape, call) in GAPS
-            else [],
-        )
-        for shape in SHAPES
-        for call in CALLS
-    ]
 
 
 class TestClose:
@@ -72,7 +27,7 @@ class TestClose:
         await db.close()
         assert db.closed
 
-    @pytest.mark.parametrize(("shape", "call"), every_call_on_every_shape(), indirect=["shape"])
+    @pytest.mark.parametrize(("shape", "call"), each_call(SHAPES, GAPS), indirect=["shape"])
     async def test_every_call_after_close_raises_closed_error(
         self, shape: Shape, call: str, tmp_path: Path
     ) -> None:
