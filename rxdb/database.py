@@ -7,7 +7,7 @@ It knows one engine by name only in :func:`engine_for`, which picks it from the 
 
 :class:`ConnectionHandle` and :func:`open_sync` live here rather than in modules of their
 own because they open databases and databases hand out handles: apart, the modules would
-import each other. With them the module is a little over 500 lines; the class alone is ~370.
+import each other. With them the module is a little over 500 lines (the class is ~350).
 """
 
 from __future__ import annotations
