@@ -20,6 +20,7 @@ import itertools
 import logging
 import os
 import uuid
+from typing import TYPE_CHECKING
 
 from rxdb._types import ProgressCallback
 from rxdb.bus import Bus, Membership, Subscription, Transport
@@ -226,3 +227,7 @@ class SQLiteEngine(Engine):
     async def untrack_foreign_writes(self) -> None:
         if self.journal is not None:
             await self.journal.uninstall()
+
+
+if TYPE_CHECKING:
+    _conforms: type[DatabaseEngine] = SQLiteEngine  # the seam, checked by mypy
