@@ -49,6 +49,7 @@ class SyncDatabase:
         self._database = database
         self._runner = runner
         self._local = threading.local()  # .stack: this thread's open transaction blocks
+        self._open_blocks: set[ThreadBlock] = set()  # the outermost ones, of every thread
         self._close_lock = threading.Lock()
         self._closed = False
         _OPEN.add(self)
@@ -83,15 +84,19 @@ class SyncDatabase:
     def close(self) -> None:
         """Close the database (waiting for work in flight, as the async ``close`` does) and join
         the loop thread. Idempotent; afterwards every call raises :class:`rxdb.ClosedError`.
-        Inside a transaction block, it rolls that transaction back. A façade made by
-        ``handle.connect_sync()`` only detaches: the database stays open for its owner."""
+        It rolls back the open transaction and read blocks of every thread using it. A
+        façade made by ``handle.connect_sync()`` only detaches: the database stays open for
+        its owner (and its writer free of this façade's blocks)."""
         refuse_running_loop("close")
         with self._close_lock:
             if self._closed:
                 return
             try:
+                for block in list(self._open_blocks):
+                    with contextlib.suppress(ClosedError):  # it ended meanwhile
+                        self._runner.run(block.abort)
                 if self._runner.owned:
-                    self._call(self._database.close)
+                    self._runner.run(self._database.close)
             finally:
                 self._closed = True
                 self._runner.stop()
@@ -172,6 +177,9 @@ class SyncDatabase:
         stack: list[ThreadBlock] = self._local.__dict__.setdefault("stack", [])
         block, begin = opening(stack, enter)
         value = self._runner.run(begin)
+        outermost = not stack
+        if outermost:
+            self._open_blocks.add(block)
         stack.append(block)
         try:
             yield value
@@ -182,8 +190,12 @@ class SyncDatabase:
             with contextlib.suppress(ClosedError):
                 self._runner.run(closing(block, failed=True))
             raise
-        stack.pop()
-        self._runner.run(closing(block, failed=False))
+        else:
+            stack.pop()
+            self._runner.run(closing(block, failed=False))
+        finally:
+            if outermost:
+                self._open_blocks.discard(block)
 
     def watch(self, sql: str, params: Params = (), *, distinct: bool = True) -> SyncQueryStream:
         """Observe a query: an Observable (callbacks run on the loop thread) that a plain

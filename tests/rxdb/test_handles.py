@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import pytest
 
 import rxdb
-from tests.conftest import WAIT, Recorder
+from tests.conftest import WAIT, Recorder, subscribed
 
 T = TypeVar("T")
 COUNT = "SELECT count(*) FROM t"
@@ -140,6 +140,53 @@ async def test_connect_sync_gives_the_blocking_facade(any_db: rxdb.Database) -> 
     assert await asyncio.to_thread(there) == [[(0,)], [(1,)]]
     assert not any_db.closed
     assert await any_db.fetch_one(COUNT) == (1,)
+
+
+async def test_detaching_inside_a_transaction_rolls_it_back_and_frees_the_writer(
+    any_db: rxdb.Database,
+) -> None:
+    await make_t(any_db)
+    handle = await any_db.serializable_connection()
+
+    async def bridged() -> None:
+        db = await handle.connect()
+        async with db.transaction():
+            await db.execute("INSERT INTO t(x) VALUES ('bridged')")
+            await db.close()
+
+    def blocking() -> None:
+        db = handle.connect_sync()
+        with db.transaction():
+            db.execute("INSERT INTO t(x) VALUES ('blocking')")
+            db.close()
+
+    with pytest.raises(rxdb.ClosedError):  # the block's end: it was rolled back
+        await in_other_loop(bridged)
+    with pytest.raises(rxdb.ClosedError):
+        await asyncio.to_thread(blocking)
+    await asyncio.wait_for(any_db.execute("INSERT INTO t(x) VALUES ('owner')"), WAIT)
+    assert await any_db.fetch_all("SELECT x FROM t") == [("owner",)]
+
+
+async def test_closing_a_bridge_completes_its_watches_only(any_db: rxdb.Database) -> None:
+    await make_t(any_db)
+    handle = await any_db.serializable_connection()
+    mine: Recorder[Any] = Recorder()
+
+    async def there() -> bool:
+        db = await handle.connect()
+        theirs: Recorder[Any] = Recorder()
+        db.watch(COUNT).subscribe(theirs)
+        await theirs.wait_count(1)
+        await db.close()
+        return theirs.completed
+
+    with subscribed(any_db.watch(COUNT), mine):
+        await mine.wait_count(1)
+        assert await in_other_loop(there)
+        await any_db.execute("INSERT INTO t(x) VALUES (1)")
+        await mine.wait_value([(1,)])  # the owner's watch carries on
+    assert not mine.completed
 
 
 async def test_bridged_database_turns_foreign_write_tracking_on_and_off(db_path: Path) -> None:
