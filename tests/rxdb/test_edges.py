@@ -195,9 +195,9 @@ class TestReadOnly:
             with pytest.raises(rxdb.ReadOnlyError):
                 db.execute("DELETE FROM t")
         with rxdb.open_sync(db_path, read_only=True) as db:
-            future = asyncio.run_coroutine_threadsafe(
-                db.database.serializable_connection(), db.loop
-            )
+            origin = db.database
+            assert isinstance(origin, rxdb.Database)  # open_sync drives a file Database
+            future = asyncio.run_coroutine_threadsafe(origin.serializable_connection(), db.loop)
             reopened = future.result(WAIT)
         assert isinstance(reopened, rxdb.ConnectionHandle)
         # The original is closed: the handle opens the file anew, read-only again.
