@@ -58,6 +58,15 @@ def test_the_walk_finds_the_namespace_rooms() -> None:
     assert "parser.analysis" in MODULES
 
 
+def test_every_room_is_a_regular_package() -> None:
+    """setuptools' ``packages.find`` (pyproject) leaves a folder without ``__init__.py`` out
+    of a built wheel: an editable install would work and a real one would not import."""
+    for package in (rxdb, parser):
+        root = Path(str(package.__file__)).parent
+        for folder in {path.parent for path in root.rglob("*.py")}:
+            assert (folder / "__init__.py").exists(), f"{folder} has no __init__.py"
+
+
 @pytest.mark.parametrize(
     "module_name",
     [
