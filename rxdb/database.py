@@ -133,7 +133,9 @@ class Database:
         :raises rxdb.OperationalError: if the file cannot be opened.
         """
         if self._engine.closed:
-            raise ClosedError(f"the database {self.path!r} is closed; create a new Database")
+            raise ClosedError(
+                f"the database {self.path!r} is closed; open a new one (rxdb.open) to use the file"
+            )
         if self._connected:
             return self
         if self._connecting is None:
@@ -391,7 +393,9 @@ class Database:
         """The loop a new subscription will be served on: the running one, which must be the
         database's own."""
         if self._engine.closed:
-            raise ClosedError(f"the database {self.path!r} is closed; open it again to watch")
+            raise ClosedError(
+                f"the database {self.path!r} is closed; open a new one (rxdb.open) to watch it"
+            )
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

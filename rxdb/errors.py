@@ -106,7 +106,8 @@ class ReentrancyError(RxdbError, RuntimeError):
 
 
 class ClosedError(RxdbError, RuntimeError):
-    """Raised when a closed database (or a watch of one) is used. Open a new database."""
+    """Raised when a closed database (or a watch of one) is used. A closed database stays
+    closed: open a new one (``rxdb.open``) to use the file again."""
 
 
 class WrongLoopError(RxdbError, RuntimeError):

@@ -50,6 +50,7 @@ class SyncDatabase:
         self._runner = runner
         self._local = threading.local()  # .stack: this thread's open transaction blocks
         self._open_blocks: set[ThreadBlock] = set()  # the outermost ones, of every thread
+        self._subscriptions: set[Callable[[], None]] = set()  # see OnLoop; on the loop thread
         self._close_lock = threading.Lock()
         self._closed = False
         _OPEN.add(self)
@@ -84,9 +85,10 @@ class SyncDatabase:
     def close(self) -> None:
         """Close the database (waiting for work in flight, as the async ``close`` does) and join
         the loop thread. Idempotent; afterwards every call raises :class:`rxdb.ClosedError`.
-        It rolls back the open transaction and read blocks of every thread using it. A
-        façade made by ``handle.connect_sync()`` only detaches: the database stays open for
-        its owner (and its writer free of this façade's blocks)."""
+        It rolls back the open transaction and read blocks of every thread using it, and
+        completes the watches and ``table_updates`` subscriptions made through it (a ``for``
+        loop over a watch ends). A façade made by ``handle.connect_sync()`` only detaches: the
+        database stays open for its owner (and its writer free of this façade's blocks)."""
         refuse_running_loop("close")
         with self._close_lock:
             if self._closed:
@@ -95,6 +97,7 @@ class SyncDatabase:
                 for block in list(self._open_blocks):
                     with contextlib.suppress(ClosedError):  # it ended meanwhile
                         self._runner.run(block.abort)
+                self._runner.call(self._complete_subscriptions)
                 if self._runner.owned:
                     self._runner.run(self._database.close)
             finally:
@@ -201,18 +204,26 @@ class SyncDatabase:
         """Observe a query: an Observable (callbacks run on the loop thread) that a plain
         ``for rows in db.watch(sql):`` also iterates, newest result first."""
         self._check_open()
-        return SyncQueryStream(self._database.watch(sql, params, distinct=distinct), self._runner)
+        return SyncQueryStream(
+            self._database.watch(sql, params, distinct=distinct), self._runner, self._subscriptions
+        )
 
     def table_updates(
         self, tables: Iterable[str] | None = None, kinds: Iterable[UpdateKind] | None = None
     ) -> Observable[NotifyTablesUpdated]:
         """An Observable of :class:`rxdb.NotifyTablesUpdated`; callbacks run on the loop thread."""
         self._check_open()
-        return OnLoop(self._database.table_updates(tables, kinds), self._runner)
+        return OnLoop(
+            self._database.table_updates(tables, kinds), self._runner, self._subscriptions
+        )
+
+    def _complete_subscriptions(self) -> None:
+        for complete in list(self._subscriptions):
+            complete()
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ClosedError(f"{self!r} is closed; open it again with rxdb.open_sync")
+            raise ClosedError(f"{self!r} is closed; open a new one with rxdb.open_sync")
 
     def _call(self, operation: Operation[T]) -> T:
         return self._runner.run(inside(self._local.__dict__.get("stack", []), operation))

@@ -42,10 +42,14 @@ class TestOpen:
         db = await rxdb.open(db_path)
         await db.close()
         await db.close()
-        with pytest.raises(rxdb.ClosedError, match="closed"):
+        with pytest.raises(rxdb.ClosedError, match=r"closed; open a new one \(rxdb\.open\)"):
             await db.execute("SELECT 1")
         with pytest.raises(rxdb.ClosedError):
             await db.fetch_all("SELECT 1")
+        with pytest.raises(rxdb.ClosedError, match="open a new one"):
+            await db.connect()
+        with pytest.raises(rxdb.ClosedError, match="open a new one"):
+            db.watch("SELECT 1").subscribe()
         with pytest.raises(rxdb.ClosedError):
             async with db.transaction():
                 pass

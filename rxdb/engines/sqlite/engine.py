@@ -389,7 +389,9 @@ class Engine:
 
     def _check(self) -> Writer:
         if self._closed or self._writer is None:
-            raise ClosedError(f"the database {self.path!r} is closed; open it again to use it")
+            raise ClosedError(
+                f"the database {self.path!r} is closed; open a new one (rxdb.open) to use the file"
+            )
         if asyncio.get_running_loop() is not self._loop:
             raise WrongLoopError(
                 f"the database {self.path!r} belongs to another event loop; open one "
