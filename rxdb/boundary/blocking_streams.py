@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -23,20 +24,26 @@ T = TypeVar("T")
 class OnLoop(Observable[T]):
     """An Observable of the loop's world that any thread may subscribe to: the subscription is
     made on the loop thread (``subscribe`` returns once it is, unless the calling thread runs
-    a loop of its own); callbacks run on the loop thread; disposing hops there too."""
+    a loop of its own); callbacks run on the loop thread; disposing hops there too.
 
-    def __init__(self, inner: Source, runner: LoopThread) -> None:
+    :param live: the façade's open subscriptions, each as the function that completes it
+        (called on the loop thread as the façade closes); kept on the loop thread only.
+    """
+
+    def __init__(self, inner: Source, runner: LoopThread, live: set[Callable[[], None]]) -> None:
         super().__init__()
         self._inner = inner
         self._runner = runner
+        self._live = live
 
     def _subscribe_core(
         self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        inner, state = self._inner, _Subscription()
+        inner, state, live = self._inner, _Subscription(), self._live
 
         def subscribe() -> None:
             if not state.disposed:
+                live.add(complete)
                 try:
                     state.inner = inner.subscribe(observer)
                 except Exception as error:  # e.g. ClosedError: the database closed meanwhile
@@ -44,8 +51,14 @@ class OnLoop(Observable[T]):
 
         def dispose() -> None:
             state.disposed = True
+            live.discard(complete)
             if state.inner is not None:
                 state.inner.dispose()
+
+        def complete() -> None:
+            if not state.disposed:
+                dispose()
+                observer.on_completed()
 
         self._runner.call(subscribe)
         return Disposable(lambda: self._runner.call(dispose, quiet=True))
@@ -61,8 +74,10 @@ class SyncQueryStream(OnLoop[Rows]):
     """What :meth:`SyncDatabase.watch` returns: an Observable of result lists (subscribe from
     any thread; callbacks run on the database's loop thread) and a blocking iterable."""
 
-    def __init__(self, stream: CountedStream, runner: LoopThread) -> None:
-        super().__init__(stream, runner)
+    def __init__(
+        self, stream: CountedStream, runner: LoopThread, live: set[Callable[[], None]]
+    ) -> None:
+        super().__init__(stream, runner, live)
         self._stream = stream
 
     def __iter__(self) -> WatchIterator:

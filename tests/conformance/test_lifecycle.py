@@ -53,7 +53,6 @@ class TestClose:
     @gaps(
         memory="Database.close leaves table_updates subscriptions open (on the bus)",
         file="Database.close leaves table_updates subscriptions open (on the bus)",
-        sync="SyncDatabase.close: the Database underneath leaves table_updates open",
     )
     async def test_close_completes_table_updates(self, db: AsyncDatabase) -> None:
         updates: Recorder[Any] = Recorder()

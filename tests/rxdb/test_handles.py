@@ -189,6 +189,25 @@ async def test_closing_a_bridge_completes_its_watches_only(any_db: rxdb.Database
     assert not mine.completed
 
 
+async def test_detaching_a_blocking_facade_ends_its_for_loops(any_db: rxdb.Database) -> None:
+    await make_t(any_db)
+    handle = await any_db.serializable_connection()
+
+    def there() -> list[Any]:
+        sdb = handle.connect_sync()
+        values = []
+        for rows in sdb.watch(COUNT):
+            values.append(rows)
+            sdb.close()  # ends this loop (another thread's too), not the owner's watches
+        return values
+
+    mine: Recorder[Any] = Recorder()
+    with subscribed(any_db.watch(COUNT), mine):
+        assert await asyncio.to_thread(there) == [[(0,)]]
+        await any_db.execute("INSERT INTO t(x) VALUES (1)")
+        await mine.wait_value([(1,)])
+
+
 async def test_bridged_database_turns_foreign_write_tracking_on_and_off(db_path: Path) -> None:
     journal = "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'rxdb_journal%'"
     async with rxdb.open(db_path) as db:
