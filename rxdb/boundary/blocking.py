@@ -154,8 +154,10 @@ class SyncDatabase:
 
     def interrupt(self) -> None:
         """Abort the statements running now; safe from any thread (see
-        :meth:`rxdb.Database.interrupt`)."""
-        self._database.interrupt_threadsafe()
+        :meth:`rxdb.Database.interrupt`). Once closed, nothing of this façade runs: nothing
+        happens (a detached one must not interrupt its owner's statements)."""
+        if not self._closed:
+            self._database.interrupt_threadsafe()
 
     def backup(
         self,

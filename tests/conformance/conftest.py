@@ -3,8 +3,10 @@
 Every test of this package takes ``db`` (an :class:`rxdb.api.AsyncDatabase`) and runs once per
 shape: ``Database(":memory:")``, ``Database(file)``, a ``BridgedDatabase`` (a file database
 living on a loop thread of its own, used from the test's loop), a ``RemoteDatabase`` (a served
-``:memory:`` database, through a client connection) and ``SyncDatabase`` (the blocking shape,
-through :class:`AsyncOverBlocking`). A failure names the shape in its test id.
+``:memory:`` database, through a client connection), ``SyncDatabase`` (the blocking shape, from
+``rxdb.open_sync``, through :class:`AsyncOverBlocking`) and the blocking shape a handle gives
+(``connect_sync``: over a database that another owner keeps open, on its loop). A failure
+names the shape in its test id.
 """
 
 from __future__ import annotations
@@ -106,12 +108,25 @@ async def blocking_database(tmp_path: Path) -> AsyncIterator[Shape]:
         await db.release_threads()
 
 
+@asynccontextmanager
+async def borrowed_blocking_database(tmp_path: Path) -> AsyncIterator[Shape]:
+    async with rxdb.open(tmp_path / "conformance.db") as origin:
+        handle = await origin.serializable_connection()
+        db = AsyncOverBlocking(await asyncio.to_thread(handle.connect_sync))
+        try:
+            yield Shape("connect_sync", db, single_connection=False)
+        finally:
+            await db.close()
+            await db.release_threads()
+
+
 SHAPES: dict[str, Opener] = {
     "memory": memory_database,
     "file": file_database,
     "bridged": bridged_database,
     "remote": remote_database,
     "sync": blocking_database,
+    "connect_sync": borrowed_blocking_database,
 }
 
 

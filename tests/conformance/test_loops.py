@@ -46,7 +46,7 @@ async def test_a_call_from_another_loop_raises_wrong_loop(
         await asyncio.to_thread(asyncio.run, there())
 
 
-@pytest.mark.parametrize("shape", ["sync"], indirect=True)
+@pytest.mark.parametrize("shape", ["sync", "connect_sync"], indirect=True)
 @pytest.mark.parametrize("call", list(BLOCKING_CALLS))
 async def test_a_blocking_call_on_a_loop_thread_raises_wrong_loop(
     shape: Shape, call: str, tmp_path: Path
