@@ -377,6 +377,7 @@ class Database:
         file, say). With no arguments: anything may have changed, every watch re-runs."""
         check_table_names(updates, TableUpdate)
         engine = await self._ready()
+        self._subscription_loop()  # closed, or another loop's: refuse as every call does
         table_updates = frozenset(
             u if isinstance(u, TableUpdate) else TableUpdate(fold_name(u)) for u in updates
         )
@@ -394,7 +395,7 @@ class Database:
         database's own."""
         if self._engine.closed:
             raise ClosedError(
-                f"the database {self.path!r} is closed; open a new one (rxdb.open) to watch it"
+                f"the database {self.path!r} is closed; open a new one (rxdb.open) to use the file"
             )
         try:
             loop = asyncio.get_running_loop()

@@ -52,6 +52,8 @@ class WatchRegistry:
         self._loop = loop
         self.queries: dict[Hashable, SharedQuery] = {}
         """The shared queries subscribed now, for tests and diagnostics."""
+        # table_updates subscriptions alive now, each with how to complete it on close.
+        self._update_feeds: dict[Subscription, Callable[[], None]] = {}
         self.scheduler = RunScheduler(engine.fetch_many_committed, parallelism=engine.parallelism)
 
     def watch(self, sql: str, params: Params, *, distinct: bool) -> QueryStream:
@@ -88,14 +90,25 @@ class WatchRegistry:
             sub = engine.bus.subscribe(
                 engine.key, observer.on_next, tables=tables, kinds=kinds, loop=self._loop()
             )
-            return Disposable(sub.close)
+            self._update_feeds[sub] = observer.on_completed
+
+            def dispose() -> None:
+                self._update_feeds.pop(sub, None)
+                sub.close()
+
+            return Disposable(dispose)
 
         return Observable(subscribe)
 
     def complete(self) -> None:
-        """End every subscription normally (the database is closing)."""
+        """End every subscription normally (the database is closing): watches and
+        ``table_updates`` alike, so no subscriber waits for a message that cannot come."""
         for query in list(self.queries.values()):
             query.complete()
+        feeds, self._update_feeds = self._update_feeds, {}
+        for sub, completed in feeds.items():
+            sub.close()
+            completed()
 
     async def _read_set(self, sql: str) -> frozenset[str] | None:
         await self._ready()

@@ -11,13 +11,10 @@ import pytest
 import rxdb
 from rxdb.api import AsyncDatabase
 from tests.conformance.calls import CALLS, each_call
-from tests.conformance.conftest import SHAPES, Shape, gaps, make_t
+from tests.conformance.conftest import SHAPES, Shape, make_t
 from tests.conftest import Recorder, subscribed
 
-GAPS = {
-    ("memory", "notify_updates"): "Database.notify_updates after close publishes quietly",
-    ("file", "notify_updates"): "Database.notify_updates after close publishes quietly",
-}
+GAPS: dict[tuple[str, str], str] = {}
 
 
 class TestClose:
@@ -50,10 +47,6 @@ class TestClose:
             assert rows.completed  # by the time close returned
         assert rows.errors == []
 
-    @gaps(
-        memory="Database.close leaves table_updates subscriptions open (on the bus)",
-        file="Database.close leaves table_updates subscriptions open (on the bus)",
-    )
     async def test_close_completes_table_updates(self, db: AsyncDatabase) -> None:
         updates: Recorder[Any] = Recorder()
         with subscribed(db.table_updates(), updates):

@@ -16,10 +16,7 @@ from tests.conformance.calls import CALLS, each_call
 from tests.conformance.conftest import Shape
 
 ASYNC_SHAPES = ("memory", "file", "bridged", "remote")
-GAPS = {
-    ("memory", "notify_updates"): "Database.notify_updates works from any loop",
-    ("file", "notify_updates"): "Database.notify_updates works from any loop",
-}
+GAPS: dict[tuple[str, str], str] = {}
 BLOCKING_CALLS: dict[str, Callable[[BlockingDatabase, Path], object]] = {
     "execute": lambda db, _: db.execute("SELECT 1"),
     "execute_many": lambda db, _: db.execute_many("SELECT ?", [(1,)]),
