@@ -27,9 +27,9 @@ from rxdb.boundary.blocking_streams import OnLoop, SyncQueryStream
 from rxdb.boundary.blocks import Enter, ThreadBlock, closing, inside, opening
 from rxdb.boundary.loop_thread import LoopThread, Operation, refuse_running_loop
 from rxdb.boundary.origin import Origin
-from rxdb.engines.sqlite.workers import at_thread_shutdown
 from rxdb.errors import ClosedError
 from rxdb.rows import ExecuteResult, Row
+from rxdb.shutdown import at_thread_shutdown
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 
 __all__ = ("SyncDatabase", "SyncReadSession")

@@ -9,7 +9,6 @@ goes through :class:`Worker`.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import functools
 import sqlite3
@@ -22,7 +21,9 @@ from typing import Any, Generic, TypeVar, cast
 import aiosqlite
 import aiosqlite.core
 
-__all__ = ("Worker", "at_thread_shutdown", "uninterrupted")
+from rxdb.shutdown import at_thread_shutdown
+
+__all__ = ("Worker", "uninterrupted")
 
 T = TypeVar("T")
 C = TypeVar("C", bound=sqlite3.Connection)
@@ -212,13 +213,6 @@ def _join(conn: aiosqlite.Connection) -> None:
 
 _OPEN: weakref.WeakSet[Worker[Any]] = weakref.WeakSet()
 """Workers not closed yet (weakly: aiosqlite stops a collected connection's thread itself)."""
-
-
-def at_thread_shutdown(hook: Callable[[], None]) -> None:
-    """Call ``hook`` as the interpreter exits, *before* it joins non-daemon threads (an
-    ``atexit`` hook runs after that join: too late to stop threads that would hang it).
-    Hooks run last registered, first called."""
-    (getattr(threading, "_register_atexit", None) or atexit.register)(hook)
 
 
 def _close_left_open() -> None:
