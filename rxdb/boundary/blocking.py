@@ -225,7 +225,9 @@ class SyncDatabase:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ClosedError(f"{self!r} is closed; open a new one with rxdb.open_sync")
+            raise ClosedError(
+                f"{self!r} is closed; open a new one (rxdb.open_sync, or handle.connect_sync())"
+            )
 
     def _call(self, operation: Operation[T]) -> T:
         return self._runner.run(inside(self._local.__dict__.get("stack", []), operation))

@@ -103,7 +103,9 @@ class LoopThread:
 
     def _check(self) -> None:
         if self._stopping:
-            raise ClosedError("the database is closed; open a new one with rxdb.open_sync")
+            raise ClosedError(
+                "the database is closed; open a new one (rxdb.open_sync, or handle.connect_sync())"
+            )
 
 
 def loop_running() -> bool:
