@@ -56,6 +56,7 @@ import asyncpg
 from rxdb.updates import TableUpdate, UpdateKind
 
 __all__ = (
+    "CHECK_SQL",
     "MAX_ORIGIN",
     "PAYLOAD_VERSION",
     "SCHEMA",
@@ -63,6 +64,7 @@ __all__ = (
     "capture_installed",
     "channel_for",
     "decode_payload",
+    "ensure_triggers",
     "install_capture",
     "uninstall_capture",
 )
@@ -304,6 +306,41 @@ async def uninstall_capture(conn: asyncpg.Connection) -> None:
         await _lock_and_guard(conn)
         await conn.execute(f"DROP EVENT TRIGGER IF EXISTS {_EVENT_TRIGGER}")
         await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+
+
+# The listener's periodic check (one round trip every few seconds per process). NULL where
+# the event trigger keeps capture in step, and then it costs one catalog probe; else a
+# fingerprint of the user relations' and rules' catalog rows, whose change is someone's DDL
+# (VACUUM and ANALYZE update those rows in place: they leave it alone).
+CHECK_SQL = f"""
+WITH relations AS (
+  SELECT c.oid, c.xmin FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+    AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+), rows AS (
+  SELECT 'c' || oid::text || '/' || xmin::text AS r FROM relations
+  UNION ALL
+  SELECT 'r' || oid::text || '/' || xmin::text FROM pg_catalog.pg_rewrite WHERE oid >= 16384
+  UNION ALL
+  SELECT 'i' || inhrelid::text || '/' || inhseqno::text || '/' || xmin::text
+  FROM pg_catalog.pg_inherits
+)
+SELECT CASE
+  WHEN EXISTS (SELECT FROM pg_catalog.pg_event_trigger
+               WHERE evtname = '{_EVENT_TRIGGER}' AND evtenabled <> 'D') THEN NULL
+  ELSE (SELECT coalesce(pg_catalog.md5(pg_catalog.string_agg(r, ',' ORDER BY r)), '') FROM rows)
+END
+"""
+
+
+async def ensure_triggers(conn: asyncpg.Connection) -> bool:
+    """Put capture triggers on the tables that lack them (after someone else's DDL, where
+    no event trigger does it); ``False`` if capture is not installed in the database."""
+    if not await conn.fetchval(f"SELECT to_regprocedure('{SCHEMA}.ensure_triggers()') IS NOT NULL"):
+        return False
+    await conn.execute(f"SELECT {SCHEMA}.ensure_triggers()")
+    return True
 
 
 async def _lock_and_guard(conn: asyncpg.Connection) -> None:
