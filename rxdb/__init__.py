@@ -49,16 +49,16 @@ if TYPE_CHECKING:
     from rxdb.database import open as open
     from rxdb.database import open_sync as open_sync
     from rxdb.engines.sqlite.sessions import ReadSession as ReadSession
-    from rxdb.remote.client import Reconnect as Reconnect
-    from rxdb.remote.client import RemoteDatabase as RemoteDatabase
-    from rxdb.remote.client import RemoteReadSession as RemoteReadSession
-    from rxdb.remote.client import connect_named as connect_named
+    from rxdb.remote.client.blocks import RemoteReadSession as RemoteReadSession
+    from rxdb.remote.client.connection import Reconnect as Reconnect
+    from rxdb.remote.client.database import RemoteDatabase as RemoteDatabase
+    from rxdb.remote.handle import ServerHandle as ServerHandle
+    from rxdb.remote.names import connect_named as connect_named
     from rxdb.remote.processes.compute import compute_with_database as compute_with_database
     from rxdb.remote.processes.spawn import SpawnedServer as SpawnedServer
     from rxdb.remote.processes.spawn import spawn as spawn
-    from rxdb.remote.server import Server as Server
-    from rxdb.remote.server import ServerHandle as ServerHandle
-    from rxdb.remote.server import serve as serve
+    from rxdb.remote.server.server import Server as Server
+    from rxdb.remote.server.server import serve as serve
     from rxdb.watch.stream import QueryStream as QueryStream
     from rxdb.watch.stream import WatchStatistics as WatchStatistics
 
@@ -73,11 +73,11 @@ _LAZY: dict[str, str] = {
     "Database": "rxdb.database",
     "QueryStream": "rxdb.watch.stream",
     "ReadSession": "rxdb.engines.sqlite.sessions",
-    "Reconnect": "rxdb.remote.client",
-    "RemoteDatabase": "rxdb.remote.client",
-    "RemoteReadSession": "rxdb.remote.client",
-    "Server": "rxdb.remote.server",
-    "ServerHandle": "rxdb.remote.server",
+    "Reconnect": "rxdb.remote.client.connection",
+    "RemoteDatabase": "rxdb.remote.client.database",
+    "RemoteReadSession": "rxdb.remote.client.blocks",
+    "Server": "rxdb.remote.server.server",
+    "ServerHandle": "rxdb.remote.handle",
     "SpawnedServer": "rxdb.remote.processes.spawn",
     "SyncDatabase": "rxdb.boundary.blocking",
     "SyncQueryStream": "rxdb.boundary.blocking_streams",
@@ -85,10 +85,10 @@ _LAZY: dict[str, str] = {
     "WatchIterator": "rxdb.boundary.blocking_streams",
     "WatchStatistics": "rxdb.watch.stream",
     "compute_with_database": "rxdb.remote.processes.compute",
-    "connect_named": "rxdb.remote.client",
+    "connect_named": "rxdb.remote.names",
     "open": "rxdb.database",
     "open_sync": "rxdb.database",
-    "serve": "rxdb.remote.server",
+    "serve": "rxdb.remote.server.server",
     "spawn": "rxdb.remote.processes.spawn",
 }
 

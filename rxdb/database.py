@@ -274,6 +274,11 @@ class Database:
         """:meth:`interrupt` for any thread (e.g. a UI thread's "Cancel" button)."""
         self._engine.interrupt()
 
+    def interrupt_writer(self) -> None:
+        """Abort the statement running on the writer only, leaving reads alone (a server
+        stops one client's transaction this way). Safe from any thread."""
+        self._engine.interrupt_writer()
+
     async def backup(
         self,
         target: str | os.PathLike[str] | Database,

@@ -4,20 +4,31 @@ The hub's sockets, the database servers' default sockets and the name server's e
 live in one directory per user, which only that user may enter (mode 0700, owned by the
 effective uid, not a symlink). That rule, not a token, is what keeps other users out of a
 Unix socket, so it is checked in one place: here. Used by :mod:`rxdb.remote.hub`,
-:mod:`rxdb.remote.server` and :mod:`rxdb.remote.names`.
+:mod:`rxdb.remote.server`, :mod:`rxdb.remote.handle` and :mod:`rxdb.remote.names`.
+
+A name entry is a small JSON object in ``{name}.server.json`` (mode 0600, since it may hold a
+server's token) with the ``pid`` of the process that wrote it. An entry whose process has
+died is stale: reading it removes it, so a crashed server never sends clients to a dead
+socket for long.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
+import re
 import stat
 import tempfile
+import uuid
+from typing import Any, Final
 
-from rxdb.errors import HubError as HubError
+from rxdb.errors import HubError, NameNotFoundError, ProgrammingError
 
-__all__ = ("HubError", "socket_directory", "socket_path")
+__all__ = ("read_entry", "remove_entry", "socket_directory", "socket_path", "write_entry")
+
+_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 # A Unix socket's path must fit in sun_path (108 bytes on Linux, 104 on macOS), NUL included.
 _SUN_PATH_MAX = 103 if os.uname().sysname == "Darwin" else 107
@@ -104,3 +115,99 @@ def _ensure_private_directory(path: str) -> None:
         )
     if mode & 0o700 != 0o700:
         raise HubError(f"the hub directory {path!r} has mode {mode:04o}; it needs 0700")
+
+
+# -- name entries ---------------------------------------------------------------------------
+
+
+def write_entry(
+    name: str, data: dict[str, Any], *, pid: int | None = None, directory: str | None = None
+) -> None:
+    """Publish ``data`` under ``name`` for the process ``pid`` (default: this one); a stale
+    entry is replaced, atomically (readers never see half a file).
+
+    :raises rxdb.ProgrammingError: for a name that is not 1-100 letters, digits, '_', '.'
+        or '-'.
+    :raises FileExistsError: if a live process of another pid holds the name.
+    """
+    path = _entry_path(name, directory)
+    owner = os.getpid() if pid is None else pid
+    existing = _load(path)
+    if existing is not None and existing["pid"] != owner and _alive(existing["pid"]):
+        raise FileExistsError(
+            f"the name {name!r} is taken by a live rxdb server (pid {existing['pid']}); "
+            "choose another or stop that server"
+        )
+    temporary = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as file:
+            json.dump({**data, "name": name, "pid": owner}, file)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def read_entry(name: str, *, directory: str | None = None) -> dict[str, Any]:
+    """The entry published under ``name`` by a live process.
+
+    :raises rxdb.NameNotFoundError: if there is none, or its process is dead (the stale
+        entry is removed).
+    :raises rxdb.ProgrammingError: for a name that cannot be an entry's.
+    """
+    path = _entry_path(name, directory)
+    found = _load(path)
+    if found is None:
+        raise NameNotFoundError(f"no rxdb server is registered under the name {name!r}")
+    if not _alive(found["pid"]):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise NameNotFoundError(
+            f"the rxdb server registered as {name!r} (pid {found['pid']}) is gone; its entry "
+            "was removed"
+        )
+    return found
+
+
+def remove_entry(name: str, *, pid: int | None = None, directory: str | None = None) -> None:
+    """Remove the entry of ``name`` (only if it belongs to ``pid``, when given)."""
+    path = _entry_path(name, directory)
+    if pid is not None:
+        found = _load(path)
+        if found is None or found["pid"] != pid:
+            return
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _entry_path(name: str, directory: str | None) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ProgrammingError(
+            f"a server name is 1-100 letters, digits, '_', '.' or '-' (starting with a letter "
+            f"or digit), not {name!r}"
+        )
+    return os.path.join(socket_directory(directory), f"{name}.server.json")
+
+
+def _load(path: str) -> dict[str, Any] | None:
+    """The entry at ``path``, or ``None`` if it is missing or not an entry."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or type(data.get("pid")) is not int:
+        return None
+    return data
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

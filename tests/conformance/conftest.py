@@ -89,8 +89,7 @@ async def remote_database(tmp_path: Path) -> AsyncIterator[Shape]:
         try:
             db = await server.handle.connect()
             try:
-                # RemoteDatabase.path is "str | None" (the contract: str): a gap for rxdb.remote.
-                yield Shape("remote", db, single_connection=True)  # type: ignore[arg-type]
+                yield Shape("remote", db, single_connection=True)
             finally:
                 await db.close()
         finally:

@@ -12,7 +12,7 @@ import pytest
 
 import rxdb
 from rxdb.api import AsyncDatabase
-from tests.conformance.conftest import detached, gaps, make_t
+from tests.conformance.conftest import detached, make_t
 from tests.conftest import WAIT
 
 ENDLESS = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT n FROM c"
@@ -103,10 +103,6 @@ class TestBackup:
         with pytest.raises(rxdb.ProgrammingError):
             await db.backup(tmp_path / "copy.db", pages_per_step=pages)
 
-    @gaps(
-        remote="RemoteDatabase.backup takes a progress that is not callable; its first call "
-        "raises TypeError (not an RxdbError) from the client's loop"
-    )
     async def test_backup_refuses_a_progress_that_is_not_callable(
         self, db: AsyncDatabase, tmp_path: Path
     ) -> None:

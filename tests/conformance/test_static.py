@@ -35,7 +35,7 @@ def bridged_conforms(db: rxdb.BridgedDatabase) -> AsyncDatabase:
 
 
 def remote_conforms(db: rxdb.RemoteDatabase) -> AsyncDatabase:
-    return db  # type: ignore[return-value]  # gap: RemoteDatabase.path is "str | None"
+    return db
 
 
 def sync_conforms(db: rxdb.SyncDatabase) -> BlockingDatabase:
@@ -63,10 +63,7 @@ def blocking_stream_conforms(db: rxdb.SyncDatabase) -> BlockingRowsStream:
 
 
 def handles_conform(local: rxdb.ConnectionHandle, served: rxdb.ServerHandle) -> list[Handle]:
-    return [
-        local,
-        served,  # type: ignore[list-item]  # gap: ServerHandle has no connect_sync; its connect takes reconnect=
-    ]
+    return [local, served]
 
 
 async def test_each_shape_has_every_requirement(shape: Shape) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 import rxdb
 from rxdb.api import AsyncDatabase
-from tests.conformance.conftest import gaps, make_t
+from tests.conformance.conftest import make_t
 from tests.conftest import Recorder, subscribed
 
 COUNT = "SELECT count(*) FROM t"
@@ -65,10 +65,6 @@ class TestWatch:
             await seen.wait_for(lambda r: bool(r.errors))
         assert isinstance(seen.errors[0], rxdb.OperationalError)
 
-    @gaps(
-        remote="RemoteDatabase.watch checks nothing at the call (errors come later, or a "
-        "TypeError for parameters that are not a sequence)"
-    )
     @pytest.mark.parametrize(
         ("sql", "params"),
         [(" -- nothing", ()), ("SELECT ?", 5), ("SELECT ?", (2**70,))],

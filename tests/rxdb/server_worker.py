@@ -23,8 +23,8 @@ import sys
 from typing import Any
 
 import rxdb
-from rxdb.remote.client import connect_named
-from rxdb.remote.server import ServerHandle
+from rxdb.remote.handle import ServerHandle
+from rxdb.remote.names import connect_named
 
 
 async def insert_and_count(db: Any, first: int, count: int) -> dict[str, Any]:
@@ -38,6 +38,10 @@ async def insert_and_count(db: Any, first: int, count: int) -> dict[str, Any]:
 async def fail_with_integrity_error(db: Any) -> None:
     await db.execute("INSERT INTO t(x) VALUES (1)")
     await db.execute("INSERT INTO t(x) VALUES (1)")
+
+
+def not_async(db: Any) -> None:
+    """What compute_with_database refuses: a function it could not await."""
 
 
 async def make_memory_database() -> rxdb.Database:

@@ -7,45 +7,73 @@ import math
 import struct
 from typing import Any
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rxdb.errors import BusyError, ClosedError, IntegrityError, OperationalError, RxdbError
+from rxdb._types import BackupProgress
+from rxdb.errors import (
+    BusyError,
+    ClosedError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    ProtocolError,
+    RemoteError,
+    RxdbError,
+)
+from rxdb.remote.wire.checks import Limits
+from rxdb.remote.wire.endpoint import Endpoint
+from rxdb.remote.wire.errors import ErrorInfo, error_from_wire, error_to_wire
 from rxdb.remote.wire.frames import (
     DEFAULT_MAX_PAYLOAD,
     HEADER_SIZE,
     MAGIC,
     FrameDecoder,
-    ProtocolError,
     encode_frame,
 )
 from rxdb.remote.wire.messages import (
     PROTOCOL_VERSION,
-    ErrorInfo,
     Event,
     EventKind,
     Failure,
     Goodbye,
     Hello,
-    Limits,
     Message,
     Notify,
     Ping,
     Pong,
     Refused,
-    RemoteError,
     Request,
     Response,
     UnsupportedVersionError,
     Welcome,
     decode_message,
     encode_message,
-    error_from_wire,
-    error_to_wire,
     new_token,
     tokens_match,
+)
+from rxdb.remote.wire.operations import (
+    Backup,
+    Begin,
+    Compute,
+    End,
+    Execute,
+    ExecuteMany,
+    ExecuteScript,
+    FetchAll,
+    FetchOne,
+    Interrupt,
+    NotifyUpdates,
+    OpenFile,
+    OpenRead,
+    Operation,
+    TableUpdates,
+    TrackForeignWrites,
+    Unsubscribe,
+    UntrackForeignWrites,
+    Watch,
 )
 from rxdb.rows import ExecuteResult, Row, row_class
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
@@ -54,6 +82,7 @@ from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 # file should run in about a second.
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SOME = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+HEAD = bytes((0x94, PROTOCOL_VERSION))  # a msgpack array of 4 that starts with the version
 SMALL = Limits(max_str_len=256, max_bin_len=256, max_array_len=64, max_map_len=16, max_depth=8)
 
 
@@ -89,27 +118,55 @@ def nested(depth: int) -> Any:
     return value
 
 
+NOTIFY = NotifyTablesUpdated(
+    database="/tmp/app.db",  # a name, never opened
+    origin="p1",
+    sequence=7,
+    updates=frozenset({TableUpdate("t", UpdateKind.INSERT), TableUpdate("u")}),
+)
+
+
+def sample_operations() -> list[Operation]:
+    return [
+        Execute("INSERT INTO t VALUES (?, ?)", [1, b"x"], None),
+        Execute("INSERT INTO t VALUES (:a)", {"a": -0.0}, 3),
+        ExecuteMany("INSERT INTO t VALUES (?)", [[1], [None], ["x"]], None),
+        ExecuteScript("CREATE TABLE t(x); INSERT INTO t VALUES (1);", 2),
+        FetchAll("SELECT :a", {"a": None}, None),
+        FetchOne("SELECT ?", [2**63 - 1], 1),
+        Begin("immediate", None),
+        Begin("exclusive", 4),
+        OpenRead(True, None),
+        OpenRead(False, 2),
+        End(1, False),
+        Interrupt(),
+        Backup("/srv/copy.db", -1, 7, None),
+        Watch(5, "SELECT count(*) FROM t", [], True),
+        TableUpdates(6, ["t", "u"], [UpdateKind.INSERT, UpdateKind.DELETE]),
+        TableUpdates(6, None, None),
+        Unsubscribe(5),
+        NotifyUpdates([TableUpdate("t"), TableUpdate("u", UpdateKind.UPDATE)]),
+        TrackForeignWrites(),
+        UntrackForeignWrites(),
+        Compute("pkg.mod:fn", [1, "a", [b"x"], {"k": None}], Endpoint("unix", "/run/s.sock")),
+        Compute("pkg.mod:fn", [], Endpoint("tcp", "[::1]:8080", "00ff", "inventory")),
+        Compute("pkg.mod:fn", [], OpenFile("/srv/app.db", {"readers": 2, "foreign_poll": None})),
+    ]
+
+
 def sample_messages() -> list[Message]:
     cls = row_class(("id", "name", "blob"))
     rows = [cls((1, "a", b"\x00")), cls((2, None, b""))]
-    notify = NotifyTablesUpdated(
-        database="/tmp/app.db",
-        origin="p1",
-        sequence=7,
-        updates=frozenset({TableUpdate("t", UpdateKind.INSERT), TableUpdate("u")}),
-    )
     info = ErrorInfo("IntegrityError", "UNIQUE failed", 2067, "SQLITE_CONSTRAINT_UNIQUE", "X")
     return [
         Hello(b"secret", "client", 123, "e1"),
         Hello(None, "bus", 0, "e2"),
-        Welcome(9, "hub-epoch", "/tmp/app.db"),
-        Welcome(9, "hub-epoch"),
+        Welcome(9, "hub-epoch", "/tmp/app.db"),  # a name, never opened
         Refused("bad token"),
-        Notify(notify, "e1"),
+        Notify(NOTIFY, "e1"),
         Notify(NotifyTablesUpdated("db", "o", 1, everything=True), "e1"),
         Notify(NotifyTablesUpdated("db", "o", 2, wal_changes=(2**32 - 1, 0)), "e1"),
-        Request(1, "execute", ["INSERT INTO t VALUES (?, ?)", [1, b"x"]]),
-        Request(2, "fetch_all", {"sql": "SELECT :a", "params": {"a": None}}),
+        *(Request(i, op) for i, op in enumerate(sample_operations(), 1)),
         Response(1, ExecuteResult(1, 5, [])),
         Response(2, rows),
         Response(3, rows[0]),
@@ -117,6 +174,8 @@ def sample_messages() -> list[Message]:
         Response(5, ExecuteResult(2, None, rows)),
         Failure(3, info),
         Event(4, EventKind.NEXT, rows),
+        Event(4, EventKind.NEXT, NOTIFY),
+        Event(4, EventKind.NEXT, BackupProgress(3, 10)),
         Event(4, EventKind.ERROR, None, info),
         Event(4, EventKind.COMPLETE),
         Ping(-1),
@@ -223,18 +282,23 @@ class TestMessages:
             [PROTOCOL_VERSION, "ping", 5, 6],  # extra field
             [PROTOCOL_VERSION, "ping", True],  # bool is not an int
             [PROTOCOL_VERSION, "ping", 2**63],  # outside int64
-            [PROTOCOL_VERSION, "request", -1, "op", []],  # negative id
-            [PROTOCOL_VERSION, "request", 1, "", []],  # empty op
-            [PROTOCOL_VERSION, "request", 1, "op", "args"],  # args neither array nor map
+            [PROTOCOL_VERSION, "request", -1, ["interrupt"]],  # negative id
+            [PROTOCOL_VERSION, "request", 1, []],  # no operation
+            [PROTOCOL_VERSION, "request", 1, "interrupt"],  # not an array
+            [PROTOCOL_VERSION, "request", 1, ["teleport"]],  # unknown operation
+            [PROTOCOL_VERSION, "request", 1, ["interrupt"], 2],  # extra field
+            [PROTOCOL_VERSION, "welcome", 1, "e"],  # the database missing
             [PROTOCOL_VERSION, "hello", "token-as-str", "client", 1, "e"],
             [PROTOCOL_VERSION, "hello", b"x" * 2000, "client", 1, "e"],  # token too long
-            [PROTOCOL_VERSION, "notify", "db", "o", 1, "e", 1, [], None],  # everything not a bool
-            [PROTOCOL_VERSION, "notify", "db", "o", 1, "e", False, [["t", "upsert"]], None],
-            [PROTOCOL_VERSION, "notify", "db", "o", 1, "e", False, [["t", ["insert"]]], None],
-            [PROTOCOL_VERSION, "notify", "db", "o", 1, "e", False, [], [1]],  # wal: one value
-            [PROTOCOL_VERSION, "notify", "db", "o", 1, "e", False, [], [1, 2**32]],  # > u32
-            [PROTOCOL_VERSION, "notify", "db", "o", 1, "e", False, [], [1, True]],
-            [PROTOCOL_VERSION, "notify", "db", "o", 1, "e", False, []],  # wal missing
+            [PROTOCOL_VERSION, "notify", "e", ["db", "o", 1, 1, [], None]],  # not a bool
+            [PROTOCOL_VERSION, "notify", "e", ["db", "o", 1, False, [["t", "upsert"]], None]],
+            [PROTOCOL_VERSION, "notify", "e", ["db", "o", 1, False, [["t", ["insert"]]], None]],
+            [PROTOCOL_VERSION, "notify", "e", ["db", "o", 1, False, [], [1]]],  # wal: one value
+            [PROTOCOL_VERSION, "notify", "e", ["db", "o", 1, False, [], [1, 2**32]]],  # > u32
+            [PROTOCOL_VERSION, "notify", "e", ["db", "o", 1, False, [], [1, True]]],
+            [PROTOCOL_VERSION, "notify", "e", ["db", "o", 1, False, []]],  # wal missing
+            [PROTOCOL_VERSION, "notify", "e", ["db", "o", -1, False, [], None]],  # sequence < 0
+            [PROTOCOL_VERSION, "notify", "", ["db", "o", 1, False, [], None]],  # empty epoch
             [PROTOCOL_VERSION, "event", 1, "next", None, ["IntegrityError", "m", None, None, None]],
             [PROTOCOL_VERSION, "event", 1, "error", None, None],
             [PROTOCOL_VERSION, "event", 1, "explode", None, None],
@@ -273,7 +337,7 @@ class TestMessages:
 
     def test_msgpack_timestamps_are_refused(self) -> None:
         # fixext4 with type -1: msgpack decodes it to a Timestamp before our hook sees it.
-        payload = b"\x94\x02\xa8response\x01\xd6\xff\x00\x00\x00\x01"
+        payload = HEAD + b"\xa8response\x01\xd6\xff\x00\x00\x00\x01"
         with pytest.raises(ProtocolError):
             decode_message(payload)
 
@@ -293,7 +357,7 @@ class TestMessages:
         with pytest.raises(ProtocolError, match="type object"):
             encode_message(Response(1, object()))
         with pytest.raises(ProtocolError, match="type set"):
-            encode_message(Request(1, "op", [{1, 2}]))
+            encode_message(Request(1, Compute("m:f", [{1, 2}], Endpoint("unix", "/s"))))
 
 
 class TestValues:
@@ -347,14 +411,16 @@ class TestValues:
             encode_message(Response(1, "a\ud800b"))
         with pytest.raises(ProtocolError, match="surrogate"):
             encode_message(Response(1, [row_class(("x",))(("\udfff",))]))
-        encoded_surrogate = b"\x94\x02\xa8response\x01\xa3\xed\xa0\x80"
+        encoded_surrogate = HEAD + b"\xa8response\x01\xa3\xed\xa0\x80"
         with pytest.raises(ProtocolError, match="UTF-8"):
             decode_message(encoded_surrogate)
 
     def test_tuples_arrive_as_lists_and_bytearrays_as_bytes(self) -> None:
-        back = roundtrip(Request(1, "op", [(1, 2), bytearray(b"x"), memoryview(b"y")]))
+        args = [(1, 2), bytearray(b"x"), memoryview(b"y")]
+        back = roundtrip(Request(1, Compute("m:f", args, Endpoint("unix", "/s"))))
         assert isinstance(back, Request)
-        assert back.args == [[1, 2], b"x", b"y"]
+        assert isinstance(back.operation, Compute)
+        assert back.operation.args == [[1, 2], b"x", b"y"]
 
     def test_rows_keep_their_column_names(self) -> None:
         cls = row_class(("id", "Name"))
@@ -537,3 +603,154 @@ class TestFuzz:
             return
         with contextlib.suppress(ProtocolError):
             decode_message(payload, SMALL)
+
+
+class TestOperations:
+    @pytest.mark.parametrize("operation", sample_operations(), ids=lambda o: type(o).__name__)
+    def test_every_operation_round_trips_as_its_own_class(self, operation: Operation) -> None:
+        back = roundtrip(Request(7, operation))
+        assert isinstance(back, Request)
+        assert type(back.operation) is type(operation)
+        assert back.operation == operation
+
+    @pytest.mark.parametrize(
+        "operation",
+        [
+            Execute(123, [], None),  # type: ignore[arg-type]
+            Execute("SELECT ?", [[1]], None),  # a parameter that is no SQL value
+            Execute("SELECT ?", [object()], None),
+            Execute("SELECT :a", {1: 2}, None),  # type: ignore[dict-item]
+            Execute("SELECT 1", (1,), None),  # type: ignore[arg-type]
+            FetchAll("SELECT 1", [], "block"),  # type: ignore[arg-type]
+            Begin("sometimes", None),  # type: ignore[arg-type]
+            OpenRead(1, None),  # type: ignore[arg-type]
+            Backup("/srv/x.db", 2**40, None, None),
+            Backup("/srv/x.db", True, None, None),
+            TableUpdates(1, None, ["insert"]),  # type: ignore[list-item]
+            Compute("m:f", [], "/srv/app.db"),  # type: ignore[arg-type]
+        ],
+        ids=repr,
+    )
+    def test_fields_of_the_wrong_type_are_refused_before_they_are_sent(
+        self, operation: Operation
+    ) -> None:
+        with pytest.raises(ProtocolError):
+            encode_message(Request(1, operation))
+
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            ["execute", "SELECT 1", [], None, None],  # a field too many
+            ["execute", "SELECT 1", []],  # a field missing
+            ["execute", b"SELECT 1", [], None],  # the SQL as bytes
+            ["execute", "SELECT ?", [[1]], None],
+            ["execute", "SELECT ?", "1", None],
+            ["execute", "SELECT 1", [], -1],  # a negative block id
+            ["execute_many", "SELECT ?", [[1], 2], None],
+            ["begin", "sometimes", None],
+            ["begin", 1, None],
+            ["read", 1, None],
+            ["end", 1, None],
+            ["backup", "/x.db", -(2**31) - 1, None, None],
+            ["watch", -1, "SELECT 1", [], True],
+            ["table_updates", 1, "t", None],
+            ["table_updates", 1, [1], None],
+            ["table_updates", 1, None, ["upsert"]],
+            ["notify_updates", [["t", "upsert"]]],
+            ["notify_updates", "t"],
+            ["compute", "", [], ["file", "/x.db", {}]],  # no function
+            ["compute", "m:f", "args", ["file", "/x.db", {}]],
+            ["compute", "m:f", [], ["file", "/x.db"]],
+            ["compute", "m:f", [], ["server", "udp", "/s", None, None]],
+            ["compute", "m:f", [], ["server", "tcp", "nohost", None, None]],
+            ["compute", "m:f", [], ["server", "unix", "/s", "not hex", None]],
+            ["compute", "m:f", [], ["elsewhere"]],
+            [7],
+            "execute",
+        ],
+        ids=repr,
+    )
+    def test_malformed_operations_raise_protocol_error(self, fields: Any) -> None:
+        payload = msgpack.packb([PROTOCOL_VERSION, "request", 1, fields], use_bin_type=True)
+        with pytest.raises(ProtocolError):
+            decode_message(payload)
+
+    @SOME
+    @given(
+        st.sampled_from(
+            [
+                *("execute", "fetch_all", "begin", "read", "end", "backup", "watch", "compute"),
+                *("table_updates", "notify_updates", "unsubscribe", "execute_many"),
+            ]
+        ),
+        st.lists(
+            st.recursive(
+                st.none()
+                | st.booleans()
+                | st.integers(-(2**63), 2**63 - 1)
+                | st.text(max_size=8)
+                | st.binary(max_size=8),
+                lambda inner: st.lists(inner, max_size=3),
+                max_leaves=6,
+            ),
+            max_size=6,
+        ),
+    )
+    def test_any_fields_for_an_operation_raise_only_protocol_error(
+        self, tag: str, fields: list[Any]
+    ) -> None:
+        payload = msgpack.packb([PROTOCOL_VERSION, "request", 1, [tag, *fields]])
+        with contextlib.suppress(ProtocolError):
+            decode_message(payload, SMALL)
+
+
+class TestTableUpdates:
+    def test_notify_and_table_update_events_share_one_encoding(self) -> None:
+        message = NotifyTablesUpdated("/srv/app.db", "o", 3, NOTIFY.updates, wal_changes=(4, 5))
+        notify = msgpack.unpackb(encode_message(Notify(message, "e")))
+        event = msgpack.unpackb(encode_message(Event(1, EventKind.NEXT, message)))
+        ext = event[4]
+        assert ext.code == 4
+        assert msgpack.unpackb(ext.data) == notify[3]
+        back = roundtrip(Event(1, EventKind.NEXT, message))
+        assert isinstance(back, Event)
+        assert back.value == message
+
+    def test_equal_messages_encode_to_equal_bytes(self) -> None:
+        updates = [TableUpdate(t, k) for t in "cab" for k in (None, *UpdateKind)]
+        first = NotifyTablesUpdated("db", "o", 1, frozenset(updates))
+        second = NotifyTablesUpdated("db", "o", 1, frozenset(reversed(updates)))
+        assert encode_message(Notify(first, "e")) == encode_message(Notify(second, "e"))
+
+
+class TestEndpoints:
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            ("udp", "/s"),
+            ("unix", ""),
+            ("tcp", "localhost"),
+            ("tcp", "localhost:http"),
+            ("tcp", "localhost:70000"),
+            ("tcp", ":80"),
+            ("unix", "/s", "not hex"),
+            ("unix", "/s", None, 7),
+        ],
+        ids=repr,
+    )
+    def test_a_malformed_endpoint_is_a_programming_error(self, fields: tuple[Any, ...]) -> None:
+        with pytest.raises(ProgrammingError):
+            Endpoint(*fields)
+
+    def test_json_round_trips_and_is_checked(self) -> None:
+        endpoint = Endpoint("tcp", "[::1]:8080", "00ff", "inventory")
+        assert Endpoint.from_json(endpoint.to_json()) == endpoint
+        malformed: list[Any] = [None, [], {"kind": "tcp"}, {"kind": "unix", "address": 7}]
+        for data in malformed:
+            with pytest.raises(ProgrammingError):
+                Endpoint.from_json(data)
+
+    def test_a_frame_decoder_needs_a_usable_limit(self) -> None:
+        for limit in (0, -1, 2**32, 1.5):
+            with pytest.raises(ProgrammingError, match="max_payload"):
+                FrameDecoder(max_payload=limit)  # type: ignore[arg-type]

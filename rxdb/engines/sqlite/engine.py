@@ -334,10 +334,14 @@ class Engine:
 
     def interrupt(self) -> None:
         """Abort the statements running now on every connection. Safe from any thread."""
-        if self._writer is not None:
-            self._writer.worker.interrupt()
+        self.interrupt_writer()
         for reader in self._readers.readers if self._readers is not None else ():
             reader.interrupt()
+
+    def interrupt_writer(self) -> None:
+        """Abort the statement running now on the writer only. Safe from any thread."""
+        if self._writer is not None:
+            self._writer.worker.interrupt()
 
     async def backup(
         self,

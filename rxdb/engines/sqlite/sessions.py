@@ -51,6 +51,13 @@ class ReadSession:
             raise ClosedError("this read session ended with its 'async with db.read()' block")
         return self._worker
 
+    def interrupt(self) -> None:
+        """Abort the statement this session runs now, on its own connection (a server stops
+        one client's read block this way). Safe from any thread; nothing happens once the
+        block has ended."""
+        if self._open:
+            self._worker.interrupt()
+
     def end(self) -> None:
         self._open = False
 

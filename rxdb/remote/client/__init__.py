@@ -1,23 +1,14 @@
-"""The client side of server mode (see :mod:`rxdb.remote.client.database`)."""
+"""The client side of server mode: :class:`RemoteDatabase`, the async database contract over
+one connection to a server (modules: :mod:`.database` the shape, :mod:`.connection` the
+connection and reconnection, :mod:`.subscriptions` watches, :mod:`.blocks` transaction and
+read blocks, :mod:`.answers` what the server's answers must be).
 
-from rxdb.remote.client.database import (
-    ConnectionLostError,
-    Reconnect,
-    RemoteDatabase,
-    RemoteReadSession,
-    RemoteStream,
-    ServerRefusedError,
-    connect,
-    connect_named,
-)
+Internal, except for the names :mod:`rxdb` exports: not covered by rxdb's versioning.
+"""
 
-__all__ = (
-    "ConnectionLostError",
-    "Reconnect",
-    "RemoteDatabase",
-    "RemoteReadSession",
-    "RemoteStream",
-    "ServerRefusedError",
-    "connect",
-    "connect_named",
-)
+from rxdb.remote.client.blocks import RemoteReadSession
+from rxdb.remote.client.connection import Reconnect
+from rxdb.remote.client.database import RemoteDatabase, connect
+from rxdb.remote.client.subscriptions import RemoteStream
+
+__all__ = ("Reconnect", "RemoteDatabase", "RemoteReadSession", "RemoteStream", "connect")

@@ -1,10 +1,12 @@
-"""One process's link to the others for one database: the election, the hub's side, the
-member's side, and the resync when a message may have been lost.
+"""One process's link to the others for one database: the election, the member's side,
+and the resync when a message may have been lost.
 
 :mod:`rxdb.remote.hub` explains the design and is the way in (:func:`~rxdb.remote.hub.join`
-counts the joins and hands out :class:`~rxdb.remote.hub.Membership` handles); this module
-is the machinery behind one handle, split off so that each stays readable. Everything here
-runs on the process's hub thread (see :mod:`rxdb.remote.hub`).
+counts the joins and hands out :class:`~rxdb.remote.hub.Membership` handles); this module is
+the machinery behind one handle, and :mod:`rxdb.remote.hub.hosting` the hub's side of it.
+Everything here runs on the process's hub thread (see :mod:`rxdb.remote.hub.membership`).
+
+Internal: not covered by rxdb's versioning.
 """
 
 from __future__ import annotations
@@ -12,126 +14,44 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import fcntl
-import functools
 import itertools
-import logging
 import os
 import random
-import socket
 import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
-from typing import Literal
 
 from rxdb.bus import Bus, Subscription
-from rxdb.remote.wire.frames import HANDSHAKE_MAX_PAYLOAD, ProtocolError, encode_frame
+from rxdb.errors import ProtocolError
+from rxdb.remote.hub.hosting import Hosting, try_to_host
+from rxdb.remote.hub.tuning import LOG, MEMBER_ROLE, TUNING, Role, hub_channel
+from rxdb.remote.wire.channel import Channel
+from rxdb.remote.wire.frames import encode_frame
 from rxdb.remote.wire.messages import (
     Goodbye,
     Hello,
     Message,
     Notify,
-    Ping,
-    Pong,
     Refused,
     Welcome,
-    decode_message,
     encode_message,
 )
-from rxdb.remote.wire.stream import FramedStream
 from rxdb.updates import NotifyTablesUpdated
 
-__all__ = ("TUNING", "Link", "Role", "Tuning")
+__all__ = ("Link",)
 
-LOG = logging.getLogger("rxdb.remote.hub")
-
-Role = Literal["hub", "member"]
-
-_MEMBER_ROLE = "member"
-_READ_CHUNK = 64 * 1024
 _REMEMBERED_ORIGINS = 4096
-
-
-@dataclass(slots=True)
-class Tuning:
-    """Timings and limits of every link in this process (mutable, for tests and tuning)."""
-
-    ping_interval: float = 5.0
-    """Seconds between a member's pings; a hub answers each with a pong."""
-    peer_timeout: float = 15.0
-    """Seconds of silence after which a peer (either side) is taken for dead."""
-    handshake_timeout: float = 5.0
-    """Seconds a new connection has to complete Hello/Welcome."""
-    join_timeout: float = 2.0
-    """Seconds :func:`join` waits for the first connection before returning anyway (the link
-    keeps trying in the background and resyncs when it gets through)."""
-    backoff_min: float = 0.005
-    backoff_max: float = 0.25
-    max_payload: int = 1 << 20
-    """Largest Notify accepted after the handshake (a commit naming ~30 000 tables fits)."""
-    max_buffered: int = 8 << 20
-    """Bytes queued for one peer before it is dropped as too slow (it resyncs on return)."""
-
-
-TUNING = Tuning()
-
-
-# ---------------------------------------------------------------------------------------
-# One connection
-
-
-class _Connection(FramedStream):
-    """A peer of a hub, or a member's link to its hub."""
-
-    __slots__ = ()
-
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, label: str
-    ) -> None:
-        super().__init__(
-            reader,
-            writer,
-            label,
-            HANDSHAKE_MAX_PAYLOAD,
-            read_chunk=_READ_CHUNK,
-            log=LOG,
-            too_slow="dropping the connection %s: it reads too slowly (%d bytes queued); it "
-            "will resync when it reconnects",
-        )
-
-    def send(self, message: Message) -> None:
-        self.relay(encode_frame(encode_message(message)))
-
-    def relay(self, frame: bytes) -> bool:
-        """Queue ``frame`` (see :meth:`FramedStream.send_frame`) under ``TUNING``'s limit."""
-        return self.send_frame(frame, TUNING.max_buffered)
 
 
 def _frame(message: Message) -> bytes:
     return encode_frame(encode_message(message))
 
 
-# ---------------------------------------------------------------------------------------
-# The link of one process to the others, for one database
-
-
-class _Hosting:
-    """What a link holds while it is the hub: the lock, the listening server, the peers."""
-
-    def __init__(self, lock_fd: int) -> None:
-        self.lock_fd = lock_fd
-        self.server: asyncio.Server | None = None
-        self.peers: set[_Connection] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    def fds(self) -> list[int]:
-        fds = [] if self.server is None else [int(s.fileno()) for s in self.server.sockets]
-        return fds + [peer.fileno() for peer in self.peers]
-
-
 class Link:
+    """This process's link for one database (one per bus and key): a member of the hub, or
+    the hub itself."""
+
     def __init__(
         self, key: str, bus: Bus, directory: str, path: str, loop: asyncio.AbstractEventLoop
     ) -> None:
@@ -139,7 +59,6 @@ class Link:
         self.bus = bus
         self.directory = directory
         self.path = path
-        self.lock_path = path + ".lock"
         self.loop = loop
         self.epoch = uuid.uuid4().hex[:16]
         self.origin = f"{os.getpid()}:hub-{uuid.uuid4().hex[:12]}"
@@ -156,8 +75,8 @@ class Link:
         self.elections = 0
         self._resync_sequence = itertools.count(1)
         self._seen: OrderedDict[str, tuple[str, int]] = OrderedDict()
-        self._hosting: _Hosting | None = None
-        self._upstream: _Connection | None = None
+        self._hosting: Hosting | None = None
+        self._upstream: Channel | None = None
         self._closing = False
         self._subscription: Subscription = bus.subscribe(
             key, self._local, loop=loop, wanted=self._forwards
@@ -196,15 +115,17 @@ class Link:
             LOG.warning("hub of %s: cannot send %r (%s); others resync", self.key, message, error)
             self._resync(f"a local message could not be sent: {error}", broadcast=True)
             return
-        self._forward(frame, None)
+        self.forward(frame, None)
 
-    def _forward(self, frame: bytes, sender: _Connection | None) -> None:
+    def forward(self, frame: bytes, sender: Channel | None) -> None:
+        """Send a Notify frame to the other processes: to every peer but ``sender`` (as the
+        hub), or to the hub."""
         hosting = self._hosting
         if hosting is not None:
             for peer in hosting.peers:
-                if peer is not sender and peer.relay(frame):
+                if peer is not sender and peer.send_frame(frame):
                     self.sent += 1
-        elif self._upstream is not None and self._upstream.relay(frame):
+        elif self._upstream is not None and self._upstream.send_frame(frame):
             self.sent += 1
 
     def _resync(self, reason: str, *, broadcast: bool) -> None:
@@ -216,9 +137,9 @@ class Link:
         self.resyncs += 1
         self.bus.publish(message)
         if broadcast:
-            self._forward(_frame(Notify(message, self.epoch)), None)
+            self.forward(_frame(Notify(message, self.epoch)), None)
 
-    def _deliver(self, notify: Notify, connection: _Connection) -> None:
+    def deliver(self, notify: Notify) -> None:
         """A Notify from another process: publish it here, resync if something was lost."""
         message = notify.message
         if message.database != self.key:
@@ -284,31 +205,40 @@ class Link:
                 self._resync("connected to the hub again", broadcast=True)
             if not self.first_connection.done():
                 self.first_connection.set_result(None)
-            if isinstance(outcome, _Hosting):
-                await self._host(outcome)
+            if isinstance(outcome, Hosting):
+                try:
+                    await outcome.serve()
+                finally:
+                    self._hosting = None
+                    self.role = "member"
             else:
                 await self._follow(outcome)
             self.connected = False
             if not self._closing:
                 self._resync("lost the hub", broadcast=False)
 
-    async def _elect(self) -> _Hosting | _Connection | None:
+    async def _elect(self) -> Hosting | Channel | None:
         connection = await self._connect()
         if connection is not None:
             return connection
-        return await self._try_to_host()
+        hosting = await try_to_host(self)
+        if hosting is not None:
+            self.elections += 1
+            self._hosting = hosting
+            self.role = "hub"
+        return hosting
 
-    async def _connect(self) -> _Connection | None:
+    async def _connect(self) -> Channel | None:
         try:
             reader, writer = await asyncio.open_unix_connection(self.path)
         except (FileNotFoundError, ConnectionRefusedError):
             return None
-        connection = _Connection(reader, writer, f"to the hub at {self.path}")
+        connection = hub_channel(reader, writer, f"to the hub at {self.path}")
         try:
-            uid = connection.peer_uid()
+            uid = connection.stream.peer_uid()
             if uid is not None and uid != os.geteuid():
                 raise ProtocolError(f"the hub runs as uid {uid}, not {os.geteuid()}")
-            connection.send(Hello(None, _MEMBER_ROLE, os.getpid(), self.epoch))
+            connection.send(Hello(None, MEMBER_ROLE, os.getpid(), self.epoch))
             reply = await connection.receive(TUNING.handshake_timeout)
             if reply is None:
                 raise ConnectionResetError("the hub closed the connection during the handshake")
@@ -320,157 +250,30 @@ class Link:
                 raise ProtocolError(f"the hub serves {reply.database!r}, not {self.key!r}")
         except (OSError, ProtocolError, TimeoutError) as error:
             LOG.debug("hub of %s: handshake failed: %s", self.key, error)
-            await connection.close()
+            await connection.stream.close()
             return None
         except BaseException:
-            await connection.close()
+            await connection.stream.close()
             raise
-        connection.decoder.max_payload = TUNING.max_payload
+        connection.stream.decoder.max_payload = TUNING.max_payload
         return connection
 
-    async def _try_to_host(self) -> _Hosting | None:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        except BaseException:
-            os.close(fd)
-            raise
-        sock: socket.socket | None = None
-        try:
-            # Holding the lock, we are the only one who may bind: whatever file is there
-            # belongs to a dead hub.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.bind(self.path)
-            os.chmod(self.path, 0o600)  # the directory is 0700 already; belt and braces
-            sock.listen(128)
-            hosting = _Hosting(fd)
-            hosting.server = await asyncio.start_unix_server(
-                functools.partial(self._accept, hosting), sock=sock
-            )
-        except BaseException:
-            if sock is not None:
-                sock.close()
-            with contextlib.suppress(OSError):
-                os.unlink(self.path)
-            os.close(fd)
-            raise
-        self.elections += 1
-        self._hosting = hosting
-        self.role = "hub"
-        LOG.info("this process (pid %d) is now the hub of %s", os.getpid(), self.key)
-        return hosting
-
-    async def _host(self, hosting: _Hosting) -> None:
-        try:
-            await asyncio.Future()  # until leave() cancels the supervisor
-        finally:
-            self._hosting = None
-            self.role = "member"
-            if hosting.server is not None:
-                hosting.server.close()
-            for peer in list(hosting.peers):
-                with contextlib.suppress(Exception):
-                    peer.send(Goodbye("the hub is leaving"))
-                peer.writer.close()
-            for task in list(hosting.tasks):
-                task.cancel()  # _accept ends quietly: asyncio 3.11 logs a cancelled handler
-            await asyncio.gather(*hosting.tasks, return_exceptions=True)
-            # Unlink while still holding the lock: nobody else can have bound the path.
-            with contextlib.suppress(OSError):
-                os.unlink(self.path)
-            os.close(hosting.lock_fd)
-
-    async def _accept(
-        self, hosting: _Hosting, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        connection = _Connection(reader, writer, f"{self.path}#{id(writer):x}")
-        if self._hosting is not hosting:
-            await connection.close()
-            return
-        task = asyncio.current_task()
-        assert task is not None
-        hosting.tasks.add(task)
-        try:
-            await self._serve_peer(hosting, connection)
-        except ProtocolError as error:
-            LOG.warning("hub of %s: closing connection %s: %s", self.key, connection.label, error)
-            with contextlib.suppress(Exception):
-                connection.send(Refused(str(error)))
-        except TimeoutError:
-            LOG.warning(
-                "hub of %s: closing connection %s: silent for too long", self.key, connection.label
-            )
-        except OSError as error:
-            LOG.debug("hub of %s: connection %s failed: %s", self.key, connection.label, error)
-        except Exception:
-            LOG.exception("hub of %s: closing connection %s", self.key, connection.label)
-        except asyncio.CancelledError:
-            if self._hosting is hosting:
-                raise
-            # Cancelled by _host on the way out. Ending normally keeps asyncio's server
-            # callback (3.11) from logging the cancellation as an error.
-        finally:
-            hosting.peers.discard(connection)
-            hosting.tasks.discard(task)
-            await connection.close()
-
-    async def _serve_peer(self, hosting: _Hosting, connection: _Connection) -> None:
-        uid = connection.peer_uid()
-        if uid is not None and uid != os.geteuid():
-            raise ProtocolError(f"peer runs as uid {uid}, not {os.geteuid()}")
-        hello = await connection.receive(TUNING.handshake_timeout)
-        if hello is None:
-            return
-        if not isinstance(hello, Hello) or hello.role != _MEMBER_ROLE:
-            raise ProtocolError(f"expected Hello from a member, got {type(hello).__name__}")
-        connection.label = f"of pid {hello.process_id}"
-        connection.decoder.max_payload = TUNING.max_payload
-        # Join the broadcast set before the Welcome: whatever is committed after the member
-        # resyncs reaches it.
-        hosting.peers.add(connection)
-        connection.send(Welcome(os.getpid(), self.epoch, self.key))
-        while True:
-            payload = await connection.receive_payload(TUNING.peer_timeout)
-            if payload is None:
-                return
-            message = decode_message(payload)
-            if isinstance(message, Notify):
-                self._deliver(message, connection)
-                self._forward(encode_frame(payload), connection)
-            elif isinstance(message, Ping):
-                connection.send(Pong(message.nonce))
-            elif isinstance(message, Pong):
-                pass
-            elif isinstance(message, Goodbye):
-                return
-            else:
-                raise ProtocolError(f"unexpected {type(message).__name__} from a member")
-
-    async def _follow(self, connection: _Connection) -> None:
+    async def _follow(self, connection: Channel) -> None:
         self._upstream = connection
-        pinger = self.loop.create_task(self._ping(connection))
+
+        def handle(message: Message, payload: bytes) -> None:
+            if not isinstance(message, Notify):
+                raise ProtocolError(f"unexpected {type(message).__name__} from the hub")
+            self.deliver(message)
+
         try:
-            while True:
-                message = await connection.receive(TUNING.peer_timeout)
-                if message is None:
-                    LOG.info("hub of %s: the hub closed the connection", self.key)
-                    return
-                if isinstance(message, Notify):
-                    self._deliver(message, connection)
-                elif isinstance(message, Ping):
-                    connection.send(Pong(message.nonce))
-                elif isinstance(message, Pong):
-                    pass
-                elif isinstance(message, Goodbye):
-                    LOG.info("hub of %s: the hub said goodbye: %s", self.key, message.reason)
-                    return
-                else:
-                    raise ProtocolError(f"unexpected {type(message).__name__} from the hub")
+            goodbye = await connection.converse(
+                handle, patience=TUNING.peer_timeout, ping_every=TUNING.ping_interval
+            )
+            if goodbye is None:
+                LOG.info("hub of %s: the hub closed the connection", self.key)
+            else:
+                LOG.info("hub of %s: the hub said goodbye: %s", self.key, goodbye)
         except ProtocolError as error:
             LOG.warning("hub of %s: closing the connection to the hub: %s", self.key, error)
         except TimeoutError:
@@ -481,16 +284,10 @@ class Link:
             LOG.exception("hub of %s: closing the connection to the hub", self.key)
         finally:
             self._upstream = None
-            pinger.cancel()
             if self._closing:
                 with contextlib.suppress(Exception):
                     connection.send(Goodbye("leaving"))
-            await connection.close()
-
-    async def _ping(self, connection: _Connection) -> None:
-        for nonce in itertools.count(1):
-            await asyncio.sleep(TUNING.ping_interval)
-            connection.send(Ping(nonce))
+            await connection.stream.close()
 
     def others_present(self) -> bool:
         hosting = self._hosting
@@ -513,7 +310,7 @@ class Link:
         hosting = self._hosting
         fds = [] if hosting is None else hosting.fds()
         if self._upstream is not None:
-            fds.append(self._upstream.fileno())
+            fds.append(self._upstream.stream.fileno())
         return [fd for fd in fds if fd >= 0]
 
     def abandon(self) -> None:

@@ -1,25 +1,7 @@
-"""The cross-process notification hub: processes on one machine that open the same database
-file see each other's commits, with no configuration.
+"""The hub's way in: :func:`join` counts the joins of one database per process and bus and
+hands out :class:`Membership` handles; every link runs on one *hub thread* of the process.
 
-Every process that joins a database (identified by ``key``, the file's real path) runs one
-*link* for it. Links find each other through a Unix socket whose name derives from the key,
-in a directory only the user can enter. One link is the *hub*: it listens on the socket and
-relays each :class:`~rxdb.remote.wire.messages.Notify` from one member to all the others. The
-others are *members*: one connection each to the hub. The hub's own process takes part
-through its local bus, like any member.
-
-Who is the hub is decided by an exclusive ``flock`` on ``{socket}.lock``: whoever holds it
-binds the socket; everyone else connects. The kernel drops the lock when its holder dies
-(even by ``kill -9``), so a survivor takes over. Delivery is at most once; what makes that
-safe is the *resync*: a message that says "anything may have changed" (``everything=True``),
-published locally whenever a message may have been lost -- a gap in an origin's sequence
-numbers, a new epoch, a lost or new connection to the hub.
-
-Every link of the process runs on one *hub thread*, an event loop of its own started by the
-first :func:`join` and stopped after the last link closes: the sockets do not depend on any
-application loop staying alive (a database on a worker thread's loop may close while one on
-the main loop carries on). Publishing onto the bus is thread-safe; each database receives on
-its own loop.
+Internal: not covered by rxdb's versioning (:mod:`rxdb.remote.hub` explains the design).
 """
 
 from __future__ import annotations
@@ -27,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import logging
 import os
 import threading
 from collections.abc import Callable, Collection
@@ -35,21 +16,11 @@ from dataclasses import dataclass
 
 from rxdb.boundary.loop_thread import LoopThread
 from rxdb.bus import Bus
-from rxdb.remote.hub.link import TUNING, Link, Role, Tuning
-from rxdb.remote.runtime import HubError, socket_directory, socket_path
+from rxdb.remote.hub.link import Link
+from rxdb.remote.hub.tuning import LOG, TUNING, Role
+from rxdb.remote.runtime import socket_directory, socket_path
 
-__all__ = (
-    "TUNING",
-    "HubError",
-    "HubStatistics",
-    "Membership",
-    "Tuning",
-    "join",
-    "socket_directory",
-    "socket_path",
-)
-
-LOG = logging.getLogger("rxdb.remote.hub")
+__all__ = ("HubStatistics", "Membership", "join")
 
 
 @dataclass(frozen=True, slots=True)

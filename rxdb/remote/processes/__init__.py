@@ -1,1 +1,6 @@
-"""Worker processes: a spawned server, and ``compute_with_database``."""
+"""Worker processes: :func:`~rxdb.remote.processes.spawn.spawn` a server process that owns a
+database, and :func:`~rxdb.remote.processes.compute.compute_with_database` (modules:
+:mod:`.worker` both ends of the command line).
+
+Internal, except for the names :mod:`rxdb` exports: not covered by rxdb's versioning.
+"""

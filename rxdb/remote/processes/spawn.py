@@ -1,9 +1,9 @@
 """Start a server process that owns a database (``:memory:`` included) and serves it.
 
-The child is ``sys.executable -m rxdb.remote.processes.worker serve``. Its configuration goes in as
-one JSON line on its stdin (strings, numbers, booleans: never pickle, and the token stays
-out of the process list); it answers with one JSON line on stdout carrying the
-:class:`~rxdb.remote.server.ServerHandle`. It serves until its stdin says ``stop`` or
+The child is ``sys.executable -m rxdb.remote.processes.worker serve``. Its configuration
+goes in as one JSON line on its stdin (strings, numbers, booleans: never pickle, and the
+token stays out of the process list); it answers with one JSON line on stdout carrying the
+:class:`~rxdb.remote.handle.ServerHandle`. It serves until its stdin says ``stop`` or
 closes -- so a child never outlives a parent that died without shutting it down.
 """
 
@@ -16,14 +16,11 @@ import os
 from collections.abc import Callable
 from typing import Any, Final
 
-from rxdb.errors import SpawnError as SpawnError
-from rxdb.remote.processes.worker import (  # the first is re-exported
-    function_reference,
-    start_worker,
-)
-from rxdb.remote.server import ServerHandle
+from rxdb.errors import ProgrammingError, SpawnError
+from rxdb.remote.handle import ServerHandle
+from rxdb.remote.processes.worker import function_reference, start_worker
 
-__all__ = ("SpawnError", "SpawnedServer", "function_reference", "spawn")
+__all__ = ("SpawnedServer", "spawn")
 
 STOP_TIMEOUT: Final = 10.0
 
@@ -103,9 +100,10 @@ async def spawn(
         (``"module:qualname"``), so the child must be able to import its module. A string is
         always a path.
     :param options: options of :class:`rxdb.Database` (JSON values only), for a path.
-    :param host, port, token, name, allow_remote: as for :func:`rxdb.remote.server.serve`.
-    :raises SpawnError: if the child fails to start or to open the database.
-    :raises TypeError: for a factory that is not a module-level function.
+    :param host, port, token, name, allow_remote: as for :func:`rxdb.serve`.
+    :raises rxdb.SpawnError: if the child fails to start or to open the database.
+    :raises rxdb.ProgrammingError: for a factory that is not a module-level function, or
+        options that are not JSON values.
     """
     config: dict[str, Any] = {
         "host": host,
@@ -121,25 +119,41 @@ async def spawn(
         config["path"] = os.fspath(path_or_factory)
     try:
         line = json.dumps(config).encode() + b"\n"
-    except TypeError as error:
-        raise TypeError(f"spawn options must be JSON values: {error}") from None
+    except (TypeError, ValueError) as error:
+        raise ProgrammingError(f"spawn options must be JSON values: {error}") from None
     process = await start_worker("serve")
-    assert process.stdin is not None
-    assert process.stdout is not None
     try:
+        if process.stdin is None or process.stdout is None:
+            raise SpawnError("the server process has no pipes to talk through")
         process.stdin.write(line)
         await process.stdin.drain()
         answer = await asyncio.wait_for(process.stdout.readline(), startup_timeout)
         if not answer:
             code = await process.wait()
             raise SpawnError(f"the server process exited with code {code} before it was ready")
-        reply = json.loads(answer)
-        if reply.get("event") != "ready":
-            raise SpawnError(
-                f"the server process failed to start: {reply.get('error', 'unknown error')}"
-            )
-        handle = ServerHandle.from_json(reply["handle"])
+        handle = _handle_in(answer)
     except BaseException:
         await _stop(process)
         raise
     return SpawnedServer(process, handle)
+
+
+def _handle_in(answer: bytes) -> ServerHandle:
+    """The handle in the child's first line, which says ready or why not.
+
+    :raises rxdb.SpawnError: if it failed, or said something else.
+    """
+    try:
+        reply = json.loads(answer)
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict):
+        raise SpawnError(f"the server process answered {answer[:200]!r}, not its handle")
+    if reply.get("event") != "ready":
+        raise SpawnError(
+            f"the server process failed to start: {reply.get('error', 'unknown error')}"
+        )
+    try:
+        return ServerHandle.from_json(reply.get("handle"))
+    except ProgrammingError as error:
+        raise SpawnError(f"the server process answered a broken handle: {error}") from None

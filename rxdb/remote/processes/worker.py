@@ -1,18 +1,19 @@
-"""rxdb's worker processes, behind :func:`rxdb.remote.processes.spawn.spawn` and
-:func:`rxdb.remote.processes.compute.compute_with_database`: both ends of the command line.
+"""rxdb's worker processes, behind :func:`rxdb.spawn` and :func:`rxdb.compute_with_database`:
+both ends of the command line.
 
-The parent's end: :func:`start_worker` starts ``sys.executable -m rxdb.remote.processes.worker
-<command>`` with pipes on stdin and stdout, and :func:`function_reference` turns a function
-into the ``"module:qualname"`` that the child's :func:`resolve` imports back.
+The parent's end: :func:`start_worker` starts ``sys.executable -m
+rxdb.remote.processes.worker <command>`` with pipes on stdin and stdout, and
+:func:`function_reference` turns a function into the ``"module:qualname"`` that the child's
+:func:`resolve` imports back.
 
 The child's end:
 
 ``python -m rxdb.remote.processes.worker serve``: read one JSON line of configuration, open
-(or make) the database, serve it, print ``{"event": "ready", "handle": ...}``, and serve until stdin
-says ``stop`` or closes.
+(or make) the database, serve it, print ``{"event": "ready", "handle": ...}``, and serve
+until stdin says ``stop`` or closes.
 
-``python -m rxdb.remote.processes.worker compute``: read one rxdb frame (a ``Request`` whose
-args name the function, the target database and the arguments) from stdin, run the function, write
+``python -m rxdb.remote.processes.worker compute``: read one rxdb frame (a ``Request`` of a
+:class:`~rxdb.remote.wire.operations.Compute` operation) from stdin, run the function, write
 one frame (``Response`` or ``Failure``) to stdout. Only the rxdb protocol crosses: values are
 checked on both sides, and nothing is unpickled.
 """
@@ -27,38 +28,40 @@ import sys
 from collections.abc import Callable
 from typing import Any, Literal
 
-from rxdb.remote.wire.frames import FrameDecoder, ProtocolError, encode_frame
-from rxdb.remote.wire.messages import (
-    Failure,
-    Request,
-    Response,
-    decode_message,
-    encode_message,
-    error_to_wire,
-)
+from rxdb.database import Database
+from rxdb.database import open as open_database
+from rxdb.errors import ProgrammingError, ProtocolError
+from rxdb.remote.client.database import connect
+from rxdb.remote.server.server import serve
+from rxdb.remote.wire.errors import error_to_wire
+from rxdb.remote.wire.frames import FrameDecoder, encode_frame
+from rxdb.remote.wire.messages import Failure, Request, Response, decode_message, encode_message
+from rxdb.remote.wire.operations import Compute, OpenFile
+
+__all__ = ("function_reference", "main", "resolve", "start_worker")
 
 
 def function_reference(fn: Callable[..., Any] | str) -> str:
     """Return ``"module:qualname"`` for a module-level function, checking that a child
     process can import it back.
 
-    :raises TypeError: for a lambda, a closure, a method of an instance, or anything the
-        child could not find by name.
+    :raises rxdb.ProgrammingError: for a lambda, a closure, a method of an instance, or
+        anything the child could not find by name.
     """
     if isinstance(fn, str):
         head, _, tail = fn.partition(":")
         if not head or not tail:
-            raise TypeError(f"a function reference is 'module:qualname', not {fn!r}")
+            raise ProgrammingError(f"a function reference is 'module:qualname', not {fn!r}")
         return fn
     module_name = getattr(fn, "__module__", None)
     qualname = getattr(fn, "__qualname__", None)
     if not module_name or not qualname or "<" in qualname:
-        raise TypeError(
+        raise ProgrammingError(
             f"{fn!r} is not a module-level function (lambdas and closures cannot be found by "
             "name in another process); define it at the top level of an importable module"
         )
     if module_name == "__main__":
-        raise TypeError(
+        raise ProgrammingError(
             f"{fn!r} is defined in __main__, which another process cannot import; move it "
             "into a module"
         )
@@ -66,7 +69,7 @@ def function_reference(fn: Callable[..., Any] | str) -> str:
     for part in qualname.split("."):
         target = getattr(target, part, None)
     if target is not fn:
-        raise TypeError(f"{module_name}:{qualname} does not name {fn!r}")
+        raise ProgrammingError(f"{module_name}:{qualname} does not name {fn!r}")
     return f"{module_name}:{qualname}"
 
 
@@ -97,20 +100,17 @@ def _say(**fields: Any) -> None:
 
 
 async def _serve() -> int:
-    import rxdb
-    from rxdb.remote.server import serve
-
     loop = asyncio.get_running_loop()
     try:
         config = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
         if "factory" in config:
             made = resolve(config["factory"])()
             db = await made if inspect.isawaitable(made) else made
-            if not isinstance(db, rxdb.Database):
-                raise TypeError(f"the factory returned {type(db).__name__}, not a Database")
+            if not isinstance(db, Database):
+                raise ProgrammingError(f"the factory returned {type(db).__name__}, not a Database")
             await db.connect()
         else:
-            db = await rxdb.open(config["path"], **config.get("options", {}))
+            db = await open_database(config["path"], **config.get("options", {}))
     except Exception as error:
         _say(event="failed", error=f"{type(error).__name__}: {error}")
         return 1
@@ -144,20 +144,18 @@ async def _compute() -> int:
     out = sys.stdout.buffer
     request_id = 0
     try:
-        decoder = FrameDecoder()
-        payloads = decoder.feed(sys.stdin.buffer.read())
+        payloads = FrameDecoder().feed(sys.stdin.buffer.read())
         if len(payloads) != 1:
             raise ProtocolError("expected exactly one request frame")
         request = decode_message(payloads[0])
-        if not isinstance(request, Request) or not isinstance(request.args, dict):
+        if not isinstance(request, Request) or not isinstance(request.operation, Compute):
             raise ProtocolError("expected a compute request")
         request_id = request.id
-        result = await _run(request.args)
-        reply: Response | Failure = Response(request_id, result)
+        result = await _run(request.operation)
         try:
-            payload = encode_message(reply)
+            payload = encode_message(Response(request_id, result))
         except ProtocolError as error:
-            raise TypeError(f"the function's result cannot be sent back: {error}") from error
+            raise ProgrammingError(f"the function's result cannot be sent back: {error}") from error
     except Exception as error:
         payload = encode_message(Failure(request_id, error_to_wire(error)))
     out.write(encode_frame(payload))
@@ -165,24 +163,19 @@ async def _compute() -> int:
     return 0
 
 
-async def _run(job: dict[str, Any]) -> Any:
-    import rxdb
-    from rxdb.remote.server import ServerHandle
-
-    fn = resolve(job["fn"])
+async def _run(job: Compute) -> Any:
+    fn = resolve(job.function)
     if not inspect.iscoroutinefunction(fn):
-        raise TypeError(f"{job['fn']} is not an async function")
-    args = job.get("args", [])
-    target = job["target"]
-    if "server" in target:
-        remote = await ServerHandle.from_json(target["server"]).connect()
-        async with remote:
-            return await fn(remote, *args)
-    async with rxdb.open(target["file"], **target.get("options", {})) as db:
-        return await fn(db, *args)
+        raise ProgrammingError(f"{job.function} is not an async function")
+    if isinstance(job.target, OpenFile):
+        async with open_database(job.target.path, **job.target.options) as db:
+            return await fn(db, *job.args)
+    async with await connect(job.target) as remote:
+        return await fn(remote, *job.args)
 
 
 def main(argv: list[str]) -> int:
+    """The child's entry point: ``serve`` or ``compute``."""
     if argv[1:] == ["serve"]:
         return asyncio.run(_serve())
     if argv[1:] == ["compute"]:

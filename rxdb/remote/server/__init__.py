@@ -1,5 +1,12 @@
-"""Server mode (see :mod:`rxdb.remote.server.server`)."""
+"""Server mode: :func:`serve` a database from this process to clients in others (modules:
+:mod:`.server` listening and shutdown, :mod:`.session` one client connection,
+:mod:`.operations` what each operation does, :mod:`.blocks` a client's transaction and read
+blocks, :mod:`.subscriptions` its watches, :mod:`.served` what the server needs of the
+database).
 
-from rxdb.remote.server.server import Server, ServerHandle, serve
+Internal, except for the names :mod:`rxdb` exports: not covered by rxdb's versioning.
+"""
 
-__all__ = ("Server", "ServerHandle", "serve")
+from rxdb.remote.server.server import Server, serve
+
+__all__ = ("Server", "serve")

@@ -14,20 +14,26 @@ from typing import Final
 from rxdb.errors import (
     BusyError,
     ClosedError,
+    ConnectionLostError,
     DatabaseError,
+    HubError,
     IntegrityError,
     InterruptError,
+    NameNotFoundError,
     OperationalError,
     ProgrammingError,
+    ProtocolError,
     ReadOnlyError,
     ReentrancyError,
     RemoteError,
     RxdbError,
+    ServerRefusedError,
+    SpawnError,
     TransactionAbortedError,
     WrongLoopError,
 )
 
-__all__ = ("MAX_ERROR_TEXT", "ErrorInfo", "RemoteError", "error_from_wire", "error_to_wire")
+__all__ = ("MAX_ERROR_TEXT", "ErrorInfo", "error_from_wire", "error_to_wire")
 
 
 # Error texts are diagnostics: a long SQL script in a failure must not push the frame over
@@ -61,6 +67,12 @@ _ERROR_CLASSES: Final[dict[str, type[RxdbError]]] = {
         ReentrancyError,
         ClosedError,
         WrongLoopError,
+        ProtocolError,
+        ConnectionLostError,
+        ServerRefusedError,
+        SpawnError,
+        HubError,
+        NameNotFoundError,
     )
 }
 

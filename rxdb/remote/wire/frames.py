@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from rxdb.errors import ProtocolError as ProtocolError
+from rxdb.errors import ProgrammingError, ProtocolError
 
 __all__ = (
     "DEFAULT_MAX_PAYLOAD",
@@ -19,7 +19,6 @@ __all__ = (
     "HEADER_SIZE",
     "MAGIC",
     "FrameDecoder",
-    "ProtocolError",
     "encode_frame",
 )
 
@@ -63,8 +62,9 @@ class FrameDecoder:
     __slots__ = ("_broken", "_buffer", "_expected", "max_payload")
 
     def __init__(self, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
-        if not 1 <= max_payload <= 0xFFFFFFFF:
-            raise ValueError(f"max_payload must be in 1..2**32-1, not {max_payload}")
+        """:raises rxdb.ProgrammingError: for a ``max_payload`` outside 1..2**32-1."""
+        if type(max_payload) is not int or not 1 <= max_payload <= 0xFFFFFFFF:
+            raise ProgrammingError(f"max_payload must be in 1..2**32-1, not {max_payload!r}")
         # Mutable on purpose: a server starts a connection at HANDSHAKE_MAX_PAYLOAD and
         # raises it once the peer has authenticated.
         self.max_payload = max_payload

@@ -1,13 +1,13 @@
-"""The message vocabulary spoken between rxdb processes, and its exact msgpack encoding.
+"""The messages rxdb processes exchange, and their exact msgpack encoding.
 
 Every message is a msgpack array ``[version, tag, *fields]``. Nothing from a peer is
 trusted: every field is type- and range-checked, unknown tags and versions are refused,
 no class is ever looked up by a name a peer sent, and anything wrong surfaces as a
-:class:`~rxdb.remote.wire.frames.ProtocolError` (close that connection, keep serving others).
+:class:`~rxdb.errors.ProtocolError` (close that connection, keep serving others).
 
-The values inside messages (SQL values, rows, results) are encoded and checked by
-:mod:`rxdb.remote.wire.values`; exceptions cross as described in :mod:`rxdb.remote.wire.errors`.
-Both are re-exported here, where the protocol's users have always found them.
+A :class:`Request` carries one typed operation (:mod:`rxdb.remote.wire.operations`); the
+values inside messages are encoded by :mod:`rxdb.remote.wire.values`, table updates by
+:mod:`rxdb.remote.wire.updates`, and exceptions cross as :mod:`rxdb.remote.wire.errors` says.
 """
 
 from __future__ import annotations
@@ -22,65 +22,50 @@ from typing import Any, Final, TypeAlias
 
 import msgpack  # type: ignore[import-untyped]
 
-from rxdb.remote.wire.errors import MAX_ERROR_TEXT as MAX_ERROR_TEXT
-from rxdb.remote.wire.errors import (
-    ErrorInfo,
-    RemoteError,
-    error_from_wire,
-    error_to_wire,
-)
-from rxdb.remote.wire.frames import ProtocolError
-
-# The ``X as X`` imports re-export names that lived here before values and errors got their
-# own modules.
-from rxdb.remote.wire.values import (
+from rxdb.errors import ProtocolError
+from rxdb.remote.wire.checks import (
     DEFAULT_LIMITS,
     Limits,
     check_int,
     check_str,
-    check_value,
-    decode_ext,
     optional,
     unpack,
-    value_out,
 )
-from rxdb.remote.wire.values import INT_MAX as INT_MAX
-from rxdb.remote.wire.values import INT_MIN as INT_MIN
+from rxdb.remote.wire.errors import ErrorInfo
+from rxdb.remote.wire.operations import Operation, operation_from_wire, operation_to_wire
+from rxdb.remote.wire.updates import notify_from_wire, notify_to_wire
+from rxdb.remote.wire.values import check_value, decode_ext, value_out
 from rxdb.rows import Row
-from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
+from rxdb.updates import NotifyTablesUpdated
 
 __all__ = (
-    "DEFAULT_LIMITS",
     "PROTOCOL_VERSION",
-    "ErrorInfo",
     "Event",
     "EventKind",
     "Failure",
     "Goodbye",
     "Hello",
-    "Limits",
     "Message",
     "Notify",
     "Ping",
     "Pong",
     "Refused",
-    "RemoteError",
     "Request",
     "Response",
     "UnsupportedVersionError",
     "Welcome",
     "decode_message",
     "encode_message",
-    "error_from_wire",
-    "error_to_wire",
     "new_token",
     "tokens_match",
 )
 
-PROTOCOL_VERSION: Final = 2
+PROTOCOL_VERSION: Final = 3
+"""2 -> 3: typed operations, ``Notify`` and table-updates events in one encoding, backup
+progress as its own value, ``Welcome.database`` required."""
 
 MAX_TOKEN_LEN: Final = 1024
-MAX_NAME_LEN: Final = 256  # roles, epochs, ops
+MAX_NAME_LEN: Final = 256  # roles, epochs
 
 
 class UnsupportedVersionError(ProtocolError):
@@ -104,7 +89,7 @@ class EventKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Hello:
-    """First message of a connection (client -> server/hub)."""
+    """First message of a connection (client -> server, member -> hub)."""
 
     token: bytes | None
     role: str
@@ -114,11 +99,11 @@ class Hello:
 
 @dataclass(frozen=True, slots=True)
 class Welcome:
-    """The handshake succeeded (server/hub -> client); a new ``epoch`` means resync."""
+    """The handshake succeeded; ``database`` is what the server serves (or the hub's key)."""
 
     process_id: int
     epoch: str
-    database: str | None = None
+    database: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +123,10 @@ class Notify:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """A call on a database server (client -> server); ``id`` pairs it with its answer."""
+    """An operation asked of a server; ``id`` pairs it with its answer."""
 
     id: int
-    op: str
-    args: list[Any] | dict[str, Any]
+    operation: Operation
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +157,8 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Ping:
+    """Are you there? Answered by a :class:`Pong` with the same ``nonce``."""
+
     nonce: int
 
 
@@ -208,7 +194,7 @@ Message: TypeAlias = (
 
 
 def new_token() -> bytes:
-    """Return a fresh random token for a server or hub to demand from its clients."""
+    """Return a fresh random token for a server to demand from its clients."""
     return secrets.token_bytes(32)
 
 
@@ -232,14 +218,13 @@ def encode_message(message: Message) -> bytes:
     """Return the payload for ``message`` (frame it with :func:`encode_frame`).
 
     :raises ProtocolError: if a value cannot cross exactly: an integer outside SQLite's
-        64-bit range, text with a lone surrogate (not valid UTF-8), or an unknown type.
+        64-bit range, text with a lone surrogate (not valid UTF-8), an unknown type.
     """
     encoder = _ENCODERS.get(type(message))
     if encoder is None:
-        raise TypeError(f"not an rxdb message: {message!r}")
-    fields = [PROTOCOL_VERSION, *encoder(message)]
+        raise ProtocolError(f"not an rxdb message: {message!r}")
     try:
-        packed: bytes = msgpack.packb(fields, use_bin_type=True)
+        packed: bytes = msgpack.packb([PROTOCOL_VERSION, *encoder(message)], use_bin_type=True)
     except UnicodeEncodeError as error:
         raise ProtocolError(
             f"text is not valid UTF-8 (a lone surrogate?) and cannot be sent: {error}"
@@ -259,16 +244,6 @@ def _error_out(error: ErrorInfo) -> list[Any]:
     ]
 
 
-def _notify_out(m: Notify) -> list[Any]:
-    n = m.message
-    updates = sorted(
-        ([u.table, None if u.kind is None else u.kind.value] for u in n.updates),
-        key=lambda pair: (pair[0], pair[1] or ""),
-    )
-    wal = None if n.wal_changes is None else list(n.wal_changes)
-    return [n.database, n.origin, n.sequence, m.epoch, n.everything, updates, wal]
-
-
 def _event_out(m: Event) -> list[Any]:
     error = None if m.error is None else _error_out(m.error)
     return [m.subscription_id, m.kind.value, value_out(m.value), error]
@@ -278,8 +253,8 @@ _ENCODERS: Final[dict[type[Any], Callable[[Any], list[Any]]]] = {
     Hello: lambda m: ["hello", m.token, m.role, m.process_id, m.epoch],
     Welcome: lambda m: ["welcome", m.process_id, m.epoch, m.database],
     Refused: lambda m: ["refused", m.reason],
-    Notify: lambda m: ["notify", *_notify_out(m)],
-    Request: lambda m: ["request", m.id, m.op, value_out(m.args)],
+    Notify: lambda m: ["notify", m.epoch, notify_to_wire(m.message)],
+    Request: lambda m: ["request", m.id, operation_to_wire(m.operation)],
     Response: lambda m: ["response", m.id, value_out(m.result)],
     Failure: lambda m: ["failure", m.id, *_error_out(m.error)],
     Event: lambda m: ["event", *_event_out(m)],
@@ -352,12 +327,6 @@ def _name(value: Any) -> str:
     return text
 
 
-def _bool(value: Any) -> bool:
-    if type(value) is not bool:
-        raise ProtocolError(f"expected bool, got {type(value).__name__}")
-    return value
-
-
 def _error_in(fields: list[Any]) -> ErrorInfo:
     error_type, message, code, name, sql = fields
     return ErrorInfo(
@@ -374,46 +343,6 @@ def _hello_in(f: list[Any], limits: Limits) -> Hello:
     if token is not None and (type(token) is not bytes or len(token) > MAX_TOKEN_LEN):
         raise ProtocolError(f"a token must be at most {MAX_TOKEN_LEN} bytes")
     return Hello(token, _name(role), _id(process_id), _name(epoch))
-
-
-_KINDS: Final[dict[Any, UpdateKind | None]] = {None: None} | {k.value: k for k in UpdateKind}
-
-
-def _update_in(pair: Any) -> TableUpdate:
-    if not isinstance(pair, list) or len(pair) != 2:
-        raise ProtocolError("a table update must be [table, kind]")
-    table, kind = pair
-    if type(kind) not in (str, type(None)) or kind not in _KINDS:
-        raise ProtocolError(f"unknown update kind {kind!r}")
-    return TableUpdate(check_str(table), _KINDS[kind])
-
-
-def _notify_in(f: list[Any], limits: Limits) -> Notify:
-    database, origin, sequence, epoch, everything, updates, wal = f
-    if not isinstance(updates, list):
-        raise ProtocolError("updates must be an array")
-    if wal is not None and not (
-        isinstance(wal, list)
-        and len(wal) == 2
-        and all(type(v) is int and 0 <= v < 1 << 32 for v in wal)
-    ):
-        raise ProtocolError("wal_changes must be null or two 32-bit unsigned integers")
-    message = NotifyTablesUpdated(
-        database=check_str(database),
-        origin=check_str(origin),
-        sequence=_id(sequence),
-        updates=frozenset(_update_in(u) for u in updates),
-        everything=_bool(everything),
-        wal_changes=None if wal is None else (wal[0], wal[1]),
-    )
-    return Notify(message, _name(epoch))
-
-
-def _request_in(f: list[Any], limits: Limits) -> Request:
-    request_id, op, args = f
-    if type(args) not in (list, dict):
-        raise ProtocolError("request args must be an array or a map")
-    return Request(_id(request_id), _name(op), check_value(args, limits))
 
 
 def _event_in(f: list[Any], limits: Limits) -> Event:
@@ -436,13 +365,10 @@ def _event_in(f: list[Any], limits: Limits) -> Event:
 
 _DECODERS: Final[dict[str, tuple[int, Callable[[list[Any], Limits], Message]]]] = {
     "hello": (4, _hello_in),
-    "welcome": (
-        3,
-        lambda f, _: Welcome(_id(f[0]), _name(f[1]), optional(check_str, f[2])),
-    ),
+    "welcome": (3, lambda f, _: Welcome(_id(f[0]), _name(f[1]), check_str(f[2]))),
     "refused": (1, lambda f, _: Refused(check_str(f[0]))),
-    "notify": (7, _notify_in),
-    "request": (3, _request_in),
+    "notify": (2, lambda f, _: Notify(notify_from_wire(f[1]), _name(f[0]))),
+    "request": (2, lambda f, lim: Request(_id(f[0]), operation_from_wire(f[1], lim))),
     "response": (2, lambda f, lim: Response(_id(f[0]), check_value(f[1], lim))),
     "failure": (6, lambda f, _: Failure(_id(f[0]), _error_in(f[1:]))),
     "event": (4, _event_in),

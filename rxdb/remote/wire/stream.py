@@ -1,10 +1,11 @@
 """One framed-message connection over asyncio streams.
 
 The hub's links, the database server's sessions and the client all speak the same way over
-a socket: cut payloads out of the byte stream with a :class:`~rxdb.remote.wire.frames.FrameDecoder`,
-decode each into a message, write frames back, and drop a peer that reads too slowly rather
-than buffer for it without bound. :class:`FramedStream` is that part, so that each of them
-keeps only what it does with the messages.
+a socket: cut payloads out of the byte stream with a
+:class:`~rxdb.remote.wire.frames.FrameDecoder`, decode each into a message, write frames
+back, and drop a peer that reads too slowly rather than buffer for it without bound.
+:class:`FramedStream` is that part; :class:`~rxdb.remote.wire.channel.Channel` builds the
+conversation (keepalive, requests and their answers) on it.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ import logging
 import socket
 import struct
 from collections import deque
-from dataclasses import dataclass
 from typing import Final
 
 from rxdb.remote.wire.frames import FrameDecoder
 from rxdb.remote.wire.messages import Message, decode_message
 
-__all__ = ("KEEPALIVE", "READ_CHUNK", "FramedStream", "Keepalive")
+__all__ = ("READ_CHUNK", "FramedStream")
 
 READ_CHUNK: Final = 256 * 1024
 """Bytes asked of the socket per read, unless a connection says otherwise."""
@@ -97,7 +97,7 @@ class FramedStream:
     def is_closing(self) -> bool:
         return self.writer.transport.is_closing()
 
-    def send_frame(self, frame: bytes, max_buffered: int) -> bool:
+    def send_frame(self, frame: bytes, max_buffered: int | None = None) -> bool:
         """Queue ``frame`` unless the connection is closing; return whether it was queued.
 
         A peer that already has ``max_buffered`` bytes waiting is dropped (the connection is
@@ -106,7 +106,10 @@ class FramedStream:
         transport = self.writer.transport
         if transport.is_closing():
             return False
-        if transport.get_write_buffer_size() + len(frame) > max_buffered:
+        if (
+            max_buffered is not None
+            and transport.get_write_buffer_size() + len(frame) > max_buffered
+        ):
             self._log.warning(self._too_slow, self.label, transport.get_write_buffer_size())
             transport.abort()
             return False
@@ -138,19 +141,3 @@ class FramedStream:
     async def close(self) -> None:
         self.writer.close()
         await self.wait_closed()
-
-
-@dataclass(slots=True)
-class Keepalive:
-    """How server-mode clients and servers tell a dead peer from a quiet one (mutable, for
-    tests). A peer that vanished without closing its socket (a cable pulled, a host gone,
-    a NAT entry dropped) leaves a half-open TCP connection that never reports an error; so
-    a client pings, the server answers, and either side gives up after ``timeout`` seconds
-    of silence (the server then rolls the client's blocks back; the client fails its calls
-    and, if asked to, reconnects)."""
-
-    interval: float = 10.0
-    timeout: float = 30.0
-
-
-KEEPALIVE = Keepalive()

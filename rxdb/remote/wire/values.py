@@ -1,76 +1,50 @@
-"""SQL values on the wire: how scalars, rows, lists of rows and ``ExecuteResult`` cross exactly.
+"""Values on the wire: how SQL values, rows, results and table updates cross exactly.
 
-:mod:`rxdb.remote.wire.messages` frames the messages; the values inside them (request arguments,
-results, event values) are encoded and checked here. Scalars cross exactly: ``None``, 64-bit
-integers, floats bit for bit, ``str`` and ``bytes`` kept apart. Rows, lists of rows and
-results travel as msgpack extension types so that they come back as what they were. Every
-value from a peer is type-, range- and depth-checked against :class:`Limits`; anything wrong
-is a :class:`~rxdb.remote.wire.frames.ProtocolError`.
+:mod:`rxdb.remote.wire.messages` frames the messages; the values inside them (statement
+parameters, results, subscription events, a compute job's arguments) are encoded and checked
+here. Scalars cross exactly: ``None``, 64-bit integers, floats bit for bit, ``str`` and
+``bytes`` kept apart. The richer values travel as msgpack extension types so that they come
+back as what they were:
 
-Also here: the field checks the message decoders share, and table updates as event values
-(shared by the server's sessions and the client).
+- ext 1 a :class:`rxdb.Row`: ``[names, values]``;
+- ext 2 a list of rows with the same columns: ``[names, [values, ...]]`` (names sent once);
+- ext 3 an :class:`rxdb.ExecuteResult`: ``[rowcount, last_insert_rowid, names, [values, ...]]``;
+- ext 4 a :class:`rxdb.NotifyTablesUpdated`, in its one encoding (:mod:`.updates`);
+- ext 5 a :class:`rxdb.BackupProgress`: ``[remaining, total]``.
+
+Every value from a peer is type-, range- and depth-checked against
+:class:`~rxdb.remote.wire.checks.Limits`; anything wrong is a :class:`~rxdb.errors.ProtocolError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final
 
 import msgpack  # type: ignore[import-untyped]
 
-from rxdb.errors import ProgrammingError, RxdbError
-from rxdb.remote.wire.frames import DEFAULT_MAX_PAYLOAD, ProtocolError
-from rxdb.rows import ExecuteResult, Row, row_class
-from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
-
-__all__ = (
-    "DEFAULT_LIMITS",
-    "INT_MAX",
-    "INT_MIN",
-    "Limits",
-    "check_int",
-    "check_str",
-    "check_value",
-    "decode_ext",
-    "notify_from_wire",
-    "notify_to_wire",
-    "optional",
-    "unpack",
-    "update_from_wire",
-    "update_to_wire",
-    "value_out",
+from rxdb._types import BackupProgress
+from rxdb.errors import ProtocolError
+from rxdb.remote.wire.checks import (
+    DEFAULT_LIMITS,
+    INT_MAX,
+    INT_MIN,
+    Limits,
+    check_int,
+    check_scalar,
+    optional,
+    unpack,
 )
+from rxdb.remote.wire.updates import notify_from_wire, notify_to_wire
+from rxdb.rows import ExecuteResult, Row, row_class
+from rxdb.updates import NotifyTablesUpdated
 
-
-INT_MIN: Final = -(2**63)
-INT_MAX: Final = 2**63 - 1
+__all__ = ("check_value", "decode_ext", "scalar_out", "value_out")
 
 _EXT_ROW: Final = 1
 _EXT_ROWS: Final = 2
 _EXT_RESULT: Final = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Bounds applied while decoding one payload (each also capped by the payload's length).
-
-    The caps on lengths stop a few header bytes from preallocating a huge list; the depth
-    cap keeps validation's recursion far from Python's limit; the cap on row shapes stops
-    a message from minting a million row classes.
-    """
-
-    max_str_len: int = DEFAULT_MAX_PAYLOAD
-    max_bin_len: int = DEFAULT_MAX_PAYLOAD
-    max_array_len: int = 1 << 22
-    max_map_len: int = 1 << 16
-    max_depth: int = 32
-    # Each new set of column names creates a class (~1 KiB) for a few bytes of payload; a
-    # real result has one set, so a handful per message is plenty.
-    max_row_shapes: int = 64
-
-
-DEFAULT_LIMITS: Final = Limits()
+_EXT_NOTIFY: Final = 4
+_EXT_PROGRESS: Final = 5
 
 
 # ---------------------------------------------------------------------------------------
@@ -87,7 +61,11 @@ def _pack_inner(value: Any) -> bytes:
     return packed
 
 
-def _scalar_out(value: Any) -> Any:
+def scalar_out(value: Any) -> Any:
+    """A SQL value as sent (a tuple-free, exact copy).
+
+    :raises ProtocolError: for an integer outside 64 bits or a type SQLite cannot store.
+    """
     if value is None or isinstance(value, str | bytes | float | bool):
         return value
     if isinstance(value, int):
@@ -100,7 +78,7 @@ def _scalar_out(value: Any) -> Any:
 
 
 def _row_values_out(row: Row) -> list[Any]:
-    return [_scalar_out(v) for v in row]
+    return [scalar_out(v) for v in row]
 
 
 def _rows_ext(code: int, head: list[Any], rows: list[Row]) -> msgpack.ExtType:
@@ -117,16 +95,26 @@ def _uniform_rows(value: list[Any] | tuple[Any, ...]) -> bool:
 
 
 def value_out(value: Any, depth: int = 0) -> Any:
+    """``value`` as msgpack sends it: lists (tuples too), maps with text keys, SQL values,
+    and the extension types above.
+
+    :raises ProtocolError: for anything else, or a value nested deeper than the decoder takes.
+    """
     if isinstance(value, Row):
         body = [list(value.keys()), _row_values_out(value)]
         return msgpack.ExtType(_EXT_ROW, _pack_inner(body))
     if isinstance(value, ExecuteResult):
         if value.rows and not _uniform_rows(value.rows):
             raise ProtocolError("the rows of one result must share their column names")
-        head = [_scalar_out(value.rowcount), _scalar_out(value.last_insert_rowid)]
+        head = [scalar_out(value.rowcount), scalar_out(value.last_insert_rowid)]
         return _rows_ext(_EXT_RESULT, head, value.rows)
+    if isinstance(value, NotifyTablesUpdated):
+        return msgpack.ExtType(_EXT_NOTIFY, _pack_inner(notify_to_wire(value)))
+    if isinstance(value, BackupProgress):
+        body = [scalar_out(value.remaining), scalar_out(value.total)]
+        return msgpack.ExtType(_EXT_PROGRESS, _pack_inner(body))
     if not isinstance(value, list | tuple | dict):
-        return _scalar_out(value)
+        return scalar_out(value)
     # The same bound the decoder applies, so that what is sent is what is accepted.
     if depth >= DEFAULT_LIMITS.max_depth:
         raise ProtocolError(f"value nested deeper than {DEFAULT_LIMITS.max_depth} levels")
@@ -146,31 +134,6 @@ def value_out(value: Any, depth: int = 0) -> Any:
 # Decoding and checking
 
 
-def unpack(data: bytes, limits: Limits, ext_hook: Callable[[int, bytes], Any]) -> Any:
-    # Every cap is also bounded by the data's own length, as msgpack's own defaults are:
-    # a 6-byte array header must not preallocate room for four billion items.
-    size = len(data)
-    try:
-        return msgpack.unpackb(
-            data,
-            raw=False,
-            use_list=True,
-            strict_map_key=True,
-            ext_hook=ext_hook,
-            max_str_len=min(limits.max_str_len, size),
-            max_bin_len=min(limits.max_bin_len, size),
-            max_array_len=min(limits.max_array_len, size),
-            max_map_len=min(limits.max_map_len, size),
-            max_ext_len=size,
-        )
-    except ProtocolError:
-        raise
-    except UnicodeDecodeError as error:
-        raise ProtocolError(f"text is not valid UTF-8: {error}") from error
-    except (ValueError, TypeError, OverflowError, msgpack.UnpackException) as error:
-        raise ProtocolError(f"malformed msgpack ({type(error).__name__}): {error}") from error
-
-
 def _no_ext(code: int, body: bytes) -> Any:
     raise ProtocolError("extension values cannot nest")
 
@@ -178,11 +141,21 @@ def _no_ext(code: int, body: bytes) -> Any:
 def decode_ext(
     code: int, body: bytes, limits: Limits, shapes: dict[tuple[str, ...], type[Row]]
 ) -> Any:
-    if code not in (_EXT_ROW, _EXT_ROWS, _EXT_RESULT):
+    """Rebuild one extension value (msgpack's ``ext_hook``); ``shapes`` holds the row classes
+    made so far while decoding this payload.
+
+    :raises ProtocolError: for an unknown code or a malformed body.
+    """
+    if code not in (_EXT_ROW, _EXT_ROWS, _EXT_RESULT, _EXT_NOTIFY, _EXT_PROGRESS):
         raise ProtocolError(f"unknown extension type {code}")
     fields = unpack(body, limits, _no_ext)
     if not isinstance(fields, list):
         raise ProtocolError("an extension value must hold an array")
+    if code == _EXT_NOTIFY:
+        return notify_from_wire(fields)
+    if code == _EXT_PROGRESS:
+        remaining, total = _exact(fields, 2, "backup progress")
+        return BackupProgress(check_int(remaining, 0), check_int(total, 0))
     if code == _EXT_ROW:
         names, values = _exact(fields, 2, "row")
         cls, width = _row_type(names, limits, shapes)
@@ -229,20 +202,15 @@ def _row_values_in(values: Any, width: int) -> list[Any]:
     if not isinstance(values, list) or len(values) != width:
         raise ProtocolError(f"a row must be an array of {width} values")
     for value in values:
-        _check_scalar(value)
+        check_scalar(value)
     return values
 
 
-def _check_scalar(value: Any) -> None:
-    kind = type(value)
-    if kind is int:
-        if not INT_MIN <= value <= INT_MAX:
-            raise ProtocolError(f"integer {value} is outside SQLite's 64-bit range")
-    elif value is not None and kind not in (str, bytes, float, bool):
-        raise ProtocolError(f"unexpected value of type {kind.__name__}")
+def check_value(value: Any, limits: Limits = DEFAULT_LIMITS, depth: int = 0) -> Any:
+    """Check a decoded value tree: lists, maps with text keys, SQL values, extension values.
 
-
-def check_value(value: Any, limits: Limits, depth: int = 0) -> Any:
+    :raises ProtocolError: for anything else, or nesting deeper than ``limits`` allows.
+    """
     kind = type(value)
     if kind is list:
         if depth >= limits.max_depth:
@@ -256,71 +224,7 @@ def check_value(value: Any, limits: Limits, depth: int = 0) -> Any:
             if type(key) is not str:
                 raise ProtocolError("map keys must be str")
             check_value(item, limits, depth + 1)
-    elif not isinstance(value, Row | ExecuteResult):
-        # Rows and results were checked when their extension was decoded.
-        _check_scalar(value)
+    elif not isinstance(value, Row | ExecuteResult | NotifyTablesUpdated | BackupProgress):
+        # Extension values were checked when they were decoded.
+        check_scalar(value)
     return value
-
-
-def check_int(value: Any, low: int = INT_MIN) -> int:
-    if type(value) is not int or not low <= value <= INT_MAX:
-        raise ProtocolError(f"expected an integer in {low}..{INT_MAX}, got {value!r}")
-    return value
-
-
-def check_str(value: Any, max_len: int | None = None) -> str:
-    if type(value) is not str:
-        raise ProtocolError(f"expected str, got {type(value).__name__}")
-    if max_len is not None and len(value) > max_len:
-        raise ProtocolError(f"text longer than {max_len} characters")
-    return value
-
-
-def optional(check: Callable[[Any], Any], value: Any) -> Any:
-    return None if value is None else check(value)
-
-
-# ---------------------------------------------------------------------------------------
-# Table updates as event values (the server sends them, the client reads them)
-
-
-def notify_to_wire(message: NotifyTablesUpdated) -> dict[str, Any]:
-    """A :class:`NotifyTablesUpdated` as an event value (the protocol's value tree)."""
-    return {
-        "database": message.database,
-        "origin": message.origin,
-        "sequence": message.sequence,
-        "everything": message.everything,
-        "updates": [update_to_wire(u) for u in message.updates],
-    }
-
-
-def notify_from_wire(value: Any) -> NotifyTablesUpdated:
-    """Rebuild what :func:`notify_to_wire` sent.
-
-    :raises ProtocolError: if the value is not such a message.
-    """
-    try:
-        return NotifyTablesUpdated(
-            database=value["database"],
-            origin=value["origin"],
-            sequence=value["sequence"],
-            updates=frozenset(update_from_wire(u) for u in value["updates"]),
-            everything=bool(value["everything"]),
-        )
-    except (KeyError, TypeError, ValueError, RxdbError) as error:
-        raise ProtocolError(f"not a table-updates event: {error}") from None
-
-
-def update_to_wire(update: TableUpdate) -> list[Any]:
-    return [update.table, None if update.kind is None else update.kind.value]
-
-
-def update_from_wire(value: Any) -> TableUpdate:
-    if not isinstance(value, list) or len(value) != 2 or type(value[0]) is not str:
-        raise ProgrammingError("a table update must be [table, kind or null]")
-    table, kind = value
-    try:
-        return TableUpdate(table, None if kind is None else UpdateKind(kind))
-    except ValueError:
-        raise ProgrammingError(f"unknown update kind {kind!r}") from None
