@@ -230,8 +230,14 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
       END LOOP;
       RETURN;
     END IF;
-    PERFORM set_config('rxdb.capture_installing', 'on', true);
-    PERFORM {SCHEMA}.ensure_triggers();
+    -- Never fail someone's DDL: a table left without a trigger is the lesser harm (and
+    -- rxdb's next install, at open, tries again).
+    BEGIN
+      PERFORM set_config('rxdb.capture_installing', 'on', true);
+      PERFORM {SCHEMA}.ensure_triggers();
+    EXCEPTION WHEN OTHERS THEN
+      RAISE WARNING 'rxdb capture could not instrument new tables: %', SQLERRM;
+    END;
     PERFORM set_config('rxdb.capture_installing', '', true);
     PERFORM pg_notify({channel_literal}, json_build_array(
       {version}, 'DDL', NULL::text, NULL::text, origin)::text);
