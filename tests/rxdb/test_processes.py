@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import rxdb
+from rxdb.engines.sqlite import SQLiteEngine
 from tests.conftest import WAIT, Recorder, subscribed
 
 WRITER = textwrap.dedent(
@@ -54,11 +55,18 @@ async def test_commit_in_another_process_refreshes_watch_through_the_hub(db_path
             sub.dispose()
 
 
+def membership_of(db: rxdb.Database) -> object:
+    """The hub membership of a database's SQLite engine (``None``: not shared)."""
+    engine = db._engine
+    assert isinstance(engine, SQLiteEngine)
+    return engine.membership
+
+
 async def test_sharing_can_be_turned_off(db_path: Path) -> None:
     async with rxdb.open(db_path, share_across_processes=False) as db:
-        assert db._engine.membership is None
+        assert membership_of(db) is None
     async with rxdb.open(":memory:") as memory:
-        assert memory._engine.membership is None
+        assert membership_of(memory) is None
 
 
 async def test_the_hub_outlives_the_loop_that_joined_first(db_path: Path) -> None:

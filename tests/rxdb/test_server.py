@@ -25,6 +25,8 @@ import pytest
 import rxdb
 from rxdb.api import AsyncDatabase, AsyncReadSession, Handle, RowsStream
 from rxdb.bus import Transport
+from rxdb.engines.sqlite import SQLiteEngine
+from rxdb.engines.sqlite.writer import Writer
 from rxdb.errors import ConnectionLostError, NameNotFoundError, ServerRefusedError
 from rxdb.remote import hub, names
 from rxdb.remote.client import Reconnect, RemoteDatabase, RemoteReadSession
@@ -205,9 +207,7 @@ async def test_a_transaction_belongs_to_its_task(
     # wrongly landed inside the block, it would be rolled back with it: see the end)
     async with asyncio.timeout(WAIT):
         await server.wait_until(lambda: bool(session.tasks - earlier))
-    writer = db._engine._writer
-    assert writer is not None
-    assert writer.lock.locked()
+    assert writer_of(db).lock.locked()
     assert not other.done()
     release.set()
     with pytest.raises(RuntimeError):
@@ -591,6 +591,15 @@ async def install_started(worker: Any, event: asyncio.Event) -> None:
     await worker.call(worker.raw.create_function, "started", 0, started)
 
 
+def writer_of(db: rxdb.Database) -> Writer:
+    """The served database's writer (a SQLite engine's internals)."""
+    engine = db._engine
+    assert isinstance(engine, SQLiteEngine)
+    writer = engine._writer
+    assert writer is not None
+    return writer
+
+
 def blocks_of(server: Server) -> list[Any]:
     """The blocks every client holds on ``server`` now."""
     return [held for session in server._sessions for held in session.blocks.held.values()]
@@ -736,9 +745,7 @@ async def test_interrupt_aborts_the_clients_transaction(
 ) -> None:
     db, server = served_any
     running = asyncio.Event()
-    writer = db._engine._writer
-    assert writer is not None
-    await install_started(writer.worker, running)
+    await install_started(writer_of(db).worker, running)
     async with await server.handle.connect() as remote:
 
         async def interrupt_when_running() -> None:
@@ -812,9 +819,7 @@ async def test_interrupt_of_a_query_outside_blocks(
 ) -> None:
     db, _ = served
     running = asyncio.Event()
-    writer = db._engine._writer
-    assert writer is not None
-    await install_started(writer.worker, running)  # :memory: reads run on the writer
+    await install_started(writer_of(db).worker, running)  # :memory: reads run on the writer
     query = asyncio.create_task(client.fetch_all(STARTED_ENDLESS))
     await asyncio.wait_for(running.wait(), WAIT)
     # from another thread, as a UI's "Cancel" button would
