@@ -168,6 +168,16 @@ class _LoopThread:
         self._thread.join()
 
 
+@dataclass(slots=True)
+class _Link:
+    """One connection of a listener: the connection, the event its loss sets, and the
+    schema's fingerprint as last seen through it (``None`` under the event trigger)."""
+
+    conn: asyncpg.Connection
+    lost: asyncio.Event
+    fingerprint: object
+
+
 class _Listener:
     """One LISTEN connection and its members. Its coroutines run on the listener thread."""
 
@@ -219,7 +229,7 @@ class _Listener:
         outage_logged = False
         while True:
             try:
-                conn, lost = await self._connect()
+                link = await self._connect()
             except _LOST as exc:
                 if not self.first_connect.done():
                     self.first_connect.set_exception(exc)
@@ -241,14 +251,14 @@ class _Listener:
                 self.first_connect.set_result(None)
             healthy = True
             try:
-                healthy = await self._watch(conn, lost)
+                healthy = await self._watch(link)
             finally:
                 self.connected = False
                 self.backend_pid = None
-                await self._disconnect(conn, healthy)
+                await self._disconnect(link.conn, healthy)
             LOG.warning("the connection listening on %s was lost; reconnecting", self.channel)
 
-    async def _connect(self) -> tuple[asyncpg.Connection, asyncio.Event]:
+    async def _connect(self) -> _Link:
         lost = asyncio.Event()
         conn = await asyncpg.connect(
             self.dsn,
@@ -267,12 +277,14 @@ class _Listener:
                     "SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
                 )
                 await self._terminate_stale(conn)
+                # Taken before anyone is told we listen: DDL after it is seen.
+                fingerprint = await conn.fetchval(CHECK_SQL)
         except BaseException:
             conn.terminate()
             raise
         self.backend_pid = conn.get_server_pid()
         self._stale = (self.backend_pid, started)
-        return conn, lost
+        return _Link(conn, lost, fingerprint)
 
     async def _terminate_stale(self, conn: asyncpg.Connection) -> None:
         # The backend of a connection given up as half-open may live on for hours (until
@@ -291,22 +303,20 @@ class _Listener:
                 max(1, int(self.tuning.check_timeout * 1000)),  # waits for it to go
             )
 
-    async def _watch(self, conn: asyncpg.Connection, lost: asyncio.Event) -> bool:
+    async def _watch(self, link: _Link) -> bool:
         """Return when the connection is lost (``True``) or fails its check (``False``)."""
         tuning = self.tuning
         try:
-            async with asyncio.timeout(tuning.check_timeout):
-                baseline = await conn.fetchval(CHECK_SQL)
             while True:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(tuning.check_interval):
-                        await lost.wait()
+                        await link.lost.wait()
                     return True
                 async with asyncio.timeout(tuning.check_timeout):
-                    fingerprint = await conn.fetchval(CHECK_SQL)
+                    fingerprint = await link.conn.fetchval(CHECK_SQL)
                 self.checks += 1
-                if fingerprint != baseline:
-                    baseline = await self._schema_changed(conn)
+                if fingerprint != link.fingerprint:
+                    link.fingerprint = await self._schema_changed(link.conn)
         except _LOST as exc:
             LOG.debug("the listening connection failed its check: %r", exc)
             return False
