@@ -18,9 +18,19 @@ import aiosqlite
 from reactivex.abc import ObserverBase
 
 import rxdb
+from rxdb.engines.sqlite import SQLiteEngine
 
 T = TypeVar("T")
 clock = time.perf_counter  # CLOCK_MONOTONIC on Linux: comparable across threads
+
+
+def sqlite_engine(db: rxdb.Database) -> SQLiteEngine:
+    """The SQLite engine behind ``db``, for instrumentation (a database's engine is typed as
+    the seam: a PostgreSQL URL gets another one)."""
+    engine = db._engine
+    if not isinstance(engine, SQLiteEngine):
+        raise RuntimeError(f"{db!r} is not a SQLite database")
+    return engine
 
 
 def monotonic() -> float:
@@ -176,7 +186,7 @@ class CommitClock:
 
     def __init__(self, db: rxdb.Database, stamp: Callable[[], float] = clock) -> None:
         self.times: list[float] = []
-        engine = db._engine
+        engine = sqlite_engine(db)
         original = engine._publish
 
         def publish(*args: Any, **kwargs: Any) -> None:

@@ -17,14 +17,14 @@ import sys
 import rxdb
 from rxdb.remote.hub import Membership
 
-from ._common import CommitClock, monotonic
+from ._common import CommitClock, monotonic, sqlite_engine
 
 UPDATE = "UPDATE counter SET v = ? WHERE id = 1"
 
 
 async def main(path: str, count: int, gap: float) -> None:
     async with rxdb.open(path, foreign_poll=None) as db:
-        membership = db._engine.membership
+        membership = sqlite_engine(db).membership
         deadline = monotonic() + 10.0
         while not isinstance(membership, Membership) or not membership.statistics().connected:
             if monotonic() > deadline:

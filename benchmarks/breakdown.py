@@ -15,7 +15,7 @@ from typing import Any
 import rxdb
 from parser import analyze
 
-from ._common import Figure, Results, Sizes, clock, median, raw_connection, workdir
+from ._common import Figure, Results, Sizes, clock, median, raw_connection, sqlite_engine, workdir
 
 US = 1e6
 BLOCK = 25  # calls per operation before the next operation takes its turn
@@ -46,7 +46,7 @@ async def run(sizes: Sizes, results: Results) -> None:
             await db.execute_many("INSERT INTO r (v) VALUES (?)", [(i,) for i in range(100)])
             await db.execute("PRAGMA synchronous = NORMAL")
             await raw.execute("PRAGMA synchronous = NORMAL")
-            engine = db._engine
+            engine = sqlite_engine(db)
             pool = engine._readers
             writer = engine._writer
             if pool is None or writer is None:

@@ -30,7 +30,7 @@ from typing import Any
 import rxdb
 from rxdb.remote.hub import Membership
 
-from ._common import Figure, Results, Sizes, ValueWaiter, monotonic, summary, workdir
+from ._common import Figure, Results, Sizes, ValueWaiter, monotonic, sqlite_engine, summary, workdir
 
 MS = 1e3
 QUERY = "SELECT v FROM counter WHERE id = 1"
@@ -139,7 +139,7 @@ async def _hub(sizes: Sizes, tmp: str) -> dict[str, Any]:
                     await asyncio.wait_for(waiter.expect(total - 1), 2.0)
             finally:
                 subscription.dispose()
-            membership = db._engine.membership
+            membership = sqlite_engine(db).membership
             stats = membership.statistics() if isinstance(membership, Membership) else None
     finally:
         # rxdb never removes the election lock (by design); this file's key is ours alone and

@@ -38,9 +38,11 @@ from rxdb.arguments import (
     check_watch,
 )
 from rxdb.bus import Bus, Transport, default_bus
+from rxdb.engines.postgres.dsn import Dsn
+from rxdb.engines.seam import DatabaseEngine
 from rxdb.engines.sqlite import SQLiteEngine, Synchronous
 from rxdb.engines.sqlite.location import Location
-from rxdb.errors import ClosedError, WrongLoopError
+from rxdb.errors import ClosedError, ProgrammingError, WrongLoopError
 from rxdb.options import check_option_names, check_options
 from rxdb.rows import ExecuteResult, Row
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
@@ -111,8 +113,8 @@ class Database:
             "track_foreign_writes": track_foreign_writes,
             "read_only": read_only,
         }  # what a handle needs to open the database anew (the bus is this process's)
-        self.path, location = check_options(path, bus=bus, **self._options)
-        self._engine = engine_for(self.path, location, self._options, bus or default_bus)
+        self.path, where = check_options(path, bus=bus, **self._options)
+        self._engine = engine_for(self.path, where, self._options, bus or default_bus)
         self.key = self._engine.key  # the identity on the bus: the file's real path, say
         self.origin = self._engine.origin  # of this database's commit messages
         self._watches = WatchRegistry(
@@ -390,7 +392,7 @@ class Database:
 
     # -- internals --------------------------------------------------------------------------
 
-    async def _ready(self) -> SQLiteEngine:
+    async def _ready(self) -> DatabaseEngine:
         if not self._connected:
             await self.connect()
         return self._engine
@@ -450,21 +452,41 @@ def open_sync(path: str | os.PathLike[str], **options: Any) -> SyncDatabase:
     return SyncDatabase(database, runner)
 
 
-def engine_for(path: str, location: Location, options: dict[str, Any], bus: Bus) -> SQLiteEngine:
+def engine_for(
+    path: str, where: Location | Dsn, options: dict[str, Any], bus: Bus
+) -> DatabaseEngine:
     """Make the engine for ``path``: the one place that knows engines by name.
 
-    Every path is a SQLite database today (a file, a ``file:`` URI, ``:memory:``); a
-    ``postgresql://`` URL is where another engine will be picked. A SQLite file shared across
-    processes reaches the other processes through the hub (a :class:`rxdb.bus.Transport`).
+    A ``postgresql://`` URL (``where`` is its :class:`Dsn`) gets the PostgreSQL engine, whose
+    server carries notifications to every process; anything else is a SQLite database (a
+    file, a ``file:`` URI, ``:memory:``), and a SQLite file shared across processes reaches
+    the other processes through the hub (a :class:`rxdb.bus.Transport`).
+
+    :raises rxdb.ProgrammingError: for a PostgreSQL URL without the ``rxdb[postgres]`` extra.
     """
+    if isinstance(where, Dsn):
+        try:
+            from rxdb.engines.postgres.engine import PostgresEngine
+        except ImportError as error:
+            raise ProgrammingError(
+                f"{where.shown} needs asyncpg: pip install 'rxdb[postgres]' ({error})"
+            ) from error
+        return PostgresEngine(
+            path,
+            dsn=where,
+            bus=bus,
+            readers=options["readers"],
+            busy_timeout=options["busy_timeout"],
+            read_only=options["read_only"],
+        )
     transport: Transport | None = None
-    if not location.memory and options["share_across_processes"]:
+    if not where.memory and options["share_across_processes"]:
         from rxdb.remote import hub
 
         transport = hub
     return SQLiteEngine(
         path,
-        location=location,
+        location=where,
         bus=bus,
         transport=transport,
         readers=options["readers"],

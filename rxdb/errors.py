@@ -1,7 +1,8 @@
 """Every error rxdb raises, in one place.
 
-SQLite's own failures keep their result code, message and the statement that failed, and
-subclass the builtin a caller would already catch where one fits.
+The database's own failures keep their code (SQLite's result code, PostgreSQL's SQLSTATE),
+message and the statement that failed, and subclass the builtin a caller would already catch
+where one fits.
 """
 
 from __future__ import annotations
@@ -36,11 +37,14 @@ class RxdbError(Exception):
 
 
 class DatabaseError(RxdbError):
-    """Raised when SQLite refuses or fails a statement.
+    """Raised when the database (SQLite or PostgreSQL) refuses or fails a statement.
 
     :ivar sqlite_errorcode: SQLite's extended result code, or ``None`` when the failure came
-        from the sqlite3 module before SQLite saw the statement (e.g. wrong parameter count).
+        from the sqlite3 module before SQLite saw the statement (e.g. wrong parameter count),
+        or from PostgreSQL.
     :ivar sqlite_errorname: the symbolic name of that code, e.g. ``"SQLITE_CONSTRAINT_UNIQUE"``.
+    :ivar sqlstate: PostgreSQL's SQLSTATE, e.g. ``"23505"`` (unique_violation); ``None`` for
+        SQLite, and for failures found before the server saw the statement.
     :ivar sql: the statement that failed.
     """
 
@@ -51,11 +55,13 @@ class DatabaseError(RxdbError):
         sql: str | None = None,
         sqlite_errorcode: int | None = None,
         sqlite_errorname: str | None = None,
+        sqlstate: str | None = None,
     ) -> None:
         super().__init__(message)
         self.sql = sql
         self.sqlite_errorcode = sqlite_errorcode
         self.sqlite_errorname = sqlite_errorname
+        self.sqlstate = sqlstate
 
     def __str__(self) -> str:
         base = super().__str__()
@@ -79,7 +85,9 @@ class ProgrammingError(DatabaseError):
 class BusyError(OperationalError):
     """Raised when another connection (often another process) held the database lock for
     longer than the database's ``busy_timeout``. Nothing of the statement was written; retry,
-    or open the database with a longer ``busy_timeout``."""
+    or open the database with a longer ``busy_timeout``. On PostgreSQL also for a lock wait
+    past ``busy_timeout`` (``lock_not_available``), a deadlock and a serialization failure:
+    the transaction was rolled back, retry it."""
 
 
 class ReadOnlyError(OperationalError):
@@ -90,7 +98,8 @@ class ReadOnlyError(OperationalError):
 
 
 class InterruptError(OperationalError):
-    """Raised by a statement that :meth:`rxdb.Database.interrupt` stopped. Inside a
+    """Raised by a statement that :meth:`rxdb.Database.interrupt` stopped (on PostgreSQL also
+    one cancelled by the server: ``statement_timeout``, ``pg_cancel_backend``). Inside a
     transaction block the transaction has been rolled back."""
 
 
@@ -204,6 +213,42 @@ def from_sqlite(error: sqlite3.Error, sql: str | None, context: str = "") -> Dat
         sqlite_errorcode=getattr(error, "sqlite_errorcode", None),
         sqlite_errorname=getattr(error, "sqlite_errorname", None),
     )
+    translated.__cause__ = error
+    return translated
+
+
+_BY_SQLSTATE: dict[str, type[DatabaseError]] = {
+    "25006": ReadOnlyError,  # read_only_sql_transaction
+    "57014": InterruptError,  # query_canceled
+    "55P03": BusyError,  # lock_not_available (lock_timeout, NOWAIT)
+    "40001": BusyError,  # serialization_failure
+    "40P01": BusyError,  # deadlock_detected
+}
+"""SQLSTATEs with a class of their own; otherwise the two-character class decides."""
+
+_BY_SQLSTATE_CLASS: dict[str, type[DatabaseError]] = {
+    "23": IntegrityError,  # integrity_constraint_violation
+}
+
+
+def from_postgres(error: Exception, sql: str | None, context: str = "") -> DatabaseError:
+    """Translate a PostgreSQL error into rxdb's, keeping its SQLSTATE, message and statement.
+
+    ``error`` is what the driver raised; only its ``sqlstate`` attribute is read (rxdb's
+    core does not import the driver). Refusals the server reports (bad SQL, a missing
+    relation, a value of the wrong type) are :class:`OperationalError`, as SQLite's are;
+    constraint violations :class:`IntegrityError`; writes in a read-only transaction
+    :class:`ReadOnlyError`; cancelled statements :class:`InterruptError`; lock timeouts,
+    deadlocks and serialization failures :class:`BusyError`.
+    """
+    sqlstate = getattr(error, "sqlstate", None)
+    cls: type[DatabaseError] = OperationalError
+    if isinstance(sqlstate, str):
+        cls = _BY_SQLSTATE.get(sqlstate) or _BY_SQLSTATE_CLASS.get(sqlstate[:2], cls)
+    else:
+        sqlstate = None
+    message = f"{context}: {error}" if context else str(error)
+    translated = cls(message, sql=sql, sqlstate=sqlstate)
     translated.__cause__ = error
     return translated
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import TypeGuard
 
 from rxdb.bus import Bus
+from rxdb.engines.postgres.dsn import Dsn, is_postgres_url, parse_dsn
 from rxdb.engines.sqlite.location import Location, locate
 from rxdb.errors import ProgrammingError
 
@@ -60,15 +61,16 @@ def check_options(
     track_foreign_writes: object,
     read_only: object,
     bus: object,
-) -> tuple[str, Location]:
-    """Check every option of a database; return its path as a ``str`` and where it lives.
+) -> tuple[str, Location | Dsn]:
+    """Check every option of a database; return its path as a ``str`` and where it lives: a
+    SQLite :class:`Location`, or the :class:`Dsn` of a ``postgresql://`` URL.
 
     :raises rxdb.ProgrammingError: naming the first wrong option and what it accepts.
     """
     if not isinstance(path, str | os.PathLike) or not isinstance(os.fspath(path), str):
         raise ProgrammingError(
-            f"path must be a str or an os.PathLike of str (a file, a 'file:' URI or "
-            f"':memory:'), not {path!r}"
+            f"path must be a str or an os.PathLike of str (a file, a 'file:' URI, "
+            f"':memory:' or a 'postgresql://' URL), not {path!r}"
         )
     if not _is_int(readers) or readers < 1:
         raise ProgrammingError(f"readers must be an int of at least 1, not {readers!r}")
@@ -102,6 +104,8 @@ def check_options(
     if bus is not None and not isinstance(bus, Bus):
         raise ProgrammingError(f"bus must be an rxdb.Bus or None, not {bus!r}")
     text = os.fspath(path)
+    if is_postgres_url(text):
+        return text, _check_postgres(text, foreign_keys=foreign_keys, synchronous=synchronous)
     location = locate(text, read_only=bool(read_only))
     if track_foreign_writes is True and (location.memory or foreign_poll is None):
         raise ProgrammingError(
@@ -114,6 +118,23 @@ def check_options(
             "database cannot; leave it None (the journal is used if the file has one)"
         )
     return text, location
+
+
+def _check_postgres(url: str, *, foreign_keys: object, synchronous: object) -> Dsn:
+    """The options that mean nothing on PostgreSQL when asked for: refused, with what to do
+    instead. (``foreign_poll``, ``share_across_processes`` and ``track_foreign_writes`` keep
+    their defaults' meaning there: the server tells every process of every commit.)"""
+    if foreign_keys is False:
+        raise ProgrammingError(
+            "PostgreSQL always enforces foreign keys; foreign_keys=False is SQLite's option "
+            "(to defer checks, declare the constraint DEFERRABLE)"
+        )
+    if synchronous is not None:
+        raise ProgrammingError(
+            "synchronous is SQLite's option; on PostgreSQL set synchronous_commit in the URL "
+            "(e.g. postgresql://host/db?synchronous_commit=off)"
+        )
+    return parse_dsn(url)
 
 
 def _is_int(value: object) -> TypeGuard[int]:

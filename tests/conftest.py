@@ -14,9 +14,18 @@ import pytest
 from reactivex.abc import ObserverBase
 
 import rxdb
+from rxdb.engines.sqlite import SQLiteEngine
 
 T = TypeVar("T")
 WAIT = 10.0  # seconds before a wait for an event is declared a failure (a hang, not a delay)
+
+
+def sqlite_engine(db: rxdb.Database) -> SQLiteEngine:
+    """The SQLite engine behind ``db``, for tests of its internals (a database's engine is
+    typed as the seam: a PostgreSQL URL gets another one)."""
+    engine = db._engine
+    assert isinstance(engine, SQLiteEngine), f"{db!r} is not a SQLite database"
+    return engine
 
 
 @pytest.fixture(autouse=True, scope="session")

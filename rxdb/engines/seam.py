@@ -142,6 +142,11 @@ class DatabaseEngine(WatchSource, Protocol):
         """Abort the statements running now. Safe from any thread."""
         ...
 
+    def interrupt_writer(self) -> None:
+        """Abort the statement running now on the writer only, leaving reads alone (a
+        server stops one client's transaction this way). Safe from any thread."""
+        ...
+
     def backup(
         self,
         target: str | DatabaseEngine,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import rxdb
-from tests.conftest import WAIT, Recorder, subscribed
+from tests.conftest import WAIT, Recorder, sqlite_engine, subscribed
 
 INFINITE = "WITH RECURSIVE c(n) AS (SELECT started() UNION ALL SELECT n + 1 FROM c) SELECT n FROM c"
 
@@ -50,7 +50,7 @@ class TestReadBlocks:
         async with any_db.read() as r:
             before = await r.fetch_one("SELECT count(*) FROM t")
             writer = detached(any_db.execute("INSERT INTO t(x) VALUES (2)"))
-            if not any_db._engine.memory:
+            if not sqlite_engine(any_db).memory:
                 await asyncio.wait_for(writer, WAIT)  # committed, yet invisible here
             assert await r.fetch_one("SELECT count(*) FROM t") == before
             assert await any_db.fetch_one("SELECT count(*) FROM t") == before  # same snapshot
@@ -151,7 +151,7 @@ class TestInterrupt:
     async def test_interrupt_aborts_running_write_transaction(self, any_db: rxdb.Database) -> None:
         await make_t(any_db)
         running = asyncio.Event()
-        writer = any_db._engine._writer
+        writer = sqlite_engine(any_db)._writer
         assert writer is not None
         await install_started(writer.worker, running)
 
@@ -354,7 +354,7 @@ async def test_read_cancelled_while_its_reader_opens_leaves_no_connection(
     """The reader opened for a cancelled read joins the pool, which closes it; nothing is
     left for the interpreter to hang on (the autouse fixture checks the threads)."""
     async with rxdb.open(db_path) as db:
-        pool = db._engine._readers
+        pool = sqlite_engine(db)._readers
         assert pool is not None
         real = pool._open_reader
         started, release = asyncio.Event(), asyncio.Event()

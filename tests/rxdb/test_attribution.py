@@ -16,7 +16,7 @@ import rxdb
 from rxdb.engines.sqlite.foreign import ForeignWritePoller
 from rxdb.engines.sqlite.walindex import CommitStamper, WalIndex, counter_span
 from rxdb.updates import NotifyTablesUpdated
-from tests.conftest import WAIT, Recorder, subscribed
+from tests.conftest import WAIT, Recorder, sqlite_engine, subscribed
 from tests.rxdb.test_foreign import counted_polls, foreign_insert
 from tests.rxdb.test_processes import run_script
 
@@ -289,7 +289,7 @@ async def test_commits_of_another_database_in_this_process_are_not_foreign(
     ):
         await writer.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
         await wait_quiet(watcher)  # the DDL above: claimed or not, it is behind us now
-        poller = watcher._engine.poller
+        poller = sqlite_engine(watcher).poller
         assert poller is not None
         before = poller.foreign_commits
         rec: Recorder[Any] = Recorder()
@@ -327,7 +327,7 @@ async def test_commits_of_another_rxdb_process_rerun_watches_once(db_path: Path)
     async with rxdb.open(db_path, foreign_poll=0.002) as db:
         await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
         await wait_quiet(db)
-        poller = db._engine.poller
+        poller = sqlite_engine(db).poller
         assert poller is not None
         rec: Recorder[Any] = Recorder()
         updates: Recorder[NotifyTablesUpdated] = Recorder()
@@ -383,8 +383,9 @@ async def test_no_descriptor_outlives_the_database(tmp_path: Path) -> None:
     for round_ in range(3):
         async with rxdb.open(tmp_path / f"{round_}.db") as db:
             await db.execute("CREATE TABLE t(x)")
-            assert db._engine.wal_index is not None
-            assert db._engine.wal_index.read() is not None
+            wal_index = sqlite_engine(db).wal_index
+            assert wal_index is not None
+            assert wal_index.read() is not None
             assert shm_descriptors()  # SQLite's and ours
         assert shm_descriptors() == []
 
@@ -395,7 +396,7 @@ async def test_the_counter_is_found_through_a_symbolic_link(tmp_path: Path) -> N
     (tmp_path / "link.db").symlink_to(tmp_path / "real.db")
     async with rxdb.open(tmp_path / "link.db") as db:
         await db.execute("CREATE TABLE t(x)")
-        index = db._engine.wal_index
+        index = sqlite_engine(db).wal_index
         assert index is not None
         before = index.read()
         assert before is not None

@@ -26,7 +26,7 @@ import pytest
 
 import rxdb
 from rxdb.options import OPTION_NAMES
-from tests.conftest import WAIT, Recorder, subscribed
+from tests.conftest import WAIT, Recorder, sqlite_engine, subscribed
 
 BIG = 2**63  # one past SQLite's largest INTEGER
 
@@ -182,7 +182,7 @@ class TestReadOnly:
             async with rxdb.open(db_path, read_only=True) as db:
                 rows = await asyncio.gather(*(db.fetch_all("SELECT x FROM t") for _ in range(4)))
                 assert rows == [[(1,)]] * 4
-                assert db._engine._readers is not None
+                assert sqlite_engine(db)._readers is not None
                 with pytest.raises(rxdb.ReadOnlyError):
                     await db.execute("DELETE FROM t")
         finally:

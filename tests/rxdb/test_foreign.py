@@ -12,7 +12,7 @@ import pytest
 
 import rxdb
 import rxdb.engines.sqlite.walindex as walindex_module
-from tests.conftest import WAIT, Recorder, subscribed
+from tests.conftest import WAIT, Recorder, sqlite_engine, subscribed
 
 COUNT = "SELECT count(*) FROM t"
 
@@ -29,7 +29,7 @@ def foreign_insert(path: Path, value: int = 1) -> None:
 async def counted_polls(db: rxdb.Database, polls: int) -> asyncio.Event:
     """Count the poller's looks at the commit counter (one per poll); the event fires after
     ``polls`` more of them."""
-    poller = db._engine.poller
+    poller = sqlite_engine(db).poller
     assert poller is not None
     real = poller._read_counter
     seen = [0]
@@ -100,7 +100,7 @@ async def test_foreign_commit_during_our_transaction_is_seen_after_it(
 async def test_polling_can_be_turned_off(db_path: Path) -> None:
     async with rxdb.open(db_path, foreign_poll=None) as db:
         await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
-        assert db._engine.poller is None
+        assert sqlite_engine(db).poller is None
         rec: Recorder[Any] = Recorder()
         with subscribed(db.watch(COUNT), rec):
             await rec.wait_value([(0,)])
@@ -111,7 +111,7 @@ async def test_polling_can_be_turned_off(db_path: Path) -> None:
 
 async def test_close_stops_polling(db_path: Path) -> None:
     db = await rxdb.open(db_path, foreign_poll=0.002)
-    poller = db._engine.poller
+    poller = sqlite_engine(db).poller
     assert poller is not None
     assert poller._task is not None
     task = poller._task
@@ -121,13 +121,13 @@ async def test_close_stops_polling(db_path: Path) -> None:
 
 async def test_memory_database_does_not_poll() -> None:
     async with rxdb.open(":memory:") as db:
-        assert db._engine.poller is None
+        assert sqlite_engine(db).poller is None
 
 
 async def test_an_idle_file_costs_no_sqlite_call(fast_db: rxdb.Database) -> None:
     """While the commit counter stands still the poller asks SQLite nothing; a commit of our
     own makes it ask data_version once or so, then it is quiet again."""
-    poller = fast_db._engine.poller
+    poller = sqlite_engine(fast_db).poller
     assert poller is not None
     real = poller._read_state
     asked = [0]

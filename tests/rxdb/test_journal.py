@@ -14,7 +14,7 @@ import pytest
 import rxdb
 from rxdb.engines.sqlite.journal import JOURNAL_TABLE, trigger_sql
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
-from tests.conftest import WAIT, Recorder, subscribed
+from tests.conftest import WAIT, Recorder, sqlite_engine, subscribed
 
 INSERT, UPDATE, DELETE = UpdateKind.INSERT, UpdateKind.UPDATE, UpdateKind.DELETE
 
@@ -81,7 +81,7 @@ def triggers(path: Path) -> dict[str, str]:
 async def reconciled(db: rxdb.Database) -> None:
     """Wait for the trigger update that a schema change started (if one did)."""
     await asyncio.sleep(0)  # the bus delivers our own commit's message first
-    journal = db._engine.journal
+    journal = sqlite_engine(db).journal
     assert journal is not None
     task = journal._reconciling
     if task is not None:
@@ -119,7 +119,7 @@ async def test_a_foreign_commit_announces_exactly_what_it_wrote(
 
 async def test_only_watches_of_written_tables_rerun(tracked: rxdb.Database, db_path: Path) -> None:
     runs = {"a": 0, "b": 0}
-    real = tracked._engine.fetch_all
+    real = sqlite_engine(tracked).fetch_all
 
     async def counting(sql: str, params: Any = ()) -> Any:
         for table in runs:
@@ -127,7 +127,7 @@ async def test_only_watches_of_written_tables_rerun(tracked: rxdb.Database, db_p
                 runs[table] += 1
         return await real(sql, params)
 
-    tracked._engine.fetch_all = counting  # type: ignore[method-assign]
+    sqlite_engine(tracked).fetch_all = counting  # type: ignore[method-assign]
     rec_a: Recorder[Any] = Recorder()
     rec_b: Recorder[Any] = Recorder()
     with (
@@ -350,7 +350,7 @@ async def test_a_schema_change_between_two_looks_means_everything(
     has triggers, and given its triggers by someone else, all between two looks at the
     journal. The second look sees a complete schema and no journal entry for the write; only
     the changed schema version says that something may have been missed."""
-    journal, poller = tracked._engine.journal, tracked._engine.poller
+    journal, poller = sqlite_engine(tracked).journal, sqlite_engine(tracked).poller
     assert journal is not None
     assert poller is not None
     await poller.stop()  # this test takes the looks itself

@@ -11,7 +11,7 @@ import pytest
 
 import parser
 import rxdb
-from tests.conftest import Recorder, settle, subscribed
+from tests.conftest import Recorder, settle, sqlite_engine, subscribed
 
 
 async def watch_refreshes(
@@ -202,13 +202,13 @@ class TestAuthorizerCrossCheck:
     async def test_reruns_do_not_probe_again(self, any_db: rxdb.Database) -> None:
         await any_db.execute("CREATE TABLE t(x)")
         probed: list[str] = []
-        probe = any_db._engine.read_sets._probe
+        probe = sqlite_engine(any_db).read_sets._probe
 
         async def counting(sql: str) -> Any:
             probed.append(sql)
             return await probe(sql)
 
-        any_db._engine.read_sets._probe = counting
+        sqlite_engine(any_db).read_sets._probe = counting
         stream = any_db.watch("SELECT count(*) FROM t")
         rec: Recorder[Any] = Recorder()
         with (
@@ -231,14 +231,14 @@ class TestAuthorizerCrossCheck:
 
         monkeypatch.setattr(rxdb.engines.sqlite.read_sets, "analyze", refuse)
         await any_db.execute("CREATE TABLE t(x)")
-        assert await any_db._engine.read_sets.read_set("SELECT x FROM t") is None
+        assert await sqlite_engine(any_db).read_sets.read_set("SELECT x FROM t") is None
 
     async def test_writes_are_still_announced_after_a_probe_on_the_writer(
         self, memdb: rxdb.Database
     ) -> None:
         # On a single connection the probe borrows the writer's authorizer and gives it back.
         await memdb.execute("CREATE TABLE t(x)")
-        assert await memdb._engine.read_sets.read_set("SELECT x FROM t") == frozenset({"t"})
+        assert await sqlite_engine(memdb).read_sets.read_set("SELECT x FROM t") == frozenset({"t"})
         rec: Recorder[Any] = Recorder()
         with subscribed(memdb.table_updates(), rec):
             await memdb.execute("INSERT INTO t VALUES (1)")

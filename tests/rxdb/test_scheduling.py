@@ -23,7 +23,7 @@ import rxdb
 from rxdb.engines.sqlite.connections import ReaderConnection
 from rxdb.engines.sqlite.readers import CHEAP, ReadCosts, ReaderPool
 from rxdb.engines.sqlite.workers import Worker
-from tests.conftest import WAIT, Recorder, settle, subscribed
+from tests.conftest import WAIT, Recorder, settle, sqlite_engine, subscribed
 
 SLOW = (
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE gate(x)) "
@@ -65,7 +65,7 @@ class Gate:
 
 def _install(db: rxdb.Database, gate: Gate) -> ReaderPool:
     """Register ``gate`` on every reader the database opens from now on."""
-    pool = db._engine._readers
+    pool = sqlite_engine(db)._readers
     assert pool is not None, "a file database has readers"
     open_reader = pool._open_reader
 
@@ -180,7 +180,7 @@ class TestReadsDoNotQueueBehindSlowOnes:
     ) -> None:
         async with _opened(db_path, gate) as db:
             await db.fetch_one("SELECT 1")
-            pool = db._engine._readers
+            pool = sqlite_engine(db)._readers
             assert pool is not None
             assert len(pool.readers) == 1  # one reader open: the slow read will take it
             gate.arm()

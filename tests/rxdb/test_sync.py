@@ -14,7 +14,7 @@ import pytest
 
 import rxdb
 from rxdb import SyncDatabase, open_sync
-from tests.conftest import WAIT
+from tests.conftest import WAIT, sqlite_engine
 
 T = TypeVar("T")
 
@@ -445,7 +445,7 @@ class TestSyncReads:
         sdb.execute_script("")  # connected
         database = sdb.database
         assert isinstance(database, rxdb.Database)  # the SQLite engine, whose writer we hook
-        writer = database._engine._writer
+        writer = sqlite_engine(database)._writer
         assert writer is not None  # connected
         worker = writer.worker
         asyncio.run_coroutine_threadsafe(

@@ -1,0 +1,310 @@
+"""The writer connection, its lock, and which transaction a statement belongs to.
+
+As on SQLite (:mod:`rxdb.engines.sqlite.writer`), writes are serialized by an asyncio lock
+held for a whole transaction, and a context variable decides which transaction a statement
+belongs to: the task inside a ``transaction()`` block and the tasks it starts run in it;
+any other task waits for it to end.
+
+Where PostgreSQL differs, and what the writer makes of it:
+
+- **A failed statement fails the whole transaction**: PostgreSQL ignores every later
+  statement until the transaction (or a savepoint) rolls back. The block's later statements
+  raise :class:`rxdb.TransactionAbortedError` at once, without a round trip; a nested
+  ``transaction()`` block (a savepoint) contains the failure: leaving it with the exception
+  rolls back to the savepoint and the outer transaction carries on.
+- **An interrupted statement or a lost connection** rolls the whole transaction back, as
+  an interrupt does on SQLite.
+- **The connection may be lost** (a server restart, a terminated backend): the next
+  statement outside a transaction opens a new one.
+
+After every outermost commit (and every statement that commits on its own) the writer calls
+``on_commit``: the engine announces it.
+
+Internal: not covered by rxdb's versioning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+from rxdb._types import TransactionMode
+from rxdb.engines.postgres.connections import Connection, control
+from rxdb.engines.postgres.failures import LOST
+from rxdb.errors import (
+    ClosedError,
+    DatabaseError,
+    InterruptError,
+    ProgrammingError,
+    TransactionAbortedError,
+)
+
+__all__ = ("BEGIN", "Writer")
+
+LOG = logging.getLogger("rxdb.engine")
+T = TypeVar("T")
+
+BEGIN: dict[str, str] = {
+    "deferred": "BEGIN ISOLATION LEVEL READ COMMITTED",
+    "immediate": "BEGIN ISOLATION LEVEL READ COMMITTED",
+    "exclusive": "BEGIN ISOLATION LEVEL SERIALIZABLE",
+}
+"""How each of SQLite's transaction modes begins on PostgreSQL. rxdb's writer lock is taken
+at once in every mode (this process's writers are serialized either way); PostgreSQL has no
+database-wide write lock to take early, so ``deferred`` and ``immediate`` are PostgreSQL's
+default, READ COMMITTED, and ``exclusive`` asks for SERIALIZABLE: the transaction behaves as
+if it ran alone, or fails (:class:`rxdb.BusyError`, SQLSTATE 40001) and may be retried."""
+
+_FAILED = (
+    "a statement failed in this transaction, and PostgreSQL ignores every later one until "
+    "the transaction rolls back: leave the transaction block (to carry on after a "
+    "statement that may fail, run it in a nested db.transaction() block, a savepoint)"
+)
+
+
+@dataclass(slots=True)
+class _Scope:
+    """The writer, owned by one task (and the tasks it starts) for one transaction."""
+
+    explicit: bool  # opened by a BEGIN the user wrote, not by transaction()
+    active: bool = True
+    savepoints: int = 0
+    aborted: bool = False  # rolled back under the block (interrupt, lost connection)
+    failed: bool = False  # a statement failed: the server ignores the rest until a rollback
+
+
+class Writer:
+    """The one connection that writes.
+
+    :param connect: opens a new writer connection.
+    :param is_closed: whether the engine refuses new work.
+    :param on_commit: called after every commit (outermost, or of a statement on its own).
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[Connection]],
+        is_closed: Callable[[], bool],
+        on_commit: Callable[[], None],
+    ) -> None:
+        self._connect = connect
+        self._is_closed = is_closed
+        self._on_commit = on_commit
+        self.lock = asyncio.Lock()
+        self.conn: Connection | None = None
+        self._scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
+            "rxdb_pg_write_scope", default=None
+        )
+
+    async def open(self) -> None:
+        self.conn = await self._connect()
+
+    def in_scope(self) -> bool:
+        """Whether the calling task runs inside a transaction on this writer."""
+        scope = self._scope.get()
+        return scope is not None and scope.active
+
+    async def run(self, operation: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run one user statement on the writer: inside the caller's transaction if it has
+        one, else under the write lock. A statement that leaves a transaction open (a BEGIN
+        the user wrote) keeps the lock for the calling task until one closes it."""
+        scope = self._scope.get()
+        if scope is not None and scope.active:
+            return await self._run_in(scope, operation)
+        await self.lock.acquire()
+        conn: Connection | None = None
+        committed = False
+        try:
+            conn = await self._connection()
+            result = await operation(conn)
+            committed = True
+            return result
+        except DatabaseError as error:
+            committed = _may_have_committed(error)
+            raise
+        finally:
+            if conn is not None and not conn.is_closed() and conn.is_in_transaction():
+                self._begin_explicit()
+            else:
+                self.lock.release()
+                if committed:
+                    self._on_commit()
+
+    async def _run_in(self, scope: _Scope, operation: Callable[[Connection], Awaitable[T]]) -> T:
+        if not scope.explicit:
+            _check_usable(scope)
+        conn = self._current()
+        try:
+            return await operation(conn)
+        except DatabaseError as error:
+            if isinstance(error, InterruptError) or error.sqlstate == LOST:
+                # The transaction is over, as on SQLite after an interrupt: the block's
+                # later statements must fail rather than autocommit one by one.
+                scope.aborted = not scope.explicit
+                await self.rollback_quietly()
+            elif error.sqlstate is not None:
+                scope.failed = True
+            raise
+        finally:
+            if scope.explicit and (conn.is_closed() or not conn.is_in_transaction()):
+                self._end_explicit(scope)
+
+    @asynccontextmanager
+    async def transaction(self, mode: TransactionMode) -> AsyncIterator[None]:
+        begin = BEGIN.get(mode)
+        if begin is None:
+            raise ProgrammingError(f"transaction mode must be one of {tuple(BEGIN)}, not {mode!r}")
+        scope = self._scope.get()
+        if scope is not None and scope.active:
+            async with self._savepoint(scope):
+                yield
+            return
+        await self.lock.acquire()
+        scope = _Scope(explicit=False)
+        token = self._scope.set(scope)
+        try:
+            conn = await self._connection()
+            await control(conn, begin)
+            try:
+                yield
+            except BaseException:
+                await self.rollback_quietly()
+                raise
+            if scope.aborted or scope.failed:
+                await self.rollback_quietly()
+                _check_usable(scope)
+            if self._is_closed():
+                raise ClosedError(
+                    "the database was closed inside this transaction, which was rolled back"
+                )
+            if conn.is_in_transaction():
+                try:
+                    await control(conn, "COMMIT")
+                except DatabaseError as error:
+                    await self.rollback_quietly()
+                    if _may_have_committed(error):
+                        self._on_commit()
+                    raise
+                except BaseException:
+                    await self.rollback_quietly()
+                    raise
+            self._on_commit()
+        finally:
+            scope.active = False
+            self._scope.reset(token)
+            self.lock.release()
+
+    @asynccontextmanager
+    async def _savepoint(self, scope: _Scope) -> AsyncIterator[None]:
+        _check_usable(scope)
+        conn = self._current()
+        scope.savepoints += 1
+        name = f"rxdb_savepoint_{scope.savepoints}"
+        await control(conn, f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            if not scope.aborted and conn.is_in_transaction():
+                await self._roll_back_to(scope, name)
+            raise
+        if scope.failed and not scope.aborted:
+            # A statement failed inside and the block swallowed the error: its other
+            # statements are void, so the block cannot end as if they had run.
+            await self._roll_back_to(scope, name)
+            raise TransactionAbortedError(
+                "a statement failed inside this nested transaction block and the block "
+                "went on; it was rolled back to its start (let the error leave the block)"
+            )
+        _check_usable(scope)
+        if conn.is_in_transaction():
+            await control(conn, f"RELEASE SAVEPOINT {name}")
+
+    async def _roll_back_to(self, scope: _Scope, name: str) -> None:
+        conn = self._current()
+        await control(conn, f"ROLLBACK TO SAVEPOINT {name}")
+        await control(conn, f"RELEASE SAVEPOINT {name}")
+        scope.failed = False
+
+    async def rollback_quietly(self) -> None:
+        conn = self.conn
+        if conn is None or conn.is_closed() or not conn.is_in_transaction():
+            return
+        try:
+            await control(conn, "ROLLBACK")
+        except DatabaseError:
+            LOG.exception("rollback failed")
+
+    async def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None and not conn.is_closed():
+            try:
+                await conn.close(timeout=5)
+            except Exception:
+                conn.terminate()
+
+    def _current(self) -> Connection:
+        conn = self.conn
+        if conn is None:
+            raise ClosedError("the database is closed; open a new one (rxdb.open)")
+        return conn
+
+    async def _connection(self) -> Connection:
+        """The writer's connection, opened anew if the old one is gone (called under the
+        lock, outside any transaction)."""
+        conn = self._current()
+        if conn.is_closed():
+            conn = self.conn = await self._connect()
+        return conn
+
+    def _begin_explicit(self) -> None:
+        scope = _Scope(explicit=True)
+        self._scope.set(scope)
+        task = asyncio.current_task()
+        if task is not None:
+            task.add_done_callback(lambda _: self._abandoned(scope))
+
+    def _end_explicit(self, scope: _Scope) -> None:
+        if not scope.active:
+            return  # another task of the same transaction already ended it
+        scope.active = False
+        self._scope.set(None)
+        self.lock.release()
+        self._on_commit()
+
+    def _abandoned(self, scope: _Scope) -> None:
+        # The task that wrote BEGIN ended without COMMIT or ROLLBACK: roll back, or every
+        # other writer would wait for a lock nobody can release.
+        if not scope.active or self._is_closed():
+            return
+        LOG.warning("a task ended inside a transaction it opened with BEGIN; rolling it back")
+        scope.active = False
+
+        async def roll_back() -> None:
+            try:
+                await self.rollback_quietly()
+            finally:
+                self.lock.release()
+
+        asyncio.get_running_loop().create_task(roll_back(), context=contextvars.Context())
+
+
+def _check_usable(scope: _Scope) -> None:
+    if scope.aborted:
+        raise TransactionAbortedError(
+            "the transaction was rolled back under this block (a statement was interrupted "
+            "or the connection was lost); leave the transaction block, then start a new one"
+        )
+    if scope.failed:
+        raise TransactionAbortedError(_FAILED)
+
+
+def _may_have_committed(error: DatabaseError) -> bool:
+    """Whether a statement that raised ``error`` may still have committed: an interrupt or a
+    lost connection can come after the server committed. Anything else the server refused
+    committed nothing."""
+    return isinstance(error, InterruptError) or error.sqlstate == LOST
