@@ -18,6 +18,7 @@ from rxdb.errors import HubError as HubError
 from rxdb.errors import IntegrityError as IntegrityError
 from rxdb.errors import InterruptError as InterruptError
 from rxdb.errors import NameNotFoundError as NameNotFoundError
+from rxdb.errors import NameTakenError as NameTakenError
 from rxdb.errors import OperationalError as OperationalError
 from rxdb.errors import ProgrammingError as ProgrammingError
 from rxdb.errors import ProtocolError as ProtocolError
@@ -107,6 +108,7 @@ __all__ = (
     "IntegrityError",
     "InterruptError",
     "NameNotFoundError",
+    "NameTakenError",
     "NotifyTablesUpdated",
     "OperationalError",
     "ProgrammingError",

@@ -18,6 +18,7 @@ __all__ = (
     "IntegrityError",
     "InterruptError",
     "NameNotFoundError",
+    "NameTakenError",
     "OperationalError",
     "ProgrammingError",
     "ProtocolError",
@@ -165,6 +166,11 @@ class HubError(RxdbError, OSError):
     """Raised when the hub's socket directory is unusable: it cannot be created, it is not a
     directory, it belongs to another user, or others may enter it. Fix the directory (``chmod
     700``), pass another one, or turn cross-process sharing off."""
+
+
+class NameTakenError(RxdbError, FileExistsError):
+    """Raised when a server is registered under a name a live rxdb server of another process
+    holds. Choose another name, or stop that server."""
 
 
 class NameNotFoundError(RxdbError, LookupError):

@@ -28,7 +28,7 @@ def register(
 
     :raises rxdb.ProgrammingError: for a name that is not 1-100 letters, digits, '_', '.'
         or '-' (starting with a letter or digit).
-    :raises FileExistsError: if a live process already registered ``name``.
+    :raises rxdb.NameTakenError: if a live process already registered ``name``.
     """
     write_entry(name, handle.to_json(), pid=pid, directory=directory)
 

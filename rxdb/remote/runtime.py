@@ -24,7 +24,7 @@ import tempfile
 import uuid
 from typing import Any, Final
 
-from rxdb.errors import HubError, NameNotFoundError, ProgrammingError
+from rxdb.errors import HubError, NameNotFoundError, NameTakenError, ProgrammingError
 
 __all__ = ("read_entry", "remove_entry", "socket_directory", "socket_path", "write_entry")
 
@@ -128,13 +128,13 @@ def write_entry(
 
     :raises rxdb.ProgrammingError: for a name that is not 1-100 letters, digits, '_', '.'
         or '-'.
-    :raises FileExistsError: if a live process of another pid holds the name.
+    :raises rxdb.NameTakenError: if a live process of another pid holds the name.
     """
     path = _entry_path(name, directory)
     owner = os.getpid() if pid is None else pid
     existing = _load(path)
     if existing is not None and existing["pid"] != owner and _alive(existing["pid"]):
-        raise FileExistsError(
+        raise NameTakenError(
             f"the name {name!r} is taken by a live rxdb server (pid {existing['pid']}); "
             "choose another or stop that server"
         )

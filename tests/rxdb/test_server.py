@@ -532,7 +532,7 @@ async def test_a_separate_process_finds_the_server_by_name(
             process = await child("lookup", name)
             out, _ = await asyncio.wait_for(process.communicate(), WAIT * 2)
             assert json.loads(out) == [["found"]]
-            with pytest.raises(FileExistsError):
+            with pytest.raises(rxdb.NameTakenError, match="taken by a live rxdb server"):
                 names.register(name, server.handle, pid=os.getppid())
         finally:
             await server.shutdown_all()
