@@ -25,6 +25,7 @@ import rxdb
 from rxdb.api import AsyncDatabase
 from rxdb.boundary.loop_thread import LoopThread
 from tests.conformance.async_over_blocking import AsyncOverBlocking
+from tests.rxdb.postgres_worker import SERVER, scratch_database
 
 T = TypeVar("T")
 
@@ -119,6 +120,12 @@ async def borrowed_blocking_database(tmp_path: Path) -> AsyncIterator[Shape]:
             await db.release_threads()
 
 
+@asynccontextmanager
+async def postgres_database(tmp_path: Path) -> AsyncIterator[Shape]:
+    async with scratch_database() as name, rxdb.open(f"{SERVER}/{name}") as db:
+        yield Shape("postgres", db, single_connection=False)
+
+
 SHAPES: dict[str, Opener] = {
     "memory": memory_database,
     "file": file_database,
@@ -126,6 +133,7 @@ SHAPES: dict[str, Opener] = {
     "remote": remote_database,
     "sync": blocking_database,
     "connect_sync": borrowed_blocking_database,
+    "postgres": postgres_database,
 }
 
 
@@ -149,8 +157,18 @@ def detached(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
 
 async def make_t(db: AsyncDatabase) -> None:
     """Table ``t`` with one row, ``x = 1``."""
-    await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
+    if is_postgres(db):
+        await db.execute(f"CREATE TABLE t(id serial PRIMARY KEY, x {PG_X})")
+    else:
+        await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
     await db.execute("INSERT INTO t(x) VALUES (1)")
+
+
+PG_X = "integer"
+
+
+def is_postgres(db: AsyncDatabase) -> bool:
+    return db.path.startswith("postgresql://")
 
 
 def gaps(**reasons: str) -> pytest.MarkDecorator:

@@ -8,7 +8,7 @@ import pytest
 
 import rxdb
 from rxdb.api import AsyncDatabase
-from tests.conformance.conftest import make_t
+from tests.conformance.conftest import gaps, make_t
 from tests.conftest import Recorder, subscribed
 
 COUNT = "SELECT count(*) FROM t"
@@ -93,6 +93,10 @@ class TestWatch:
 
 
 class TestTableUpdates:
+    @gaps(
+        postgres="CREATE TABLE u(y): a column without a type is SQLite's; and until the "
+        "capture is wired, a PostgreSQL commit is announced as 'everything' (no table names)"
+    )
     async def test_messages_are_filtered_by_table_and_kind(self, db: AsyncDatabase) -> None:
         await make_t(db)
         await db.execute("CREATE TABLE u(y)")
