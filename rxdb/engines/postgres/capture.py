@@ -33,7 +33,7 @@ step with the schema takes an event trigger (``ddl_command_end``), which only a 
 may create; it adds triggers to new tables in the transaction that creates them and
 notifies ``DDL`` for every schema change. Without it (:attr:`Installed.event_trigger` is
 ``False``): rxdb installs again at open and after its own DDL, and notices other writers'
-DDL only through the listener's periodic check (``SchemaWatch``; a table created by
+DDL only through the listener's periodic check (:data:`CHECK_SQL`: a table created by
 someone else is instrumented, and every watch re-run, within one check interval).
 
 Nobody's notification is trusted: anyone who may connect may ``NOTIFY`` any channel. A

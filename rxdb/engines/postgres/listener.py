@@ -189,7 +189,6 @@ class _Listener:
         self.thread = thread
         self.members: tuple[_Member, ...] = ()  # replaced under _LOCK, read anywhere
         self.first_connect: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self.refs = 0
         self._task: asyncio.Task[None] | None = None
         self._pending: dict[str | None, tuple[set[TableUpdate], bool]] = {}
         self._stale: tuple[int, object] | None = None  # (pid, backend_start) to terminate
@@ -444,7 +443,6 @@ async def join(
             listener = _Listener(dsn, channel, tuning or TUNING, _THREAD)
             _REGISTRY[listener.key] = listener
             listener.start()
-        listener.refs += 1
         listener.members = (*listener.members, member)
     try:
         # Shielded: a cancelled join must not cancel the connect other joiners wait for.
@@ -462,8 +460,7 @@ async def _release(listener: _Listener, member: _Member) -> None:
     global _THREAD
     with _LOCK:
         listener.members = tuple(m for m in listener.members if m is not member)
-        listener.refs -= 1
-        if listener.refs:
+        if listener.members:
             return
         if _REGISTRY.get(listener.key) is listener:
             del _REGISTRY[listener.key]
