@@ -481,7 +481,7 @@ def engine_for(
         )
     transport: Transport | None = None
     if not where.memory and options["share_across_processes"]:
-        from rxdb.remote import hub
+        import rxdb.remote.hub as hub
 
         transport = hub
     return SQLiteEngine(
