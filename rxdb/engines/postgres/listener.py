@@ -299,7 +299,7 @@ class _Listener:
                 " WHERE pid = $1 AND backend_start = $2",
                 pid,
                 started,
-                max(1, int(self.tuning.check_timeout * 1000)),  # waits for it to go
+                max(1, int(self.tuning.check_timeout * 500)),  # waits (a while) for it to go
             )
 
     async def _watch(self, link: _Link) -> bool:
