@@ -6,7 +6,7 @@ runs :data:`CATALOG_QUERY` and builds a :class:`PgCatalog` from its row) and nev
 
 Layering: ``names`` (identifier folding, the spelling of a relation) is the leaf; ``_lexer``
 splits scripts and finds calls; ``_refs`` walks sqlglot's tree; ``analysis`` classifies and
-caches.
+caches; ``catalog`` holds what a session sees; ``dependencies`` resolves an analysis in it.
 
 Relations come back as ``schema.name`` with both parts exactly as ``pg_class`` and
 ``pg_namespace`` store them (case kept, no quotes): ``public.orders``, ``Sales.Q1``,
@@ -18,19 +18,33 @@ from __future__ import annotations
 
 from .analysis import PgAnalysis as PgAnalysis
 from .analysis import analyze as analyze
+from .catalog import CATALOG_QUERY as CATALOG_QUERY
+from .catalog import PgCatalog as PgCatalog
+from .catalog import PgRelation as PgRelation
+from .catalog import RelationKind as RelationKind
+from .dependencies import dependencies as dependencies
+from .dependencies import write_targets as write_targets
 from .names import RelationName as RelationName
 from .names import fold_identifier as fold_identifier
 from .names import relation_key as relation_key
 
 __all__ = (
+    "CATALOG_QUERY",
     "PgAnalysis",
+    "PgCatalog",
+    "PgRelation",
+    "RelationKind",
     "RelationName",
     "analyze",
+    "dependencies",
     "fold_identifier",
     "relation_key",
+    "write_targets",
 )
 
 # Tracebacks and reprs name the public path, not the private module.
 for _name in __all__:
-    globals()[_name].__module__ = __name__
-del _name
+    _value = globals()[_name]
+    if hasattr(_value, "__module__") and not isinstance(_value, str):
+        _value.__module__ = __name__
+del _name, _value
