@@ -122,6 +122,17 @@ def _targets(statement: exp.Expr) -> list[exp.Table]:
     return targets
 
 
+def _add_table(table: exp.Table, ctes: frozenset[str], refs: RelationRefs) -> None:
+    body = table.this
+    if isinstance(body, exp.Identifier):
+        name = _relation_name(table)
+        if name.schema is not None or name.name not in ctes:
+            refs.read(table, name)
+    elif not isinstance(body, exp.Func) and not (body is None and table.args.get("rows_from")):
+        # Functions are taken as the walk reaches them; anything else is a shape not foreseen.
+        raise UnsupportedTree(f"{table.sql(dialect='postgres')!r} is neither a relation nor a call")
+
+
 def relation_refs(statement: exp.Expr) -> RelationRefs:
     """Walk ``statement`` and collect what it reads, writes and calls in FROM.
 
@@ -159,10 +170,8 @@ def relation_refs(statement: exp.Expr) -> RelationRefs:
         function = _from_function(node)
         if function is not None:
             refs.functions.add(function)
-        elif isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier):
-            name = _relation_name(node)
-            if name.schema is not None or name.name not in ctes:
-                refs.read(node, name)
+        elif isinstance(node, exp.Table):
+            _add_table(node, ctes, refs)
         for key, value in node.args.items():
             if key == "with_":
                 continue

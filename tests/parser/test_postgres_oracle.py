@@ -81,6 +81,7 @@ def test_the_corpus_is_large_and_mostly_exact() -> None:
 def test_parser_covers_the_plan(oracle: PgOracle, catalog: PgCatalog, case: Case) -> None:
     planned = oracle.plan(case.sql)
     analysis = analyze(case.sql)
+    assert not analysis.multiple
     found = dependencies(analysis, catalog)
     if case.expectation == "everything":
         assert found is None
