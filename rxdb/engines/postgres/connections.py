@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar, cast
 import asyncpg
 
 from rxdb.engines.postgres.dsn import Dsn
-from rxdb.engines.postgres.failures import DRIVER_ERRORS, translate
+from rxdb.engines.postgres.failures import DRIVER_ERRORS, LOST, translate
 from rxdb.errors import InterruptError, OperationalError
 from rxdb.rows import RowList, row_class
 
@@ -126,7 +126,7 @@ async def run(
     :raises rxdb.DatabaseError: (a subclass, with the SQLSTATE) if the server refused it.
     """
     records, status, _ = await _interruptible(
-        conn._execute(sql, args, 0, None, return_status=True), running, source
+        conn, conn._execute(sql, args, 0, None, return_status=True), running, source
     )
     if not records:
         return RowList(), status.decode()
@@ -137,10 +137,12 @@ async def run(
 async def run_script(conn: Connection, script: str, running: Running) -> None:
     """Run several statements (the simple query protocol: no parameters, every statement
     in one implicit transaction unless the script holds its own BEGIN and COMMIT)."""
-    await _interruptible(conn.execute(script), running, script)
+    await _interruptible(conn, conn.execute(script), running, script)
 
 
-async def _interruptible(work: Coroutine[Any, Any, T], running: Running, source: str) -> T:
+async def _interruptible(
+    conn: Connection, work: Coroutine[Any, Any, T], running: Running, source: str
+) -> T:
     task = asyncio.get_running_loop().create_task(work)
     running.add(task)
     try:
@@ -153,7 +155,10 @@ async def _interruptible(work: Coroutine[Any, Any, T], running: Running, source:
             "the statement was interrupted", sql=source, sqlstate="57014"
         ) from None
     except DRIVER_ERRORS as error:
-        raise translate(error, source) from error
+        translated = translate(error, source)
+        if translated.sqlstate == LOST and not conn.is_closed():
+            conn.terminate()  # whatever state it is in, the next statement gets a new one
+        raise translated from error
     finally:
         running.discard(task)
 

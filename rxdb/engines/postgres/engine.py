@@ -7,12 +7,11 @@ pool of read-only readers for plain reads, watch re-runs and ``read()`` blocks
 ``?`` and ``:name`` placeholders (:mod:`~rxdb.engines.postgres.params`), ``interrupt`` from
 any thread, and ``backup`` through ``pg_dump`` (:mod:`~rxdb.engines.postgres.backup`).
 
-Change messages: after every commit of its writer the engine announces "anything may have
-changed" (``everything``) under its origin; which tables a commit wrote, and other
-programs' commits, come with the triggers and the LISTEN connection of
-:mod:`~rxdb.engines.postgres.capture` and :mod:`~rxdb.engines.postgres.listener`. Read sets
-are ``None`` (every table) until the PostgreSQL analysis of :mod:`parser` is wired in: a
-watch re-runs on every commit, which costs runs and never misses one.
+Change messages come from :mod:`~rxdb.engines.postgres.changes`: the capture triggers and
+the process's LISTEN connection tell of every writer's commits, this engine's included (or,
+where rxdb may not install triggers, the engine announces its own commits). Read sets are
+``None`` (every table) until the PostgreSQL analysis of :mod:`parser` is wired in: a watch
+re-runs on every commit, which costs runs and never misses one.
 
 Internal: not covered by rxdb's versioning. Knows nothing of Rx, watches or the façade.
 """
@@ -22,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import itertools
 import logging
 import os
 import re
@@ -34,6 +32,7 @@ from typing import TYPE_CHECKING
 from rxdb._types import Params, ProgressCallback, TransactionMode
 from rxdb.bus import Bus
 from rxdb.engines.postgres.backup import dump
+from rxdb.engines.postgres.changes import Changes
 from rxdb.engines.postgres.connections import (
     Connection,
     Running,
@@ -63,7 +62,7 @@ from rxdb.errors import (
     WrongLoopError,
 )
 from rxdb.rows import ExecuteResult, Row
-from rxdb.updates import NotifyTablesUpdated, TableUpdate
+from rxdb.updates import TableUpdate
 
 __all__ = ("PostgresEngine",)
 
@@ -126,7 +125,7 @@ class PostgresEngine:
         )
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
-        self._sequence = itertools.count(1)
+        self.changes = Changes(dsn=dsn, key=self.key, origin=self.origin, bus=bus)
         self._queries: dict[str, bool] = {}  # text -> whether a reader may run it
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -136,14 +135,20 @@ class PostgresEngine:
         return self._closed
 
     async def open(self) -> None:
-        """Open the writer connection (readers open on demand).
+        """Open the writer connection (readers open on demand), then the change source: from
+        its return on, every commit reaches the bus.
 
         :raises rxdb.OperationalError: if the server cannot be reached or refuses the
             connection (the message names the server and database, never the password).
         """
         loop = asyncio.get_running_loop()
-        writer = Writer(self._open_writer, lambda: self._closed, self._committed)
-        await writer.open()
+        writer = Writer(self._open_writer, lambda: self._closed, self.changes.committed)
+        conn = await writer.open()
+        try:
+            await self.changes.start(conn)
+        except BaseException:
+            await writer.close()
+            raise
         self._loop = loop
         self._reading.bind(loop)
         self._writing.bind(loop)
@@ -176,6 +181,7 @@ class PostgresEngine:
             await self._readers.close()
             if writer is not None:
                 await writer.close()
+            await self.changes.stop()
         finally:
             self._closing.set_result(None)
 
@@ -207,7 +213,7 @@ class PostgresEngine:
         return self._write(sql).run(functools.partial(self._execute_many_on, sql, seq_of_params))
 
     def execute_script(self, script: str) -> Awaitable[None]:
-        return self._write(script).run(lambda conn: run_script(conn, script, self._writing))
+        return self._write(script).run(functools.partial(self._script_on, script))
 
     def fetch_all(self, sql: str, params: Params) -> Awaitable[list[Row]]:
         """Run a query: on a reader outside a transaction, on the writer inside one (so it
@@ -224,12 +230,18 @@ class PostgresEngine:
     async def _execute_on(self, sql: str, params: Params, conn: Connection) -> ExecuteResult:
         text, args = bind(sql, params)
         rows, status = await run(conn, text, args, self._writing, source=sql)
+        await self.changes.after_statement(conn, status)
         return ExecuteResult(changed_rows(status), None, rows)
 
     async def _fetch_on(self, sql: str, params: Params, conn: Connection) -> list[Row]:
         text, args = bind(sql, params)
-        rows, _ = await run(conn, text, args, self._writing, source=sql)
+        rows, status = await run(conn, text, args, self._writing, source=sql)
+        await self.changes.after_statement(conn, status)
         return rows
+
+    async def _script_on(self, script: str, conn: Connection) -> None:
+        await run_script(conn, script, self._writing)
+        await self.changes.after_statement(conn, None)
 
     async def _execute_many_on(
         self, sql: str, seq_of_params: Iterable[Params], conn: Connection
@@ -245,6 +257,7 @@ class PostgresEngine:
                 text, args = bind(sql, params)
                 _, status = await run(conn, text, args, self._writing, source=sql)
                 changed += max(changed_rows(status), 0)
+                await self.changes.after_statement(conn, status)
         except BaseException:
             if own and not conn.is_closed() and conn.is_in_transaction():
                 await control(conn, "ROLLBACK")
@@ -377,17 +390,8 @@ class PostgresEngine:
 
     # -- change messages --------------------------------------------------------------------
 
-    def _committed(self) -> None:
-        # Which tables the commit wrote is the capture's to say; until then, everything.
-        self._publish(frozenset(), everything=True)
-
     def announce(self, updates: frozenset[TableUpdate], *, everything: bool) -> None:
-        self._publish(updates, everything=everything)
-
-    def _publish(self, updates: frozenset[TableUpdate], *, everything: bool) -> None:
-        self.bus.publish(
-            NotifyTablesUpdated(self.key, self.origin, next(self._sequence), updates, everything)
-        )
+        self.changes.announce(updates, everything=everything)
 
     async def read_set(self, sql: str) -> frozenset[str] | None:
         """Every table (``None``) until the PostgreSQL read-set analysis is wired in."""
@@ -395,11 +399,15 @@ class PostgresEngine:
         return None
 
     async def track_foreign_writes(self) -> None:
-        """Nothing to do: which tables other programs write is the capture's to say."""
-        self._check()
+        """Install the capture triggers (as :meth:`open` does; idempotent): every writer's
+        commits, other programs' included, then say which tables they wrote."""
+        await self._write("track_foreign_writes").run(self.changes.install)
 
     async def untrack_foreign_writes(self) -> None:
-        self._check()
+        """Remove the capture triggers from the database, for every process using it: each
+        rxdb engine announces its own commits from then on, and other programs' commits go
+        unseen (until one of them installs the triggers again)."""
+        await self._write("untrack_foreign_writes").run(self.changes.uninstall)
 
 
 async def _end_snapshot(conn: Connection) -> None:

@@ -19,6 +19,7 @@ __all__ = ("DRIVER_ERRORS", "LOST", "from_server", "is_lost", "translate")
 DRIVER_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
     OSError,
 )
 """What asyncpg raises for a statement: catch these, :func:`translate` them."""
@@ -34,10 +35,14 @@ def from_server(error: BaseException) -> bool:
 
 def is_lost(error: BaseException) -> bool:
     """Whether ``error`` says the connection is gone (the server ended it, the network
-    failed, it was closed under the statement)."""
+    failed, it was closed under the statement) or unusable (asyncpg lost track of its state:
+    seen when the server ends a connection just as a statement starts)."""
     return isinstance(
         error,
-        asyncpg.PostgresConnectionError | asyncpg.ConnectionDoesNotExistError | OSError,
+        asyncpg.PostgresConnectionError
+        | asyncpg.ConnectionDoesNotExistError
+        | asyncpg.exceptions.InternalClientError
+        | OSError,
     ) or (isinstance(error, asyncpg.InterfaceError) and "closed" in str(error))
 
 

@@ -17,8 +17,8 @@ Where PostgreSQL differs, and what the writer makes of it:
 - **The connection may be lost** (a server restart, a terminated backend): the next
   statement outside a transaction opens a new one.
 
-After every outermost commit (and every statement that commits on its own) the writer calls
-``on_commit``: the engine announces it.
+After every outermost commit (and every statement that commits on its own) the writer awaits
+``on_commit(conn)``, still holding the lock: the engine announces it.
 
 Internal: not covered by rxdb's versioning.
 """
@@ -83,14 +83,15 @@ class Writer:
 
     :param connect: opens a new writer connection.
     :param is_closed: whether the engine refuses new work.
-    :param on_commit: called after every commit (outermost, or of a statement on its own).
+    :param on_commit: awaited after every commit (outermost, or of a statement on its own),
+        and after a statement that may have committed (interrupted, connection lost).
     """
 
     def __init__(
         self,
         connect: Callable[[], Awaitable[Connection]],
         is_closed: Callable[[], bool],
-        on_commit: Callable[[], None],
+        on_commit: Callable[[Connection], Awaitable[None]],
     ) -> None:
         self._connect = connect
         self._is_closed = is_closed
@@ -101,8 +102,9 @@ class Writer:
             "rxdb_pg_write_scope", default=None
         )
 
-    async def open(self) -> None:
-        self.conn = await self._connect()
+    async def open(self) -> Connection:
+        self.conn = conn = await self._connect()
+        return conn
 
     def in_scope(self) -> bool:
         """Whether the calling task runs inside a transaction on this writer."""
@@ -121,19 +123,25 @@ class Writer:
         committed = False
         try:
             conn = await self._connection()
-            result = await operation(conn)
+            try:
+                result = await operation(conn)
+            except DatabaseError as error:
+                committed = _may_have_committed(error)
+                raise
+            except BaseException:
+                committed = True  # cancelled: it may have run to its end
+                raise
             committed = True
             return result
-        except DatabaseError as error:
-            committed = _may_have_committed(error)
-            raise
         finally:
             if conn is not None and not conn.is_closed() and conn.is_in_transaction():
                 self._begin_explicit()
             else:
-                self.lock.release()
-                if committed:
-                    self._on_commit()
+                try:
+                    if committed and conn is not None:
+                        await self._on_commit(conn)
+                finally:
+                    self.lock.release()
 
     async def _run_in(self, scope: _Scope, operation: Callable[[Connection], Awaitable[T]]) -> T:
         if not scope.explicit:
@@ -152,7 +160,7 @@ class Writer:
             raise
         finally:
             if scope.explicit and (conn.is_closed() or not conn.is_in_transaction()):
-                self._end_explicit(scope)
+                await self._end_explicit(scope, conn)
 
     @asynccontextmanager
     async def transaction(self, mode: TransactionMode) -> AsyncIterator[None]:
@@ -188,12 +196,12 @@ class Writer:
                 except DatabaseError as error:
                     await self.rollback_quietly()
                     if _may_have_committed(error):
-                        self._on_commit()
+                        await self._on_commit(conn)
                     raise
                 except BaseException:
                     await self.rollback_quietly()
                     raise
-            self._on_commit()
+            await self._on_commit(conn)
         finally:
             scope.active = False
             self._scope.reset(token)
@@ -268,13 +276,15 @@ class Writer:
         if task is not None:
             task.add_done_callback(lambda _: self._abandoned(scope))
 
-    def _end_explicit(self, scope: _Scope) -> None:
+    async def _end_explicit(self, scope: _Scope, conn: Connection) -> None:
         if not scope.active:
             return  # another task of the same transaction already ended it
         scope.active = False
         self._scope.set(None)
-        self.lock.release()
-        self._on_commit()
+        try:
+            await self._on_commit(conn)
+        finally:
+            self.lock.release()
 
     def _abandoned(self, scope: _Scope) -> None:
         # The task that wrote BEGIN ended without COMMIT or ROLLBACK: roll back, or every
