@@ -101,8 +101,8 @@ class TestTransactions:
 
 class TestWatchersHearOnce:
     @gaps(
-        postgres="the marker writes text into an integer column; and until the capture is "
-        "wired, a PostgreSQL commit is announced as 'everything' (no table names)"
+        postgres="the marker writes text into an integer column; and PostgreSQL messages "
+        "name a table schema-qualified (public.t, and t besides), not t alone"
     )
     async def test_watchers_hear_once_after_the_outermost_commit(self, db: AsyncDatabase) -> None:
         await make_t(db)

@@ -94,8 +94,8 @@ class TestWatch:
 
 class TestTableUpdates:
     @gaps(
-        postgres="CREATE TABLE u(y): a column without a type is SQLite's; and until the "
-        "capture is wired, a PostgreSQL commit is announced as 'everything' (no table names)"
+        postgres="CREATE TABLE u(y): a column without a type is SQLite's; and PostgreSQL "
+        "messages name a table schema-qualified (public.t, and t besides), not t alone"
     )
     async def test_messages_are_filtered_by_table_and_kind(self, db: AsyncDatabase) -> None:
         await make_t(db)

@@ -139,6 +139,35 @@ class TestCapture:
         assert updates.values[0].updates == {TableUpdate("t"), TableUpdate("public.t")}
 
 
+class TestReadSets:
+    async def test_a_watch_depends_on_the_tables_it_reads(self, pg: rxdb.Database) -> None:
+        await pg.execute("CREATE TABLE u(y int)")
+        await pg.execute("CREATE VIEW v AS SELECT x FROM t")
+        read_set = engine(pg).read_set
+        assert await read_set("SELECT count(*) FROM t") == frozenset({"public.t"})
+        assert await read_set("SELECT * FROM v JOIN u ON y = x") == frozenset(
+            {"public.t", "public.u"}
+        )
+        assert await read_set("SELECT * FROM generate_series(1, 3)") == frozenset()
+        assert await read_set("SELECT nextval('t_id_seq')") is None  # moves unannounced
+
+    async def test_only_queries_can_be_watched(self, pg: rxdb.Database) -> None:
+        with pytest.raises(rxdb.ProgrammingError, match="only queries"):
+            await engine(pg).read_set("DELETE FROM t")
+
+    async def test_read_sets_follow_schema_changes(self, pg: rxdb.Database, url: str) -> None:
+        await pg.execute("CREATE TABLE u(y int)")
+        await pg.execute("CREATE VIEW v AS SELECT x FROM t")
+        seen: Recorder[Any] = Recorder()
+        with subscribed(pg.watch("SELECT count(*) FROM v"), seen):
+            await seen.wait_value([(1,)])
+            await foreign(url, "CREATE OR REPLACE VIEW v AS SELECT y AS x FROM u")
+            await seen.wait_value([(0,)])
+            await foreign(url, "INSERT INTO u VALUES (1), (2)")  # now v reads u
+            await seen.wait_value([(2,)])
+        assert await engine(pg).read_set("SELECT * FROM v") == frozenset({"public.u"})
+
+
 class TestWithoutCapture:
     async def test_untracking_removes_capture_and_announces_own_commits(
         self, pg: rxdb.Database

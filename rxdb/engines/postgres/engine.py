@@ -9,9 +9,9 @@ any thread, and ``backup`` through ``pg_dump`` (:mod:`~rxdb.engines.postgres.bac
 
 Change messages come from :mod:`~rxdb.engines.postgres.changes`: the capture triggers and
 the process's LISTEN connection tell of every writer's commits, this engine's included (or,
-where rxdb may not install triggers, the engine announces its own commits). Read sets are
-``None`` (every table) until the PostgreSQL analysis of :mod:`parser` is wired in: a watch
-re-runs on every commit, which costs runs and never misses one.
+where rxdb may not install triggers, the engine announces its own commits). Read sets come
+from :mod:`parser.postgres` through :mod:`~rxdb.engines.postgres.read_sets`, with the
+catalog read again after every schema change.
 
 Internal: not covered by rxdb's versioning. Knows nothing of Rx, watches or the façade.
 """
@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from rxdb._types import Params, ProgressCallback, TransactionMode
-from rxdb.bus import Bus
+from rxdb.bus import Bus, Subscription
 from rxdb.engines.postgres.backup import dump
 from rxdb.engines.postgres.changes import Changes
 from rxdb.engines.postgres.connections import (
@@ -44,6 +44,7 @@ from rxdb.engines.postgres.connections import (
 )
 from rxdb.engines.postgres.dsn import Dsn
 from rxdb.engines.postgres.params import bind
+from rxdb.engines.postgres.read_sets import ReadSets
 from rxdb.engines.postgres.readers import ReaderPool
 from rxdb.engines.postgres.sessions import (
     BEGIN_SNAPSHOT,
@@ -126,6 +127,8 @@ class PostgresEngine:
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
         self.changes = Changes(dsn=dsn, key=self.key, origin=self.origin, bus=bus)
+        self.read_sets = ReadSets(lambda sql: self._fetch_committed(sql, ()))
+        self._schema_watch: Subscription | None = None
         self._queries: dict[str, bool] = {}  # text -> whether a reader may run it
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -149,6 +152,11 @@ class PostgresEngine:
         except BaseException:
             await writer.close()
             raise
+        # Messages for every table ("anything may have changed": schema changes, resyncs)
+        # make read sets resolve again, in the catalog as it is then.
+        self._schema_watch = self.bus.subscribe(
+            self.key, lambda _: self.read_sets.schema_may_have_changed(), tables=frozenset()
+        )
         self._loop = loop
         self._reading.bind(loop)
         self._writing.bind(loop)
@@ -171,6 +179,8 @@ class PostgresEngine:
             return
         self._closed = True
         self._closing = asyncio.get_running_loop().create_future()
+        if self._schema_watch is not None:
+            self._schema_watch.close()
         try:
             writer = self._writer
             if writer is not None:
@@ -394,9 +404,8 @@ class PostgresEngine:
         self.changes.announce(updates, everything=everything)
 
     async def read_set(self, sql: str) -> frozenset[str] | None:
-        """Every table (``None``) until the PostgreSQL read-set analysis is wired in."""
         self._check()
-        return None
+        return await self.read_sets.read_set(sql)
 
     async def track_foreign_writes(self) -> None:
         """Install the capture triggers (as :meth:`open` does; idempotent): every writer's
