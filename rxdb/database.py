@@ -478,6 +478,7 @@ def engine_for(
             readers=options["readers"],
             busy_timeout=options["busy_timeout"],
             read_only=options["read_only"],
+            track_foreign_writes=options["track_foreign_writes"],
         )
     transport: Transport | None = None
     if not where.memory and options["share_across_processes"]:

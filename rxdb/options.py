@@ -105,7 +105,13 @@ def check_options(
         raise ProgrammingError(f"bus must be an rxdb.Bus or None, not {bus!r}")
     text = os.fspath(path)
     if is_postgres_url(text):
-        return text, _check_postgres(text, foreign_keys=foreign_keys, synchronous=synchronous)
+        return text, _check_postgres(
+            text,
+            foreign_keys=foreign_keys,
+            synchronous=synchronous,
+            track_foreign_writes=track_foreign_writes,
+            read_only=read_only,
+        )
     location = locate(text, read_only=bool(read_only))
     if track_foreign_writes is True and (location.memory or foreign_poll is None):
         raise ProgrammingError(
@@ -120,10 +126,18 @@ def check_options(
     return text, location
 
 
-def _check_postgres(url: str, *, foreign_keys: object, synchronous: object) -> Dsn:
+def _check_postgres(
+    url: str,
+    *,
+    foreign_keys: object,
+    synchronous: object,
+    track_foreign_writes: object,
+    read_only: object,
+) -> Dsn:
     """The options that mean nothing on PostgreSQL when asked for: refused, with what to do
-    instead. (``foreign_poll``, ``share_across_processes`` and ``track_foreign_writes`` keep
-    their defaults' meaning there: the server tells every process of every commit.)"""
+    instead. (``foreign_poll`` and ``share_across_processes`` do nothing there: the server
+    tells every process of every commit. ``track_foreign_writes`` says whether to install
+    the capture triggers.)"""
     if foreign_keys is False:
         raise ProgrammingError(
             "PostgreSQL always enforces foreign keys; foreign_keys=False is SQLite's option "
@@ -133,6 +147,11 @@ def _check_postgres(url: str, *, foreign_keys: object, synchronous: object) -> D
         raise ProgrammingError(
             "synchronous is SQLite's option; on PostgreSQL set synchronous_commit in the URL "
             "(e.g. postgresql://host/db?synchronous_commit=off)"
+        )
+    if track_foreign_writes is True and read_only:
+        raise ProgrammingError(
+            "track_foreign_writes=True installs triggers, which a read-only database cannot; "
+            "leave it None (the triggers are used if someone installed them)"
         )
     return parse_dsn(url)
 

@@ -182,6 +182,20 @@ class TestWithoutCapture:
         await pg.track_foreign_writes()
         assert engine(pg).changes.mode == "capture"
 
+    async def test_track_foreign_writes_false_installs_nothing(self, url: str) -> None:
+        async with rxdb.open(url, track_foreign_writes=False) as db:
+            assert engine(db).changes.mode == "announce"
+            await db.execute("CREATE TABLE t(x int)")
+            assert await db.fetch_one("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal") == (
+                0,
+            )
+            seen: Recorder[Any] = Recorder()
+            with subscribed(db.watch("SELECT count(*) FROM t"), seen):
+                await seen.wait_value([(0,)])
+                async with db.transaction():  # announced inside the transaction
+                    await db.execute("INSERT INTO t VALUES (1)")
+                await seen.wait_value([(1,)])
+
     async def test_a_role_that_may_not_install_capture_announces_to_every_process(
         self, url: str
     ) -> None:
@@ -204,5 +218,8 @@ class TestWithoutCapture:
                     await db.execute("INSERT INTO t VALUES (1)")
                     await mine.wait_value([(1,)])
                     await theirs.wait_value([(1,)])
+            with pytest.raises(rxdb.OperationalError) as info:
+                await rxdb.open(plain, track_foreign_writes=True)
+            assert info.value.sqlstate == "42501"  # insufficient_privilege
         finally:
             await foreign(url, f"DROP OWNED BY {role}; DROP ROLE {role}")

@@ -78,6 +78,7 @@ class TestOpen:
             ({"foreign_keys": False}, "always enforces foreign keys"),
             ({"synchronous": "normal"}, "synchronous_commit in the URL"),
             ({"readers": 0}, "readers must be an int"),
+            ({"track_foreign_writes": True, "read_only": True}, "installs triggers"),
         ],
     )
     def test_options_postgresql_cannot_honour_are_refused(

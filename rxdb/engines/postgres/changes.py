@@ -10,10 +10,15 @@ At open the engine installs capture (:mod:`~rxdb.engines.postgres.capture`: trig
   puts triggers on new tables right after its own DDL, in the same transaction, and
   announces its DDL as "anything may have changed"; other writers' DDL is found by the
   listener's periodic check.
-- **announce** (rxdb may not create the triggers, and nobody else did): the engine
-  announces each of its own commits as "anything may have changed", on the bus and, through
-  ``pg_notify`` right after the commit, to every other process; other programs' writes are
-  not seen (announce them with ``notify_updates``).
+- **announce** (rxdb may not create the triggers, or is told not to, and nobody else did):
+  the engine announces each of its own commits as "anything may have changed", on the bus
+  and, through ``pg_notify``, to every other process (inside a ``transaction()`` block, so
+  the notification commits with it; right after the commit for a statement on its own);
+  other programs' writes are not seen (announce them with ``notify_updates``).
+
+``install`` (the database's ``track_foreign_writes`` option) decides: ``None`` installs
+capture where rxdb may and falls back on announce mode where it may not; ``True`` installs
+it or fails; ``False`` never installs it (it is used if someone else did).
 
 After every reconnect of the listener (notifications sent meanwhile are lost for good) and
 for every schema change, the message is "anything may have changed".
@@ -66,8 +71,9 @@ _NOT_PERMITTED = (asyncpg.InsufficientPrivilegeError, asyncpg.ReadOnlySQLTransac
 class Changes:
     """The change messages of one engine (``key``, ``origin``) on ``bus``."""
 
-    def __init__(self, *, dsn: Dsn, key: str, origin: str, bus: Bus) -> None:
+    def __init__(self, *, dsn: Dsn, key: str, origin: str, bus: Bus, install: bool | None) -> None:
         self._dsn = dsn
+        self._install = install
         self._key = key
         self._origin = origin
         self._bus = bus
@@ -90,7 +96,10 @@ class Changes:
         :raises rxdb.DatabaseError: (a subclass) if the server fails otherwise.
         """
         try:
-            await self.install(conn)
+            if self._install is False:
+                await self._use_installed(conn)
+            else:
+                await self.install(conn, required=self._install is True)
             path = await conn.fetchval("SELECT pg_catalog.current_schemas(false)")
         except DRIVER_ERRORS as error:
             raise translate(error, None, "starting change capture") from error
@@ -99,20 +108,28 @@ class Changes:
             self._dsn.url, self.channel, self._changed, self._reset
         )
 
-    async def install(self, conn: Connection) -> None:
-        """Install capture (or find it installed by someone else): capture mode; else
-        announce mode."""
+    async def install(self, conn: Connection, *, required: bool = True) -> None:
+        """Install capture: capture mode. Where rxdb may not, raise if ``required``, else
+        use capture if someone else installed it, or announce mode.
+
+        :raises rxdb.OperationalError: (``required``) if the role may not install it
+            (SQLSTATE 42501) or the database is read-only (25006).
+        """
         try:
             installed = await capture.install_capture(conn, self.channel)
         except _NOT_PERMITTED as error:
-            self.mode = (
-                "capture" if await capture.capture_installed(conn, self.channel) else ("announce")
-            )
-            self.event_trigger = False
+            if required:
+                raise translate(error, None, "installing change capture") from error
+            await self._use_installed(conn)
             LOG.info("rxdb may not install its capture triggers (%s): %s mode", error, self.mode)
             return
         self.mode = "capture"
         self.event_trigger = installed.event_trigger
+
+    async def _use_installed(self, conn: Connection) -> None:
+        installed = await capture.capture_installed(conn, self.channel)
+        self.mode = "capture" if installed else "announce"
+        self.event_trigger = False  # if there is one, capture works the same without knowing
 
     async def uninstall(self, conn: Connection) -> None:
         """Remove capture from the database (for every process): announce mode."""
@@ -143,18 +160,31 @@ class Changes:
             except DRIVER_ERRORS as error:
                 raise translate(error, None, "instrumenting new tables") from error
 
-    async def committed(self, conn: Connection) -> None:
-        """After a commit of the writer (``conn``, outside a transaction now)."""
+    async def before_commit(self, conn: Connection) -> None:
+        """Before the COMMIT of a ``transaction()`` block: in announce mode, tell the other
+        processes inside the transaction (the notification commits with it, or not at all)."""
+        if self.mode == "announce":
+            try:
+                await conn.execute(_NOTIFY, self.channel, self._everything)
+            except DRIVER_ERRORS as error:
+                raise translate(error, _NOTIFY, "announcing the commit") from error
+
+    async def committed(self, conn: Connection, *, notified: bool) -> None:
+        """After a commit of the writer (``conn``, outside a transaction now); ``notified``:
+        :meth:`before_commit` ran inside it."""
         schema_changed, self._schema_changed = self._schema_changed, False
         if self.mode == "capture":
             if schema_changed and not self.event_trigger:
                 self._publish(self._origin, frozenset(), everything=True)
             return  # the listener brings the rest
         self._publish(self._origin, frozenset(), everything=True)
+        if notified:
+            return
         try:
             await conn.execute(_NOTIFY, self.channel, self._everything)
         except DRIVER_ERRORS:
-            # The commit stands; only other processes miss this one message.
+            # The commit stands; only other processes miss this one message (the window
+            # between a statement's own commit and this notification).
             LOG.warning("telling other processes of a commit failed", exc_info=True)
 
     def announce(self, updates: frozenset[TableUpdate], *, everything: bool) -> None:

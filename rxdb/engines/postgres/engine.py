@@ -87,6 +87,8 @@ class PostgresEngine:
     :param busy_timeout: seconds a statement waits for a lock (``lock_timeout``) before
         :class:`rxdb.BusyError`; a URL's own ``lock_timeout`` wins.
     :param read_only: every connection refuses writes (``default_transaction_read_only``).
+    :param track_foreign_writes: whether to install the capture triggers at :meth:`open`
+        (``None``: where rxdb may; see :mod:`~rxdb.engines.postgres.changes`).
     """
 
     def __init__(
@@ -98,6 +100,7 @@ class PostgresEngine:
         readers: int,
         busy_timeout: float,
         read_only: bool,
+        track_foreign_writes: bool | None,
     ) -> None:
         self.path = path
         self.dsn = dsn
@@ -126,7 +129,9 @@ class PostgresEngine:
         )
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
-        self.changes = Changes(dsn=dsn, key=self.key, origin=self.origin, bus=bus)
+        self.changes = Changes(
+            dsn=dsn, key=self.key, origin=self.origin, bus=bus, install=track_foreign_writes
+        )
         self.read_sets = ReadSets(lambda sql: self._fetch_committed(sql, ()))
         self._schema_watch: Subscription | None = None
         self._queries: dict[str, bool] = {}  # text -> whether a reader may run it
@@ -145,7 +150,7 @@ class PostgresEngine:
             connection (the message names the server and database, never the password).
         """
         loop = asyncio.get_running_loop()
-        writer = Writer(self._open_writer, lambda: self._closed, self.changes.committed)
+        writer = Writer(self._open_writer, lambda: self._closed, self.changes)
         conn = await writer.open()
         try:
             await self.changes.start(conn)

@@ -17,8 +17,10 @@ Where PostgreSQL differs, and what the writer makes of it:
 - **The connection may be lost** (a server restart, a terminated backend): the next
   statement outside a transaction opens a new one.
 
-After every outermost commit (and every statement that commits on its own) the writer awaits
-``on_commit(conn)``, still holding the lock: the engine announces it.
+Before the COMMIT of a ``transaction()`` block the writer awaits ``before_commit(conn)``, and
+after every commit (outermost, or of a statement on its own) ``on_commit(conn, notified=...)``
+(``notified``: ``before_commit`` ran in that transaction), still holding the lock: the
+engine announces it.
 
 Internal: not covered by rxdb's versioning.
 """
@@ -31,7 +33,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from rxdb._types import TransactionMode
 from rxdb.engines.postgres.connections import Connection, control
@@ -44,7 +46,7 @@ from rxdb.errors import (
     TransactionAbortedError,
 )
 
-__all__ = ("BEGIN", "Writer")
+__all__ = ("BEGIN", "CommitHooks", "Writer")
 
 LOG = logging.getLogger("rxdb.engine")
 T = TypeVar("T")
@@ -67,6 +69,14 @@ _FAILED = (
 )
 
 
+class CommitHooks(Protocol):
+    """What the writer tells around commits (the engine's change source)."""
+
+    async def before_commit(self, conn: Connection) -> None: ...
+
+    async def committed(self, conn: Connection, *, notified: bool) -> None: ...
+
+
 @dataclass(slots=True)
 class _Scope:
     """The writer, owned by one task (and the tasks it starts) for one transaction."""
@@ -83,19 +93,19 @@ class Writer:
 
     :param connect: opens a new writer connection.
     :param is_closed: whether the engine refuses new work.
-    :param on_commit: awaited after every commit (outermost, or of a statement on its own),
-        and after a statement that may have committed (interrupted, connection lost).
+    :param hooks: awaited around commits (see the module's docstring); ``committed`` also
+        after a statement that may have committed (interrupted, connection lost).
     """
 
     def __init__(
         self,
         connect: Callable[[], Awaitable[Connection]],
         is_closed: Callable[[], bool],
-        on_commit: Callable[[Connection], Awaitable[None]],
+        hooks: CommitHooks,
     ) -> None:
         self._connect = connect
         self._is_closed = is_closed
-        self._on_commit = on_commit
+        self._hooks = hooks
         self.lock = asyncio.Lock()
         self.conn: Connection | None = None
         self._scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
@@ -139,7 +149,7 @@ class Writer:
             else:
                 try:
                     if committed and conn is not None:
-                        await self._on_commit(conn)
+                        await self._hooks.committed(conn, notified=False)
                 finally:
                     self.lock.release()
 
@@ -190,18 +200,20 @@ class Writer:
                 raise ClosedError(
                     "the database was closed inside this transaction, which was rolled back"
                 )
-            if conn.is_in_transaction():
+            notified = conn.is_in_transaction()
+            if notified:
                 try:
+                    await self._hooks.before_commit(conn)
                     await control(conn, "COMMIT")
                 except DatabaseError as error:
                     await self.rollback_quietly()
                     if _may_have_committed(error):
-                        await self._on_commit(conn)
+                        await self._hooks.committed(conn, notified=True)
                     raise
                 except BaseException:
                     await self.rollback_quietly()
                     raise
-            await self._on_commit(conn)
+            await self._hooks.committed(conn, notified=notified)
         finally:
             scope.active = False
             self._scope.reset(token)
@@ -282,7 +294,7 @@ class Writer:
         scope.active = False
         self._scope.set(None)
         try:
-            await self._on_commit(conn)
+            await self._hooks.committed(conn, notified=False)
         finally:
             self.lock.release()
 
