@@ -115,6 +115,8 @@ class Database:
         }  # what a handle needs to open the database anew (the bus is this process's)
         self.path, where = check_options(path, bus=bus, **self._options)
         self._engine = engine_for(self.path, where, self._options, bus or default_bus)
+        # How messages and the repr name it: a PostgreSQL URL without its password.
+        self._shown = where.shown if isinstance(where, Dsn) else self.path
         self.key = self._engine.key  # the identity on the bus: the file's real path, say
         self.origin = self._engine.origin  # of this database's commit messages
         self._watches = WatchRegistry(
@@ -136,7 +138,8 @@ class Database:
         """
         if self._engine.closed:
             raise ClosedError(
-                f"the database {self.path!r} is closed; open a new one (rxdb.open) to use the file"
+                f"the database {self._shown!r} is closed; open a new one (rxdb.open) to use "
+                "the file"
             )
         if self._connected:
             return self
@@ -191,7 +194,7 @@ class Database:
             )
 
     def __repr__(self) -> str:
-        return f"<rxdb.Database {self.path!r}>"
+        return f"<rxdb.Database {self._shown!r}>"
 
     # -- statements -------------------------------------------------------------------------
 
@@ -402,7 +405,8 @@ class Database:
         database's own."""
         if self._engine.closed:
             raise ClosedError(
-                f"the database {self.path!r} is closed; open a new one (rxdb.open) to use the file"
+                f"the database {self._shown!r} is closed; open a new one (rxdb.open) to use "
+                "the file"
             )
         try:
             loop = asyncio.get_running_loop()
@@ -412,7 +416,7 @@ class Database:
             ) from None
         if self._loop is not None and loop is not self._loop:
             raise WrongLoopError(
-                f"the database {self.path!r} belongs to another event loop; subscribe there"
+                f"the database {self._shown!r} belongs to another event loop; subscribe there"
             )
         return loop
 

@@ -67,6 +67,10 @@ class TestOpen:
         assert "s3cret" not in str(info.value)
         assert db.closed is False  # never opened: nothing to close
 
+    def test_the_repr_names_the_database_without_the_password(self) -> None:
+        db = rxdb.Database("postgresql://someone:s3cret@Example.org:6543/shop")
+        assert repr(db) == "<rxdb.Database 'postgresql://someone@example.org:6543/shop'>"
+
     async def test_a_missing_database_keeps_the_servers_sqlstate(self) -> None:
         with pytest.raises(rxdb.OperationalError) as info:
             await rxdb.open(f"{SERVER}/rxdb_no_such_database")
@@ -255,6 +259,18 @@ class TestClose:
             with pytest.raises(rxdb.ReadOnlyError):
                 await db.fetch_all("INSERT INTO t VALUES (1) RETURNING x")
             assert await db.fetch_all("SELECT x FROM t") == []
+
+    async def test_a_handle_gives_a_blocking_database_in_a_thread(self, pg: rxdb.Database) -> None:
+        handle = await pg.serializable_connection()
+
+        def in_thread() -> list[rxdb.Row]:
+            db = handle.connect_sync()
+            with db:
+                db.execute("INSERT INTO t(x) VALUES (?)", ("b",))
+                return db.fetch_all("SELECT x FROM t ORDER BY id")
+
+        assert await asyncio.to_thread(in_thread) == [("a",), ("b",)]
+        assert not pg.closed  # the thread's façade detached; the owner keeps it open
 
     def test_open_sync_works_on_a_url(self, url: str) -> None:
         with rxdb.open_sync(url) as db:
