@@ -5,8 +5,9 @@ shape: ``Database(":memory:")``, ``Database(file)``, a ``BridgedDatabase`` (a fi
 living on a loop thread of its own, used from the test's loop), a ``RemoteDatabase`` (a served
 ``:memory:`` database, through a client connection), ``SyncDatabase`` (the blocking shape, from
 ``rxdb.open_sync``, through :class:`AsyncOverBlocking`) and the blocking shape a handle gives
-(``connect_sync``: over a database that another owner keeps open, on its loop). A failure
-names the shape in its test id.
+(``connect_sync``: over a database that another owner keeps open, on its loop), and a
+PostgreSQL database (``postgres``: one of its own per test on the machine's server, dropped
+after). A failure names the shape in its test id.
 """
 
 from __future__ import annotations
