@@ -10,8 +10,8 @@ on stdin, commands:
 - ``{"do": "execute", "sql": ...}``: run the statement, answer ``done``;
 - ``{"do": "stats"}``: answer ``done`` with each watch's :class:`~rxdb.watch.stream.WatchStatistics`
   (a field's name to its value);
-- ``{"do": "hold", "sql": ...}``: open a transaction, run the statement in it, say ``holding``
-  and wait there, never committing (until the process is killed or stdin closes).
+- ``{"do": "hold", "statements": [...]}``: open a transaction, run the statements in it, say
+  ``holding`` and wait there, never committing (until the process is killed or stdin closes).
 
 It closes the database and exits when its stdin closes.
 """
@@ -63,7 +63,7 @@ async def serve(url: str) -> None:
             while line := await commands.readline():
                 command = json.loads(line)
                 if command["do"] == "hold":
-                    held.append(asyncio.create_task(_hold(db, command["sql"])))
+                    held.append(asyncio.create_task(_hold(db, command["statements"])))
                 elif command["do"] == "stats":
                     emit(
                         "done",
@@ -92,9 +92,10 @@ def _emit_error(watch: str, error: Exception) -> None:
     emit("failed", watch=watch, error=repr(error))
 
 
-async def _hold(db: rxdb.Database, sql: str) -> None:
+async def _hold(db: rxdb.Database, statements: list[str]) -> None:
     async with db.transaction():
-        await db.execute(sql)
+        for sql in statements:
+            await db.execute(sql)
         emit("holding")
         await asyncio.Event().wait()
 
@@ -167,9 +168,9 @@ class Host:
         stats: dict[str, dict[str, Any]] = (await self.answer())["stats"]
         return stats
 
-    async def hold(self, sql: str) -> None:
-        """Run ``sql`` in a transaction the worker keeps open."""
-        self._send({"do": "hold", "sql": sql})
+    async def hold(self, *statements: str) -> None:
+        """Run ``statements`` in a transaction the worker keeps open."""
+        self._send({"do": "hold", "statements": statements})
         await self.answer("holding")
 
     def _send(self, command: dict[str, Any]) -> None:

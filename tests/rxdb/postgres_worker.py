@@ -28,15 +28,20 @@ SERVER = "postgresql://postgres@127.0.0.1:5432"
 @asynccontextmanager
 async def scratch_database() -> AsyncIterator[str]:
     """A new database ``rxdb_test_<hex>`` on the machine's server, dropped (with every
-    connection still in it) on exit; yields its name."""
+    connection still in it) on exit; yields its name. Each step connects anew: a test may
+    restart the server in between."""
     name = f"rxdb_test_{uuid.uuid4().hex}"
+    await _admin(f"CREATE DATABASE {name}")
+    try:
+        yield name
+    finally:
+        await _admin(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+async def _admin(sql: str) -> None:
     admin = await asyncpg.connect(f"{SERVER}/postgres")
     try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        try:
-            yield name
-        finally:
-            await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        await admin.execute(sql)
     finally:
         await admin.close()
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar, cast
 import asyncpg
 
 from rxdb.engines.postgres.dsn import Dsn
-from rxdb.engines.postgres.failures import DRIVER_ERRORS, LOST, translate
+from rxdb.engines.postgres.failures import DRIVER_ERRORS, ended, translate
 from rxdb.errors import InterruptError, OperationalError
 from rxdb.rows import RowList, row_class
 
@@ -156,7 +156,7 @@ async def _interruptible(
         ) from None
     except DRIVER_ERRORS as error:
         translated = translate(error, source)
-        if translated.sqlstate == LOST and not conn.is_closed():
+        if ended(translated) and not conn.is_closed():
             conn.terminate()  # whatever state it is in, the next statement gets a new one
         raise translated from error
     finally:

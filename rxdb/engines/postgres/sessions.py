@@ -14,7 +14,7 @@ from __future__ import annotations
 from rxdb._types import Params
 from rxdb.arguments import check_sql
 from rxdb.engines.postgres.connections import Connection, Running, control, run
-from rxdb.engines.postgres.failures import LOST
+from rxdb.engines.postgres.failures import ended
 from rxdb.engines.postgres.params import bind
 from rxdb.errors import ClosedError, DatabaseError, ReadOnlyError
 from rxdb.rows import ExecuteResult, Row
@@ -48,7 +48,7 @@ class ReadSession:
         try:
             rows, _ = await run(conn, text, args, self._running, source=sql)
         except DatabaseError as error:
-            if self.isolated and error.sqlstate not in (None, LOST):
+            if self.isolated and error.sqlstate is not None and not ended(error):
                 await control(conn, f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
             if isinstance(error, ReadOnlyError):
                 raise ReadOnlyError(

@@ -37,7 +37,7 @@ from typing import Protocol, TypeVar
 
 from rxdb._types import TransactionMode
 from rxdb.engines.postgres.connections import Connection, control
-from rxdb.engines.postgres.failures import LOST
+from rxdb.engines.postgres.failures import ended
 from rxdb.errors import (
     ClosedError,
     DatabaseError,
@@ -160,7 +160,7 @@ class Writer:
         try:
             return await operation(conn)
         except DatabaseError as error:
-            if isinstance(error, InterruptError) or error.sqlstate == LOST:
+            if isinstance(error, InterruptError) or ended(error):
                 # The transaction is over, as on SQLite after an interrupt: the block's
                 # later statements must fail rather than autocommit one by one.
                 scope.aborted = not scope.explicit
@@ -329,4 +329,4 @@ def _may_have_committed(error: DatabaseError) -> bool:
     """Whether a statement that raised ``error`` may still have committed: an interrupt or a
     lost connection can come after the server committed. Anything else the server refused
     committed nothing."""
-    return isinstance(error, InterruptError) or error.sqlstate == LOST
+    return isinstance(error, InterruptError) or ended(error)
