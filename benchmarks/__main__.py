@@ -22,6 +22,7 @@ from . import (
     overhead,
     parsing,
     polling,
+    postgres,
     processes,
     report,
     scheduling,
@@ -40,6 +41,7 @@ GROUPS: dict[str, tuple[str, Group]] = {
     "scheduling": ("S1-S3: cheap work while a slow watch re-runs", scheduling.run),
     "journal": ("cost per written row of track_foreign_writes' triggers", journal.run),
     "big": ("B1-B3: loop stall and memory of a big watch re-run vs raw aiosqlite", big_results.run),
+    "postgres": ("P1-P5: the same watches on PostgreSQL (its server on loopback)", postgres.run),
 }
 
 

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = set(report.ORDER)
 
 
+@pytest.mark.postgres  # the postgres group runs on the machine's server
 def test_benchmarks_every_group_produces_its_figures() -> None:
     results = Results()
     asyncio.run(cli.run_groups(SMOKE, list(cli.GROUPS), results))
