@@ -16,12 +16,64 @@ from typing import Any
 
 from .names import RelationName
 
-__all__ = ("CATALOG_QUERY", "SYSTEM_SCHEMAS", "PgCatalog", "PgRelation", "RelationKind")
+__all__ = (
+    "CATALOG_QUERY",
+    "FINGERPRINT_SQL",
+    "SYSTEM_SCHEMAS",
+    "PgCatalog",
+    "PgReference",
+    "PgRelation",
+    "ReferentialAction",
+    "RelationKind",
+)
 
 SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
 """Schemas the server itself fills: their views get no definition in the catalog."""
 
-CATALOG_QUERY = """
+FINGERPRINT_SQL = """(
+WITH mine AS (
+    SELECT c.oid, c.relnamespace, c.relkind, c.relname FROM pg_catalog.pg_class c
+     WHERE c.oid >= 16384
+       AND (c.relpersistence <> 't' OR c.relnamespace = pg_catalog.pg_my_temp_schema())
+), rows AS (
+    SELECT 'n' || n.oid || '/' || n.xmin AS r FROM pg_catalog.pg_namespace n
+     WHERE n.oid >= 16384 AND n.nspname !~ '^pg_(toast_)?temp_'
+    UNION ALL
+    SELECT 'c' || oid || '/' || relnamespace || '/' || relkind::text || '/' || relname FROM mine
+     WHERE relkind IN ('r', 'v', 'm', 'p', 'f', 'S')
+    UNION ALL
+    SELECT 'r' || oid || '/' || xmin FROM pg_catalog.pg_rewrite
+     WHERE ev_class IN (SELECT oid FROM mine)
+    UNION ALL
+    SELECT 'i' || inhrelid || '/' || inhparent || '/' || xmin FROM pg_catalog.pg_inherits
+     WHERE inhrelid IN (SELECT oid FROM mine)
+    UNION ALL
+    SELECT 't' || oid || '/' || xmin FROM pg_catalog.pg_trigger
+     WHERE tgrelid IN (SELECT oid FROM mine)
+    UNION ALL
+    SELECT 'k' || oid || '/' || xmin FROM pg_catalog.pg_constraint
+     WHERE contype IN ('f', 'c') AND conrelid IN (SELECT oid FROM mine)
+    UNION ALL
+    SELECT 'd' || oid || '/' || xmin FROM pg_catalog.pg_attrdef
+     WHERE adrelid IN (SELECT oid FROM mine)
+    UNION ALL
+    SELECT 'p' || oid || '/' || xmin FROM pg_catalog.pg_proc WHERE oid >= 16384
+)
+SELECT pg_catalog.md5(
+    pg_catalog.array_to_string(pg_catalog.current_schemas(true), ',') || ':'
+    || coalesce(pg_catalog.string_agg(r, ',' ORDER BY r), ''))
+FROM rows
+)"""
+"""An expression: a digest of this session's search path and of the catalog rows the facts of
+:data:`CATALOG_QUERY` come from (user relations with their names and kinds, rules and view
+definitions, inheritance, triggers, foreign-key and CHECK constraints, column defaults, user
+functions; other sessions' temporary relations left out). Equal digests mean the same facts,
+so a session can tell cheaply whether a catalog it read earlier still holds: every DDL that
+changes a fact writes a new catalog row version (a new ``xmin``). A TRUNCATE, a REFRESH or a
+VACUUM rewrites a relation's ``pg_class`` row without changing a fact: those columns are left
+out."""
+
+CATALOG_QUERY = f"""
 SELECT
     pg_catalog.current_schemas(true) AS search_path,
     (SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = pg_catalog.pg_my_temp_schema())
@@ -32,9 +84,38 @@ SELECT
                       AND n.nspname NOT IN ('pg_catalog', 'information_schema')
                      THEN pg_catalog.pg_get_viewdef(c.oid) END,
                 (SELECT coalesce(pg_catalog.jsonb_agg(i.inhparent::bigint), '[]')
-                   FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid))), '[]')
+                   FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid),
+                (SELECT coalesce(pg_catalog.jsonb_agg(DISTINCT pg_catalog.jsonb_build_array(
+                            fn.nspname, f.proname)), '[]')
+                   FROM (SELECT g.tgfoid AS oid, true AS trigger FROM pg_catalog.pg_trigger g
+                          WHERE g.tgrelid = c.oid AND NOT g.tgisinternal AND g.tgenabled <> 'D'
+                         UNION ALL
+                         SELECT d.refobjid, false FROM pg_catalog.pg_attrdef a
+                           JOIN pg_catalog.pg_depend d
+                             ON d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+                            AND d.objid = a.oid
+                          WHERE a.adrelid = c.oid
+                            AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                         UNION ALL
+                         SELECT d.refobjid, false FROM pg_catalog.pg_constraint k
+                           JOIN pg_catalog.pg_depend d
+                             ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+                            AND d.objid = k.oid
+                          WHERE k.conrelid = c.oid AND k.contype = 'c'
+                            AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass) x
+                   JOIN pg_catalog.pg_proc f ON f.oid = x.oid
+                   JOIN pg_catalog.pg_namespace fn ON fn.oid = f.pronamespace
+                  WHERE x.trigger OR (f.provolatile <> 'i'
+                        AND fn.nspname NOT IN ('pg_catalog', 'information_schema'))),
+                EXISTS (SELECT FROM pg_catalog.pg_rewrite r
+                         WHERE r.ev_class = c.oid AND r.ev_type <> '1'),
+                coalesce(refs.list, '[]'))), '[]')
        FROM pg_catalog.pg_class c
        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+       LEFT JOIN (SELECT k.confrelid, pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(
+                         k.conrelid::bigint, k.confupdtype, k.confdeltype)) AS list
+                    FROM pg_catalog.pg_constraint k WHERE k.contype = 'f'
+                   GROUP BY k.confrelid) refs ON refs.confrelid = c.oid
       WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f', 'S')
         AND n.nspname NOT LIKE 'pg\\_toast%'
         AND (n.nspname NOT LIKE 'pg\\_temp\\_%' OR n.oid = pg_catalog.pg_my_temp_schema())
@@ -45,7 +126,8 @@ SELECT
        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
         AND p.provolatile <> 'i'
-    )::text AS functions
+    )::text AS functions,
+    {FINGERPRINT_SQL} AS fingerprint
 """
 """The one statement the engine runs (no parameters) to build a :class:`PgCatalog`.
 
@@ -53,10 +135,12 @@ One row: ``search_path`` (``current_schemas(true)``: the effective lookup order,
 schema and ``pg_catalog`` included where the server puts them), ``temp_schema`` (this session's,
 or NULL before its first temporary object), ``relations`` (JSON: every table, view, materialized
 view, partitioned table, foreign table and sequence of every schema but other sessions'
-temporary ones, with view definitions and inheritance parents) and ``functions`` (JSON: schema
-and name of every function outside the system schemas that is not IMMUTABLE, so may read tables).
-One statement, so one snapshot: the definitions agree with the search path they were printed
-for (``pg_get_viewdef`` qualifies exactly the names that path would not find).
+temporary ones, with view definitions, inheritance parents, and what a write to it sets off
+besides: the functions it runs, its rules, the foreign keys that reference it), ``functions``
+(JSON: schema and name of every function outside the system schemas that is not IMMUTABLE, so may
+read tables) and ``fingerprint`` (:data:`FINGERPRINT_SQL`). One statement, so one snapshot: the
+definitions agree with the search path they were printed for (``pg_get_viewdef`` qualifies
+exactly the names that path would not find).
 """
 
 
@@ -71,6 +155,27 @@ class RelationKind(enum.Enum):
     SEQUENCE = "S"
 
 
+class ReferentialAction(enum.Enum):
+    """``pg_constraint.confupdtype`` and ``confdeltype``: what a foreign key does to the
+    referencing rows when the rows they reference are updated or deleted."""
+
+    NO_ACTION = "a"
+    RESTRICT = "r"
+    CASCADE = "c"
+    SET_NULL = "n"
+    SET_DEFAULT = "d"
+
+
+@dataclass(frozen=True, slots=True)
+class PgReference:
+    """A foreign key of the relation ``schema.name`` referencing another relation."""
+
+    schema: str
+    name: str
+    on_update: ReferentialAction
+    on_delete: ReferentialAction
+
+
 @dataclass(frozen=True, slots=True)
 class PgRelation:
     """One relation of the catalog.
@@ -78,6 +183,13 @@ class PgRelation:
     :ivar definition: a view's ``SELECT`` (``pg_get_viewdef``), ``None`` for anything else and
         for the views of :data:`SYSTEM_SCHEMAS`.
     :ivar parents: the relations it inherits from or is a partition of.
+    :ivar functions: ``(schema, name)`` of the functions a write to it may run besides the
+        write itself: those of its enabled triggers (INSTEAD OF triggers of a view included),
+        and the user functions that are not IMMUTABLE its column defaults and CHECK
+        constraints call.
+    :ivar rules: it has rules for INSERT, UPDATE or DELETE (a write to it may be rewritten
+        into other statements).
+    :ivar referenced_by: the foreign keys that reference it.
     """
 
     schema: str
@@ -85,6 +197,9 @@ class PgRelation:
     kind: RelationKind
     definition: str | None = None
     parents: tuple[tuple[str, str], ...] = ()
+    functions: tuple[tuple[str, str], ...] = ()
+    rules: bool = False
+    referenced_by: tuple[PgReference, ...] = ()
 
 
 def _decoded(value: Any) -> Any:
@@ -96,15 +211,24 @@ class PgCatalog:
     """The relations one session can name, and where it looks for an unqualified name.
 
     Immutable and hashed once, so it can key caches; two catalogs are equal when they hold the
-    same facts.
+    same facts (the fingerprint, which names the moment they were read, aside).
 
     :param search_path: schemas in lookup order, as ``current_schemas(true)`` gives them.
     :param relations: every relation a query of the session may name.
     :param temp_schema: the session's temporary schema (``pg_temp_3``), which ``pg_temp`` means.
     :param functions: ``(schema, name)`` of user functions that may read tables.
+    :param fingerprint: the :data:`FINGERPRINT_SQL` digest read with the facts, if any.
     """
 
-    __slots__ = ("_children", "_functions", "_hash", "_relations", "_search_path", "_temp")
+    __slots__ = (
+        "_children",
+        "_functions",
+        "_hash",
+        "_relations",
+        "_search_path",
+        "_temp",
+        "fingerprint",
+    )
 
     _search_path: tuple[str, ...]
     _temp: str | None
@@ -112,6 +236,7 @@ class PgCatalog:
     _children: dict[tuple[str, str], tuple[PgRelation, ...]]
     _functions: frozenset[tuple[str, str]]
     _hash: int
+    fingerprint: str | None
 
     def __init__(
         self,
@@ -120,7 +245,9 @@ class PgCatalog:
         *,
         temp_schema: str | None = None,
         functions: Iterable[tuple[str, str]] = (),
+        fingerprint: str | None = None,
     ) -> None:
+        self.fingerprint = fingerprint
         self._search_path = tuple(search_path)
         self._temp = temp_schema
         self._relations = {(r.schema, r.name): r for r in relations}
@@ -147,14 +274,34 @@ class PgCatalog:
                 kind=RelationKind(kind),
                 definition=definition,
                 parents=tuple(names[parent] for parent in parents if parent in names),
+                functions=tuple((fschema, fname) for fschema, fname in functions),
+                rules=rules,
+                referenced_by=tuple(
+                    # A referencing relation outside the catalog is another session's
+                    # temporary table: nobody else can read it.
+                    PgReference(*names[oid], ReferentialAction(update), ReferentialAction(delete))
+                    for oid, update, delete in references
+                    if oid in names
+                ),
             )
-            for _oid, schema, name, kind, definition, parents in entries
+            for (
+                _oid,
+                schema,
+                name,
+                kind,
+                definition,
+                parents,
+                functions,
+                rules,
+                references,
+            ) in entries
         ]
         return cls(
             row["search_path"],
             relations,
             temp_schema=row["temp_schema"],
             functions=(tuple(pair) for pair in _decoded(row["functions"])),
+            fingerprint=row["fingerprint"],
         )
 
     @property

@@ -19,6 +19,7 @@ from parser.postgres import (
     relation_key,
     write_targets,
 )
+from parser.postgres.catalog import PgReference, ReferentialAction
 
 TABLE, VIEW = RelationKind.TABLE, RelationKind.VIEW
 PATH = ("pg_catalog", "app", "aux")
@@ -169,12 +170,13 @@ class TestCatalog:
         "search_path": ["pg_catalog", "app"],
         "temp_schema": None,
         "relations": [
-            [1, "app", "p", "p", None, []],
-            [2, "app", "p1", "r", None, [1]],
-            [3, "app", "v", "v", " SELECT * FROM p;", []],
-            [4, "app", "orphan", "r", None, [99]],
+            [1, "app", "p", "p", None, [], [], False, [[4, "c", "n"], [98, "c", "c"]]],
+            [2, "app", "p1", "r", None, [1], [["app", "f"]], False, []],
+            [3, "app", "v", "v", " SELECT * FROM p;", [], [], True, []],
+            [4, "app", "orphan", "r", None, [99], [], False, []],
         ],
         "functions": [["app", "f"]],
+        "fingerprint": "0123",
     }
 
     def test_from_row_takes_json_text_or_decoded_lists(self) -> None:
@@ -193,6 +195,13 @@ class TestCatalog:
         assert child.parents == (("app", "p"),)
         assert orphan is not None
         assert orphan.parents == ()  # a parent outside the catalog (another session's)
+        parent = catalog.relation("app", "p")
+        assert parent is not None
+        assert parent.referenced_by == (  # one referencing relation outside the catalog
+            PgReference("app", "orphan", ReferentialAction.CASCADE, ReferentialAction.SET_NULL),
+        )
+        assert child.functions == (("app", "f"),)
+        assert catalog.fingerprint == "0123"
         assert catalog.may_read("app", "f")
         assert dependencies(analyze("SELECT * FROM v"), catalog) == frozenset({"app.p", "app.p1"})
 
