@@ -1,5 +1,6 @@
 """How an exception crosses the wire: as an :class:`ErrorInfo`, and back as the rxdb error
-of the same class (or a :class:`RemoteError` for anything else).
+of the same class (or a :class:`RemoteError` for anything else), with what a caller matches
+on kept: SQLite's error code and name, PostgreSQL's SQLSTATE, the statement.
 
 No class is ever looked up by a name a peer sent beyond the fixed table of rxdb's own
 errors, and texts are clipped so that a long SQL script in a failure cannot push a frame
@@ -50,6 +51,7 @@ class ErrorInfo:
     sqlite_errorcode: int | None = None
     sqlite_errorname: str | None = None
     sql: str | None = None
+    sqlstate: str | None = None
 
 
 _ERROR_CLASSES: Final[dict[str, type[RxdbError]]] = {
@@ -99,6 +101,7 @@ def error_to_wire(error: BaseException) -> ErrorInfo:
             error.sqlite_errorcode,
             error.sqlite_errorname,
             None if error.sql is None else _clip(error.sql),
+            error.sqlstate,
         )
     return ErrorInfo(cls.__name__, _clip(str(error)))
 
@@ -114,6 +117,7 @@ def error_from_wire(info: ErrorInfo) -> RxdbError:
             sql=info.sql,
             sqlite_errorcode=info.sqlite_errorcode,
             sqlite_errorname=info.sqlite_errorname,
+            sqlstate=info.sqlstate,
         )
     return cls(info.message)
 

@@ -60,9 +60,9 @@ __all__ = (
     "tokens_match",
 )
 
-PROTOCOL_VERSION: Final = 3
+PROTOCOL_VERSION: Final = 4
 """2 -> 3: typed operations, ``Notify`` and table-updates events in one encoding, backup
-progress as its own value, ``Welcome.database`` required."""
+progress as its own value, ``Welcome.database`` required. 3 -> 4: errors carry the SQLSTATE."""
 
 MAX_TOKEN_LEN: Final = 1024
 MAX_NAME_LEN: Final = 256  # roles, epochs
@@ -241,6 +241,7 @@ def _error_out(error: ErrorInfo) -> list[Any]:
         error.sqlite_errorcode,
         error.sqlite_errorname,
         error.sql,
+        error.sqlstate,
     ]
 
 
@@ -328,13 +329,14 @@ def _name(value: Any) -> str:
 
 
 def _error_in(fields: list[Any]) -> ErrorInfo:
-    error_type, message, code, name, sql = fields
+    error_type, message, code, name, sql, sqlstate = fields
     return ErrorInfo(
         check_str(error_type, MAX_NAME_LEN),
         check_str(message),
         optional(check_int, code),
         optional(check_str, name),
         optional(check_str, sql),
+        None if sqlstate is None else check_str(sqlstate, 5),  # SQLSTATEs have 5
     )
 
 
@@ -355,8 +357,8 @@ def _event_in(f: list[Any], limits: Limits) -> Event:
         raise ProtocolError(f"unknown event kind {kind!r}")
     info = None
     if error is not None:
-        if not isinstance(error, list) or len(error) != 5:
-            raise ProtocolError("an event's error must be an array of 5 fields")
+        if not isinstance(error, list) or len(error) != 6:
+            raise ProtocolError("an event's error must be an array of 6 fields")
         info = _error_in(error)
     if (info is not None) != (event_kind is EventKind.ERROR):
         raise ProtocolError("an event carries an error exactly when its kind is 'error'")
@@ -370,7 +372,7 @@ _DECODERS: Final[dict[str, tuple[int, Callable[[list[Any], Limits], Message]]]] 
     "notify": (2, lambda f, _: Notify(notify_from_wire(f[1]), _name(f[0]))),
     "request": (2, lambda f, lim: Request(_id(f[0]), operation_from_wire(f[1], lim))),
     "response": (2, lambda f, lim: Response(_id(f[0]), check_value(f[1], lim))),
-    "failure": (6, lambda f, _: Failure(_id(f[0]), _error_in(f[1:]))),
+    "failure": (7, lambda f, _: Failure(_id(f[0]), _error_in(f[1:]))),
     "event": (4, _event_in),
     "ping": (1, lambda f, _: Ping(check_int(f[0]))),
     "pong": (1, lambda f, _: Pong(check_int(f[0]))),
