@@ -12,8 +12,9 @@ against a baseline measured in the same run.
   the same schema, only one watched, taking turns block by block.
 - P3: what the capture triggers add to a single-row write transaction of any writer (a
   plain asyncpg connection; capture installed and removed between blocks, a ``LISTEN``
-  connection present throughout); P3.c: the same with 8 writers at once (NOTIFY takes a
-  database-wide lock at commit).
+  connection present throughout); P3.c: the same with 8 writers at once (a transaction that
+  notified takes one lock for the whole server at commit and holds it through the commit's
+  WAL flush: such commits cannot share a flush).
 - P4: N subscribers of one query: executions per commit.
 - P5r, P5w: ``fetch_all`` and ``execute`` against raw asyncpg (#8r/#8w's method).
 
@@ -30,16 +31,14 @@ import contextlib
 import importlib.metadata
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 
 import rxdb
 from rxdb.engines.postgres.capture import channel_for, install_capture, uninstall_capture
-from rxdb.engines.postgres.connections import Connection
 from rxdb.engines.postgres.dsn import parse_dsn
-from rxdb.engines.postgres.engine import PostgresEngine
 
 from ._common import (
     Figure,
@@ -53,14 +52,13 @@ from ._common import (
     summary,
     workdir,
 )
+from ._pg_writer import UPDATE, PgCommitClock
 from .fanout import _commit_block, _Counter
 from .overhead import _blocks, _per_call
 from .processes import _child, _finish, _hub, _ready
 
 SERVER = os.environ.get("RXDB_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 QUERY = "SELECT v FROM counter WHERE id = 1"
-UPDATE = "UPDATE counter SET v = ? WHERE id = 1"
-RAW_UPDATE = "UPDATE counter SET v = $1 WHERE id = 1"
 READ = "SELECT id, v FROM r WHERE id = ?"
 WRITE = "INSERT INTO w (v) VALUES (?)"
 TRIGGER_WRITE = "INSERT INTO t3 (v) VALUES ($1)"
@@ -69,35 +67,6 @@ BLOCK = 25  # P2: commits per block
 MS = 1e3
 US = 1e6
 NO_BAR = "(info, no bar)"
-
-
-class PgCommitClock:
-    """Instrumentation: records the instant the PostgreSQL engine's writer learns of each
-    commit (a statement's own or a transaction's).
-
-    The writer awaits ``Changes.committed`` right after the server acknowledged the commit;
-    this wraps that method on one instance (nothing in rxdb changes) and stamps ``stamp()``
-    (``clock`` unless told) before handing on: :class:`benchmarks._common.CommitClock` for
-    PostgreSQL.
-    """
-
-    def __init__(self, db: rxdb.Database, stamp: Callable[[], float] = clock) -> None:
-        engine = db._engine
-        if not isinstance(engine, PostgresEngine):
-            raise RuntimeError(f"{db!r} is not a PostgreSQL database")
-        self.times: list[float] = []
-        changes = engine.changes
-        original = changes.committed
-
-        async def committed(conn: Connection, *, notified: bool) -> None:
-            self.times.append(stamp())
-            await original(conn, notified=notified)
-
-        changes.committed = committed  # type: ignore[method-assign]
-
-    @property
-    def last(self) -> float:
-        return self.times[-1]
 
 
 @contextlib.asynccontextmanager
@@ -122,6 +91,11 @@ async def _scratch() -> AsyncIterator[str]:
     finally:
         async with _raw(f"{SERVER}/postgres") as admin:
             await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+async def _run_script(url: str, script: str) -> None:
+    async with _raw(url) as conn:
+        await conn.execute(script)
 
 
 async def _server() -> str:
@@ -218,18 +192,21 @@ async def _raw_emission(sizes: Sizes, url: str, first: int) -> dict[str, Any]:
             reads.add(task)
             task.add_done_callback(reads.discard)
 
-        await listener.add_listener(channel_for(url.rsplit("/", 1)[1]), notified)
+        channel = channel_for(url.rsplit("/", 1)[1])
+        await listener.add_listener(channel, notified)
         try:
             return await _other_process(sizes, url, "raw", first, waiter)
         finally:
-            await listener.remove_listener(channel_for(url.rsplit("/", 1)[1]), notified)
+            await listener.remove_listener(channel, notified)
             await asyncio.gather(*reads)
 
 
 async def _emission(sizes: Sizes, url: str, server: str, results: Results) -> None:
-    async with _raw(url) as conn:
-        await conn.execute("CREATE TABLE counter (id integer PRIMARY KEY, v integer NOT NULL)")
-        await conn.execute("INSERT INTO counter VALUES (1, -1)")
+    await _run_script(
+        url,
+        "CREATE TABLE counter (id integer PRIMARY KEY, v integer NOT NULL);"
+        "INSERT INTO counter VALUES (1, -1);",
+    )
     round_trips = await _round_trips(sizes, url)
     pg = await _rxdb_emission(sizes, url)  # installs capture, which the floor then uses
     floor = await _raw_emission(sizes, url, sizes.warmup + sizes.process_samples)
@@ -269,7 +246,7 @@ async def _emission(sizes: Sizes, url: str, server: str, results: Results) -> No
                     "capture channel, then fetchval(query) on a second connection",
                     "coalesced (seen with a later commit's emission)": floor["coalesced"],
                     "missed (never seen)": floor["missed"]},
-            extra={"floor": f},
+            extra={"floor": f, "write_start_to_emission": summary(floor["start_emit"])},
         )
     )  # fmt: skip
     results.add(
@@ -292,13 +269,11 @@ async def _commit_cost(sizes: Sizes, server: str) -> Figure:
     watches, tables = sizes.cost_watches[-1], sizes.cost_tables
     commits = sizes.cost_rounds * sizes.cost_commits
     script = "CREATE TABLE hot (id serial PRIMARY KEY, v integer);" + "".join(
-        f"CREATE TABLE other{t} (id serial PRIMARY KEY, v integer);" for t in range(tables)
+        f"CREATE TABLE other{t} (id integer, v integer);" for t in range(tables)
     )
     subscriptions: list[Any] = []
     async with _scratch() as plain_url, _scratch() as watched_url:
-        for url in (plain_url, watched_url):
-            async with _raw(url) as conn:
-                await conn.execute(script)
+        await asyncio.gather(*(_run_script(url, script) for url in (plain_url, watched_url)))
         async with rxdb.open(plain_url) as plain, rxdb.open(watched_url) as watched:
             t0 = clock()
             try:
