@@ -38,7 +38,7 @@ from rxdb.arguments import (
     check_watch,
 )
 from rxdb.bus import Bus, Transport, default_bus
-from rxdb.engines.postgres.dsn import Dsn
+from rxdb.engines.postgres.dsn import Dsn, is_postgres_url, parse_dsn
 from rxdb.engines.seam import DatabaseEngine
 from rxdb.engines.sqlite import SQLiteEngine, Synchronous
 from rxdb.engines.sqlite.location import Location
@@ -61,8 +61,10 @@ class Database:
     Construct it anywhere (nothing happens until :meth:`connect`, ``async with`` or
     :func:`rxdb.open`); after that, use it on the event loop that connected it.
 
-    :param path: a file path, a ``file:`` URI (SQLite's syntax), or ``":memory:"`` for a
-        private in-memory database.
+    :param path: a file path, a ``file:`` URI (SQLite's syntax), ``":memory:"`` for a
+        private in-memory database, or a ``postgresql://`` URL (``docs/postgres.md``). The
+        ``path`` attribute keeps it as given, a URL's password included; the repr and rxdb's
+        messages never show the password.
     :param readers: the most read-only connections to open for reads outside transactions
         (files in WAL mode only; ``:memory:`` uses one connection for everything).
     :param busy_timeout: seconds to wait for another process's lock before failing.
@@ -518,7 +520,8 @@ class ConnectionHandle:
     blocking façade over it. Once the original is closed, or in another process, a handle to
     a file opens the file anew (its commits still reach the other databases through the bus
     and, across processes, through polling); a handle to ``:memory:`` cannot, since that
-    database lives only in its process.
+    database lives only in its process. Its ``path`` is the database's as given (a
+    PostgreSQL URL with its password, if it has one; the repr leaves the password out).
     """
 
     path: str
@@ -526,6 +529,11 @@ class ConnectionHandle:
     options: tuple[tuple[str, Any], ...]
     token: str
     pid: int
+
+    def __repr__(self) -> str:
+        # A PostgreSQL URL may hold the password: shown without it, as Database shows it.
+        shown = parse_dsn(self.path).shown if is_postgres_url(self.path) else self.path
+        return f"<rxdb.ConnectionHandle {shown!r} pid={self.pid}>"
 
     async def connect(self) -> AsyncDatabase:
         """A database bound to the running loop that shares the original's engine and bus.

@@ -74,7 +74,8 @@ class SyncDatabase:
         return self._closed
 
     def __repr__(self) -> str:
-        return f"<rxdb.SyncDatabase {self._database.path!r}>"
+        # The database's own repr: it knows what not to show (a URL's password).
+        return f"<rxdb.SyncDatabase of {self._database!r}>"
 
     def __enter__(self) -> SyncDatabase:
         return self

@@ -70,7 +70,8 @@ class BridgedDatabase:
         return self._closed or self._origin.closed
 
     def __repr__(self) -> str:
-        return f"<rxdb.BridgedDatabase {self.path!r}>"
+        # The origin's own repr: it knows what not to show (a URL's password).
+        return f"<rxdb.BridgedDatabase of {self._origin!r}>"
 
     async def __aenter__(self) -> BridgedDatabase:
         return self

@@ -10,6 +10,7 @@ that they share nothing but the server (no hub, no socket between them).
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -137,3 +138,27 @@ class TestSeveralHosts:
         assert cluster.streams["other"].statistics().runs == 2
         for host in cluster.hosts:
             assert (await host.statistics())["other"]["runs"] == 2
+
+
+class TestHandles:
+    async def test_a_handle_and_the_database_show_no_password(self) -> None:
+        async with scratch_database() as name:
+            # The machine's server trusts local connections: the password is never asked.
+            url = f"postgresql://postgres:s3cret@127.0.0.1:5432/{name}"
+            async with rxdb.open(url) as db:
+                handle = await db.serializable_connection()
+                shown = f"'postgresql://postgres@127.0.0.1:5432/{name}'"
+                assert repr(handle) == f"<rxdb.ConnectionHandle {shown} pid={os.getpid()}>"
+                assert repr(db) == f"<rxdb.Database {shown}>"
+                assert db.path == url  # as given: documented to hold it
+                blocking = await asyncio.to_thread(handle.connect_sync)
+                assert repr(blocking) == f"<rxdb.SyncDatabase of <rxdb.Database {shown}>>"
+                await asyncio.to_thread(blocking.close)
+
+                async def bridged() -> str:  # on a loop of its own, in another thread
+                    async with await handle.connect() as there:
+                        return repr(there)
+
+                assert await asyncio.to_thread(asyncio.run, bridged()) == (
+                    f"<rxdb.BridgedDatabase of <rxdb.Database {shown}>>"
+                )
