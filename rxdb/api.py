@@ -165,12 +165,18 @@ class DatabaseWriter(Protocol):
     """What code that writes needs: statements, transactions, announcements, cancelling.
 
     Writes are serialized: one transaction at a time, on one writer. Watchers hear of a
-    transaction once, after its outermost commit, and never of a rolled-back one.
+    transaction once, after its outermost commit, and never of a rolled-back one. A
+    commit's message may arrive after the statement that committed returns (on PostgreSQL it
+    comes back through the server), but messages arrive in their commits' order.
     """
 
     async def execute(self, sql: str, params: Params = ()) -> ExecuteResult:
         """Run one statement (inside this task's transaction if one is open).
 
+        :returns: the rows it changed (``rowcount``, -1 for a statement that changes no
+            rows), the rows it returned, and ``last_insert_rowid``: the rowid of the row an
+            insert made, or ``None`` where the engine has no rowid (PostgreSQL: use
+            ``RETURNING``).
         :raises rxdb.ProgrammingError: for several statements, none, or wrong parameters.
         :raises rxdb.DatabaseError: (a subclass) when the database refuses it.
         """
@@ -181,12 +187,18 @@ class DatabaseWriter(Protocol):
 
         Watchers hear of it once. Outside a transaction SQLite commits each set on its own,
         so a failing set leaves the earlier ones in place (and a read meanwhile may see some
-        of them): wrap it in :meth:`transaction` for one atomic change.
+        of them): wrap it in :meth:`transaction` for one atomic change. (PostgreSQL runs
+        them in one transaction of their own: all or nothing.)
         """
         ...
 
     async def execute_script(self, script: str) -> None:
-        """Run several statements in order (inside this task's transaction if one is open)."""
+        """Run several statements in order (inside this task's transaction if one is open).
+
+        Outside a transaction SQLite commits each statement on its own, so a failing one
+        leaves the earlier ones in place; PostgreSQL runs the script in one implicit
+        transaction (unless it holds its own ``BEGIN``/``COMMIT``): all or nothing.
+        """
         ...
 
     def transaction(self, mode: TransactionMode = "immediate") -> AbstractAsyncContextManager[None]:
@@ -225,7 +237,10 @@ class DatabaseWriter(Protocol):
         pages_per_step: int = 256,
         progress: ProgressCallback | None = None,
     ) -> None:
-        """Copy the database, as of one snapshot, into the file ``target``.
+        """Copy the database, as of one snapshot, into the file ``target``: a database
+        file on SQLite (``pages_per_step`` pages at a time), a ``pg_dump`` SQL script on
+        PostgreSQL (restore it with ``psql -f``; ``pages_per_step`` means nothing there).
+        ``progress`` is called as it goes, the last time with ``remaining == 0``.
 
         :raises rxdb.ProgrammingError: for a bad ``pages_per_step`` or ``progress``.
         """

@@ -25,7 +25,10 @@ import pytest
 import rxdb
 from rxdb.api import AsyncDatabase
 from rxdb.boundary.loop_thread import LoopThread
+from rxdb.updates import NotifyTablesUpdated, UpdateKind
 from tests.conformance.async_over_blocking import AsyncOverBlocking
+from tests.conformance.dialects import dialect
+from tests.conftest import Recorder, subscribed
 from tests.rxdb.postgres_worker import SERVER, scratch_database
 
 T = TypeVar("T")
@@ -157,19 +160,25 @@ def detached(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
 
 
 async def make_t(db: AsyncDatabase) -> None:
-    """Table ``t`` with one row, ``x = 1``."""
-    if is_postgres(db):
-        await db.execute(f"CREATE TABLE t(id serial PRIMARY KEY, x {PG_X})")
-    else:
-        await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
+    """Table ``t`` with one row, ``x = 1``: an auto-numbered ``id`` and an integer ``x``.
+    Returns once the messages of its commits have arrived (:func:`caught_up`)."""
+    await db.execute(f"CREATE TABLE t(id {dialect(db).key}, x INTEGER)")
     await db.execute("INSERT INTO t(x) VALUES (1)")
+    await caught_up(db)
 
 
-PG_X = "integer"
+async def caught_up(db: AsyncDatabase) -> None:
+    """Wait until the message of every commit so far has arrived (table ``t`` exists), so
+    that a subscription made next hears only what comes after.
 
-
-def is_postgres(db: AsyncDatabase) -> bool:
-    return db.path.startswith("postgresql://")
+    A message may arrive after the statement that committed returns (on PostgreSQL it comes
+    back through the server), but messages keep their commits' order: once the message of
+    one more commit (an update that changes no value) arrives, every earlier one has.
+    """
+    mine: Recorder[NotifyTablesUpdated] = Recorder()
+    with subscribed(db.table_updates(["t"], [UpdateKind.UPDATE]), mine):
+        await db.execute("UPDATE t SET x = x WHERE id = (SELECT min(id) FROM t)")
+        await mine.wait_for(lambda seen: any(not m.everything for m in seen.values))
 
 
 def gaps(**reasons: str) -> pytest.MarkDecorator:
