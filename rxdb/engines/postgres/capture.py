@@ -258,7 +258,8 @@ async def install_capture(conn: asyncpg.Connection, channel: str) -> Installed:
     and notifies nobody: triggers change neither rows nor read sets.
 
     :raises asyncpg.InsufficientPrivilegeError: if the role may not create the schema or
-        its functions (use ``capture="announce"`` there).
+        its functions (the engine then falls back on announce mode:
+        :mod:`~rxdb.engines.postgres.changes`).
     :raises ValueError: if ``channel`` is not a name :func:`channel_for` could make.
     """
     _check_channel(channel)
