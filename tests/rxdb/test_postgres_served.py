@@ -87,3 +87,19 @@ class TestServed:
             await seen.wait_for(lambda r: bool(r.errors))
         assert isinstance(seen.errors[0], rxdb.OperationalError)
         assert seen.errors[0].sqlstate == "22012"  # division_by_zero, as a watch's event
+
+
+async def test_a_client_never_sees_the_servers_password() -> None:
+    async with scratch_database() as name:
+        url = f"{SERVER}/{name}".replace("postgresql://postgres@", "postgresql://postgres:s3cret@")
+        async with rxdb.open(url) as db:  # trust auth: the password is not checked, only carried
+            server = await serve(db)
+            try:
+                client = await server.handle.connect()
+                try:
+                    assert "s3cret" not in client.path
+                    assert client.path == f"{SERVER}/{name}"
+                finally:
+                    await client.close()
+            finally:
+                await server.shutdown_all()

@@ -16,6 +16,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import urllib.parse
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
@@ -153,7 +154,7 @@ class Session:
         if not self.host.admits(message.token):
             self._send(Refused("wrong or missing token"))
             raise _Abort("wrong or missing token")
-        self._send(Welcome(os.getpid(), self.host.epoch, self.host.db.path))
+        self._send(Welcome(os.getpid(), self.host.epoch, without_password(self.host.db.path)))
         LOG.debug("rxdb client %s connected (pid %d)", self.label, message.process_id)
         return True
 
@@ -235,3 +236,14 @@ class Session:
         else:
             if not self.closed:
                 self.channel.answer(request.id, result)
+
+
+def without_password(path: str) -> str:
+    """The database's path as a client may see it: a URL's password (a PostgreSQL database's,
+    say) stays on the server; a file path or ``file:`` URI is shown as it is."""
+    parts = urllib.parse.urlsplit(path)
+    if parts.password is None:
+        return path
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{name}@{host}"))
