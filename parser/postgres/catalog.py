@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .names import RelationName
+from .names import RelationName, relation_key
 
 __all__ = (
     "CATALOG_QUERY",
@@ -221,6 +221,7 @@ class PgCatalog:
     """
 
     __slots__ = (
+        "_by_key",
         "_children",
         "_functions",
         "_hash",
@@ -234,6 +235,7 @@ class PgCatalog:
     _temp: str | None
     _relations: dict[tuple[str, str], PgRelation]
     _children: dict[tuple[str, str], tuple[PgRelation, ...]]
+    _by_key: dict[str, tuple[PgRelation, ...]]
     _functions: frozenset[tuple[str, str]]
     _hash: int
     fingerprint: str | None
@@ -256,6 +258,10 @@ class PgCatalog:
             for parent in relation.parents:
                 children.setdefault(parent, []).append(relation)
         self._children = {key: tuple(value) for key, value in children.items()}
+        by_key: dict[str, list[PgRelation]] = {}
+        for relation in self._relations.values():
+            by_key.setdefault(relation_key(relation.schema, relation.name), []).append(relation)
+        self._by_key = {key: tuple(value) for key, value in by_key.items()}
         self._functions = frozenset((schema, name) for schema, name in functions)
         self._hash = hash(
             (self._search_path, self._temp, frozenset(self._relations.values()), self._functions)
@@ -333,6 +339,11 @@ class PgCatalog:
     def relation(self, schema: str, name: str) -> PgRelation | None:
         """The relation ``name`` of ``schema``, names exactly as the catalog spells them."""
         return self._relations.get((schema, name))
+
+    def keyed(self, key: str) -> tuple[PgRelation, ...]:
+        """The relations :func:`~parser.postgres.names.relation_key` spells ``key`` (more
+        than one only where names hold dots)."""
+        return self._by_key.get(key, ())
 
     def children(self, relation: PgRelation) -> tuple[PgRelation, ...]:
         """The relations that inherit from ``relation`` or are its partitions (one level)."""

@@ -160,12 +160,16 @@ class PostgresEngine:
         # Messages for every table ("anything may have changed": schema changes, resyncs)
         # make read sets resolve again, in the catalog as it is then.
         self._schema_watch = self.bus.subscribe(
-            self.key, lambda _: self.read_sets.schema_may_have_changed(), tables=frozenset()
+            self.key, lambda _: self._schema_may_have_changed(), tables=frozenset()
         )
         self._loop = loop
         self._reading.bind(loop)
         self._writing.bind(loop)
         self._writer = writer
+
+    def _schema_may_have_changed(self) -> None:
+        self.read_sets.schema_may_have_changed()
+        self.changes.schema_may_have_changed()
 
     async def _open_writer(self) -> Connection:
         return await connect(self.dsn, self._writer_settings)
@@ -244,17 +248,20 @@ class PostgresEngine:
 
     async def _execute_on(self, sql: str, params: Params, conn: Connection) -> ExecuteResult:
         text, args = bind(sql, params)
+        await self.changes.before_statement(conn, text)
         rows, status = await run(conn, text, args, self._writing, source=sql)
         await self.changes.after_statement(conn, status)
         return ExecuteResult(changed_rows(status), None, rows)
 
     async def _fetch_on(self, sql: str, params: Params, conn: Connection) -> list[Row]:
         text, args = bind(sql, params)
+        await self.changes.before_statement(conn, text)
         rows, status = await run(conn, text, args, self._writing, source=sql)
         await self.changes.after_statement(conn, status)
         return rows
 
     async def _script_on(self, script: str, conn: Connection) -> None:
+        await self.changes.before_statement(conn, script)
         await run_script(conn, script, self._writing)
         await self.changes.after_statement(conn, None)
 
@@ -270,6 +277,7 @@ class PostgresEngine:
         try:
             for params in seq_of_params:
                 text, args = bind(sql, params)
+                await self.changes.before_statement(conn, text)
                 _, status = await run(conn, text, args, self._writing, source=sql)
                 changed += max(changed_rows(status), 0)
                 await self.changes.after_statement(conn, status)

@@ -17,7 +17,8 @@ Where PostgreSQL differs, and what the writer makes of it:
 - **The connection may be lost** (a server restart, a terminated backend): the next
   statement outside a transaction opens a new one.
 
-Before the COMMIT of a ``transaction()`` block the writer awaits ``before_commit(conn)``, and
+As it takes the lock for a new transaction (or a statement on its own) the writer calls
+``began()``; before the COMMIT of a ``transaction()`` block it awaits ``before_commit(conn)``, and
 after every commit (outermost, or of a statement on its own) ``on_commit(conn, notified=...)``
 (``notified``: ``before_commit`` ran in that transaction), still holding the lock: the
 engine announces it.
@@ -71,6 +72,8 @@ _FAILED = (
 
 class CommitHooks(Protocol):
     """What the writer tells around commits (the engine's change source)."""
+
+    def began(self) -> None: ...
 
     async def before_commit(self, conn: Connection) -> None: ...
 
@@ -129,6 +132,7 @@ class Writer:
         if scope is not None and scope.active:
             return await self._run_in(scope, operation)
         await self.lock.acquire()
+        self._hooks.began()
         conn: Connection | None = None
         committed = False
         try:
@@ -183,6 +187,7 @@ class Writer:
                 yield
             return
         await self.lock.acquire()
+        self._hooks.began()
         scope = _Scope(explicit=False)
         token = self._scope.set(scope)
         try:
