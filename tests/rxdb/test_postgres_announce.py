@@ -374,6 +374,24 @@ class TestAnnouncedWrites:
             message = await message_after(pg, updates, "INSERT INTO b VALUES (2)")
         assert message.everything  # the catalog's digest no longer matched
 
+    async def test_reading_the_catalog_in_a_transaction_keeps_no_locks(
+        self, pg: rxdb.Database, url: str
+    ) -> None:
+        async with pg.transaction():
+            await pg.execute("INSERT INTO b VALUES (1)")  # the first: the catalog is read
+            row = await pg.fetch_one("SELECT pg_backend_pid()")
+            assert row is not None
+            conn = await asyncpg.connect(url)
+            try:
+                held = await conn.fetchval(
+                    "SELECT array_agg(relation::regclass::text ORDER BY 1) FROM pg_locks"
+                    " WHERE pid = $1 AND locktype = 'relation' AND relation >= 16384",
+                    row[0],
+                )
+            finally:
+                await conn.close()
+        assert held == ["b"]  # not the views of the catalog and what they read
+
     async def test_a_serializable_transaction_announces_everything(self, pg: rxdb.Database) -> None:
         updates: Recorder[NotifyTablesUpdated] = Recorder()
         with subscribed(pg.table_updates(), updates):

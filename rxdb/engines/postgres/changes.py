@@ -91,6 +91,7 @@ _ROW_STATUSES = frozenset(
 _NOT_PERMITTED = (asyncpg.InsufficientPrivilegeError, asyncpg.ReadOnlySQLTransactionError)
 _NOTIFY = "SELECT pg_catalog.pg_notify($1, $2)"
 _CATALOG = f"SELECT pg_catalog.row_to_json(c)::text FROM ({CATALOG_QUERY}) c"
+_FORGET_SAVEPOINT = "ROLLBACK TO SAVEPOINT rxdb_catalog; RELEASE SAVEPOINT rxdb_catalog"
 # Sends the write set's payloads ($3) if the catalog it came from still holds (its digest is
 # $2, and the transaction sees the latest catalog: after the commit ($5), or READ
 # COMMITTED), else "anything may have changed" ($4); answers which.
@@ -237,8 +238,11 @@ class Changes:
 
     async def _writer_catalog(self, conn: Connection) -> PgCatalog | None:
         """The catalog as the writer sees it (its search path, its temporary tables), read
-        once and kept until a schema change; ``None`` if it cannot be read. Inside a
-        transaction a savepoint keeps a failure from failing the transaction."""
+        once and kept until a schema change; ``None`` if it cannot be read.
+
+        Inside a transaction it is read in a savepoint rolled back at once: a failure does
+        not fail the transaction, and the locks ``pg_get_viewdef`` takes on every view and
+        the tables it reads are not held until the commit."""
         if self._catalog is not None:
             return self._catalog
         inside = conn.is_in_transaction()
@@ -249,10 +253,10 @@ class Changes:
                 text = await conn.fetchval(_CATALOG)
             except DRIVER_ERRORS:
                 if inside:
-                    await conn.execute("ROLLBACK TO SAVEPOINT rxdb_catalog")
+                    await conn.execute(_FORGET_SAVEPOINT)
                 raise
             if inside:
-                await conn.execute("RELEASE SAVEPOINT rxdb_catalog")
+                await conn.execute(_FORGET_SAVEPOINT)
         except DRIVER_ERRORS:
             LOG.warning("reading the catalog failed; announcing everything", exc_info=True)
             return None
