@@ -25,7 +25,7 @@ import pytest
 import rxdb
 from rxdb.api import AsyncDatabase
 from rxdb.boundary.loop_thread import LoopThread
-from rxdb.updates import NotifyTablesUpdated, UpdateKind
+from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 from tests.conformance.async_over_blocking import AsyncOverBlocking
 from tests.conformance.dialects import dialect
 from tests.conftest import Recorder, subscribed
@@ -168,17 +168,30 @@ async def make_t(db: AsyncDatabase) -> None:
 
 
 async def caught_up(db: AsyncDatabase) -> None:
-    """Wait until the message of every commit so far has arrived (table ``t`` exists), so
-    that a subscription made next hears only what comes after.
+    """Wait until the message of every commit so far has arrived (:func:`marker_commit`),
+    so that a subscription made next hears only what comes after."""
+    heard: Recorder[NotifyTablesUpdated] = Recorder()
+    with subscribed(db.table_updates(["t"], [UpdateKind.UPDATE]), heard):
+        await marker_commit(db, heard)
+
+
+MARKER = TableUpdate("t", UpdateKind.UPDATE)
+
+
+async def marker_commit(
+    db: AsyncDatabase, heard: Recorder[NotifyTablesUpdated]
+) -> list[NotifyTablesUpdated]:
+    """Commit a marker (an update of a row of ``t`` that changes no value) and wait until
+    ``heard``, subscribed to the messages of ``t``, has its message; return what it heard,
+    the marker's message last.
 
     A message may arrive after the statement that committed returns (on PostgreSQL it comes
-    back through the server), but messages keep their commits' order: once the message of
-    one more commit (an update that changes no value) arrives, every earlier one has.
+    back through the server), but messages arrive in their commits' order: once the
+    marker's has, every earlier one has.
     """
-    mine: Recorder[NotifyTablesUpdated] = Recorder()
-    with subscribed(db.table_updates(["t"], [UpdateKind.UPDATE]), mine):
-        await db.execute("UPDATE t SET x = x WHERE id = (SELECT min(id) FROM t)")
-        await mine.wait_for(lambda seen: any(not m.everything for m in seen.values))
+    await db.execute("UPDATE t SET x = x WHERE id = (SELECT min(id) FROM t)")
+    await heard.wait_for(lambda seen: any(MARKER in m.updates for m in seen.values))
+    return list(heard.values)
 
 
 def gaps(**reasons: str) -> pytest.MarkDecorator:

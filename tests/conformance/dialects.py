@@ -4,11 +4,12 @@ one behaviour and checks it on every shape.
 The contract leaves some things to the engine, and says so (rxdb/api.py, docs/postgres.md):
 an auto-numbered key (SQLite's ``INTEGER PRIMARY KEY``, PostgreSQL's ``serial``), the rowid
 of an insert (PostgreSQL has none), whether a script or a batch outside a transaction is all
-or nothing (on PostgreSQL), the code that names an error (SQLite's extended result
-code, PostgreSQL's SQLSTATE), how a table is named in messages (PostgreSQL qualifies it with
-its schema, and names it bare too when the schema is on the search path), and what a backup
-is (a SQLite file, a ``pg_dump`` script). Everything else a test writes is the same text on
-every shape: typed columns, integer values, error classes.
+or nothing (on PostgreSQL), whether each commit is exactly one message (on SQLite), the code
+that names an error (SQLite's extended result code, PostgreSQL's SQLSTATE), how a table is
+named in messages (PostgreSQL qualifies it with its schema, and names it bare too when the
+schema is on the search path), and what a backup is (a SQLite file, a ``pg_dump`` script).
+Everything else a test writes is the same text on every shape: typed columns, integer
+values, error classes.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ class Dialect:
         (else it is ``None``).
     :ivar atomic_batches: whether ``execute_script`` and ``execute_many`` outside a
         transaction are all or nothing (else each statement, each set, commits on its own).
+    :ivar one_message_per_commit: whether ``table_updates`` gives each commit exactly one
+        message (PostgreSQL's listener hands a commit's notifications over together most of
+        the time, and those of commits it hears together as one).
     :ivar schema: the schema that qualifies table names in messages, if any.
     :ivar missing_table: the code of an error naming a table that does not exist.
     :ivar duplicate_key: the code of an error inserting a primary key that exists.
@@ -52,6 +56,7 @@ class Dialect:
     key: str
     has_rowid: bool
     atomic_batches: bool
+    one_message_per_commit: bool
     schema: str | None
     missing_table: str
     duplicate_key: str
@@ -100,6 +105,7 @@ SQLITE = Dialect(
     key="INTEGER PRIMARY KEY",
     has_rowid=True,
     atomic_batches=False,
+    one_message_per_commit=True,
     schema=None,
     missing_table="SQLITE_ERROR",  # SQLite's code for every refusal at prepare time
     duplicate_key="SQLITE_CONSTRAINT_PRIMARYKEY",
@@ -110,6 +116,7 @@ POSTGRES = Dialect(
     key="serial PRIMARY KEY",
     has_rowid=False,
     atomic_batches=True,
+    one_message_per_commit=False,
     schema="public",
     missing_table="42P01",  # undefined_table
     duplicate_key="23505",  # unique_violation

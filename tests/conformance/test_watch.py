@@ -106,15 +106,19 @@ class TestTableUpdates:
             subscribed(db.table_updates(["U"]), of_u),  # names fold as SQLite's do
             subscribed(db.table_updates(["t"], [rxdb.UpdateKind.DELETE]), deletes),
         ):
-            await db.execute("INSERT INTO t(x) VALUES (2)")
-            await db.execute("INSERT INTO u(y) VALUES (1)")
-            await db.execute("DELETE FROM t WHERE x = 2")
-            await every.wait_count(3)
-            await of_u.wait_count(1)
-            await deletes.wait_count(1)
-            await db.execute("INSERT INTO u(y) VALUES (2)")  # a marker: all came before it
+            writes = [
+                "INSERT INTO t(x) VALUES (2)",
+                "INSERT INTO u(y) VALUES (1)",
+                "DELETE FROM t WHERE x = 2",
+                "INSERT INTO u(y) VALUES (2)",
+            ]
+            for count, write in enumerate(writes, 1):
+                await db.execute(write)
+                # Its message before the next commit: PostgreSQL's listener would hand
+                # commits it hears together over as one message.
+                await every.wait_count(count)
             await of_u.wait_count(2)
-            await every.wait_count(4)
+            await deletes.wait_count(1)
         t, u = dialect(db).names("t"), dialect(db).names("u")
         assert [m.tables for m in every.values] == [t, u, t, u]
         assert [m.tables for m in of_u.values] == [u, u]
