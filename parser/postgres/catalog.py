@@ -18,104 +18,95 @@ from .names import RelationName, relation_key
 
 __all__ = (
     "CATALOG_QUERY",
-    "FINGERPRINT_SQL",
     "SYSTEM_SCHEMAS",
     "PgCatalog",
     "PgReference",
     "PgRelation",
     "ReferentialAction",
     "RelationKind",
+    "relation_entries",
 )
 
 SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
 """Schemas the server itself fills: their views get no definition in the catalog."""
 
-FINGERPRINT_SQL = """(
-WITH mine AS (
-    SELECT c.oid, c.relnamespace, c.relkind, c.relname FROM pg_catalog.pg_class c
-     WHERE c.oid >= 16384
-       AND (c.relpersistence <> 't' OR c.relnamespace = pg_catalog.pg_my_temp_schema())
-), rows AS (
-    SELECT 'n' || n.oid || '/' || n.xmin AS r FROM pg_catalog.pg_namespace n
-     WHERE n.oid >= 16384 AND n.nspname !~ '^pg_(toast_)?temp_'
-    UNION ALL
-    SELECT 'c' || oid || '/' || relnamespace || '/' || relkind::text || '/' || relname FROM mine
-     WHERE relkind IN ('r', 'v', 'm', 'p', 'f', 'S')
-    UNION ALL
-    SELECT 'r' || oid || '/' || xmin FROM pg_catalog.pg_rewrite
-     WHERE ev_class IN (SELECT oid FROM mine)
-    UNION ALL
-    SELECT 'i' || inhrelid || '/' || inhparent || '/' || xmin FROM pg_catalog.pg_inherits
-     WHERE inhrelid IN (SELECT oid FROM mine)
-    UNION ALL
-    SELECT 't' || oid || '/' || xmin FROM pg_catalog.pg_trigger
-     WHERE tgrelid IN (SELECT oid FROM mine)
-    UNION ALL
-    SELECT 'k' || oid || '/' || xmin FROM pg_catalog.pg_constraint
-     WHERE contype IN ('f', 'c') AND conrelid IN (SELECT oid FROM mine)
-    UNION ALL
-    SELECT 'd' || oid || '/' || xmin FROM pg_catalog.pg_attrdef
-     WHERE adrelid IN (SELECT oid FROM mine)
-    UNION ALL
-    SELECT 'p' || oid || '/' || xmin FROM pg_catalog.pg_proc WHERE oid >= 16384
-)
-SELECT pg_catalog.md5(
-    pg_catalog.array_to_string(pg_catalog.current_schemas(true), ',') || ':'
-    || coalesce(pg_catalog.string_agg(r, ',' ORDER BY r), ''))
-FROM rows
-)"""
-"""An expression: a digest of this session's search path and of the catalog rows the facts of
-:data:`CATALOG_QUERY` come from (user relations with their names and kinds, rules and view
-definitions, inheritance, triggers, foreign-key and CHECK constraints, column defaults, user
-functions; other sessions' temporary relations left out). Equal digests mean the same facts,
-so a session can tell cheaply whether a catalog it read earlier still holds: every DDL that
-changes a fact writes a new catalog row version (a new ``xmin``). A TRUNCATE, a REFRESH or a
-VACUUM rewrites a relation's ``pg_class`` row without changing a fact: those columns are left
-out."""
+# One relation's entry in CATALOG_QUERY's "relations" (aliases: c its pg_class row, n its
+# namespace, calls and refs from _relations()). Every list is ordered, so two readings of
+# unchanged facts give equal JSON. What many relations lack (triggers, functions, foreign
+# keys) is gathered in one pass each by _relations(): a subquery per relation costs more
+# than the rest of the entry.
+_ENTRY = """pg_catalog.jsonb_build_array(
+    c.oid::bigint, n.nspname, c.relname, c.relkind,
+    CASE WHEN c.relkind = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+         THEN pg_catalog.pg_get_viewdef(c.oid) END,
+    (SELECT coalesce(pg_catalog.jsonb_agg(i.inhparent::bigint ORDER BY i.inhseqno), '[]')
+       FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid),
+    coalesce(calls.list, '[]'),
+    EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_type <> '1'),
+    coalesce(refs.list, '[]'))"""
+
+
+def _relations(oids: str | None) -> str:
+    """pg_class ``c`` with its namespace ``n``, the functions a write to it runs (``calls``:
+    its enabled triggers', and the non-IMMUTABLE user functions its column defaults and
+    CHECK constraints call), and the foreign keys referencing it (``refs``); limited to the
+    relations of ``oids`` if given."""
+
+    def only(column: str) -> str:
+        return "" if oids is None else f"AND {column} = ANY({oids})"
+
+    return f"""pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN (SELECT x.rel, pg_catalog.jsonb_agg(DISTINCT pg_catalog.jsonb_build_array(
+                    fn.nspname, f.proname)) AS list
+               FROM (SELECT g.tgrelid AS rel, g.tgfoid AS fn, true AS trigger
+                       FROM pg_catalog.pg_trigger g
+                      WHERE NOT g.tgisinternal AND g.tgenabled <> 'D' {only("g.tgrelid")}
+                     UNION ALL
+                     SELECT a.adrelid, d.refobjid, false FROM pg_catalog.pg_attrdef a
+                       JOIN pg_catalog.pg_depend d
+                         ON d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+                        AND d.objid = a.oid
+                      WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                            {only("a.adrelid")}
+                     UNION ALL
+                     SELECT k.conrelid, d.refobjid, false FROM pg_catalog.pg_constraint k
+                       JOIN pg_catalog.pg_depend d
+                         ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+                        AND d.objid = k.oid
+                      WHERE k.contype = 'c'
+                        AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                            {only("k.conrelid")}) x
+               JOIN pg_catalog.pg_proc f ON f.oid = x.fn
+               JOIN pg_catalog.pg_namespace fn ON fn.oid = f.pronamespace
+              WHERE x.trigger
+                 OR (f.provolatile <> 'i'
+                     AND fn.nspname NOT IN ('pg_catalog', 'information_schema'))
+              GROUP BY x.rel) calls ON calls.rel = c.oid
+  LEFT JOIN (SELECT k.confrelid, pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(
+                    k.conrelid::bigint, k.confupdtype, k.confdeltype) ORDER BY k.oid) AS list
+               FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' {only("k.confrelid")}
+              GROUP BY k.confrelid) refs ON refs.confrelid = c.oid"""
+
+
+def relation_entries(oids: str) -> str:
+    """A scalar subquery: the entries :data:`CATALOG_QUERY` gives the relations whose oids are
+    in ``oids`` (an SQL expression of type ``oid[]``, such as a parameter), ordered by oid, as
+    JSON. Equal to those entries (ordered so) while the facts they hold still hold: how a
+    session checks cheaply that what it concluded from a catalog read earlier is still true
+    of the relations it concluded it about."""
+    return f"""(SELECT coalesce(pg_catalog.jsonb_agg({_ENTRY} ORDER BY c.oid), '[]')
+  FROM {_relations(oids)}
+ WHERE c.oid = ANY({oids}))"""
+
 
 CATALOG_QUERY = f"""
 SELECT
     pg_catalog.current_schemas(true) AS search_path,
     (SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = pg_catalog.pg_my_temp_schema())
         AS temp_schema,
-    (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(
-                c.oid::bigint, n.nspname, c.relname, c.relkind,
-                CASE WHEN c.relkind = 'v'
-                      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-                     THEN pg_catalog.pg_get_viewdef(c.oid) END,
-                (SELECT coalesce(pg_catalog.jsonb_agg(i.inhparent::bigint), '[]')
-                   FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid),
-                (SELECT coalesce(pg_catalog.jsonb_agg(DISTINCT pg_catalog.jsonb_build_array(
-                            fn.nspname, f.proname)), '[]')
-                   FROM (SELECT g.tgfoid AS oid, true AS trigger FROM pg_catalog.pg_trigger g
-                          WHERE g.tgrelid = c.oid AND NOT g.tgisinternal AND g.tgenabled <> 'D'
-                         UNION ALL
-                         SELECT d.refobjid, false FROM pg_catalog.pg_attrdef a
-                           JOIN pg_catalog.pg_depend d
-                             ON d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
-                            AND d.objid = a.oid
-                          WHERE a.adrelid = c.oid
-                            AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-                         UNION ALL
-                         SELECT d.refobjid, false FROM pg_catalog.pg_constraint k
-                           JOIN pg_catalog.pg_depend d
-                             ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
-                            AND d.objid = k.oid
-                          WHERE k.conrelid = c.oid AND k.contype = 'c'
-                            AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass) x
-                   JOIN pg_catalog.pg_proc f ON f.oid = x.oid
-                   JOIN pg_catalog.pg_namespace fn ON fn.oid = f.pronamespace
-                  WHERE x.trigger OR (f.provolatile <> 'i'
-                        AND fn.nspname NOT IN ('pg_catalog', 'information_schema'))),
-                EXISTS (SELECT FROM pg_catalog.pg_rewrite r
-                         WHERE r.ev_class = c.oid AND r.ev_type <> '1'),
-                coalesce(refs.list, '[]'))), '[]')
-       FROM pg_catalog.pg_class c
-       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-       LEFT JOIN (SELECT k.confrelid, pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(
-                         k.conrelid::bigint, k.confupdtype, k.confdeltype)) AS list
-                    FROM pg_catalog.pg_constraint k WHERE k.contype = 'f'
-                   GROUP BY k.confrelid) refs ON refs.confrelid = c.oid
+    (SELECT coalesce(pg_catalog.jsonb_agg({_ENTRY}), '[]')
+       FROM {_relations(None)}
       WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f', 'S')
         AND n.nspname NOT LIKE 'pg\\_toast%'
         AND (n.nspname NOT LIKE 'pg\\_temp\\_%' OR n.oid = pg_catalog.pg_my_temp_schema())
@@ -126,8 +117,7 @@ SELECT
        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
         AND p.provolatile <> 'i'
-    )::text AS functions,
-    {FINGERPRINT_SQL} AS fingerprint
+    )::text AS functions
 """
 """The one statement the engine runs (no parameters) to build a :class:`PgCatalog`.
 
@@ -135,10 +125,10 @@ One row: ``search_path`` (``current_schemas(true)``: the effective lookup order,
 schema and ``pg_catalog`` included where the server puts them), ``temp_schema`` (this session's,
 or NULL before its first temporary object), ``relations`` (JSON: every table, view, materialized
 view, partitioned table, foreign table and sequence of every schema but other sessions'
-temporary ones, with view definitions, inheritance parents, and what a write to it sets off
-besides: the functions it runs, its rules, the foreign keys that reference it), ``functions``
-(JSON: schema and name of every function outside the system schemas that is not IMMUTABLE, so may
-read tables) and ``fingerprint`` (:data:`FINGERPRINT_SQL`). One statement, so one snapshot: the
+temporary ones, each an entry ``[oid, schema, name, relkind, view definition, parent oids,
+functions a write runs, has write rules, [[referencing oid, on update, on delete], ...]]``:
+see :class:`PgRelation`) and ``functions`` (JSON: schema and name of every function outside the
+system schemas that is not IMMUTABLE, so may read tables). One statement, so one snapshot: the
 definitions agree with the search path they were printed for (``pg_get_viewdef`` qualifies
 exactly the names that path would not find).
 """
@@ -211,13 +201,12 @@ class PgCatalog:
     """The relations one session can name, and where it looks for an unqualified name.
 
     Immutable and hashed once, so it can key caches; two catalogs are equal when they hold the
-    same facts (the fingerprint, which names the moment they were read, aside).
+    same facts.
 
     :param search_path: schemas in lookup order, as ``current_schemas(true)`` gives them.
     :param relations: every relation a query of the session may name.
     :param temp_schema: the session's temporary schema (``pg_temp_3``), which ``pg_temp`` means.
     :param functions: ``(schema, name)`` of user functions that may read tables.
-    :param fingerprint: the :data:`FINGERPRINT_SQL` digest read with the facts, if any.
     """
 
     __slots__ = (
@@ -228,7 +217,6 @@ class PgCatalog:
         "_relations",
         "_search_path",
         "_temp",
-        "fingerprint",
     )
 
     _search_path: tuple[str, ...]
@@ -238,7 +226,6 @@ class PgCatalog:
     _by_key: dict[str, tuple[PgRelation, ...]]
     _functions: frozenset[tuple[str, str]]
     _hash: int
-    fingerprint: str | None
 
     def __init__(
         self,
@@ -247,9 +234,7 @@ class PgCatalog:
         *,
         temp_schema: str | None = None,
         functions: Iterable[tuple[str, str]] = (),
-        fingerprint: str | None = None,
     ) -> None:
-        self.fingerprint = fingerprint
         self._search_path = tuple(search_path)
         self._temp = temp_schema
         self._relations = {(r.schema, r.name): r for r in relations}
@@ -307,7 +292,6 @@ class PgCatalog:
             relations,
             temp_schema=row["temp_schema"],
             functions=(tuple(pair) for pair in _decoded(row["functions"])),
-            fingerprint=row["fingerprint"],
         )
 
     @property

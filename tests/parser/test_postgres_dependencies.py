@@ -176,7 +176,6 @@ class TestCatalog:
             [4, "app", "orphan", "r", None, [99], [], False, []],
         ],
         "functions": [["app", "f"]],
-        "fingerprint": "0123",
     }
 
     def test_from_row_takes_json_text_or_decoded_lists(self) -> None:
@@ -201,7 +200,6 @@ class TestCatalog:
             PgReference("app", "orphan", ReferentialAction.CASCADE, ReferentialAction.SET_NULL),
         )
         assert child.functions == (("app", "f"),)
-        assert catalog.fingerprint == "0123"
         assert catalog.may_read("app", "f")
         assert dependencies(analyze("SELECT * FROM v"), catalog) == frozenset({"app.p", "app.p1"})
 

@@ -40,7 +40,7 @@ def written(sql: str, *relations: PgRelation, functions: tuple[str, ...] = ()) -
     catalog = PgCatalog(("pg_catalog", "app"), relations, functions=[("app", f) for f in functions])
     analysis = classify(sql)
     found = None if analysis is None else write_set(analysis, sql, catalog)
-    return None if found is None else {(f"{w.schema}.{w.name}", w.kind) for w in found}
+    return None if found is None else {(f"{w.schema}.{w.name}", w.kind) for w in found.writes}
 
 
 def table(name: str, *references: PgReference, **facts: Any) -> PgRelation:
@@ -187,6 +187,7 @@ CREATE TABLE p(id int, x int) PARTITION BY RANGE (id);
 CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100);
 INSERT INTO parent VALUES (1), (2);
 INSERT INTO a(parent) VALUES (1);
+CREATE SCHEMA postgres;  -- empty, and first on the search path ("$user")
 """
 
 
@@ -362,17 +363,26 @@ class TestAnnouncedWrites:
         # Over-announced (the savepoint's writes are gone), never under.
         assert message.updates == qualified(("b", INSERT), ("parent", DELETE), ("a", DELETE))
 
-    async def test_a_trigger_added_by_another_session_is_not_missed(
-        self, pg: rxdb.Database, url: str
+    @pytest.mark.parametrize(
+        "ddl",
+        [
+            "CREATE TRIGGER audit AFTER INSERT ON b EXECUTE FUNCTION audit()",
+            "ALTER TABLE b ADD PRIMARY KEY (x);"
+            " CREATE TABLE refers(x int REFERENCES b ON DELETE CASCADE)",
+            "CREATE TABLE postgres.b(x int)",  # what b means now
+        ],
+        ids=["trigger", "foreign-key", "shadowing-name"],
+    )
+    async def test_a_change_by_another_session_is_not_missed(
+        self, pg: rxdb.Database, url: str, ddl: str
     ) -> None:
         updates: Recorder[NotifyTablesUpdated] = Recorder()
         with subscribed(pg.table_updates(), updates):
             message = await message_after(pg, updates, "INSERT INTO b VALUES (1)")
-            assert not message.everything  # the catalog is read, and b has no trigger
-            # Nobody tells this process of the new trigger (for a check interval).
-            await foreign(url, "CREATE TRIGGER audit AFTER INSERT ON b EXECUTE FUNCTION audit()")
+            assert not message.everything  # the catalog is read, and holds no surprise
+            await foreign(url, ddl)  # nobody tells this process (for a check interval)
             message = await message_after(pg, updates, "INSERT INTO b VALUES (2)")
-        assert message.everything  # the catalog's digest no longer matched
+        assert message.everything  # the facts the write set rested on changed
 
     async def test_reading_the_catalog_in_a_transaction_keeps_no_locks(
         self, pg: rxdb.Database, url: str

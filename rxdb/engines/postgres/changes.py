@@ -11,22 +11,10 @@ At open the engine installs capture (:mod:`~rxdb.engines.postgres.capture`: trig
   announces its DDL as "anything may have changed"; other writers' DDL is found by the
   listener's periodic check.
 - **announce** (rxdb may not create the triggers, or is told not to, and nobody else did):
-  the engine announces its own commits, on the bus and, through ``pg_notify`` in the
-  capture's payload, to every other process (inside a ``transaction()`` block, so the
-  notifications commit with it; right after the commit for a statement on its own). Before
-  each statement runs, its write set comes from the text and the catalog the writer sees
-  (:mod:`~rxdb.engines.postgres.write_sets`: targets, foreign-key actions, ancestors; or
-  "anything may have changed" where it may run code the text does not show); a transaction's
-  sets are announced together after its outermost commit, and a rollback drops them (a
-  savepoint rolled back keeps them: a spare re-run, never a missed one). The catalog is read
-  on the writer, kept until a schema change, and checked where the notifications are sent:
-  one statement compares its :data:`~parser.postgres.catalog.FINGERPRINT_SQL` digest with
-  the one read with the catalog, so a trigger or foreign key another session added in
-  between makes the commit "anything may have changed" rather than a precise, wrong
-  message (PostgreSQL's locks keep the digest and the facts that acted on the written
-  tables in step until the commit; a REPEATABLE READ or SERIALIZABLE transaction sees an
-  old catalog, so its commits announce everything). Other programs' writes are not seen
-  (announce them with ``notify_updates``).
+  the engine announces its own commits with what each statement may have written, on the
+  bus and, through ``pg_notify`` in the capture's payload, to every other process
+  (:mod:`~rxdb.engines.postgres.announcer`); other programs' writes are not seen (announce
+  them with ``notify_updates``).
 
 ``install`` (the database's ``track_foreign_writes`` option) decides: ``None`` installs
 capture where rxdb may and falls back on announce mode where it may not; ``True`` installs
@@ -54,25 +42,21 @@ Internal: not covered by rxdb's versioning.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import threading
 import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Literal
 
 import asyncpg
 
-from parser.postgres import CATALOG_QUERY, PgCatalog
-from parser.postgres.catalog import FINGERPRINT_SQL
 from rxdb.bus import Bus
 from rxdb.engines.postgres import capture, listener
+from rxdb.engines.postgres.announcer import Announcer
 from rxdb.engines.postgres.connections import Connection
 from rxdb.engines.postgres.dsn import Dsn
 from rxdb.engines.postgres.failures import DRIVER_ERRORS, translate
-from rxdb.engines.postgres.write_sets import Write, classify, needs_catalog, write_set
-from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
+from rxdb.updates import NotifyTablesUpdated, TableUpdate
 
 __all__ = ("Changes", "Mode")
 
@@ -89,33 +73,6 @@ _ROW_STATUSES = frozenset(
     {"INSERT", "UPDATE", "DELETE", "MERGE", "SELECT", "COPY", "TRUNCATE", "FETCH", "MOVE"}
 )
 _NOT_PERMITTED = (asyncpg.InsufficientPrivilegeError, asyncpg.ReadOnlySQLTransactionError)
-_NOTIFY = "SELECT pg_catalog.pg_notify($1, $2)"
-_CATALOG = f"SELECT pg_catalog.row_to_json(c)::text FROM ({CATALOG_QUERY}) c"
-_FORGET_SAVEPOINT = "ROLLBACK TO SAVEPOINT rxdb_catalog; RELEASE SAVEPOINT rxdb_catalog"
-# Sends the write set's payloads ($3) if the catalog it came from still holds (its digest is
-# $2, and the transaction sees the latest catalog: after the commit ($5), or READ
-# COMMITTED), else "anything may have changed" ($4); answers which.
-_ANNOUNCE = f"""
-WITH fresh AS (
-    SELECT ($5 OR pg_catalog.current_setting('transaction_isolation') = 'read committed')
-           AND {FINGERPRINT_SQL} = $2 AS precise
-)
-SELECT precise,
-       (SELECT count(*) FROM (
-            SELECT pg_catalog.pg_notify($1, payload) FROM pg_catalog.unnest(
-                CASE WHEN precise THEN $3::text[] ELSE ARRAY[$4::text] END) payload) sent)
-FROM fresh
-"""
-_OPS = {UpdateKind.INSERT: "INSERT", UpdateKind.UPDATE: "UPDATE", UpdateKind.DELETE: "DELETE"}
-
-
-@dataclass(slots=True)
-class _Pending:
-    """What the writer's transaction may have written so far (announce mode)."""
-
-    writes: set[Write] = field(default_factory=set)
-    everything: bool = False
-    fingerprints: set[str | None] = field(default_factory=set)  # of the catalogs used
 
 
 class Changes:
@@ -133,14 +90,7 @@ class Changes:
         self._group = _group(bus, key)
         self._schema_changed = False  # by this engine's statements since its last commit
         self._membership: listener.Membership | None = None
-        # Announce mode: this transaction's writes, the catalog they come from (read on the
-        # writer, kept until a schema change), and whether before_commit sent them precisely.
-        self._pending = _Pending()
-        self._catalog: PgCatalog | None = None
-        self._precise = False
-        # What announce mode tells other processes where it cannot be precise: capture's
-        # payload for a schema change, "anything may have changed", under this origin.
-        self._everything = json.dumps([capture.PAYLOAD_VERSION, "DDL", None, None, origin])
+        self._announcer = Announcer(self.channel, origin)
 
     async def start(self, conn: Connection) -> None:
         """Install capture through ``conn`` (the writer, outside a transaction) where rxdb
@@ -198,7 +148,7 @@ class Changes:
             raise translate(error, None, "removing change capture") from error
         self.mode = "announce"
         self.event_trigger = False
-        self._pending.everything = True
+        self._announcer.everything()
 
     async def stop(self) -> None:
         if self._membership is not None:
@@ -207,61 +157,20 @@ class Changes:
 
     def schema_may_have_changed(self) -> None:
         """Forget the catalog write sets come from: the next statement reads it again."""
-        self._catalog = None
+        self._announcer.schema_may_have_changed()
 
     # -- this engine's statements and commits -------------------------------------------------
 
     def began(self) -> None:
         """The writer starts a transaction (or a statement on its own): whatever an earlier
         one that rolled back may have written is not to be announced."""
-        self._pending = _Pending()
+        self._announcer.began()
 
     async def before_statement(self, conn: Connection, sql: str) -> None:
         """In announce mode, add what ``sql`` may write to the transaction's write set,
         before it runs (a statement that fails may still have committed)."""
-        pending = self._pending
-        if self.mode != "announce" or pending.everything:
-            return
-        analysis = classify(sql)
-        if analysis is None:
-            pending.everything = True
-            return
-        if not needs_catalog(analysis):
-            return
-        catalog = await self._writer_catalog(conn)
-        writes = None if catalog is None else write_set(analysis, sql, catalog)
-        if catalog is None or writes is None:
-            pending.everything = True
-            return
-        pending.writes |= writes
-        pending.fingerprints.add(catalog.fingerprint)
-
-    async def _writer_catalog(self, conn: Connection) -> PgCatalog | None:
-        """The catalog as the writer sees it (its search path, its temporary tables), read
-        once and kept until a schema change; ``None`` if it cannot be read.
-
-        Inside a transaction it is read in a savepoint rolled back at once: a failure does
-        not fail the transaction, and the locks ``pg_get_viewdef`` takes on every view and
-        the tables it reads are not held until the commit."""
-        if self._catalog is not None:
-            return self._catalog
-        inside = conn.is_in_transaction()
-        try:
-            if inside:
-                await conn.execute("SAVEPOINT rxdb_catalog")
-            try:
-                text = await conn.fetchval(_CATALOG)
-            except DRIVER_ERRORS:
-                if inside:
-                    await conn.execute(_FORGET_SAVEPOINT)
-                raise
-            if inside:
-                await conn.execute(_FORGET_SAVEPOINT)
-        except DRIVER_ERRORS:
-            LOG.warning("reading the catalog failed; announcing everything", exc_info=True)
-            return None
-        self._catalog = PgCatalog.from_row(json.loads(text))
-        return self._catalog
+        if self.mode == "announce":
+            await self._announcer.before_statement(conn, sql)
 
     async def after_statement(self, conn: Connection, status: str | None) -> None:
         """Note a statement the writer ran (``status``: its command status; ``None`` for a
@@ -282,55 +191,32 @@ class Changes:
         processes inside the transaction (the notifications commit with it, or not at all)."""
         if self.mode == "announce":
             try:
-                self._precise = await self._notify(conn, self._pending, after_commit=False)
+                await self._announcer.send(conn, after_commit=False)
             except DRIVER_ERRORS as error:
-                raise translate(error, _ANNOUNCE, "announcing the commit") from error
+                raise translate(error, None, "announcing the commit") from error
 
     async def committed(self, conn: Connection, *, notified: bool) -> None:
         """After a commit of the writer (``conn``, outside a transaction now); ``notified``:
         :meth:`before_commit` ran inside it."""
         schema_changed, self._schema_changed = self._schema_changed, False
-        pending, self._pending = self._pending, _Pending()
         if self.mode == "capture":
+            self._announcer.began()
             if schema_changed and not self.event_trigger:
                 self._publish(self.origin, frozenset(), everything=True)
             return  # the listener brings the rest
-        if notified:
-            precise = self._precise
-        else:
+        if not notified:
             try:
-                precise = await self._notify(conn, pending, after_commit=True)
+                await self._announcer.send(conn, after_commit=True)
             except DRIVER_ERRORS:
                 # The commit stands; only other processes miss this one message (the window
                 # between a statement's own commit and this notification).
                 LOG.warning("telling other processes of a commit failed", exc_info=True)
-                precise = False
-        if not precise:
-            self._catalog = None
+        writes = self._announcer.committed()
+        if writes is None:
             self._publish(self.origin, frozenset(), everything=True)
-        elif pending.writes:
-            updates = frozenset(TableUpdate(f"{w.schema}.{w.name}", w.kind) for w in pending.writes)
+        elif writes:
+            updates = frozenset(TableUpdate(f"{w.schema}.{w.name}", w.kind) for w in writes)
             self._publish(self.origin, updates | _bare(updates, self.search_path), everything=False)
-
-    async def _notify(self, conn: Connection, pending: _Pending, *, after_commit: bool) -> bool:
-        """Send the notifications of ``pending``; whether they name its write set (``False``:
-        "anything may have changed")."""
-        if pending.everything or len(pending.fingerprints) > 1:
-            await conn.execute(_NOTIFY, self.channel, self._everything)
-            return False
-        if not pending.fingerprints:
-            return True  # no statement that may write: nothing to tell
-        [fingerprint] = pending.fingerprints
-        payloads = [
-            json.dumps([capture.PAYLOAD_VERSION, op, write.schema, write.name, self.origin])
-            for write in pending.writes
-            for op in ((_OPS[write.kind],) if write.kind is not None else _OPS.values())
-        ]
-        return bool(
-            await conn.fetchval(
-                _ANNOUNCE, self.channel, fingerprint, payloads, self._everything, after_commit
-            )
-        )
 
     def announce(self, updates: frozenset[TableUpdate], *, everything: bool) -> None:
         """Publish what ``notify_updates`` (or a restore) says changed, under this engine's

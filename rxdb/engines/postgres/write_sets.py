@@ -1,7 +1,7 @@
 """What one statement may write, worked out before it runs: announce mode's write sets.
 
 Without the capture triggers nobody tells rxdb which tables a commit wrote, so in announce
-mode (:mod:`~rxdb.engines.postgres.changes`) the engine works it out before each statement
+mode (:mod:`~rxdb.engines.postgres.announcer`) the engine works it out before each statement
 runs, from the text (:func:`parser.postgres.analyze`) and the catalog its writer sees
 (:class:`parser.postgres.PgCatalog`):
 
@@ -23,6 +23,8 @@ a stale watch. rxdb's own capture triggers (if someone installs them meanwhile) 
 
 A change's kind comes from the statement's first word (``INSERT ... ON CONFLICT`` may update
 too); where it cannot be told, it is unknown (``None``), which every kind filter lets through.
+A :class:`WriteSet` also says which facts of the catalog it rests on, so that the announcer
+can check at the commit that they still hold.
 
 Internal: not covered by rxdb's versioning.
 """
@@ -41,7 +43,7 @@ from parser.postgres.catalog import PgRelation, ReferentialAction, RelationKind
 from rxdb.engines.postgres.capture import SCHEMA as CAPTURE_SCHEMA
 from rxdb.updates import UpdateKind
 
-__all__ = ("Write", "classify", "needs_catalog", "write_set")
+__all__ = ("Write", "WriteSet", "classify", "needs_catalog", "write_set")
 
 INSERT, UPDATE, DELETE = UpdateKind.INSERT, UpdateKind.UPDATE, UpdateKind.DELETE
 
@@ -119,18 +121,40 @@ def needs_catalog(analysis: PgAnalysis) -> bool:
     return bool(analysis.writes or analysis.calls or analysis.functions)
 
 
+@dataclass(frozen=True, slots=True)
+class WriteSet:
+    """What a statement may write, and the facts of the catalog that say so (another session
+    may change them before the statement runs: see :mod:`~rxdb.engines.postgres.announcer`).
+
+    :ivar relations: the relations whose catalog entries it rests on.
+    :ivar names: the statement's names of relations, with the relation each one meant.
+    :ivar calls: the names of the functions it calls, none of which may write.
+    """
+
+    writes: frozenset[Write]
+    relations: frozenset[PgRelation] = frozenset()
+    names: frozenset[tuple[RelationName, PgRelation]] = frozenset()
+    calls: frozenset[str] = frozenset()
+
+
 @functools.lru_cache(maxsize=4096)
-def write_set(analysis: PgAnalysis, sql: str, catalog: PgCatalog) -> frozenset[Write] | None:
+def write_set(analysis: PgAnalysis, sql: str, catalog: PgCatalog) -> WriteSet | None:
     """What the statement ``sql`` (analysed by :func:`classify`) may write in ``catalog``;
     ``None``: anything. Cached per (analysis, text, catalog)."""
     calls = analysis.calls | analysis.functions
     if any(_may_write(name, catalog) for name in calls):
         return None
+    called = frozenset(name.name for name in calls)
     if not analysis.writes:
-        return frozenset()
+        return WriteSet(frozenset(), calls=called)
     targets = write_targets(analysis, catalog)
-    if targets is None or any(_runs_code(view) for view in _views_written(analysis, catalog)):
+    if targets is None:
         return None
+    views = list(_views_written(analysis, catalog))
+    if any(_runs_code(view) for view in views):
+        return None
+    # write_targets resolved every name.
+    names = {(name, relation) for name in analysis.writes if (relation := catalog.resolve(name))}
     pending = [
         (relation, change)
         for key in targets
@@ -146,13 +170,14 @@ def write_set(analysis: PgAnalysis, sql: str, catalog: PgCatalog) -> frozenset[W
             return None
         changed.add((relation, change))
         pending.extend(_actions(relation, change, catalog))
-    writes = {Write(r.schema, r.name, change.announced) for r, change in changed}
-    writes.update(
-        Write(ancestor.schema, ancestor.name, change.announced)
+    ancestors = {
+        (ancestor, change)
         for relation, change in changed
         for ancestor in _ancestors(relation, catalog)
-    )
-    return frozenset(writes)
+    }
+    writes = {Write(r.schema, r.name, change.announced) for r, change in changed | ancestors}
+    relations = {r for r, _ in changed | ancestors} | set(views) | {r for _, r in names}
+    return WriteSet(frozenset(writes), frozenset(relations), frozenset(names), called)
 
 
 def _changes(analysis: PgAnalysis, sql: str) -> tuple[_Change, ...]:
