@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from rxdb.api import AsyncDatabase
+from tests.conformance.conftest import shape_param
 from tests.conftest import Recorder, subscribed
 
 Call = Callable[[AsyncDatabase, Path], Awaitable[object]]
@@ -49,7 +50,7 @@ def each_call(shapes: Iterable[str], gaps: dict[tuple[str, str], str]) -> list[A
     """Parameters ``(shape, call)`` for every call on every shape given, those in ``gaps``
     marked as known gaps (strict xfails)."""
     return [
-        pytest.param(
+        shape_param(
             shape,
             call,
             marks=[pytest.mark.xfail(strict=True, reason=gaps[shape, call])]
