@@ -103,7 +103,7 @@ class TestTableUpdates:
         deletes: Recorder[Any] = Recorder()
         with (
             subscribed(db.table_updates(), every),
-            subscribed(db.table_updates(["U"]), of_u),  # names fold as SQLite's do
+            subscribed(db.table_updates(["U"]), of_u),  # names fold as unquoted SQL names do
             subscribed(db.table_updates(["t"], [rxdb.UpdateKind.DELETE]), deletes),
         ):
             writes = [
