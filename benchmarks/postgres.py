@@ -130,12 +130,14 @@ async def _round_trips(sizes: Sizes, url: str) -> list[float]:
 
 
 async def _other_process(
-    sizes: Sizes, url: str, mode: str, first: int, waiter: ValueWaiter
+    sizes: Sizes, url: str, mode: str, first: int, waiter: ValueWaiter, arrivals: list[float]
 ) -> dict[str, Any]:
     """Run the writer child (``mode`` rxdb or raw, values from ``first``) while ``waiter``
-    watches the counter; commit -> emission and write start -> emission (ms) of each commit
-    after the warm-up. A commit whose value never shows alone (coalesced with a later one,
-    as it should be when commits bunch up) is seen with the first later value that does."""
+    watches the counter and ``arrivals`` fills with the instants a change reached this loop;
+    for each commit after the warm-up (ms): commit -> emission, write start -> emission, and
+    commit -> arrival -> emission (the first arrival after the write started). A commit
+    whose value never shows alone (coalesced with a later one, as it should be when commits
+    bunch up) is seen with the first later value that does."""
     total = sizes.warmup + sizes.process_samples
     args = ("benchmarks._pg_writer", url, mode, str(first), str(total), repr(sizes.process_gap))
     async with _child(*args) as proc:
@@ -144,7 +146,8 @@ async def _other_process(
     written = {int(v): (float(s), float(c)) for v, s, c in map(str.split, text.splitlines())}
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(waiter.expect(first + total - 1), 2.0)
-    emit, start_emit, coalesced = [], [], 0
+    out: dict[str, Any] = {"emit": [], "start_emit": [], "arrive": [], "arrival_emit": []}
+    coalesced = 0
     shown = sorted(v for v in waiter.seen if isinstance(v, int))
     measured = [v for v in sorted(written) if v >= first + sizes.warmup]
     for value in measured:
@@ -153,26 +156,33 @@ async def _other_process(
             continue
         coalesced += later[0] != value
         start, committed = written[value]
-        emit.append((waiter.seen[later[0]] - committed) * MS)
-        start_emit.append((waiter.seen[later[0]] - start) * MS)
-    return {
-        "emit": emit,
-        "start_emit": start_emit,
-        "coalesced": coalesced,
-        "missed": len(measured) - len(emit),
-    }
+        emitted = waiter.seen[later[0]]
+        out["emit"].append((emitted - committed) * MS)
+        out["start_emit"].append((emitted - start) * MS)
+        arrived = arrivals[bisect.bisect_left(arrivals, start) :]
+        if arrived and arrived[0] <= emitted:
+            out["arrive"].append((arrived[0] - committed) * MS)
+            out["arrival_emit"].append((emitted - arrived[0]) * MS)
+    return {**out, "coalesced": coalesced, "missed": len(measured) - len(out["emit"])}
 
 
 async def _rxdb_emission(sizes: Sizes, url: str) -> dict[str, Any]:
-    """P1: this process watches with rxdb; the child writes with rxdb."""
+    """P1: this process watches with rxdb; the child writes with rxdb. A bus subscription of
+    the benchmark's own stamps each change message as it reaches this loop (delivered in
+    the same call as the watch's)."""
+    arrivals: list[float] = []
     async with rxdb.open(url) as db:
+        tap = db._engine.bus.subscribe(
+            db.key, lambda _: arrivals.append(monotonic()), tables=["counter"]
+        )
         waiter = ValueWaiter(monotonic)
         subscription = db.watch(QUERY).subscribe(waiter)
         try:
             await waiter.expect(-1)
-            return await _other_process(sizes, url, "rxdb", 0, waiter)
+            return await _other_process(sizes, url, "rxdb", 0, waiter, arrivals)
         finally:
             subscription.dispose()
+            tap.close()
 
 
 async def _raw_emission(sizes: Sizes, url: str, first: int) -> dict[str, Any]:
@@ -180,6 +190,7 @@ async def _raw_emission(sizes: Sizes, url: str, first: int) -> dict[str, Any]:
     a plain ``LISTEN`` connection on this loop, whose callback reads the watched query on a
     second connection."""
     waiter = ValueWaiter(monotonic)
+    arrivals: list[float] = []
     lock = asyncio.Lock()
     reads: set[asyncio.Task[None]] = set()
     async with _raw(url) as listener, _raw(url) as reader:
@@ -189,6 +200,7 @@ async def _raw_emission(sizes: Sizes, url: str, first: int) -> dict[str, Any]:
                 waiter.on_next([(await reader.fetchval(QUERY),)])
 
         def notified(*_: object) -> None:
+            arrivals.append(monotonic())
             task = asyncio.get_running_loop().create_task(read())
             reads.add(task)
             task.add_done_callback(reads.discard)
@@ -196,7 +208,7 @@ async def _raw_emission(sizes: Sizes, url: str, first: int) -> dict[str, Any]:
         channel = channel_for(url.rsplit("/", 1)[1])
         await listener.add_listener(channel, notified)
         try:
-            return await _other_process(sizes, url, "raw", first, waiter)
+            return await _other_process(sizes, url, "raw", first, waiter, arrivals)
         finally:
             await listener.remove_listener(channel, notified)
             await asyncio.gather(*reads)
@@ -234,7 +246,9 @@ async def _emission(sizes: Sizes, url: str, server: str, results: Results) -> No
             rt["median"], rt_label, e["median"] / rt["median"], NO_BAR, params=params,
             extra={"rxdb": e, "round_trip": rt, "floor (P1.f)": f,
                    "rxdb / floor": e["median"] / f["median"],
-                   "write_start_to_emission": summary(pg["start_emit"])},
+                   "write_start_to_emission": summary(pg["start_emit"]),
+                   "commit -> change on this loop": summary(pg["arrive"]),
+                   "change on this loop -> emission": summary(pg["arrival_emit"])},
         )
     )  # fmt: skip
     results.add(
@@ -247,7 +261,9 @@ async def _emission(sizes: Sizes, url: str, server: str, results: Results) -> No
                     "capture channel, then fetchval(query) on a second connection",
                     "coalesced (seen with a later commit's emission)": floor["coalesced"],
                     "missed (never seen)": floor["missed"]},
-            extra={"floor": f, "write_start_to_emission": summary(floor["start_emit"])},
+            extra={"floor": f, "write_start_to_emission": summary(floor["start_emit"]),
+                   "commit -> notification on this loop": summary(floor["arrive"]),
+                   "notification on this loop -> result": summary(floor["arrival_emit"])},
         )
     )  # fmt: skip
     results.add(
