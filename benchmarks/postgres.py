@@ -438,10 +438,9 @@ async def _overhead(sizes: Sizes, url: str, server: str) -> list[Figure]:
     """P5r, P5w: per-call cost of rxdb and raw asyncpg, in rotating blocks (#8's method).
 
     The raw baseline runs on rxdb's own connections (its one reader, its writer), so that
-    both sides talk to the same server process: on 2 vCPUs, where the scheduler puts each
-    backend relative to the client moved the ratio between 0.67 and 1.75 from run to run
-    when the baseline had a connection of its own. Such a connection is measured beside
-    them (``own connection``), as a user would compare.
+    both sides talk to the same server process (with a connection of its own, the ratio
+    moved between 0.67 and 1.75 from run to run on a loaded 2-vCPU machine). Such a
+    connection is measured beside them (``own connection``), as a user would compare.
     """
     async with rxdb.open(url, readers=1) as db, _raw(url) as own:
         await db.execute_script(
