@@ -26,10 +26,19 @@ import asyncpg
 
 from rxdb.engines.postgres.dsn import Dsn
 from rxdb.engines.postgres.failures import DRIVER_ERRORS, ended, translate
-from rxdb.errors import InterruptError, OperationalError
+from rxdb.errors import DatabaseError, InterruptError, OperationalError
 from rxdb.rows import RowList, row_class
 
-__all__ = ("Connection", "Running", "changed_rows", "connect", "control", "run", "run_script")
+__all__ = (
+    "Connection",
+    "Running",
+    "changed_rows",
+    "connect",
+    "control",
+    "never_sent",
+    "run",
+    "run_script",
+)
 
 T = TypeVar("T")
 _OPENING_ERRORS: tuple[type[Exception], ...] = (*DRIVER_ERRORS, TimeoutError)
@@ -155,10 +164,7 @@ async def _interruptible(
             "the statement was interrupted", sql=source, sqlstate="57014"
         ) from None
     except DRIVER_ERRORS as error:
-        translated = translate(error, source)
-        if ended(translated) and not conn.is_closed():
-            conn.terminate()  # whatever state it is in, the next statement gets a new one
-        raise translated from error
+        raise _closed_if_ended(conn, translate(error, source)) from error
     finally:
         running.discard(task)
 
@@ -168,7 +174,24 @@ async def control(conn: Connection, sql: str) -> None:
     try:
         await conn.execute(sql)
     except DRIVER_ERRORS as error:
-        raise translate(error, sql) from error
+        raise _closed_if_ended(conn, translate(error, sql)) from error
+
+
+def _closed_if_ended(conn: Connection, error: DatabaseError) -> DatabaseError:
+    """``error``, having closed ``conn`` if it says the connection is gone: whatever state
+    asyncpg left it in, the next statement gets a new one rather than this one."""
+    if ended(error) and not conn.is_closed():
+        conn.terminate()
+    return error
+
+
+def never_sent(error: BaseException) -> bool:
+    """Whether ``error`` is asyncpg refusing a statement before sending it, its connection
+    no longer idle: it has read the server's goodbye (a terminated backend, a shutdown) but
+    not yet the end of the connection. Work that only reads may run again on a new one."""
+    return isinstance(error, DatabaseError) and isinstance(
+        error.__cause__, asyncpg.exceptions.InternalClientError
+    )
 
 
 def changed_rows(status: str) -> int:

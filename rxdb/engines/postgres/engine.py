@@ -39,6 +39,7 @@ from rxdb.engines.postgres.connections import (
     changed_rows,
     connect,
     control,
+    never_sent,
     run,
     run_script,
 )
@@ -291,15 +292,14 @@ class PostgresEngine:
 
     async def _fetch_committed(self, sql: str, params: Params) -> list[Row]:
         text, args = bind(sql, params)
-        conn = await self._readers.acquire()
         try:
-            rows, _ = await run(conn, text, args, self._reading, source=sql)
+            rows, _ = await self._readers.run(
+                lambda conn: run(conn, text, args, self._reading, source=sql)
+            )
             return rows
         except ReadOnlyError:
             if self.read_only:
                 raise
-        finally:
-            self._readers.release(conn)
         # It writes after all: remember, and send it (and its next runs) to the writer.
         self._remember(sql, reads_only=False)
         return await self._write(sql).run(functools.partial(self._fetch_on, sql, params))
@@ -310,20 +310,22 @@ class PostgresEngine:
         """Run several queries on one reader against committed data; each yields its rows or
         its error (a failing query does not stop the others)."""
         self._check()
-        results: list[list[Row] | DatabaseError] = []
-        conn = await self._readers.acquire()
-        try:
+
+        async def run_all(conn: Connection) -> list[list[Row] | DatabaseError]:
+            results: list[list[Row] | DatabaseError] = []
             for sql, params in queries:
                 try:
                     text, args = bind(sql, params)
                     rows, _ = await run(conn, text, args, self._reading, source=sql)
                 except DatabaseError as error:
+                    if never_sent(error):
+                        raise  # the reader was lost while idle: the pool tries a new one
                     results.append(error)
                 else:
                     results.append(rows)
-        finally:
-            self._readers.release(conn)
-        return results
+            return results
+
+        return await self._readers.run(run_all)
 
     def _reads_only(self, sql: str) -> bool:
         known = self._queries.get(sql)
@@ -352,10 +354,9 @@ class PostgresEngine:
                 "db.read() inside a transaction would not see the transaction's own writes; "
                 "read with db.fetch_all() inside the transaction instead"
             )
-        conn = await self._readers.acquire()
+        readers = self._readers
+        conn = await (readers.acquire_begun(_begin_snapshot) if isolated else readers.acquire())
         try:
-            if isolated:
-                await control(conn, BEGIN_SNAPSHOT)
             session = ReadSession(conn, isolated=isolated, running=self._reading)
             token = self._read_scope.set(session)
             try:
@@ -430,6 +431,10 @@ class PostgresEngine:
         rxdb engine announces its own commits from then on, and other programs' commits go
         unseen (until one of them installs the triggers again)."""
         await self._write("untrack_foreign_writes").run(self.changes.uninstall)
+
+
+async def _begin_snapshot(conn: Connection) -> None:
+    await control(conn, BEGIN_SNAPSHOT)
 
 
 async def _end_snapshot(conn: Connection) -> None:

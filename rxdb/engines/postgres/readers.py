@@ -5,6 +5,14 @@ idle one, else a new one while the pool may grow (up to ``readers``), else it wa
 to come back. Connections are opened on demand and kept; one found closed (a server restart,
 a terminated backend) is dropped when it comes back, and the next read opens a new one.
 
+A kept reader can die while idle, and asyncpg learns it in steps: for a while it has read
+the server's goodbye but not yet the end of the connection, and refuses any statement
+(``InternalClientError: cannot switch to state 11; another operation (2) is in progress``)
+without sending it. :meth:`ReaderPool.run` and :meth:`ReaderPool.acquire_begun` give work
+that only reads one more go on a new reader then; the statement layer has closed the lost
+one, so it is never handed out again. A statement the server was running when it ended the
+session fails with the server's word, as on the writer.
+
 Every reader runs with ``default_transaction_read_only`` on: a write sent to one fails
 (SQLSTATE 25006) before it changes anything.
 
@@ -16,10 +24,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
-from rxdb.engines.postgres.connections import Connection
+from rxdb.engines.postgres.connections import Connection, never_sent
 
 __all__ = ("ReaderPool",)
+
+T = TypeVar("T")
 
 
 class ReaderPool:
@@ -45,6 +56,33 @@ class ReaderPool:
             yield conn
         finally:
             self.release(conn)
+
+    async def run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        """``work`` (reads only) on a reader; once more on a new one if asyncpg refused to
+        send a statement of it (:func:`never_sent`)."""
+        try:
+            async with self.reader() as conn:
+                return await work(conn)
+        except Exception as error:
+            if not never_sent(error):
+                raise
+        async with self.reader() as conn:
+            return await work(conn)
+
+    async def acquire_begun(self, begin: Callable[[Connection], Awaitable[None]]) -> Connection:
+        """A reader on which ``begin`` (reads only) succeeded, held until :meth:`release`;
+        once more on a new reader if asyncpg refused to send it (:func:`never_sent`)."""
+        for last in (False, True):
+            conn = await self.acquire()
+            try:
+                await begin(conn)
+            except BaseException as error:
+                self.release(conn)
+                if last or not never_sent(error):
+                    raise
+            else:
+                return conn
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def acquire(self) -> Connection:
         """An idle reader, a new one, or the next one handed back."""
