@@ -7,7 +7,8 @@ living on a loop thread of its own, used from the test's loop), a ``RemoteDataba
 ``rxdb.open_sync``, through :class:`AsyncOverBlocking`) and the blocking shape a handle gives
 (``connect_sync``: over a database that another owner keeps open, on its loop), and a
 PostgreSQL database (``postgres``: on the machine's server, one database for the run, each
-test on an empty schema ``public``). A failure names the shape in its test id.
+test on an empty schema ``public``), also bridged (``postgres-bridged``) and blocking
+(``postgres-sync``) as the file is. A failure names the shape in its test id.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+)
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -52,6 +60,8 @@ class Shape:
 
 Opener = Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[Shape]]
 """Opens a shape, taking the fixtures it needs from the test's request."""
+Place = Callable[[pytest.FixtureRequest], Awaitable[str | Path]]
+"""Where a shape's database is (a file, a PostgreSQL URL), ready for the test."""
 
 
 @asynccontextmanager
@@ -71,24 +81,31 @@ async def on_loop(home: LoopThread, work: Callable[[], Coroutine[Any, Any, T]]) 
     return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work(), home.loop))
 
 
-@asynccontextmanager
-async def bridged_database(request: pytest.FixtureRequest) -> AsyncIterator[Shape]:
-    home = LoopThread("conformance-origin")
-    try:
-        origin = rxdb.Database(in_tmp_path(request))
-        await on_loop(home, origin.connect)
+def bridged_over(name: str, place: Place) -> Opener:
+    """The shape ``name``: the database at ``place`` on a loop thread of its own, used from
+    the test's loop through a ``BridgedDatabase``."""
+
+    @asynccontextmanager
+    async def bridged_database(request: pytest.FixtureRequest) -> AsyncIterator[Shape]:
+        where = await place(request)
+        home = LoopThread("conformance-origin")
         try:
-            handle = await on_loop(home, origin.serializable_connection)
-            db = await handle.connect()
-            assert isinstance(db, rxdb.BridgedDatabase)
+            origin = rxdb.Database(where)
+            await on_loop(home, origin.connect)
             try:
-                yield Shape("bridged", db, single_connection=False)
+                handle = await on_loop(home, origin.serializable_connection)
+                db = await handle.connect()
+                assert isinstance(db, rxdb.BridgedDatabase)
+                try:
+                    yield Shape(name, db, single_connection=False)
+                finally:
+                    await db.close()
             finally:
-                await db.close()
+                await on_loop(home, origin.close)
         finally:
-            await on_loop(home, origin.close)
-    finally:
-        await asyncio.to_thread(home.stop)
+            await asyncio.to_thread(home.stop)
+
+    return bridged_database
 
 
 @asynccontextmanager
@@ -105,15 +122,21 @@ async def remote_database(request: pytest.FixtureRequest) -> AsyncIterator[Shape
             await server.shutdown_all()
 
 
-@asynccontextmanager
-async def blocking_database(request: pytest.FixtureRequest) -> AsyncIterator[Shape]:
-    blocking = await asyncio.to_thread(rxdb.open_sync, in_tmp_path(request))
-    db = AsyncOverBlocking(blocking)
-    try:
-        yield Shape("sync", db, single_connection=False)
-    finally:
-        await db.close()
-        await db.release_threads()
+def blocking_over(name: str, place: Place) -> Opener:
+    """The shape ``name``: ``open_sync`` of the database at ``place``, through
+    :class:`AsyncOverBlocking`."""
+
+    @asynccontextmanager
+    async def blocking_database(request: pytest.FixtureRequest) -> AsyncIterator[Shape]:
+        blocking = await asyncio.to_thread(rxdb.open_sync, await place(request))
+        db = AsyncOverBlocking(blocking)
+        try:
+            yield Shape(name, db, single_connection=False)
+        finally:
+            await db.close()
+            await db.release_threads()
+
+    return blocking_database
 
 
 @asynccontextmanager
@@ -130,10 +153,20 @@ async def borrowed_blocking_database(request: pytest.FixtureRequest) -> AsyncIte
 
 @asynccontextmanager
 async def postgres_database(request: pytest.FixtureRequest) -> AsyncIterator[Shape]:
+    async with rxdb.open(await postgres_url(request)) as db:
+        yield Shape("postgres", db, single_connection=False)
+
+
+async def tmp_file(request: pytest.FixtureRequest) -> Path:
+    return in_tmp_path(request)
+
+
+async def postgres_url(request: pytest.FixtureRequest) -> str:
+    """The URL of the run's PostgreSQL database (:func:`postgres_home`), its schema
+    ``public`` emptied for this test."""
     url = f"{SERVER}/{request.getfixturevalue('postgres_home')}"
     await empty_schema_public(url)
-    async with rxdb.open(url) as db:
-        yield Shape("postgres", db, single_connection=False)
+    return url
 
 
 def in_tmp_path(request: pytest.FixtureRequest) -> Path:
@@ -188,15 +221,19 @@ async def empty_schema_public(url: str) -> None:
 SHAPES: dict[str, Opener] = {
     "memory": memory_database,
     "file": file_database,
-    "bridged": bridged_database,
+    "bridged": bridged_over("bridged", tmp_file),
     "remote": remote_database,
-    "sync": blocking_database,
+    "sync": blocking_over("sync", tmp_file),
     "connect_sync": borrowed_blocking_database,
     "postgres": postgres_database,
+    "postgres-bridged": bridged_over("postgres-bridged", postgres_url),
+    "postgres-sync": blocking_over("postgres-sync", postgres_url),
 }
 
 
-MARKS: dict[str, list[pytest.MarkDecorator]] = {"postgres": [pytest.mark.postgres]}
+MARKS: dict[str, list[pytest.MarkDecorator]] = {
+    name: [pytest.mark.postgres] for name in SHAPES if name.startswith("postgres")
+}
 """Each shape's marks (``-m "not postgres"`` leaves the machine's server alone)."""
 
 

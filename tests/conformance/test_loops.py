@@ -13,9 +13,9 @@ import rxdb
 from rxdb.api import BlockingDatabase
 from tests.conformance.async_over_blocking import AsyncOverBlocking
 from tests.conformance.calls import CALLS, each_call
-from tests.conformance.conftest import SHAPES, Shape
+from tests.conformance.conftest import SHAPES, Shape, shape_param
 
-BLOCKING_SHAPES = ("sync", "connect_sync")
+BLOCKING_SHAPES = ("sync", "connect_sync", "postgres-sync")
 ASYNC_SHAPES = tuple(name for name in SHAPES if name not in BLOCKING_SHAPES)
 GAPS: dict[tuple[str, str], str] = {}
 BLOCKING_CALLS: dict[str, Callable[[BlockingDatabase, Path], object]] = {
@@ -44,7 +44,7 @@ async def test_a_call_from_another_loop_raises_wrong_loop(
         await asyncio.to_thread(asyncio.run, there())
 
 
-@pytest.mark.parametrize("shape", BLOCKING_SHAPES, indirect=True)
+@pytest.mark.parametrize("shape", [shape_param(name) for name in BLOCKING_SHAPES], indirect=True)
 @pytest.mark.parametrize("call", list(BLOCKING_CALLS))
 async def test_a_blocking_call_on_a_loop_thread_raises_wrong_loop(
     shape: Shape, call: str, tmp_path: Path
