@@ -45,11 +45,26 @@ __all__ = (
     "DatabaseWriter",
     "Handle",
     "RowsStream",
+    "Subscribable",
 )
 
 
 @runtime_checkable
-class RowsStream(Protocol):
+class Subscribable(Protocol):
+    """Anything a reactivex observer can subscribe to: an Observable, a watch."""
+
+    def subscribe(
+        self,
+        on_next: Any = None,
+        on_error: Any = None,
+        on_completed: Any = None,
+        *,
+        scheduler: abc.SchedulerBase | None = None,
+    ) -> abc.DisposableBase: ...
+
+
+@runtime_checkable
+class RowsStream(Subscribable, Protocol):
     """What ``watch`` returns: a reactivex Observable of results (a list of rows each) that
     is also an async iterator. Subscribing starts the watch; the first value is the result
     now, then one after every commit that may change it (equal results are skipped unless
@@ -59,31 +74,13 @@ class RowsStream(Protocol):
     Subscribe, and iterate, on the database's loop (else :class:`rxdb.WrongLoopError`).
     """
 
-    def subscribe(
-        self,
-        on_next: Any = None,
-        on_error: Any = None,
-        on_completed: Any = None,
-        *,
-        scheduler: abc.SchedulerBase | None = None,
-    ) -> abc.DisposableBase: ...
-
     def __aiter__(self) -> AsyncIterator[Rows]: ...
 
 
 @runtime_checkable
-class BlockingRowsStream(Protocol):
+class BlockingRowsStream(Subscribable, Protocol):
     """What a blocking shape's ``watch`` returns: an Observable any thread may subscribe
     to (callbacks run on the database's loop thread), iterable with a plain ``for``."""
-
-    def subscribe(
-        self,
-        on_next: Any = None,
-        on_error: Any = None,
-        on_completed: Any = None,
-        *,
-        scheduler: abc.SchedulerBase | None = None,
-    ) -> abc.DisposableBase: ...
 
     def __iter__(self) -> Iterator[Rows]: ...
 

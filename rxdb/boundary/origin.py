@@ -10,28 +10,17 @@ Internal to :mod:`rxdb.boundary`: not covered by rxdb's versioning.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
-from reactivex import abc
+from typing import Protocol
 
 from rxdb._types import Params
-from rxdb.api import AsyncDatabase, RowsStream
+from rxdb.api import AsyncDatabase, RowsStream, Subscribable
 from rxdb.watch.stream import WatchStatistics
 
 __all__ = ("CountedStream", "Origin", "Source")
 
 
-class Source(Protocol):
-    """Anything to subscribe to: an Observable, a watch (:class:`rxdb.api.RowsStream`)."""
-
-    def subscribe(
-        self,
-        on_next: Any = None,
-        on_error: Any = None,
-        on_completed: Any = None,
-        *,
-        scheduler: abc.SchedulerBase | None = None,
-    ) -> abc.DisposableBase: ...
+Source = Subscribable
+"""Anything to subscribe to: an Observable, a watch (:class:`rxdb.api.RowsStream`)."""
 
 
 class CountedStream(RowsStream, Protocol):
