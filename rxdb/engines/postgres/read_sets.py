@@ -12,11 +12,11 @@ Internal: not covered by rxdb's versioning.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from parser import StatementKind, Unanalyzable
 from parser.postgres import CATALOG_QUERY, PgCatalog, analyze, dependencies
+from rxdb.engines.schema_cache import SchemaCache
 from rxdb.errors import ProgrammingError
 from rxdb.rows import Row
 
@@ -32,15 +32,11 @@ class ReadSets:
 
     def __init__(self, fetch: Fetch) -> None:
         self._fetch = fetch
-        self._catalog: PgCatalog | None = None
-        self._generation = 0
-        self._loading: asyncio.Future[PgCatalog] | None = None
+        self._catalog = SchemaCache(self._load)
 
     def schema_may_have_changed(self) -> None:
         """Forget the catalog: the next analysis reads it again."""
-        self._catalog = None
-        self._loading = None
-        self._generation += 1
+        self._catalog.forget()
 
     async def read_set(self, sql: str) -> frozenset[str] | None:
         """The relations a watch of ``sql`` depends on; ``None`` means "all of them".
@@ -56,26 +52,8 @@ class ReadSets:
             raise ProgrammingError(
                 f"only queries can be watched, not a {analysis.kind.name}", sql=sql
             )
-        return dependencies(analysis, await self._current_catalog())
+        return dependencies(analysis, await self._catalog.get())
 
-    async def _current_catalog(self) -> PgCatalog:
-        if self._catalog is not None:
-            return self._catalog
-        loading = self._loading
-        if loading is None:
-            loading = self._loading = asyncio.ensure_future(self._load(self._generation))
-        try:
-            # Shared by the analyses that start together; one cancelled caller does not
-            # cancel the others' read.
-            return await asyncio.shield(loading)
-        finally:
-            failed = loading.done() and (loading.cancelled() or loading.exception() is not None)
-            if failed and self._loading is loading:
-                self._loading = None  # the next analysis reads it again
-
-    async def _load(self, generation: int) -> PgCatalog:
+    async def _load(self) -> PgCatalog:
         [row] = await self._fetch(CATALOG_QUERY)
-        catalog = PgCatalog.from_row(dict(zip(row.keys(), row, strict=True)))
-        if generation == self._generation:  # no schema change meanwhile
-            self._catalog = catalog
-        return catalog
+        return PgCatalog.from_row(dict(zip(row.keys(), row, strict=True)))

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from parser import Catalog, StatementKind, Unanalyzable, analyze, dependencies
 from parser.names import qualified_name
 from rxdb._types import Params
+from rxdb.engines.schema_cache import SchemaCache
 from rxdb.errors import BusyError, ProgrammingError
 from rxdb.rows import Row
 
@@ -59,17 +60,13 @@ class ReadSets:
     def __init__(self, fetch: Fetch, probe: Probe) -> None:
         self._fetch = fetch
         self._probe = probe
-        self._catalog: Catalog | None = None
-        self._generation = 0
-        self._loading: asyncio.Future[Catalog] | None = None
+        self._catalog = SchemaCache(self._load)
         self._probed: dict[str, asyncio.Future[frozenset[str]]] = {}
         self._probed_in: Catalog | None = None
 
     def schema_may_have_changed(self) -> None:
         """Forget the schemas: the next analysis reads them again."""
-        self._catalog = None
-        self._loading = None
-        self._generation += 1
+        self._catalog.forget()
 
     async def read_set(self, sql: str) -> frozenset[str] | None:
         """The tables a watch of ``sql`` depends on; ``None`` means "all of them".
@@ -86,7 +83,7 @@ class ReadSets:
             raise ProgrammingError(
                 f"only queries can be watched, not a {analysis.kind.name}", sql=sql
             )
-        catalog = await self._current_catalog()
+        catalog = await self._catalog.get()
         names = analysis.reads | analysis.functions
         if not analysis.multiple:  # several statements cannot run as a watch anyway
             probed = await self._probed_reads(sql, catalog)
@@ -118,26 +115,9 @@ class ReadSets:
         reports = await self._probe(sql)
         return frozenset(qualified_name(table, schema or "") for schema, table in reports)
 
-    async def _current_catalog(self) -> Catalog:
-        if self._catalog is not None:
-            return self._catalog
-        loading = self._loading
-        if loading is None:
-            # Shared by the analyses that start together; a fresh one per schema change.
-            loading = self._loading = asyncio.ensure_future(self._load(self._generation))
-        try:
-            return await asyncio.shield(loading)
-        except Exception:
-            if self._loading is loading:
-                self._loading = None  # the next analysis tries again
-            raise
-
-    async def _load(self, generation: int) -> Catalog:
+    async def _load(self) -> Catalog:
         schemas = [row[1] for row in await self._fetch("PRAGMA database_list", ())]
         rows: dict[str, list[tuple[str, str, str | None]]] = {schema: [] for schema in schemas}
         for index, kind, name, sql in await self._fetch(_catalog_sql(schemas), ()):
             rows[schemas[index]].append((kind, name, sql))
-        catalog = Catalog(rows)
-        if generation == self._generation:
-            self._catalog = catalog
-        return catalog
+        return Catalog(rows)
