@@ -17,6 +17,7 @@ from rxdb.errors import DatabaseError as DatabaseError
 from rxdb.errors import HubError as HubError
 from rxdb.errors import IntegrityError as IntegrityError
 from rxdb.errors import InterruptError as InterruptError
+from rxdb.errors import LimitError as LimitError
 from rxdb.errors import NameNotFoundError as NameNotFoundError
 from rxdb.errors import NameTakenError as NameTakenError
 from rxdb.errors import OperationalError as OperationalError
@@ -107,6 +108,7 @@ __all__ = (
     "HubError",
     "IntegrityError",
     "InterruptError",
+    "LimitError",
     "NameNotFoundError",
     "NameTakenError",
     "NotifyTablesUpdated",

@@ -17,6 +17,7 @@ __all__ = (
     "HubError",
     "IntegrityError",
     "InterruptError",
+    "LimitError",
     "NameNotFoundError",
     "NameTakenError",
     "OperationalError",
@@ -131,6 +132,12 @@ class ProtocolError(RxdbError, ValueError):
     The connection they came on cannot be trusted to be in step any more: log the reason
     and close that connection (only that one).
     """
+
+
+class LimitError(RxdbError):
+    """Raised by a request that would take its connection over one of the server's limits
+    (subscriptions open at once, requests running at once; see ``serve()``). Only that
+    request fails: end some subscriptions or wait for some answers, then try again."""
 
 
 class ConnectionLostError(ClosedError, ConnectionError):

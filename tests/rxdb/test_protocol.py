@@ -35,6 +35,7 @@ from rxdb.remote.wire.frames import (
 )
 from rxdb.remote.wire.messages import (
     PROTOCOL_VERSION,
+    BadRequest,
     Event,
     EventKind,
     Failure,
@@ -283,9 +284,6 @@ class TestMessages:
             [PROTOCOL_VERSION, "ping", True],  # bool is not an int
             [PROTOCOL_VERSION, "ping", 2**63],  # outside int64
             [PROTOCOL_VERSION, "request", -1, ["interrupt"]],  # negative id
-            [PROTOCOL_VERSION, "request", 1, []],  # no operation
-            [PROTOCOL_VERSION, "request", 1, "interrupt"],  # not an array
-            [PROTOCOL_VERSION, "request", 1, ["teleport"]],  # unknown operation
             [PROTOCOL_VERSION, "request", 1, ["interrupt"], 2],  # extra field
             [PROTOCOL_VERSION, "welcome", 1, "e"],  # the database missing
             [PROTOCOL_VERSION, "hello", "token-as-str", "client", 1, "e"],
@@ -667,13 +665,18 @@ class TestOperations:
             ["compute", "m:f", [], ["elsewhere"]],
             [7],
             "execute",
+            [],  # no operation
+            ["teleport"],  # unknown operation
         ],
         ids=repr,
     )
-    def test_malformed_operations_raise_protocol_error(self, fields: Any) -> None:
+    def test_malformed_operations_decode_as_a_bad_request(self, fields: Any) -> None:
+        """The frame is whole and its id readable: the request fails alone."""
         payload = msgpack.packb([PROTOCOL_VERSION, "request", 1, fields], use_bin_type=True)
-        with pytest.raises(ProtocolError):
-            decode_message(payload)
+        bad = decode_message(payload)
+        assert isinstance(bad, BadRequest)
+        assert bad.id == 1
+        assert bad.reason
 
     @SOME
     @given(

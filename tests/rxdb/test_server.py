@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
-import msgpack  # type: ignore[import-untyped]
 import pytest
 
 import rxdb
@@ -38,8 +37,6 @@ from rxdb.remote.server import Server, serve
 from rxdb.remote.wire.channel import Channel, Keepalive
 from rxdb.remote.wire.frames import encode_frame
 from rxdb.remote.wire.messages import (
-    PROTOCOL_VERSION,
-    Hello,
     Message,
     Pong,
     Request,
@@ -927,38 +924,6 @@ async def test_operations_that_mean_nothing_here_fail_only_that_call(
         with pytest.raises(rxdb.ProgrammingError):
             await client._call(operation)
     assert await client.fetch_all("SELECT 1") == [(1,)]
-
-
-@pytest.mark.parametrize(
-    "operation",
-    [
-        ["read", "yes", None],  # isolated is not a bool
-        ["read", True],  # a field missing
-        ["read", True, "block"],  # a block id that is not an integer
-        ["interrupt", 1],  # a field too many
-        ["backup", 7, 1, None, None],  # the target is not text
-        ["backup", "/tmp/x.db", True, None, None],  # pages_per_step a bool
-        ["backup", "/tmp/x.db", 2**40, None, None],  # not a C int
-        ["execute", "SELECT ?", [[1]], None],  # a parameter that is not a SQL value
-        ["teleport"],
-    ],
-    ids=repr,
-)
-async def test_malformed_operations_close_only_that_connection(
-    served: tuple[rxdb.Database, Server],
-    client: RemoteDatabase,
-    caplog: pytest.LogCaptureFixture,
-    operation: list[Any],
-) -> None:
-    _, server = served
-    caplog.set_level(logging.WARNING, logger="rxdb.remote")
-    sock = _raw(server.handle)
-    sock.sendall(encode_frame(encode_message(Hello(None, "client", os.getpid(), "e"))))
-    request = msgpack.packb([PROTOCOL_VERSION, "request", 1, operation], use_bin_type=True)
-    sock.sendall(encode_frame(request))
-    await _closed_by_server(sock)
-    assert any("closing rxdb client connection" in r.getMessage() for r in caplog.records)
-    assert await client.fetch_all("SELECT 1") == [(1,)]  # the other connection carries on
 
 
 # -- reconnection ----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from rxdb.errors import ProgrammingError
 from rxdb.remote.handle import ServerHandle
 from rxdb.remote.names import register, unregister
 from rxdb.remote.runtime import socket_directory
+from rxdb.remote.server.limits import DEFAULT_CONNECTION_LIMITS, ConnectionLimits
 from rxdb.remote.server.served import KnowsItIsServed, Opens
 from rxdb.remote.server.session import SHUTDOWN_GRACE, Session
 from rxdb.remote.wire.endpoint import is_loopback, token_bytes
@@ -48,6 +49,8 @@ async def serve(
     token: str | bytes | None = None,
     name: str | None = None,
     allow_remote: bool = False,
+    max_subscriptions: int = DEFAULT_CONNECTION_LIMITS.max_subscriptions,
+    max_requests: int = DEFAULT_CONNECTION_LIMITS.max_requests,
 ) -> Server:
     """Serve the database ``db`` from this process, on its event loop (opening it first if
     it is not open yet).
@@ -63,10 +66,16 @@ async def serve(
         processes that did not start it can find it; unregistered on shutdown.
     :param allow_remote: permit a non-loopback ``host``. Traffic is not encrypted: only on a
         network you trust, and never without the token.
+    :param max_subscriptions: watches, table updates and backup progress one client
+        connection may have open at once; one more fails with :class:`rxdb.LimitError`.
+    :param max_requests: requests one client connection may have running at once (sent,
+        not answered yet); one more fails with :class:`rxdb.LimitError`.
     :raises rxdb.ProgrammingError: for a non-loopback host without ``allow_remote``, a token
-        that is not hex, a socket path too long for a Unix socket, or a bad name.
+        that is not hex, a socket path too long for a Unix socket, a bad name, or a limit
+        that is not a positive int.
     :raises FileExistsError: if a live server already has ``name``.
     """
+    limits = ConnectionLimits(max_subscriptions, max_requests)
     if isinstance(db, Opens):
         await db.connect()
     secret = token.hex() if isinstance(token, bytes) else token
@@ -80,7 +89,7 @@ async def serve(
             )
         if secret is None:
             secret = new_token().hex()
-        server = Server(db, secret)
+        server = Server(db, secret, limits)
         listener = await asyncio.start_server(server._accept, host, port)
         bound = listener.sockets[0].getsockname()
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
@@ -92,7 +101,7 @@ async def serve(
             )
         if len(os.fsencode(path)) > _SUN_PATH_MAX:
             raise ProgrammingError(f"the socket path {path!r} is too long for a Unix socket")
-        server = Server(db, secret)
+        server = Server(db, secret, limits)
         listener = await asyncio.start_unix_server(server._accept, path)
         os.chmod(path, 0o600)
         server._listening(listener, ServerHandle("unix", path, secret, name), socket=path)
@@ -114,8 +123,14 @@ class Server:
     :ivar handle: what clients connect with (:class:`~rxdb.remote.handle.ServerHandle`).
     """
 
-    def __init__(self, db: AsyncDatabase, token: str | None) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase,
+        token: str | None,
+        limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS,
+    ) -> None:
         self._db = db
+        self._limits = limits
         self._token = None if token is None else token_bytes(token)
         self._listener: asyncio.AbstractServer | None = None
         self._socket_path: str | None = None
@@ -144,6 +159,11 @@ class Server:
     def epoch(self) -> str:
         """This server's run: a client that sees another epoch knows it was restarted."""
         return self._epoch
+
+    @property
+    def limits(self) -> ConnectionLimits:
+        """What each client connection may hold at once."""
+        return self._limits
 
     @property
     def closed(self) -> bool:

@@ -21,14 +21,16 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from rxdb.api import AsyncDatabase
-from rxdb.errors import ProtocolError
+from rxdb.errors import LimitError, ProgrammingError, ProtocolError
 from rxdb.remote.server.blocks import Blocks
+from rxdb.remote.server.limits import RELEASE_HEADROOM, ConnectionLimits
 from rxdb.remote.server.operations import Operations
 from rxdb.remote.server.subscriptions import Subscriptions
 from rxdb.remote.wire.channel import KEEPALIVE, Channel, checked_payload
 from rxdb.remote.wire.errors import error_to_wire
 from rxdb.remote.wire.frames import DEFAULT_MAX_PAYLOAD, HANDSHAKE_MAX_PAYLOAD, encode_frame
 from rxdb.remote.wire.messages import (
+    BadRequest,
     Event,
     EventKind,
     Goodbye,
@@ -39,6 +41,7 @@ from rxdb.remote.wire.messages import (
     UnsupportedVersionError,
     Welcome,
 )
+from rxdb.remote.wire.operations import End, Interrupt, Unsubscribe
 from rxdb.remote.wire.stream import FramedStream
 
 __all__ = ("HANDSHAKE_TIMEOUT", "MAX_BUFFERED", "SHUTDOWN_GRACE", "Host", "Session")
@@ -62,6 +65,9 @@ class Host(Protocol):
 
     @property
     def epoch(self) -> str: ...
+
+    @property
+    def limits(self) -> ConnectionLimits: ...
 
     def admits(self, token: bytes | None) -> bool:
         """Whether a client presenting ``token`` may connect."""
@@ -100,7 +106,9 @@ class Session:
         )
         self.channel = Channel(stream, max_buffered=MAX_BUFFERED)
         self.blocks = Blocks(host.db, host.state_changed)
-        self.subscriptions = Subscriptions(self._send_event, host.state_changed)
+        self.subscriptions = Subscriptions(
+            self._send_event, host.state_changed, host.limits.max_subscriptions
+        )
         self.operations = Operations(host.db, self.blocks, self.subscriptions, self._send_event)
         self.tasks: set[asyncio.Task[None]] = set()
         self.closed = False
@@ -213,8 +221,25 @@ class Session:
     # -- requests ---------------------------------------------------------------------------
 
     def _dispatch(self, message: Message, payload: bytes) -> None:
+        if isinstance(message, BadRequest):
+            # The frame was whole: fail this request alone, as any other bad argument.
+            LOG.debug("rxdb client %s: malformed request: %s", self.label, message.reason)
+            self.channel.fail(message.id, ProgrammingError(f"malformed request: {message.reason}"))
+            return
         if not isinstance(message, Request):
             raise _Abort(f"a client may not send {type(message).__name__.lower()}")
+        limit = self.host.limits.max_requests
+        if isinstance(message.operation, _RELEASING):
+            limit += RELEASE_HEADROOM
+        if len(self.tasks) >= limit:
+            self.channel.fail(
+                message.id,
+                LimitError(
+                    f"this connection already has {len(self.tasks)} requests running, the "
+                    "server's max_requests: wait for some answers before sending more"
+                ),
+            )
+            return
         # A fresh context: nothing of the reader task's scope leaks into the statement.
         task = asyncio.get_running_loop().create_task(
             self._answer(message), context=contextvars.Context()
@@ -236,6 +261,10 @@ class Session:
         else:
             if not self.closed:
                 self.channel.answer(request.id, result)
+
+
+_RELEASING: Final = (End, Unsubscribe, Interrupt)
+"""Operations that free what a client holds: allowed a little over ``max_requests``."""
 
 
 def without_password(path: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from reactivex import Observable, abc
 
 from rxdb.api import RowsStream
-from rxdb.errors import ProgrammingError
+from rxdb.errors import LimitError, ProgrammingError
 from rxdb.remote.wire.errors import error_to_wire
 from rxdb.remote.wire.messages import Event, EventKind
 
@@ -30,11 +30,15 @@ class Subscriptions:
     :param send: sends an event to the client (one that cannot travel ends its
         subscription with the error instead).
     :param changed: called whenever one is added or removed (the server's ``wait_until``).
+    :param limit: how many may be open at once.
     """
 
-    def __init__(self, send: Callable[[Event], None], changed: Callable[[], None]) -> None:
+    def __init__(
+        self, send: Callable[[Event], None], changed: Callable[[], None], limit: int
+    ) -> None:
         self.active: dict[int, abc.DisposableBase] = {}
         self.closed = False
+        self.limit = limit
         self._send = send
         self._changed = changed
 
@@ -42,9 +46,15 @@ class Subscriptions:
         return len(self.active)
 
     def new_id(self, sub_id: int) -> int:
-        """:raises rxdb.ProgrammingError: if the client already uses ``sub_id``."""
+        """:raises rxdb.ProgrammingError: if the client already uses ``sub_id``.
+        :raises rxdb.LimitError: if the connection holds as many as it may."""
         if sub_id in self.active:
             raise ProgrammingError(f"subscription {sub_id} already exists on this connection")
+        if len(self.active) >= self.limit:
+            raise LimitError(
+                f"this connection already has {len(self.active)} subscriptions open, the "
+                f"server's max_subscriptions: end some before starting more"
+            )
         return sub_id
 
     def add(self, sub_id: int, disposable: abc.DisposableBase) -> None:

@@ -57,21 +57,24 @@ class Limits:
 DEFAULT_LIMITS: Final = Limits()
 
 
-def unpack(data: bytes, limits: Limits, ext_hook: Callable[[int, bytes], Any]) -> Any:
-    """Decode one msgpack document.
+def unpack(data: bytes, limits: Limits, ext_hook: Callable[[int, bytes], Any] | None = None) -> Any:
+    """Decode one msgpack document; without ``ext_hook``, leniently: text stays bytes, map
+    keys may be anything hashable, extension values stay ``msgpack.ExtType`` (to read what
+    can still be read of a document the strict decoding refused).
 
     :raises ProtocolError: for malformed msgpack, invalid UTF-8 or anything over ``limits``.
     """
     # Every cap is also bounded by the data's own length, as msgpack's own defaults are:
     # a 6-byte array header must not preallocate room for four billion items.
     size = len(data)
+    strict = ext_hook is not None
     try:
         return msgpack.unpackb(
             data,
-            raw=False,
+            raw=not strict,
             use_list=True,
-            strict_map_key=True,
-            ext_hook=ext_hook,
+            strict_map_key=strict,
+            ext_hook=ext_hook or msgpack.ExtType,
             max_str_len=min(limits.max_str_len, size),
             max_bin_len=min(limits.max_bin_len, size),
             max_array_len=min(limits.max_array_len, size),

@@ -20,6 +20,7 @@ from rxdb.errors import (
     HubError,
     IntegrityError,
     InterruptError,
+    LimitError,
     NameNotFoundError,
     OperationalError,
     ProgrammingError,
@@ -75,6 +76,7 @@ _ERROR_CLASSES: Final[dict[str, type[RxdbError]]] = {
         SpawnError,
         HubError,
         NameNotFoundError,
+        LimitError,
     )
 }
 

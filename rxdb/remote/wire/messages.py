@@ -3,7 +3,9 @@
 Every message is a msgpack array ``[version, tag, *fields]``. Nothing from a peer is
 trusted: every field is type- and range-checked, unknown tags and versions are refused,
 no class is ever looked up by a name a peer sent, and anything wrong surfaces as a
-:class:`~rxdb.errors.ProtocolError` (close that connection, keep serving others).
+:class:`~rxdb.errors.ProtocolError` (close that connection, keep serving others) -- except
+in a whole request frame whose id can be read, which decodes as a :class:`BadRequest` (fail
+that request alone).
 
 A :class:`Request` carries one typed operation (:mod:`rxdb.remote.wire.operations`); the
 values inside messages are encoded by :mod:`rxdb.remote.wire.values`, table updates by
@@ -25,6 +27,7 @@ import msgpack  # type: ignore[import-untyped]
 from rxdb.errors import ProtocolError
 from rxdb.remote.wire.checks import (
     DEFAULT_LIMITS,
+    INT_MAX,
     Limits,
     check_int,
     check_str,
@@ -40,6 +43,7 @@ from rxdb.updates import NotifyTablesUpdated
 
 __all__ = (
     "PROTOCOL_VERSION",
+    "BadRequest",
     "Event",
     "EventKind",
     "Failure",
@@ -130,6 +134,17 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
+class BadRequest:
+    """A request whose id could be read but whose operation could not (a field of the wrong
+    type or range, an integer over 64 bits, an unknown op...). Only ever decoded, never sent:
+    the frame was whole, so the stream is still in step and the receiver can answer that one
+    request with a failure and carry on."""
+
+    id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Response:
     """The successful answer to the :class:`Request` with the same ``id``."""
 
@@ -180,6 +195,7 @@ Message: TypeAlias = (
     | Refused
     | Notify
     | Request
+    | BadRequest
     | Response
     | Failure
     | Event
@@ -286,7 +302,13 @@ def decode_message(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     def ext_hook(code: int, body: bytes) -> Any:
         return decode_ext(code, body, limits, shapes)
 
-    fields = unpack(payload, limits, ext_hook)
+    try:
+        fields = unpack(payload, limits, ext_hook)
+    except ProtocolError as error:
+        request_id = _request_id(payload, limits)
+        if request_id is None:
+            raise
+        return BadRequest(request_id, str(error))
     if not isinstance(fields, list) or len(fields) < 2:
         raise ProtocolError("a message must be an array [version, tag, ...]")
     version, tag, *rest = fields
@@ -298,6 +320,33 @@ def decode_message(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     if len(rest) != arity:
         raise ProtocolError(f"{tag!r} takes {arity} fields, got {len(rest)}")
     return decoder(rest, limits)
+
+
+def _request_id(payload: bytes, limits: Limits) -> int | None:
+    """The id of the request ``payload`` holds, read leniently (text as bytes, any map key,
+    extension values left as they are), or ``None`` if it is no request with a readable id.
+
+    A request whose values msgpack refused (an integer over 64 bits, invalid UTF-8, a map
+    key that is not text, a malformed extension value) is still a whole frame: its id is
+    enough to fail it alone."""
+    try:
+        fields = unpack(payload, limits)
+    except ProtocolError:
+        return None
+    if type(fields) is not list or len(fields) != 4:
+        return None
+    version, tag, request_id, _ = fields
+    if type(version) is not int or version != PROTOCOL_VERSION or tag != b"request":
+        return None
+    return request_id if type(request_id) is int and 0 <= request_id <= INT_MAX else None
+
+
+def _request_in(fields: list[Any], limits: Limits) -> Request | BadRequest:
+    request_id = _id(fields[0])
+    try:
+        return Request(request_id, operation_from_wire(fields[1], limits))
+    except ProtocolError as error:
+        return BadRequest(request_id, str(error))
 
 
 def _peek_version(payload: bytes) -> int | None:
@@ -370,7 +419,7 @@ _DECODERS: Final[dict[str, tuple[int, Callable[[list[Any], Limits], Message]]]] 
     "welcome": (3, lambda f, _: Welcome(_id(f[0]), _name(f[1]), check_str(f[2]))),
     "refused": (1, lambda f, _: Refused(check_str(f[0]))),
     "notify": (2, lambda f, _: Notify(notify_from_wire(f[1]), _name(f[0]))),
-    "request": (2, lambda f, lim: Request(_id(f[0]), operation_from_wire(f[1], lim))),
+    "request": (2, _request_in),
     "response": (2, lambda f, lim: Response(_id(f[0]), check_value(f[1], lim))),
     "failure": (7, lambda f, _: Failure(_id(f[0]), _error_in(f[1:]))),
     "event": (4, _event_in),

@@ -5,7 +5,8 @@ A :class:`~rxdb.remote.wire.messages.Request` carries one operation as an array
 :func:`operation_from_wire` follow the one table of codecs at the bottom, so that what is
 sent is checked the same way it is accepted. Nothing a peer sends is trusted: a wrong tag, a
 missing field or a field of the wrong type or range is a :class:`~rxdb.errors.ProtocolError`
-(the connection is closed), never an exception from deep inside the server.
+(which fails that request alone: :class:`~rxdb.remote.wire.messages.BadRequest`), never an
+exception from deep inside the server.
 
 What the fields *mean* (is there an open block 7 on this connection? is the backup target
 absolute?) is the server's business: such mistakes fail only the request that made them.
