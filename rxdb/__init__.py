@@ -61,7 +61,10 @@ if TYPE_CHECKING:
     from rxdb.remote.processes.spawn import spawn as spawn
     from rxdb.remote.server.server import Server as Server
     from rxdb.remote.server.server import serve as serve
+    from rxdb.watch.group import GroupStream as GroupStream
+    from rxdb.watch.states import WatchState as WatchState
     from rxdb.watch.stream import QueryStream as QueryStream
+    from rxdb.watch.stream import StateStream as StateStream
     from rxdb.watch.stream import WatchStatistics as WatchStatistics
 
 __version__ = "0.1.0"
@@ -73,6 +76,7 @@ _LAZY: dict[str, str] = {
     "BridgedStream": "rxdb.boundary.bridge",
     "ConnectionHandle": "rxdb.database",
     "Database": "rxdb.database",
+    "GroupStream": "rxdb.watch.group",
     "QueryStream": "rxdb.watch.stream",
     "ReadSession": "rxdb.engines.sqlite.sessions",
     "Reconnect": "rxdb.remote.client.connection",
@@ -83,8 +87,10 @@ _LAZY: dict[str, str] = {
     "SpawnedServer": "rxdb.remote.processes.spawn",
     "SyncDatabase": "rxdb.boundary.blocking",
     "SyncQueryStream": "rxdb.boundary.blocking_streams",
+    "StateStream": "rxdb.watch.stream",
     "SyncReadSession": "rxdb.boundary.blocking",
     "WatchIterator": "rxdb.boundary.blocking_streams",
+    "WatchState": "rxdb.watch.states",
     "WatchStatistics": "rxdb.watch.stream",
     "compute_with_database": "rxdb.remote.processes.compute",
     "connect_named": "rxdb.remote.names",
@@ -105,6 +111,7 @@ __all__ = (
     "Database",
     "DatabaseError",
     "ExecuteResult",
+    "GroupStream",
     "HubError",
     "IntegrityError",
     "InterruptError",
@@ -131,6 +138,7 @@ __all__ = (
     "ServerRefusedError",
     "SpawnError",
     "SpawnedServer",
+    "StateStream",
     "SyncDatabase",
     "SyncQueryStream",
     "SyncReadSession",
@@ -138,6 +146,7 @@ __all__ = (
     "TransactionAbortedError",
     "UpdateKind",
     "WatchIterator",
+    "WatchState",
     "WatchStatistics",
     "WrongLoopError",
     "compute_with_database",

@@ -28,6 +28,7 @@ __all__ = (
     "check_table_names",
     "check_text",
     "check_watch",
+    "check_watch_many",
 )
 
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
@@ -89,6 +90,35 @@ def check_watch(sql: object, params: object) -> None:
             )
         if isinstance(value, str):
             _check_encodable(value, f"the parameter {value!r}", sql)
+
+
+def check_watch_many(queries: object) -> dict[str, tuple[str, Any]]:
+    """Return the queries of ``db.watch_many`` as ``{name: (sql, params)}``, each checked as
+    :func:`check_watch` checks one watch.
+
+    :raises rxdb.ProgrammingError: if ``queries`` is not a non-empty mapping of str names to
+        SQL texts or ``(sql, params)`` pairs.
+    """
+    if not isinstance(queries, Mapping) or not queries:
+        raise ProgrammingError(
+            "queries must be a non-empty mapping of names to SQL texts or (sql, params) "
+            f"pairs, not {queries!r}"
+        )
+    checked: dict[str, tuple[str, Any]] = {}
+    for name, query in queries.items():
+        if not isinstance(name, str):
+            raise ProgrammingError(f"a name in queries must be a str, not {name!r}")
+        if isinstance(query, tuple) and len(query) == 2:
+            sql, params = query
+        elif isinstance(query, str):
+            sql, params = query, ()
+        else:
+            raise ProgrammingError(
+                f"queries[{name!r}] must be an SQL text or an (sql, params) pair, not {query!r}"
+            )
+        check_watch(sql, params)
+        checked[name] = (sql, params)
+    return checked
 
 
 def check_parameter_sets(seq_of_params: object, sql: str) -> None:

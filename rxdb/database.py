@@ -18,7 +18,7 @@ import threading
 import uuid
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Generator, Iterable
+from collections.abc import AsyncIterator, Generator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,7 @@ from rxdb.arguments import (
     check_table_names,
     check_text,
     check_watch,
+    check_watch_many,
 )
 from rxdb.bus import Bus, Transport, default_bus
 from rxdb.engines.postgres.dsn import Dsn, is_postgres_url, parse_dsn
@@ -46,6 +47,7 @@ from rxdb.errors import ClosedError, ProgrammingError, WrongLoopError
 from rxdb.options import check_option_names, check_options
 from rxdb.rows import ExecuteResult, Row
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
+from rxdb.watch.group import GroupStream
 from rxdb.watch.registry import WatchRegistry
 from rxdb.watch.stream import QueryStream
 
@@ -342,18 +344,47 @@ class Database:
 
     # -- observation ------------------------------------------------------------------------
 
-    def watch(self, sql: str, params: Params = (), *, distinct: bool = True) -> QueryStream:
+    def watch(
+        self, sql: str, params: Params = (), *, distinct: bool = True, recover: bool = False
+    ) -> QueryStream:
         """Observe a query: its result now, then after every commit to a table it reads.
 
         :param distinct: emit only results that differ from the last one emitted; with
             ``False``, every re-run is emitted.
-        :returns: a reactivex Observable of lists of rows, also usable with ``async for``.
+        :param recover: a failing run (a migration dropped the table) does not end the
+            subscription: it shows as an ``error`` state (``stream.states()``), and a later
+            commit the watch hears (a schema change, a write to a table it read) runs it
+            again; once it works, the new result is emitted and the state is ``live``.
+        :returns: a reactivex Observable of lists of rows, also usable with ``async for``;
+            ``.states()`` gives its :class:`rxdb.WatchState` stream.
             Subscribing connects the database if needed; subscribe on its event loop.
         :raises rxdb.ProgrammingError: at once, for SQL that holds no statement or parameters
             SQLite cannot take (errors of the query itself come through the stream).
         """
         check_watch(sql, params)
-        return self._watches.watch(sql, params, distinct=distinct)
+        return self._watches.watch(sql, params, distinct=distinct, recover=recover)
+
+    def watch_many(
+        self,
+        queries: Mapping[str, str | tuple[str, Params]],
+        *,
+        distinct: bool = True,
+        recover: bool = False,
+    ) -> GroupStream:
+        """Observe several queries as one consistent group: each emission is a dict of their
+        results by name, all read from ONE snapshot, so they never disagree (a list and its
+        total). The group re-runs, as a whole, after every commit to a table any of them
+        reads.
+
+        :param queries: ``{name: sql}`` or ``{name: (sql, params)}``.
+        :param distinct: emit only when some member's result changed; with ``False``, every
+            re-run is emitted.
+        :param recover: as for :meth:`watch` (a member failing fails the group's run).
+        :raises rxdb.ProgrammingError: at once, for ``queries`` that is not a non-empty
+            mapping of names to queries, or a query :meth:`watch` would refuse.
+        """
+        checked = check_watch_many(queries)
+        return self._watches.watch_many(checked, distinct=distinct, recover=recover)
 
     def table_updates(
         self,

@@ -303,7 +303,7 @@ class BridgedStream(CrossLoop[Rows]):
         super().__init__(lambda: stream, bridge)
         self._stream = stream
 
-    def __aiter__(self) -> QueryIterator:
+    def __aiter__(self) -> QueryIterator[Rows]:
         return QueryIterator(self)
 
     def statistics(self) -> WatchStatistics:

@@ -76,11 +76,15 @@ class WatchSource(Protocol):
         ...
 
     def fetch_many_committed(
-        self, queries: Sequence[tuple[str, Params]]
+        self, queries: Sequence[tuple[str, Params]], *, snapshot: bool = False
     ) -> Awaitable[Sequence[Rows | Exception]]:
         """Run several queries against committed data in one hop; each yields its rows or
-        its error (one failing query does not stop the others). Cancelling it may interrupt
-        the queries."""
+        its error (one failing query does not stop the others, unless on a snapshot, where
+        the queries after a failure may fail too). Cancelling it may interrupt the queries.
+
+        :param snapshot: run them all on one read snapshot (``db.watch_many``: results that
+            agree with each other), not each on the latest commit.
+        """
         ...
 
 

@@ -1,11 +1,12 @@
 """The watches of one database: :class:`WatchRegistry`.
 
-It holds one :class:`~rxdb.watch.stream.SharedQuery` per (SQL, parameters, distinct) while
-anyone subscribes, and wires each to the engine directly: its read set comes from the
-engine's analysis, its bus subscription is made with that read set, and its runs go through
-one :class:`~rxdb.watch.scheduler.RunScheduler` to the engine's batched committed fetch. A
-commit reaches a re-run through the bus, the shared query and the scheduler only. It also
-serves ``table_updates``: the engine's change messages themselves, as an Observable.
+It holds one :class:`~rxdb.watch.stream.SharedQuery` per (SQL, parameters, distinct, recover)
+while anyone subscribes (and one per snapshot group of ``watch_many``), and wires each to the
+engine directly: its read set comes from the engine's analysis, its bus subscription is made
+with that read set, and its runs go through one :class:`~rxdb.watch.scheduler.RunScheduler`
+to the engine's batched committed fetch (a group's: on one snapshot). A commit reaches a
+re-run through the bus, the shared query and the scheduler only. It also serves
+``table_updates``: the engine's change messages themselves, as an Observable.
 
 Knows the engine through :class:`rxdb.engines.seam.WatchSource`; never the façade.
 Everything here runs on the database's event loop.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
@@ -24,8 +26,9 @@ from rxdb._types import Params
 from rxdb.bus import Subscription
 from rxdb.engines.seam import WatchSource
 from rxdb.updates import NotifyTablesUpdated, UpdateKind
+from rxdb.watch.group import GroupStream, SharedGroup
 from rxdb.watch.scheduler import RunScheduler
-from rxdb.watch.stream import QueryStream, SharedQuery, params_key
+from rxdb.watch.stream import QueryStream, SharedQuery, SharedRows, params_key
 
 __all__ = ("WatchRegistry",)
 
@@ -50,31 +53,81 @@ class WatchRegistry:
         self._engine = engine
         self._ready = ready
         self._loop = loop
-        self.queries: dict[Hashable, SharedQuery] = {}
+        self.queries: dict[Hashable, SharedQuery[Any]] = {}
         """The shared queries subscribed now, for tests and diagnostics."""
         # table_updates subscriptions alive now, each with how to complete it on close.
         self._update_feeds: dict[Subscription, Callable[[], None]] = {}
-        self.scheduler = RunScheduler(engine.fetch_many_committed, parallelism=engine.parallelism)
+        self.scheduler = RunScheduler(
+            engine.fetch_many_committed,
+            parallelism=engine.parallelism,
+            fetch_snapshot=functools.partial(engine.fetch_many_committed, snapshot=True),
+        )
 
-    def watch(self, sql: str, params: Params, *, distinct: bool) -> QueryStream:
+    def watch(self, sql: str, params: Params, *, distinct: bool, recover: bool) -> QueryStream:
         """The stream of ``sql``'s results; subscribers of one key share one execution."""
-        key = (sql, params_key(params), distinct)
+        key = (sql, params_key(params), distinct, recover)
 
-        def acquire() -> SharedQuery:
-            loop = self._loop()
-            shared = self.queries.get(key)
-            if shared is None:
-                shared = self.queries[key] = SharedQuery(
+        def acquire() -> SharedQuery[Any]:
+            return self._acquire(
+                key,
+                lambda **common: SharedRows(
                     submit=functools.partial(self.scheduler.submit, sql, params),
-                    read_set=functools.partial(self._read_set, sql),
-                    subscribe=self._subscribe,
-                    distinct=distinct,
-                    loop=loop,
-                    on_idle=functools.partial(self._forget, key),
-                )
-            return shared
+                    read_set=functools.partial(self._read_set, (sql,)),
+                    **common,
+                ),
+                distinct=distinct,
+                recover=recover,
+            )
 
         return QueryStream(acquire, functools.partial(self.queries.get, key))
+
+    def watch_many(
+        self, queries: dict[str, tuple[str, Params]], *, distinct: bool, recover: bool
+    ) -> GroupStream:
+        """The stream of the results of ``queries``, all run on one snapshot, by name."""
+        names = tuple(queries)
+        members = tuple(queries[name] for name in names)
+        key = (
+            "group",
+            tuple((name, sql, params_key(params)) for name, (sql, params) in queries.items()),
+            distinct,
+            recover,
+        )
+
+        def acquire() -> SharedQuery[Any]:
+            return self._acquire(
+                key,
+                lambda **common: SharedGroup(
+                    names,
+                    submit=functools.partial(self.scheduler.submit_snapshot, members),
+                    read_set=functools.partial(self._read_set, tuple(sql for sql, _ in members)),
+                    **common,
+                ),
+                distinct=distinct,
+                recover=recover,
+            )
+
+        return GroupStream(acquire, functools.partial(self.queries.get, key))
+
+    def _acquire(
+        self,
+        key: Hashable,
+        make: Callable[..., SharedQuery[Any]],
+        *,
+        distinct: bool,
+        recover: bool,
+    ) -> SharedQuery[Any]:
+        loop = self._loop()
+        shared = self.queries.get(key)
+        if shared is None:
+            shared = self.queries[key] = make(
+                subscribe=self._subscribe,
+                distinct=distinct,
+                recover=recover,
+                loop=loop,
+                on_idle=functools.partial(self._forget, key),
+            )
+        return shared
 
     def table_updates(
         self, tables: frozenset[str] | None, kinds: frozenset[UpdateKind] | None
@@ -110,9 +163,16 @@ class WatchRegistry:
             sub.close()
             completed()
 
-    async def _read_set(self, sql: str) -> frozenset[str] | None:
+    async def _read_set(self, texts: tuple[str, ...]) -> frozenset[str] | None:
+        """The tables ``texts`` read together (``None``: every table)."""
         await self._ready()
-        return await self._engine.read_set(sql)
+        tables: set[str] = set()
+        for sql in texts:
+            read = await self._engine.read_set(sql)
+            if read is None:
+                return None
+            tables |= read
+        return frozenset(tables)
 
     def _subscribe(
         self,
@@ -122,6 +182,6 @@ class WatchRegistry:
         engine = self._engine
         return engine.bus.subscribe(engine.key, callback, tables=tables)
 
-    def _forget(self, key: Hashable, query: SharedQuery) -> None:
+    def _forget(self, key: Hashable, query: SharedQuery[Any]) -> None:
         if self.queries.get(key) is query:
             del self.queries[key]

@@ -21,7 +21,8 @@ is in flight, its hop is cancelled once every run in that hop is abandoned (the 
 interrupts the query, where that hits nothing else), so it does not keep a reader busy.
 
 Knows nothing of SQLite: it is handed a function that runs a list of queries and returns, for
-each, its rows or its error.
+each, its rows or its error, and one that runs a group of queries on one read snapshot (the
+runs of ``db.watch_many``; such a run goes out with its batch, in its hop, as one call).
 """
 
 from __future__ import annotations
@@ -36,19 +37,29 @@ from typing import Any
 from rxdb._types import Params
 from rxdb.rows import Rows
 
-__all__ = ("Done", "FetchMany", "Run", "RunScheduler")
+__all__ = ("Done", "FetchMany", "Run", "RunScheduler", "SnapshotDone")
 
 LOG = logging.getLogger("rxdb.watch")
 
 Done = Callable[[Rows | Exception], None]
-FetchMany = Callable[[Sequence[tuple[str, Params]]], Awaitable[Sequence[Rows | Exception]]]
+SnapshotDone = Callable[[tuple[Rows, ...] | Exception], None]
+Query = tuple[str, Params]
+FetchMany = Callable[[Sequence[Query]], Awaitable[Sequence[Rows | Exception]]]
 
 
 class RunScheduler:
     """Runs queries for watches; everything here is called on the database's loop."""
 
-    def __init__(self, fetch_many: FetchMany, *, parallelism: int, duty: float = 4.0) -> None:
+    def __init__(
+        self,
+        fetch_many: FetchMany,
+        *,
+        parallelism: int,
+        duty: float = 4.0,
+        fetch_snapshot: FetchMany | None = None,
+    ) -> None:
         self._fetch_many = fetch_many
+        self._fetch_snapshot = fetch_snapshot
         self._parallelism = max(1, parallelism)
         self._duty = duty
         self._queue: list[Run] = []
@@ -70,8 +81,17 @@ class RunScheduler:
         self._enqueue([run])
         return run
 
+    def submit_snapshot(self, queries: tuple[Query, ...], done: SnapshotDone) -> Run:
+        """Run ``queries`` together on one read snapshot; ``done(every result or the first
+        error)`` on the loop, unless the run is abandoned first."""
+        if self._fetch_snapshot is None:
+            raise RuntimeError("this scheduler was made without fetch_snapshot")
+        run = Run(self, "", (), done, group=queries)
+        self._enqueue([run])
+        return run
+
     def _again(self, previous: Run) -> Run:
-        run = Run(self, previous.sql, previous.params, previous.done)
+        run = Run(self, previous.sql, previous.params, previous.done, group=previous.group)
         batch = previous._batch
         if batch is None:  # never went out (cannot happen through SharedQuery): no pause
             self._enqueue([run])
@@ -133,17 +153,16 @@ class RunScheduler:
 
     async def _hop(self, runs: list[Run], batch: _Batch) -> None:
         hop = _Hop(runs, batch, asyncio.current_task())
-        queries = [(run.sql, run.params) for run in runs]
         self._fetching += 1
-        results: Sequence[Rows | Exception]
+        results: list[object]
         try:
-            results = await self._fetch_many(queries)
+            results = await self._fetch(runs)
         except asyncio.CancelledError:
             if hop.wanted():
                 raise  # not cancelled by an abandon: by whoever stops the loop
             return
         except Exception as error:  # e.g. the database closed: all fail alike
-            results = [error] * len(queries)
+            results = [error] * len(runs)
         finally:
             self._fetching -= 1
             hop.landed()
@@ -160,17 +179,42 @@ class RunScheduler:
             except Exception:
                 LOG.exception("a watch failed to take its result")
 
+    async def _fetch(self, runs: list[Run]) -> list[object]:
+        """The results of ``runs`` in order: the single queries in one call, then each
+        snapshot group in one call of its own (its results, or its first error)."""
+        results: list[object] = [None] * len(runs)
+        singles = [i for i, run in enumerate(runs) if run.group is None]
+        if singles:
+            rows = await self._fetch_many([(runs[i].sql, runs[i].params) for i in singles])
+            for i, result in zip(singles, rows, strict=True):
+                results[i] = result
+        for i, run in enumerate(runs):
+            if run.group is not None and self._fetch_snapshot is not None:
+                group = await self._fetch_snapshot(run.group)
+                error = next((r for r in group if isinstance(r, Exception)), None)
+                results[i] = error if error is not None else tuple(group)
+        return results
+
 
 class Run:
     """One query run for a watch, from :meth:`RunScheduler.submit` or :meth:`again`."""
 
-    __slots__ = ("_batch", "_hop", "_scheduler", "abandoned", "done", "params", "sql")
+    __slots__ = ("_batch", "_hop", "_scheduler", "abandoned", "done", "group", "params", "sql")
 
-    def __init__(self, scheduler: RunScheduler, sql: str, params: Params, done: Done) -> None:
+    def __init__(
+        self,
+        scheduler: RunScheduler,
+        sql: str,
+        params: Params,
+        done: Callable[[Any], None],
+        *,
+        group: tuple[Query, ...] | None = None,
+    ) -> None:
         self._scheduler = scheduler
         self.sql = sql
         self.params = params
         self.done = done
+        self.group = group  # run on one snapshot instead of sql
         self.abandoned = False
         self._hop: _Hop | None = None  # while in flight
         self._batch: _Batch | None = None  # once gone out

@@ -19,7 +19,7 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar, cast
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
@@ -28,12 +28,26 @@ from rxdb.bus import Subscription
 from rxdb.rows import FrozenRows, Rows, release, same_rows
 from rxdb.updates import NotifyTablesUpdated
 from rxdb.watch.scheduler import Run
+from rxdb.watch.states import WatchState
 
-__all__ = ("QueryIterator", "QueryStream", "SharedQuery", "WatchStatistics")
+__all__ = (
+    "QueryIterator",
+    "QueryStream",
+    "ResultStream",
+    "SharedQuery",
+    "SharedRows",
+    "StateStream",
+    "WatchStatistics",
+    "WatchStream",
+)
 
 LOG = logging.getLogger("rxdb.watch")
 
-Submit = Callable[[Callable[[Rows | Exception], None]], Run]
+V = TypeVar("V")
+T = TypeVar("T")
+E = TypeVar("E")
+
+Submit = Callable[[Callable[[Any], None]], Run]
 ReadSet = Callable[[], Awaitable[frozenset[str] | None]]
 Subscribe = Callable[[frozenset[str] | None, Callable[[NotifyTablesUpdated], None]], Subscription]
 
@@ -64,13 +78,21 @@ class WatchStatistics:
     pending: bool = False
 
 
-class SharedQuery:
+class SharedQuery(Generic[V]):
     """The single execution behind every subscriber of one watched query.
 
     Runs are handed to a :class:`rxdb.watch.scheduler.RunScheduler`; ``busy`` covers a run queued or
     in flight, ``pending`` a commit that arrived meanwhile. Reading the tables a query depends
     on (views expand from the schema) is the only step that needs a task of its own, at the
     start and after a schema change.
+
+    Two kinds of subscriber share it: result observers and state observers
+    (:class:`rxdb.watch.states.WatchState`); both keep it running, and at every step results
+    go out before the state that refers to them. With ``recover``, a failed run (or a failed
+    analysis) is a state, not the end: the watch stays subscribed, re-analyses on the next
+    schema change, re-runs on the next commit it hears, and goes live again when a run works.
+    How results compare and what subscribers get is :meth:`_compare`'s and
+    :meth:`_latest_value`'s (one query here; a snapshot group in :mod:`rxdb.watch.group`).
     """
 
     def __init__(
@@ -81,16 +103,19 @@ class SharedQuery:
         subscribe: Subscribe,
         distinct: bool,
         loop: asyncio.AbstractEventLoop,
-        on_idle: Callable[[SharedQuery], None],
+        on_idle: Callable[[SharedQuery[Any]], None],
+        recover: bool = False,
     ) -> None:
         self._submit = submit
         self._read_set = read_set
         self._subscribe = subscribe
         self._distinct = distinct
+        self._recover = recover
         self._loop = loop
         self._on_idle = on_idle
-        self._observers: list[abc.ObserverBase[Rows]] = []
-        self._latest: FrozenRows | None = None  # the result emitted last
+        self._observers: list[abc.ObserverBase[V]] = []
+        self._state_observers: list[abc.ObserverBase[WatchState[V]]] = []
+        self._state: WatchState[V] = WatchState("loading")
         self._busy = False
         self._pending = False
         self._reanalyze = True
@@ -104,37 +129,58 @@ class SharedQuery:
 
     def statistics(self) -> WatchStatistics:
         return WatchStatistics(
-            len(self._observers), self._runs, self._emissions, self._busy, self._pending
+            len(self._observers) + len(self._state_observers),
+            self._runs,
+            self._emissions,
+            self._busy,
+            self._pending,
         )
 
-    def attach(self, observer: abc.ObserverBase[Rows]) -> Callable[[], None]:
+    def attach(self, observer: abc.ObserverBase[V]) -> Callable[[], None]:
         """Add a subscriber; it gets the latest result at once if there is one."""
         self._observers.append(observer)
-        if len(self._observers) == 1 and not self._busy and self._bus is None:
+        latest = self._latest_value()
+        if not self._started():
             self._kick()
-        elif self._latest is not None:
-            observer.on_next(self._latest.thaw())
+        elif latest is not None:
+            observer.on_next(latest)
         return lambda: self.detach(observer)
 
-    def detach(self, observer: abc.ObserverBase[Rows]) -> None:
+    def attach_states(self, observer: abc.ObserverBase[WatchState[V]]) -> Callable[[], None]:
+        """Add a state subscriber; it gets the current state at once."""
+        self._state_observers.append(observer)
+        observer.on_next(self._state)
+        if not self._started():
+            self._kick()
+        return lambda: self.detach(observer)
+
+    def _started(self) -> bool:
+        """Whether anything runs the query yet (the first subscriber starts it)."""
+        return self._busy or self._bus is not None or self._stopped
+
+    def detach(self, observer: abc.ObserverBase[Any]) -> None:
         """Remove a subscriber; the last one to leave stops the query. Safe from any thread."""
         if threading.get_ident() != self._thread:
             # A closed loop runs nothing any more: then there is nothing to detach from.
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self.detach, observer)
             return
-        try:
-            self._observers.remove(observer)
-        except ValueError:
+        for observers in (self._observers, self._state_observers):
+            with contextlib.suppress(ValueError):
+                observers.remove(observer)
+                break
+        else:
             return
-        if not self._observers:
+        if not self._observers and not self._state_observers:
             self._stop()
 
     def complete(self) -> None:
         """End every subscription normally (the database is closing)."""
-        observers = self._take_observers()
+        observers, states = self._take_observers()
         for observer in observers:
             _safely(observer.on_completed)
+        for state in states:
+            _safely(state.on_completed)
 
     def _notified(self, message: NotifyTablesUpdated) -> None:
         if message.everything:
@@ -148,6 +194,8 @@ class SharedQuery:
             self._pending = True
             return
         self._busy = True
+        if self._state.phase != "loading":
+            self._set_state(WatchState("refreshing", self._state.value, self._state.error))
         # Pending means commits arrived while the last run was in flight: under a write
         # storm, so the re-run is paced by what that run cost (see rxdb.watch.scheduler).
         rerun, self._pending = self._pending, False
@@ -166,6 +214,11 @@ class SharedQuery:
             tables = await self._read_set()
         except Exception as error:
             self._busy = False
+            if self._recover and self._bus is None:
+                # Nothing to retarget: hear the schema changes (``everything``) only, the
+                # one kind of commit that can make the query analysable.
+                self._bus = self._subscribe(frozenset(), self._notified)
+            self._reanalyze = True
             self._fail(error)
             return
         finally:
@@ -179,7 +232,7 @@ class SharedQuery:
             self._bus.retarget(tables)
         self._run = self._submit(self._finished)
 
-    def _finished(self, result: Rows | Exception) -> None:
+    def _finished(self, result: object) -> None:
         if self._stopped:
             return
         if isinstance(result, Exception):
@@ -187,54 +240,53 @@ class SharedQuery:
             self._fail(result)
             return
         self._runs += 1
-        latest = self._latest if self._distinct else None
-        if len(result) < _OFF_LOOP_ROWS:
-            self._settled(result, _prepare(result, latest))
-            return
-        # Comparing a big result (and freezing it, or freeing it when unchanged) holds the GIL
-        # for tens of ms: a thread (the loop's default executor) does it a slice at a time,
-        # and the loop stays free meanwhile; the run stays busy until it is done.
-        try:
-            future = self._loop.run_in_executor(None, _prepare, result, latest)
-        except RuntimeError:  # the executor is shut down: the loop is closing
-            self._settled(result, _prepare(result, latest))
-            return
-        future.add_done_callback(lambda done: self._prepared(result, done))
+        self._compare(result)
 
-    def _prepared(self, result: Rows, done: asyncio.Future[FrozenRows | None]) -> None:
-        if self._stopped or done.cancelled():
-            return
-        error = done.exception()
-        if error is not None:
-            self._busy = False
-            self._fail(error if isinstance(error, Exception) else RuntimeError(error))
-            return
-        self._settled(result, done.result())
+    def _compare(self, result: Any) -> None:
+        """Compare a run's result with the last one emitted, then :meth:`_settled`."""
+        raise NotImplementedError
 
-    def _settled(self, result: Rows, frozen: FrozenRows | None) -> None:
-        """End a run: emit ``result`` unless ``frozen`` is ``None`` (equal to the last one).
+    def _latest_value(self) -> V | None:
+        """What a late subscriber gets at once: the last result emitted, or ``None``."""
+        raise NotImplementedError
 
-        Every subscriber gets the same list (a copy each would cost a million-row list its
-        time, memory and collector walks per subscriber); the watch compares with and hands
-        late subscribers ``frozen``, so what a subscriber does to its list changes neither.
-        """
+    def _settled(self, value: V | None) -> None:
+        """End a run: emit ``value`` unless ``None`` (equal to the last one), then go live."""
         self._busy = False
-        if frozen is not None:
-            self._latest = frozen
+        if value is not None:
             self._emissions += 1
             for observer in list(self._observers):
-                _safely(observer.on_next, result)
+                _safely(observer.on_next, value)
+        self._set_state(WatchState("live", self._state.value if value is None else value))
         if self._pending:
             self._kick()
 
     def _fail(self, error: Exception) -> None:
-        for observer in self._take_observers():
+        self._set_state(WatchState("error", self._state.value, error))
+        if self._recover:
+            if self._pending:
+                self._kick()
+            return
+        observers, states = self._take_observers()
+        for observer in observers:
             _safely(observer.on_error, error)
+        for state in states:
+            _safely(state.on_completed)  # the error went out as a state
 
-    def _take_observers(self) -> list[abc.ObserverBase[Rows]]:
+    def _set_state(self, state: WatchState[V]) -> None:
+        if state == self._state:
+            return
+        self._state = state
+        for observer in list(self._state_observers):
+            _safely(observer.on_next, state)
+
+    def _take_observers(
+        self,
+    ) -> tuple[list[abc.ObserverBase[V]], list[abc.ObserverBase[WatchState[V]]]]:
         observers, self._observers = self._observers, []
+        states, self._state_observers = self._state_observers, []
         self._stop()
-        return observers
+        return observers, states
 
     def _stop(self) -> None:
         if self._stopped:
@@ -247,6 +299,53 @@ class SharedQuery:
         if self._run is not None:
             self._run.abandon()  # in flight, it would keep a reader busy for nobody
         self._on_idle(self)
+
+
+class SharedRows(SharedQuery[Rows]):
+    """The shared query of one ``db.watch(sql)``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._latest: FrozenRows | None = None  # the result emitted last
+
+    def _latest_value(self) -> Rows | None:
+        return None if self._latest is None else self._latest.thaw()
+
+    def _compare(self, result: Rows) -> None:
+        latest = self._latest if self._distinct else None
+        if len(result) < _OFF_LOOP_ROWS:
+            self._prepared_now(result, _prepare(result, latest))
+            return
+        # Comparing a big result (and freezing it, or freeing it when unchanged) holds the GIL
+        # for tens of ms: a thread (the loop's default executor) does it a slice at a time,
+        # and the loop stays free meanwhile; the run stays busy until it is done.
+        try:
+            future = self._loop.run_in_executor(None, _prepare, result, latest)
+        except RuntimeError:  # the executor is shut down: the loop is closing
+            self._prepared_now(result, _prepare(result, latest))
+            return
+        future.add_done_callback(lambda done: self._prepared(result, done))
+
+    def _prepared(self, result: Rows, done: asyncio.Future[FrozenRows | None]) -> None:
+        if self._stopped or done.cancelled():
+            return
+        error = done.exception()
+        if error is not None:
+            self._busy = False
+            self._fail(error if isinstance(error, Exception) else RuntimeError(error))
+            return
+        self._prepared_now(result, done.result())
+
+    def _prepared_now(self, result: Rows, frozen: FrozenRows | None) -> None:
+        """Emit ``result`` unless ``frozen`` is ``None`` (equal to the last one).
+
+        Every subscriber gets the same list (a copy each would cost a million-row list its
+        time, memory and collector walks per subscriber); the watch compares with and hands
+        late subscribers ``frozen``, so what a subscriber does to its list changes neither.
+        """
+        if frozen is not None:
+            self._latest = frozen
+        self._settled(None if frozen is None else result)
 
 
 _OFF_LOOP_ROWS = 10_000
@@ -270,27 +369,33 @@ def _safely(callback: Callable[..., Any], *args: Any) -> None:
         LOG.exception("a watch subscriber raised; other subscribers are unaffected")
 
 
-class QueryStream(Observable[Rows]):
-    """The result of ``db.watch(sql)``: an Observable of result lists, and an async iterable.
+class WatchStream(Observable[E]):
+    """An Observable over one shared query, and an async iterable of its newest event.
 
-    Subscribing starts (or joins) the shared query; the first value is the current result.
-    Subscribe on the database's event loop; values are delivered there. The subscribers of
-    one query receive the same list object at each emission: copy it before changing it.
+    Subscribing starts (or joins) the shared query. Subscribe on the database's event loop;
+    events are delivered there.
     """
 
     def __init__(
-        self, acquire: Callable[[], SharedQuery], peek: Callable[[], SharedQuery | None]
+        self,
+        acquire: Callable[[], SharedQuery[Any]],
+        peek: Callable[[], SharedQuery[Any] | None],
     ) -> None:
         super().__init__()
         self._acquire = acquire
         self._peek = peek
 
-    def _subscribe_core(
-        self, observer: abc.ObserverBase[Rows], scheduler: abc.SchedulerBase | None = None
-    ) -> abc.DisposableBase:
-        return Disposable(self._acquire().attach(observer))
+    def _attach(
+        self, shared: SharedQuery[Any], observer: abc.ObserverBase[E]
+    ) -> Callable[[], None]:
+        raise NotImplementedError
 
-    def __aiter__(self) -> QueryIterator:
+    def _subscribe_core(
+        self, observer: abc.ObserverBase[E], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        return Disposable(self._attach(self._acquire(), observer))
+
+    def __aiter__(self) -> QueryIterator[E]:
         return QueryIterator(self)
 
     def statistics(self) -> WatchStatistics:
@@ -299,20 +404,54 @@ class QueryStream(Observable[Rows]):
         return WatchStatistics() if shared is None else shared.statistics()
 
 
-class _Slot:
+class ResultStream(WatchStream[V]):
+    """A stream of a shared query's results, with :meth:`states` beside it."""
+
+    def _attach(
+        self, shared: SharedQuery[Any], observer: abc.ObserverBase[V]
+    ) -> Callable[[], None]:
+        return cast("SharedQuery[V]", shared).attach(observer)
+
+    def states(self) -> StateStream[V]:
+        """The stream of this watch's :class:`rxdb.WatchState`: the current one at once, then
+        one per change of phase. It shares this watch's runs (it adds none) and keeps the
+        watch running as a subscriber of its own; each ``live`` state comes after the result
+        it carries. ``async for`` over it yields the newest state."""
+        return StateStream(self._acquire, self._peek)
+
+
+class StateStream(WatchStream[WatchState[V]]):
+    """What ``stream.states()`` returns (see :meth:`ResultStream.states`)."""
+
+    def _attach(
+        self, shared: SharedQuery[Any], observer: abc.ObserverBase[WatchState[V]]
+    ) -> Callable[[], None]:
+        return cast("SharedQuery[V]", shared).attach_states(observer)
+
+
+class QueryStream(ResultStream[Rows]):
+    """The result of ``db.watch(sql)``: an Observable of result lists, and an async iterable.
+
+    Subscribing starts (or joins) the shared query; the first value is the current result.
+    Subscribe on the database's event loop; values are delivered there. The subscribers of
+    one query receive the same list object at each emission: copy it before changing it.
+    """
+
+
+class _Slot(Generic[T]):
     """The newest value not yet taken by an iterator, kept apart from the iterator itself so
     the shared query never holds the iterator alive (leaving ``async for`` frees it)."""
 
     __slots__ = ("done", "error", "event", "value")
 
     def __init__(self) -> None:
-        self.value: Rows | _Nothing = _NOTHING
+        self.value: T | _Nothing = _NOTHING
         self.error: BaseException | None = None
         self.done = False
         self.event = asyncio.Event()
 
-    def on_next(self, rows: Rows) -> None:
-        self.value = rows
+    def on_next(self, value: T) -> None:
+        self.value = value
         self.event.set()
 
     def on_error(self, error: Exception) -> None:
@@ -325,23 +464,23 @@ class _Slot:
         self.event.set()
 
 
-class QueryIterator:
+class QueryIterator(Generic[T]):
     """``async for rows in db.watch(...)``: yields the newest result, never a backlog.
 
     Leaving the loop (``break``, ``return``, an exception) releases the subscription as soon
     as the iterator is dropped (at once on CPython); :meth:`aclose` releases it explicitly.
     """
 
-    def __init__(self, stream: Observable[Rows]) -> None:
-        self._slot = _Slot()
+    def __init__(self, stream: Observable[T]) -> None:
+        self._slot: _Slot[T] = _Slot()
         slot = self._slot
         subscription = stream.subscribe(slot.on_next, slot.on_error, slot.on_completed)
         self._finalizer = weakref.finalize(self, subscription.dispose)
 
-    def __aiter__(self) -> QueryIterator:
+    def __aiter__(self) -> QueryIterator[T]:
         return self
 
-    async def __anext__(self) -> Rows:
+    async def __anext__(self) -> T:
         slot = self._slot
         while True:
             if not isinstance(slot.value, _Nothing):

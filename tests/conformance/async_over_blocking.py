@@ -226,5 +226,5 @@ class _Hop(Observable[T]):
 
 
 class _Stream(_Hop[Rows]):
-    def __aiter__(self) -> QueryIterator:
+    def __aiter__(self) -> QueryIterator[Rows]:
         return QueryIterator(self)

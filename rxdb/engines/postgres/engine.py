@@ -305,13 +305,26 @@ class PostgresEngine:
         return await self._write(sql).run(functools.partial(self._fetch_on, sql, params))
 
     async def fetch_many_committed(
-        self, queries: Sequence[tuple[str, Params]]
+        self, queries: Sequence[tuple[str, Params]], *, snapshot: bool = False
     ) -> list[list[Row] | DatabaseError]:
         """Run several queries on one reader against committed data; each yields its rows or
-        its error (a failing query does not stop the others)."""
+        its error (a failing query does not stop the others). With ``snapshot``, in one
+        REPEATABLE READ transaction; a failure there aborts it, so the whole group yields
+        its first error."""
         self._check()
 
         async def run_all(conn: Connection) -> list[list[Row] | DatabaseError]:
+            if not snapshot:
+                return await run_each(conn)
+            await _begin_snapshot(conn)
+            try:
+                results = await run_each(conn)
+            finally:
+                await _end_snapshot(conn)
+            failed = next((r for r in results if isinstance(r, DatabaseError)), None)
+            return results if failed is None else [failed] * len(results)
+
+        async def run_each(conn: Connection) -> list[list[Row] | DatabaseError]:
             results: list[list[Row] | DatabaseError] = []
             for sql, params in queries:
                 try:

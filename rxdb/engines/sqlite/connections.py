@@ -93,14 +93,23 @@ class ReaderConnection(sqlite3.Connection):
             self.set_authorizer(restore)
         return reads
 
-    def fetch_many(self, queries: Sequence[tuple[str, Any]]) -> list[list[Row] | sqlite3.Error]:
-        """Run several queries in turn; a failing one yields its error, the others go on."""
+    def fetch_many(
+        self, queries: Sequence[tuple[str, Any]], snapshot: bool = False
+    ) -> list[list[Row] | sqlite3.Error]:
+        """Run several queries in turn; a failing one yields its error, the others go on.
+        With ``snapshot``, inside one read transaction: all of them see the same commit."""
         results: list[list[Row] | sqlite3.Error] = []
-        for sql, parameters in queries:
-            try:
-                results.append(self.fetch(sql, parameters))
-            except sqlite3.Error as error:
-                results.append(error)
+        if snapshot:
+            sqlite3.Connection.execute(self, "BEGIN")
+        try:
+            for sql, parameters in queries:
+                try:
+                    results.append(self.fetch(sql, parameters))
+                except sqlite3.Error as error:
+                    results.append(error)
+        finally:
+            if snapshot and self.in_transaction:
+                sqlite3.Connection.execute(self, "COMMIT")
         return results
 
 

@@ -191,16 +191,18 @@ class Engine:
             raise from_sqlite(error, sql) from error
 
     async def fetch_many_committed(
-        self, queries: Sequence[tuple[str, Params]]
+        self, queries: Sequence[tuple[str, Params]], *, snapshot: bool = False
     ) -> list[list[Row] | DatabaseError]:
         """Run several queries in one hop against committed data; each yields its rows or
-        its error (a failing query does not stop the others)."""
+        its error (a failing query does not stop the others). With ``snapshot``, a reader
+        runs them in one read transaction; the writer (``:memory:``) holds its lock, so no
+        commit comes between them anyway."""
         writer = self._check()
         pool = self._readers
         if pool is not None:
             reader = pool.take() or await pool.borrow()
             try:
-                future = reader.start(reader.raw.fetch_many, queries)
+                future = reader.start(reader.raw.fetch_many, queries, snapshot)
                 try:
                     results = await future
                 except asyncio.CancelledError:

@@ -194,7 +194,7 @@ class RemoteStream(RemoteObservable[Rows]):
     """What :meth:`RemoteDatabase.watch` returns: an Observable delivered on the client's
     loop, and an async iterable (newest result, no backlog)."""
 
-    def __aiter__(self) -> QueryIterator:
+    def __aiter__(self) -> QueryIterator[Rows]:
         return QueryIterator(self)
 
 
