@@ -125,4 +125,13 @@ def error_from_wire(info: ErrorInfo) -> RxdbError:
 
 
 def _clip(text: str) -> str:
-    return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 3] + "..."
+    """``text`` as it can travel: at most MAX_ERROR_TEXT characters, and UTF-8 (a lone
+    surrogate -- a file name decoded with surrogateescape, say -- is sent escaped: a text
+    that cannot be encoded would leave the request it answers unanswered)."""
+    if len(text) > MAX_ERROR_TEXT:
+        text = text[: MAX_ERROR_TEXT - 3] + "..."
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode()
+    return text
