@@ -32,6 +32,8 @@ class ServerHandle(Endpoint):
     :ivar token: the hex token the server demands, or ``None`` (Unix sockets rely on the
         owner-only directory instead).
     :ivar name: the name the server is registered under, if any.
+    :ivar uid: the uid the server runs as (a Unix socket's client talks to it, besides its
+        own and root's), or ``None``.
     :raises rxdb.ProgrammingError: (when made) for a field of the wrong type or form.
     """
 

@@ -2,9 +2,17 @@
 
 The hub's sockets, the database servers' default sockets and the name server's entries all
 live in one directory per user, which only that user may enter (mode 0700, owned by the
-effective uid, not a symlink). That rule, not a token, is what keeps other users out of a
-Unix socket, so it is checked in one place: here. Used by :mod:`rxdb.remote.hub`,
-:mod:`rxdb.remote.server`, :mod:`rxdb.remote.handle` and :mod:`rxdb.remote.names`.
+effective uid, not a symlink). That rule is the first thing that keeps other users out of a
+Unix socket (the peer-uid checks of :mod:`rxdb.remote.wire.peers` are the second), so it is
+checked in one place: here. Used by :mod:`rxdb.remote.hub`, :mod:`rxdb.remote.server`,
+:mod:`rxdb.remote.handle` and :mod:`rxdb.remote.names`.
+
+Without ``XDG_RUNTIME_DIR`` the directory is ``/tmp/rxdb-{uid}``, a name anyone can take
+first: another user who creates it (or a symlink there) would make every default open fail.
+So when that name belongs to someone else, every process of the user falls back to the same
+private directory under its own cache directory, which no one else can occupy; the
+separate processes of one user agree on it because it depends only on the user's
+environment and the host, never on who came first.
 
 A name entry is a small JSON object in ``{name}.server.json`` (mode 0600, since it may hold a
 server's token) with the ``pid`` of the process that wrote it. An entry whose process has
@@ -17,8 +25,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
+import socket
 import stat
 import tempfile
 import uuid
@@ -27,6 +37,8 @@ from typing import Any, Final
 from rxdb.errors import HubError, NameNotFoundError, NameTakenError, ProgrammingError
 
 __all__ = ("read_entry", "remove_entry", "socket_directory", "socket_path", "write_entry")
+
+LOG: Final = logging.getLogger("rxdb.remote")
 
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
@@ -38,23 +50,73 @@ def socket_directory(directory: str | None = None) -> str:
     """Return the directory for hub sockets, created with mode 0700 if missing.
 
     Default: ``$XDG_RUNTIME_DIR/rxdb`` if that variable names a directory of this user, else
-    ``{tempfile.gettempdir()}/rxdb-{uid}``.
+    ``{tempfile.gettempdir()}/rxdb-{uid}``, unless another user took that name first: then
+    ``{$XDG_CACHE_HOME or ~/.cache}/rxdb/run-{host}`` (a warning says so, once a process).
 
     :raises HubError: if the directory cannot be created, is not a directory (a symlink is
         refused), belongs to another user, or grants any permission to group or others.
     """
-    if directory is None:
-        runtime = os.environ.get("XDG_RUNTIME_DIR")
-        if runtime and _usable_runtime_dir(runtime):
-            path = os.path.join(runtime, "rxdb")
-        else:
-            path = os.path.join(tempfile.gettempdir(), f"rxdb-{os.geteuid()}")
-    else:
+    if directory is not None:
         path = os.path.abspath(os.fspath(directory))
         with contextlib.suppress(OSError):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-    _ensure_private_directory(path)
-    return path
+        _ensure_private_directory(path)
+        return path
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and _usable_runtime_dir(runtime):
+        path = os.path.join(runtime, "rxdb")
+        _ensure_private_directory(path)
+        return path
+    shared = os.path.join(tempfile.gettempdir(), f"rxdb-{os.geteuid()}")
+    try:
+        _ensure_private_directory(shared)
+    except HubError:
+        if not _taken_by_another_user(shared):
+            raise  # ours but unsafe: the message says how to fix it
+    else:
+        return shared
+    fallback = _private_fallback()
+    if fallback is None:
+        raise HubError(
+            f"the hub directory {shared!r} belongs to another user and there is no home or "
+            "cache directory to fall back to; set XDG_RUNTIME_DIR or pass a directory"
+        )
+    _ensure_private_directory(fallback)
+    if fallback not in _WARNED:
+        _WARNED.add(fallback)
+        LOG.warning(
+            "the hub directory %r belongs to another user; using %r instead", shared, fallback
+        )
+    return fallback
+
+
+_WARNED: set[str] = set()
+
+
+def _taken_by_another_user(path: str) -> bool:
+    try:
+        return os.lstat(path).st_uid != os.geteuid()
+    except OSError:
+        return False
+
+
+def _private_fallback() -> str | None:
+    """The user's own runtime directory when the shared temporary name is taken: under the
+    cache directory, per host (a home shared over the network must not mix two machines'
+    sockets and locks)."""
+    cache = os.environ.get("XDG_CACHE_HOME")
+    if not cache or not os.path.isabs(cache):
+        home = os.path.expanduser("~")
+        if not os.path.isabs(home):
+            return None
+        cache = os.path.join(home, ".cache")
+    host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+    parent = os.path.join(cache, "rxdb")
+    try:
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+    except OSError as error:
+        raise HubError(f"cannot create the hub directory {parent!r}: {error}") from error
+    return os.path.join(parent, f"run-{host}")
 
 
 def socket_path(key: str, directory: str) -> str:

@@ -17,6 +17,15 @@ short grace period (the claim may still be on its way through the hub), then cou
 foreign commit: :meth:`ForeignWritePoller` calls ``on_foreign``, which re-runs the watches.
 Whatever cannot be proven (no counter, a span too large, a failed read) counts as foreign;
 without a counter (a database not in WAL mode) every poll asks ``data_version``.
+
+A claim comes from another process of the same user, which may be buggy. So a claim may cost
+re-runs, never save one that is due: it is believed only for values that exist already (the
+counter has reached them when the claim arrives: a commit is claimed after it is made, so a
+claim of values to come is a lie), that no earlier reading accounted for, and only for as many
+values as one transaction produces (:data:`MAX_CLAIM_SPAN`). A claim that breaks any of these
+is ignored whole, and the commits it named count as foreign. What remains open to a process
+that means harm is to claim, between a foreign commit and the next poll, the one value that
+commit produced; docs/security.md says what a same-uid process can do anyway.
 """
 
 from __future__ import annotations
@@ -34,6 +43,9 @@ __all__ = ("ForeignWritePoller",)
 LOG = logging.getLogger("rxdb.foreign")
 
 _MAX_CLAIMS = 1 << 16
+MAX_CLAIM_SPAN = 16
+"""Counter values one claim may cover. A transaction moves the counter by one as it commits
+(a WAL restart may add one); more than this is not one transaction's doing."""
 CLAIM_GRACE = 0.01
 """Seconds an unclaimed commit waits for its claim (a hub message takes ~0.5 ms)."""
 
@@ -91,11 +103,15 @@ class ForeignWritePoller:
                 await task
 
     def claim(self, wal_changes: tuple[int, int]) -> None:
-        """Record that an rxdb writer produced the counter values ``(before, after]``."""
+        """Record that an rxdb writer produced the counter values ``(before, after]``, if that
+        can be true (see the module's docstring); else ignore the claim."""
         before, after = wal_changes
         span = counter_span(before, after)
-        if span is None or len(self._claimed) > _MAX_CLAIMS:
+        if span is None or span > MAX_CLAIM_SPAN or len(self._claimed) > _MAX_CLAIMS:
             return  # unclaimed values only cost a re-run
+        now = self._read_counter()
+        if now is None or counter_span(after, now) is None:
+            return  # the counter has not reached ``after``: nobody can have made those commits
         seen = self._seen
         for value in _values(before, span):
             if seen is None or counter_span(seen, value):  # not accounted for yet

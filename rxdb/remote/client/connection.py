@@ -34,6 +34,7 @@ from rxdb.remote.wire.endpoint import Endpoint, tcp_address, token_bytes
 from rxdb.remote.wire.frames import DEFAULT_MAX_PAYLOAD
 from rxdb.remote.wire.messages import Event, Goodbye, Hello, Message, Refused, Welcome
 from rxdb.remote.wire.operations import Operation
+from rxdb.remote.wire.peers import peer_uid, uid_refusal
 from rxdb.remote.wire.stream import FramedStream
 
 __all__ = ("CONNECT_TIMEOUT", "Connection", "Listener", "Reconnect", "establish", "policy_of")
@@ -94,7 +95,8 @@ async def establish(endpoint: Endpoint) -> tuple[Channel, Welcome]:
     """Open a connection to ``endpoint`` and say hello; return it and the server's welcome.
 
     :raises rxdb.ConnectionLostError: if the server cannot be reached or hangs up.
-    :raises rxdb.ServerRefusedError: if it refuses this client.
+    :raises rxdb.ServerRefusedError: if it refuses this client, or (on a Unix socket) runs as
+        a uid this client does not talk to (see :mod:`rxdb.remote.wire.peers`).
     """
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
@@ -107,6 +109,18 @@ async def establish(endpoint: Endpoint) -> tuple[Channel, Welcome]:
         raise ConnectionLostError(
             f"cannot reach the rxdb server at {endpoint.address}: {error or 'timed out'}"
         ) from error
+    if endpoint.kind == "unix":
+        allowed = frozenset() if endpoint.uid is None else frozenset({endpoint.uid})
+        refusal = uid_refusal(
+            peer_uid(writer),
+            allowed,
+            "server",
+            " (a handle the server gave out names the server's uid, which admits it)",
+        )
+        if refusal is not None:
+            # Not a word to it: the socket may have been put there by someone else.
+            writer.close()
+            raise ServerRefusedError(f"refusing the rxdb server at {endpoint.address}: {refusal}")
     label = f"to the rxdb server at {endpoint.address}"
     channel = Channel(FramedStream(reader, writer, label, DEFAULT_MAX_PAYLOAD))
     try:

@@ -21,6 +21,8 @@ from rxdb.remote.hub.tuning import LOG, MEMBER_ROLE, TUNING, hub_channel
 from rxdb.remote.wire.channel import Channel
 from rxdb.remote.wire.frames import encode_frame
 from rxdb.remote.wire.messages import Goodbye, Hello, Message, Notify, Refused, Welcome
+from rxdb.remote.wire.peers import peer_uid, uid_refusal
+from rxdb.remote.wire.refusals import RefusalLog
 
 __all__ = ("Hosting", "Relay", "try_to_host")
 
@@ -51,6 +53,7 @@ class Hosting:
         self.peers: set[Channel] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.hosting = True
+        self.refusals = RefusalLog(LOG)
 
     def fds(self) -> list[int]:
         fds = [] if self.server is None else [int(s.fileno()) for s in self.server.sockets]
@@ -88,12 +91,14 @@ class Hosting:
         try:
             await self._serve_peer(channel)
         except ProtocolError as error:
-            LOG.warning("hub of %s: closing connection %s: %s", key, channel.stream.label, error)
+            self.refusals.warn(
+                f"hub of {key}: closing connection {channel.stream.label}", str(error)
+            )
             with contextlib.suppress(Exception):
                 channel.send(Refused(str(error)))
         except TimeoutError:
-            LOG.warning(
-                "hub of %s: closing connection %s: silent for too long", key, channel.stream.label
+            self.refusals.warn(
+                f"hub of {key}: closing connection {channel.stream.label}", "silent for too long"
             )
         except OSError as error:
             LOG.debug("hub of %s: connection %s failed: %s", key, channel.stream.label, error)
@@ -111,9 +116,9 @@ class Hosting:
             await channel.stream.close()
 
     async def _serve_peer(self, channel: Channel) -> None:
-        uid = channel.stream.peer_uid()
-        if uid is not None and uid != os.geteuid():
-            raise ProtocolError(f"peer runs as uid {uid}, not {os.geteuid()}")
+        refusal = uid_refusal(peer_uid(channel.stream.writer), frozenset(), "member")
+        if refusal is not None:
+            raise ProtocolError(refusal)
         hello = await channel.receive(TUNING.handshake_timeout)
         if hello is None:
             return

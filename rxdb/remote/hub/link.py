@@ -37,6 +37,7 @@ from rxdb.remote.wire.messages import (
     Welcome,
     encode_message,
 )
+from rxdb.remote.wire.peers import peer_uid, uid_refusal
 from rxdb.updates import NotifyTablesUpdated
 
 __all__ = ("Link",)
@@ -73,6 +74,9 @@ class Link:
         self.received = 0
         self.resyncs = 0
         self.elections = 0
+        self.coalesced = 0
+        self._held: NotifyTablesUpdated | None = None  # a resync from others, due later
+        self._quiet_until = float("-inf")  # no other resync is published before then
         self._resync_sequence = itertools.count(1)
         self._seen: OrderedDict[str, tuple[str, int]] = OrderedDict()
         self._hosting: Hosting | None = None
@@ -147,7 +151,7 @@ class Link:
                 f"a Notify for database {message.database!r} arrived on the hub of {self.key!r}"
             )
         self.received += 1
-        self.bus.publish(message)
+        self._publish_received(message)
         seen = self._seen.get(message.origin)
         if seen is None:
             last = message.sequence
@@ -170,6 +174,34 @@ class Link:
             self._seen.popitem(last=False)
         if reason is not None:
             self._resync(reason, broadcast=False)
+
+    def _publish_received(self, message: NotifyTablesUpdated) -> None:
+        """Publish another process's message here; its resyncs (``everything=True``: every
+        watch re-runs) at most once per ``TUNING.resync_interval``.
+
+        A member flooding resyncs would otherwise re-run every watch of every process once
+        per message. One that comes too soon is held, and replaced by any later one, until
+        the interval is over; then the last is published. So a flood costs one run of each
+        watch per interval, and its last message is never lost. A held message's claim of
+        WAL counter values may come too late for the poller: that costs a run, no more.
+        """
+        if not message.everything:
+            self.bus.publish(message)
+            return
+        if self._held is not None or self.loop.time() < self._quiet_until:
+            if self._held is None:
+                self.loop.call_at(self._quiet_until, self._release_held)
+            self._held = message
+            self.coalesced += 1
+            return
+        self._quiet_until = self.loop.time() + TUNING.resync_interval
+        self.bus.publish(message)
+
+    def _release_held(self) -> None:
+        message, self._held = self._held, None
+        if message is not None and not self._closing:
+            self._quiet_until = self.loop.time() + TUNING.resync_interval
+            self.bus.publish(message)
 
     # -- election and the connection's life -------------------------------------------------
 
@@ -235,9 +267,9 @@ class Link:
             return None
         connection = hub_channel(reader, writer, f"to the hub at {self.path}")
         try:
-            uid = connection.stream.peer_uid()
-            if uid is not None and uid != os.geteuid():
-                raise ProtocolError(f"the hub runs as uid {uid}, not {os.geteuid()}")
+            refusal = uid_refusal(peer_uid(connection.stream.writer), frozenset(), "hub")
+            if refusal is not None:
+                raise ProtocolError(refusal)
             connection.send(Hello(None, MEMBER_ROLE, os.getpid(), self.epoch))
             reply = await connection.receive(TUNING.handshake_timeout)
             if reply is None:

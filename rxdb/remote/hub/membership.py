@@ -33,6 +33,8 @@ class HubStatistics:
     :ivar received: Notify frames received from other processes.
     :ivar resyncs: resync messages published on the local bus.
     :ivar elections: how many times this process won an election and became the hub.
+    :ivar coalesced: resyncs from other processes held back because another had just been
+        published (merged into a later one, never dropped).
     """
 
     role: Role
@@ -41,6 +43,7 @@ class HubStatistics:
     received: int
     resyncs: int
     elections: int
+    coalesced: int
 
 
 # ---------------------------------------------------------------------------------------
@@ -132,6 +135,7 @@ def _read(link: Link) -> HubStatistics:
         received=link.received,
         resyncs=link.resyncs,
         elections=link.elections,
+        coalesced=link.coalesced,
     )
 
 

@@ -45,6 +45,9 @@ class Tuning:
     """Largest Notify accepted after the handshake (a commit naming ~30 000 tables fits)."""
     max_buffered: int = 8 << 20
     """Bytes queued for one peer before it is dropped as too slow (it resyncs on return)."""
+    resync_interval: float = 0.05
+    """Seconds between two resyncs (``everything=True``) from other processes published
+    here; those in between are merged into the next one (see ``Link._publish_received``)."""
 
 
 TUNING: Final = Tuning()

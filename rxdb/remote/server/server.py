@@ -19,7 +19,7 @@ import itertools
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from rxdb.api import AsyncDatabase
@@ -31,7 +31,10 @@ from rxdb.remote.server.limits import DEFAULT_CONNECTION_LIMITS, ConnectionLimit
 from rxdb.remote.server.served import KnowsItIsServed, Opens
 from rxdb.remote.server.session import SHUTDOWN_GRACE, Session
 from rxdb.remote.wire.endpoint import is_loopback, token_bytes
-from rxdb.remote.wire.messages import new_token, tokens_match
+from rxdb.remote.wire.frames import encode_frame
+from rxdb.remote.wire.messages import Refused, encode_message, new_token, tokens_match
+from rxdb.remote.wire.peers import allowed_uid_set, peer_uid, uid_refusal
+from rxdb.remote.wire.refusals import RefusalLog
 
 __all__ = ("Server", "serve")
 
@@ -51,6 +54,7 @@ async def serve(
     allow_remote: bool = False,
     max_subscriptions: int = DEFAULT_CONNECTION_LIMITS.max_subscriptions,
     max_requests: int = DEFAULT_CONNECTION_LIMITS.max_requests,
+    allowed_uids: Iterable[int] | None = None,
 ) -> Server:
     """Serve the database ``db`` from this process, on its event loop (opening it first if
     it is not open yet).
@@ -70,12 +74,24 @@ async def serve(
         connection may have open at once; one more fails with :class:`rxdb.LimitError`.
     :param max_requests: requests one client connection may have running at once (sent,
         not answered yet); one more fails with :class:`rxdb.LimitError`.
+    :param allowed_uids: on a Unix socket, the uids of other users who may connect besides
+        this process's own and root's (every connection's uid is checked, see
+        docs/security.md); their processes still need the token, if there is one, and a way
+        through the socket's permissions, which stay owner-only. Not for TCP, where no
+        peer uid is known.
     :raises rxdb.ProgrammingError: for a non-loopback host without ``allow_remote``, a token
-        that is not hex, a socket path too long for a Unix socket, a bad name, or a limit
-        that is not a positive int.
+        that is not hex, a socket path too long for a Unix socket, a bad name, a limit that
+        is not a positive int, or ``allowed_uids`` that is not a collection of uids (or
+        given for TCP).
     :raises FileExistsError: if a live server already has ``name``.
     """
     limits = ConnectionLimits(max_subscriptions, max_requests)
+    uids = allowed_uid_set(allowed_uids)
+    if uids and host is not None:
+        raise ProgrammingError(
+            "allowed_uids applies to Unix sockets only: a TCP client's uid is unknown (the "
+            "token admits it)"
+        )
     if isinstance(db, Opens):
         await db.connect()
     secret = token.hex() if isinstance(token, bytes) else token
@@ -101,10 +117,11 @@ async def serve(
             )
         if len(os.fsencode(path)) > _SUN_PATH_MAX:
             raise ProgrammingError(f"the socket path {path!r} is too long for a Unix socket")
-        server = Server(db, secret, limits)
+        server = Server(db, secret, limits, allowed_uids=uids, check_uids=True)
         listener = await asyncio.start_unix_server(server._accept, path)
         os.chmod(path, 0o600)
-        server._listening(listener, ServerHandle("unix", path, secret, name), socket=path)
+        handle = ServerHandle("unix", path, secret, name, os.geteuid())
+        server._listening(listener, handle, socket=path)
     if name is not None:
         try:
             register(name, server.handle)
@@ -128,9 +145,15 @@ class Server:
         db: AsyncDatabase,
         token: str | None,
         limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS,
+        *,
+        allowed_uids: frozenset[int] = frozenset(),
+        check_uids: bool = False,
     ) -> None:
         self._db = db
         self._limits = limits
+        self._allowed_uids = allowed_uids
+        self._check_uids = check_uids
+        self._refusals = RefusalLog(LOG)
         self._token = None if token is None else token_bytes(token)
         self._listener: asyncio.AbstractServer | None = None
         self._socket_path: str | None = None
@@ -176,6 +199,9 @@ class Server:
 
     def admits(self, token: bytes | None) -> bool:
         return self._token is None or tokens_match(self._token, token)
+
+    def refused(self, what: str, reason: str) -> None:
+        self._refusals.warn(what, reason)
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Wait until ``predicate()`` is true; for diagnostics and tests, not for clients.
@@ -239,6 +265,21 @@ class Server:
         if self._closed:
             writer.close()
             return
+        if self._check_uids:
+            refusal = uid_refusal(
+                peer_uid(writer),
+                self._allowed_uids,
+                "client",
+                " (the server's owner can admit it with rxdb.serve(..., allowed_uids=[uid]))",
+            )
+            if refusal is not None:
+                # Before reading a byte: nothing a stranger sends is parsed.
+                self.refused("refused an rxdb client connection", refusal)
+                writer.write(encode_frame(encode_message(Refused(refusal))))
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
+                return
         task = asyncio.current_task()
         session = Session(self, reader, writer, f"#{next(self._labels)}")
         self._sessions.add(session)

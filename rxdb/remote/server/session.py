@@ -73,6 +73,10 @@ class Host(Protocol):
         """Whether a client presenting ``token`` may connect."""
         ...
 
+    def refused(self, what: str, reason: str) -> None:
+        """Warn of a connection refused or closed for misbehaving (rate-limited)."""
+        ...
+
     def state_changed(self) -> None:
         """Wake the server's ``wait_until`` waiters."""
         ...
@@ -134,16 +138,15 @@ class Session:
                     LOG.debug("rxdb client %s says goodbye: %s", self.label, goodbye)
         except (ProtocolError, _Abort) as error:
             reason = f"protocol error: {error}" if isinstance(error, ProtocolError) else str(error)
-            LOG.warning("closing rxdb client connection %s: %s", self.label, error)
+            self.host.refused(f"closing rxdb client connection {self.label}", str(error))
         except (ConnectionError, OSError) as error:
             reason = f"connection failed: {error}"
             LOG.info("rxdb client connection %s failed: %s", self.label, error)
         except TimeoutError:
             reason = "no hello in time"
-            LOG.warning(
-                "closing rxdb client connection %s: no hello within %s s",
-                self.label,
-                HANDSHAKE_TIMEOUT,
+            self.host.refused(
+                f"closing rxdb client connection {self.label}",
+                f"no hello within {HANDSHAKE_TIMEOUT:g} s",
             )
         finally:
             await self.close(reason)

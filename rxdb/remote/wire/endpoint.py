@@ -26,6 +26,9 @@ class Endpoint:
     :ivar token: the hex token the server demands, or ``None`` (Unix sockets rely on the
         owner-only directory instead).
     :ivar name: the name the server is registered under, if any.
+    :ivar uid: the uid the server runs as, which a client accepts at the other end of a Unix
+        socket besides its own and root's (see :mod:`rxdb.remote.wire.peers`); ``None``:
+        only those two. The server writes its own into its handle.
     :raises rxdb.ProgrammingError: for a field of the wrong type or form.
     """
 
@@ -33,6 +36,7 @@ class Endpoint:
     address: str
     token: str | None = None
     name: str | None = None
+    uid: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("unix", "tcp"):
@@ -45,6 +49,8 @@ class Endpoint:
             token_bytes(self.token)
         if self.name is not None and not isinstance(self.name, str):
             raise ProgrammingError(f"a server's name must be a str, not {self.name!r}")
+        if self.uid is not None and (type(self.uid) is not int or self.uid < 0):
+            raise ProgrammingError(f"a server's uid must be an int >= 0, not {self.uid!r}")
 
     def located(self) -> Endpoint:
         """Where the server is now. A plain endpoint stays where it is; a named handle
@@ -52,7 +58,13 @@ class Endpoint:
         return self
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "address": self.address, "token": self.token, "name": self.name}
+        return {
+            "kind": self.kind,
+            "address": self.address,
+            "token": self.token,
+            "name": self.name,
+            "uid": self.uid,
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> Self:
@@ -71,7 +83,10 @@ class Endpoint:
                 raise ProgrammingError(f"a server handle's {field} must be a string: {data!r}")
         if address is None:
             raise ProgrammingError(f"a server handle needs an address: {data!r}")
-        return cls(kind, address, token, name)
+        uid = data.get("uid")
+        if uid is not None and type(uid) is not int:
+            raise ProgrammingError(f"a server handle's uid must be an int: {data!r}")
+        return cls(kind, address, token, name, uid)
 
 
 def tcp_address(address: str) -> tuple[str, int]:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
-import struct
 from collections import deque
 from typing import Final
 
@@ -119,19 +117,6 @@ class FramedStream:
     def fileno(self) -> int:
         sock = self.writer.get_extra_info("socket")
         return -1 if sock is None else int(sock.fileno())
-
-    def peer_uid(self) -> int | None:
-        """The peer's uid where the platform tells it cheaply (Linux), else ``None``."""
-        option = getattr(socket, "SO_PEERCRED", None)
-        sock = self.writer.get_extra_info("socket")
-        if option is None or sock is None:
-            return None
-        try:
-            raw = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
-        except OSError:
-            return None
-        _pid, uid, _gid = struct.unpack("3i", raw)
-        return int(uid)
 
     async def wait_closed(self) -> None:
         """Wait until the stream has closed; whatever went wrong on the way is ignored."""
