@@ -26,11 +26,12 @@ import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING
 
 from rxdb._types import Params, ProgressCallback, TransactionMode
 from rxdb.bus import Bus, Subscription
+from rxdb.engines.ownership import CLOSE_GRACE, transaction_outside_reads
 from rxdb.engines.postgres.backup import dump
 from rxdb.engines.postgres.changes import Changes
 from rxdb.engines.postgres.connections import (
@@ -197,7 +198,7 @@ class PostgresEngine:
                 if writer.in_scope():
                     await writer.rollback_quietly()
                 else:
-                    await writer.lock.acquire()
+                    await writer.owner.acquire_for_close(CLOSE_GRACE, self._writing.interrupt)
             await self._readers.close()
             if writer is not None:
                 await writer.close()
@@ -382,15 +383,8 @@ class PostgresEngine:
         finally:
             self._readers.release(conn)
 
-    @asynccontextmanager
-    async def transaction(self, mode: TransactionMode = "immediate") -> AsyncIterator[None]:
-        writer = self._check()
-        if self._read_scope.get() is not None:
-            raise ReentrancyError(
-                "db.transaction() inside db.read(): end the read block before writing"
-            )
-        async with writer.transaction(mode):
-            yield
+    def transaction(self, mode: TransactionMode = "immediate") -> AbstractAsyncContextManager[None]:
+        return transaction_outside_reads(self._check(), self._read_scope.get() is not None, mode)
 
     # -- interrupt and backup ---------------------------------------------------------------
 

@@ -28,15 +28,13 @@ Internal: not covered by rxdb's versioning.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from rxdb._types import TransactionMode
+from rxdb.engines.ownership import Ownership, Scope
 from rxdb.engines.postgres.connections import Connection, control
 from rxdb.engines.postgres.failures import ended
 from rxdb.errors import (
@@ -80,17 +78,6 @@ class CommitHooks(Protocol):
     async def committed(self, conn: Connection, *, notified: bool) -> None: ...
 
 
-@dataclass(slots=True)
-class _Scope:
-    """The writer, owned by one task (and the tasks it starts) for one transaction."""
-
-    explicit: bool  # opened by a BEGIN the user wrote, not by transaction()
-    active: bool = True
-    savepoints: int = 0
-    aborted: bool = False  # rolled back under the block (interrupt, lost connection)
-    failed: bool = False  # a statement failed: the server ignores the rest until a rollback
-
-
 class Writer:
     """The one connection that writes.
 
@@ -109,11 +96,9 @@ class Writer:
         self._connect = connect
         self._is_closed = is_closed
         self._hooks = hooks
-        self.lock = asyncio.Lock()
         self.conn: Connection | None = None
-        self._scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
-            "rxdb_pg_write_scope", default=None
-        )
+        self.owner = Ownership("rxdb_pg_write_scope", self.rollback_quietly, is_closed)
+        self.lock = self.owner.lock
 
     async def open(self) -> Connection:
         self.conn = conn = await self._connect()
@@ -121,15 +106,14 @@ class Writer:
 
     def in_scope(self) -> bool:
         """Whether the calling task runs inside a transaction on this writer."""
-        scope = self._scope.get()
-        return scope is not None and scope.active
+        return self.owner.current() is not None
 
     async def run(self, operation: Callable[[Connection], Awaitable[T]]) -> T:
         """Run one user statement on the writer: inside the caller's transaction if it has
         one, else under the write lock. A statement that leaves a transaction open (a BEGIN
         the user wrote) keeps the lock for the calling task until one closes it."""
-        scope = self._scope.get()
-        if scope is not None and scope.active:
+        scope = self.owner.current()
+        if scope is not None:
             return await self._run_in(scope, operation)
         await self.lock.acquire()
         self._hooks.began()
@@ -149,7 +133,7 @@ class Writer:
             return result
         finally:
             if conn is not None and not conn.is_closed() and conn.is_in_transaction():
-                self._begin_explicit()
+                self.owner.begin_explicit()
             else:
                 try:
                     if committed and conn is not None:
@@ -157,7 +141,7 @@ class Writer:
                 finally:
                     self.lock.release()
 
-    async def _run_in(self, scope: _Scope, operation: Callable[[Connection], Awaitable[T]]) -> T:
+    async def _run_in(self, scope: Scope, operation: Callable[[Connection], Awaitable[T]]) -> T:
         if not scope.explicit:
             _check_usable(scope)
         conn = self._current()
@@ -181,23 +165,22 @@ class Writer:
         begin = BEGIN.get(mode)
         if begin is None:
             raise ProgrammingError(f"transaction mode must be one of {tuple(BEGIN)}, not {mode!r}")
-        scope = self._scope.get()
-        if scope is not None and scope.active:
+        scope = self.owner.current()
+        if scope is not None:
             async with self._savepoint(scope):
                 yield
             return
-        await self.lock.acquire()
-        self._hooks.began()
-        scope = _Scope(explicit=False)
-        token = self._scope.set(scope)
-        try:
+        async with self.owner.transaction() as scope:
+            self._hooks.began()
             conn = await self._connection()
             await control(conn, begin)
             try:
                 yield
-            except BaseException:
-                await self.rollback_quietly()
+            except BaseException as error:
+                if await self.owner.leaving(scope, error):
+                    await self.rollback_quietly()
                 raise
+            await self.owner.leaving(scope)
             if scope.aborted or scope.failed:
                 await self.rollback_quietly()
                 _check_usable(scope)
@@ -219,13 +202,9 @@ class Writer:
                     await self.rollback_quietly()
                     raise
             await self._hooks.committed(conn, notified=notified)
-        finally:
-            scope.active = False
-            self._scope.reset(token)
-            self.lock.release()
 
     @asynccontextmanager
-    async def _savepoint(self, scope: _Scope) -> AsyncIterator[None]:
+    async def _savepoint(self, scope: Scope) -> AsyncIterator[None]:
         _check_usable(scope)
         conn = self._current()
         scope.savepoints += 1
@@ -249,7 +228,7 @@ class Writer:
         if conn.is_in_transaction():
             await control(conn, f"RELEASE SAVEPOINT {name}")
 
-    async def _roll_back_to(self, scope: _Scope, name: str) -> None:
+    async def _roll_back_to(self, scope: Scope, name: str) -> None:
         conn = self._current()
         await control(conn, f"ROLLBACK TO SAVEPOINT {name}")
         await control(conn, f"RELEASE SAVEPOINT {name}")
@@ -286,41 +265,16 @@ class Writer:
             conn = self.conn = await self._connect()
         return conn
 
-    def _begin_explicit(self) -> None:
-        scope = _Scope(explicit=True)
-        self._scope.set(scope)
-        task = asyncio.current_task()
-        if task is not None:
-            task.add_done_callback(lambda _: self._abandoned(scope))
-
-    async def _end_explicit(self, scope: _Scope, conn: Connection) -> None:
-        if not scope.active:
-            return  # another task of the same transaction already ended it
-        scope.active = False
-        self._scope.set(None)
+    async def _end_explicit(self, scope: Scope, conn: Connection) -> None:
+        if not self.owner.end_explicit(scope):
+            return
         try:
             await self._hooks.committed(conn, notified=False)
         finally:
             self.lock.release()
 
-    def _abandoned(self, scope: _Scope) -> None:
-        # The task that wrote BEGIN ended without COMMIT or ROLLBACK: roll back, or every
-        # other writer would wait for a lock nobody can release.
-        if not scope.active or self._is_closed():
-            return
-        LOG.warning("a task ended inside a transaction it opened with BEGIN; rolling it back")
-        scope.active = False
 
-        async def roll_back() -> None:
-            try:
-                await self.rollback_quietly()
-            finally:
-                self.lock.release()
-
-        asyncio.get_running_loop().create_task(roll_back(), context=contextvars.Context())
-
-
-def _check_usable(scope: _Scope) -> None:
+def _check_usable(scope: Scope) -> None:
     if scope.aborted:
         raise TransactionAbortedError(
             "the transaction was rolled back under this block (a statement was interrupted "

@@ -13,11 +13,12 @@ import functools
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal, cast
 
 from parser import StatementKind, Unanalyzable, analyze
 from rxdb._types import Params
+from rxdb.engines.ownership import CLOSE_GRACE, transaction_outside_reads
 from rxdb.engines.sqlite.backup import ProgressCallback, copy_database
 from rxdb.engines.sqlite.capture import CommitCallback
 from rxdb.engines.sqlite.connections import ReaderConnection, TrackedConnection
@@ -322,15 +323,8 @@ class Engine:
 
     # -- transactions -----------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def transaction(self, mode: TransactionMode = "immediate") -> AsyncIterator[None]:
-        writer = self._check()
-        if self._read_scope.get() is not None:
-            raise ReentrancyError(
-                "db.transaction() inside db.read(): end the read block before writing"
-            )
-        async with writer.transaction(mode):
-            yield
+    def transaction(self, mode: TransactionMode = "immediate") -> AbstractAsyncContextManager[None]:
+        return transaction_outside_reads(self._check(), self._read_scope.get() is not None, mode)
 
     # -- interrupt and backup ---------------------------------------------------------------
 
@@ -424,7 +418,7 @@ class Engine:
                 if writer.in_scope():
                     await writer.rollback_quietly()
                 else:
-                    await writer.lock.acquire()
+                    await writer.owner.acquire_for_close(CLOSE_GRACE, writer.worker.interrupt)
             if self._readers is not None:
                 await self._readers.close()
             if writer is not None:

@@ -8,16 +8,14 @@ wait for it to end — never slipping into it, as they would on a bare shared co
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TypeVar
 
 from rxdb._types import TransactionMode
+from rxdb.engines.ownership import Ownership, Scope
 from rxdb.engines.sqlite.connections import TrackedConnection
 from rxdb.engines.sqlite.workers import Worker
 from rxdb.errors import (
@@ -36,36 +34,23 @@ T = TypeVar("T")
 _MODES = ("deferred", "immediate", "exclusive")
 
 
-@dataclass(slots=True)
-class _Scope:
-    """The writer, owned by one task (and the tasks it starts) for one transaction."""
-
-    explicit: bool  # opened by a BEGIN/SAVEPOINT the user wrote, not by transaction()
-    active: bool = True
-    savepoints: int = 0
-    aborted: bool = False  # rolled back under the block (interrupt, OR ROLLBACK)
-
-
 class Writer:
     def __init__(self, worker: Worker[TrackedConnection], is_closed: Callable[[], bool]) -> None:
         self.worker = worker
-        self.lock = asyncio.Lock()
         self._is_closed = is_closed
-        self._scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
-            "rxdb_write_scope", default=None
-        )
+        self.owner = Ownership("rxdb_write_scope", self.rollback_quietly, is_closed)
+        self.lock = self.owner.lock
 
     def in_scope(self) -> bool:
         """Whether the calling task runs inside a transaction on this writer."""
-        scope = self._scope.get()
-        return scope is not None and scope.active
+        return self.owner.current() is not None
 
     async def run(self, sql: str, operation: Callable[[TrackedConnection], T]) -> T:
         """Run one user operation on the writer: inside the caller's transaction if it has
         one, else under the write lock. An operation that leaves a transaction open (a BEGIN
         the user wrote) keeps the lock for the calling task until one closes it."""
-        scope = self._scope.get()
-        if scope is not None and scope.active:
+        scope = self.owner.current()
+        if scope is not None:
             _check_not_aborted(scope)
             try:
                 return await self._call(sql, operation)
@@ -78,14 +63,15 @@ class Writer:
                     await self.rollback_quietly()
                 raise
             finally:
-                if scope.explicit and not self.worker.in_transaction:
-                    self._end_explicit(scope)
+                ended = scope.explicit and not self.worker.in_transaction
+                if ended and self.owner.end_explicit(scope):
+                    self.lock.release()
         await self.lock.acquire()
         try:
             result = await self._call(sql, operation)
         finally:
             if self.worker.in_transaction:
-                self._begin_explicit()
+                self.owner.begin_explicit()
             else:
                 self.lock.release()
         return result
@@ -94,21 +80,20 @@ class Writer:
     async def transaction(self, mode: TransactionMode) -> AsyncIterator[None]:
         if mode not in _MODES:
             raise ProgrammingError(f"transaction mode must be one of {_MODES}, not {mode!r}")
-        scope = self._scope.get()
-        if scope is not None and scope.active:
+        scope = self.owner.current()
+        if scope is not None:
             async with self._savepoint(scope):
                 yield
             return
-        await self.lock.acquire()
-        scope = _Scope(explicit=False)
-        token = self._scope.set(scope)
-        try:
+        async with self.owner.transaction() as scope:
             await self.raw(f"BEGIN {mode.upper()}")
             try:
                 yield
-            except BaseException:
-                await self.rollback_quietly()
+            except BaseException as error:
+                if await self.owner.leaving(scope, error):
+                    await self.rollback_quietly()
                 raise
+            await self.owner.leaving(scope)
             _check_not_aborted(scope)
             if self._is_closed():
                 raise ClosedError(
@@ -120,13 +105,9 @@ class Writer:
                 except BaseException:
                     await self.rollback_quietly()
                     raise
-        finally:
-            scope.active = False
-            self._scope.reset(token)
-            self.lock.release()
 
     @asynccontextmanager
-    async def _savepoint(self, scope: _Scope) -> AsyncIterator[None]:
+    async def _savepoint(self, scope: Scope) -> AsyncIterator[None]:
         _check_not_aborted(scope)
         scope.savepoints += 1
         name = f"rxdb_savepoint_{scope.savepoints}"
@@ -160,38 +141,8 @@ class Writer:
         except sqlite3.Error as error:
             raise from_sqlite(error, sql) from error
 
-    def _begin_explicit(self) -> None:
-        scope = _Scope(explicit=True)
-        self._scope.set(scope)
-        task = asyncio.current_task()
-        if task is not None:
-            task.add_done_callback(lambda _: self._abandoned(scope))
 
-    def _end_explicit(self, scope: _Scope) -> None:
-        if not scope.active:
-            return  # another task of the same transaction already ended it
-        scope.active = False
-        self._scope.set(None)
-        self.lock.release()
-
-    def _abandoned(self, scope: _Scope) -> None:
-        # The task that wrote BEGIN ended without COMMIT or ROLLBACK: roll back, or every
-        # other writer would wait for a lock nobody can release.
-        if not scope.active or self._is_closed():
-            return
-        LOG.warning("a task ended inside a transaction it opened with BEGIN; rolling it back")
-        scope.active = False
-
-        async def roll_back() -> None:
-            try:
-                await self.rollback_quietly()
-            finally:
-                self.lock.release()
-
-        asyncio.get_running_loop().create_task(roll_back(), context=contextvars.Context())
-
-
-def _check_not_aborted(scope: _Scope) -> None:
+def _check_not_aborted(scope: Scope) -> None:
     if scope.aborted:
         raise TransactionAbortedError(
             "the transaction was rolled back under this block (a statement was interrupted "
