@@ -392,8 +392,12 @@ def notify(origin: str, sequence: int, epoch: str = "e1", everything: bool = Fal
     ],
 )
 async def test_sequence_anomalies_resync(
-    directory: Path, sends: list[tuple[int, str, bool]], resyncs: int
+    directory: Path,
+    sends: list[tuple[int, str, bool]],
+    resyncs: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(hub.TUNING, "resync_interval", 0.0)  # one message per resync here
     bus = Bus()
     membership = await hub.join(KEY, bus, local_origins=frozenset, directory=str(directory))
     seen: asyncio.Queue[NotifyTablesUpdated] = asyncio.Queue()

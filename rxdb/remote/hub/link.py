@@ -139,7 +139,7 @@ class Link:
             self.key, self.origin, next(self._resync_sequence), everything=True
         )
         self.resyncs += 1
-        self.bus.publish(message)
+        self._publish_here(message)
         if broadcast:
             self.forward(_frame(Notify(message, self.epoch)), None)
 
@@ -151,7 +151,7 @@ class Link:
                 f"a Notify for database {message.database!r} arrived on the hub of {self.key!r}"
             )
         self.received += 1
-        self._publish_received(message)
+        self._publish_here(message)
         seen = self._seen.get(message.origin)
         if seen is None:
             last = message.sequence
@@ -175,15 +175,17 @@ class Link:
         if reason is not None:
             self._resync(reason, broadcast=False)
 
-    def _publish_received(self, message: NotifyTablesUpdated) -> None:
-        """Publish another process's message here; its resyncs (``everything=True``: every
-        watch re-runs) at most once per ``TUNING.resync_interval``.
+    def _publish_here(self, message: NotifyTablesUpdated) -> None:
+        """Publish on this process's bus another process's message or a resync of ours;
+        resyncs (``everything=True``: every watch re-runs) at most once per
+        ``TUNING.resync_interval``.
 
-        A member flooding resyncs would otherwise re-run every watch of every process once
-        per message. One that comes too soon is held, and replaced by any later one, until
-        the interval is over; then the last is published. So a flood costs one run of each
-        watch per interval, and its last message is never lost. A held message's claim of
-        WAL counter values may come too late for the poller: that costs a run, no more.
+        A member flooding resyncs, or messages whose gaps make us resync, would otherwise
+        re-run every watch of every process once per message. A resync that comes too soon
+        is held, and replaced by any later one, until the interval is over; then the last is
+        published. So a flood costs one run of each watch per interval, and its last message
+        is never lost. A held message's claim of WAL counter values may come too late for
+        the poller: that costs a run, no more.
         """
         if not message.everything:
             self.bus.publish(message)

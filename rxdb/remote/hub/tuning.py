@@ -46,8 +46,8 @@ class Tuning:
     max_buffered: int = 8 << 20
     """Bytes queued for one peer before it is dropped as too slow (it resyncs on return)."""
     resync_interval: float = 0.05
-    """Seconds between two resyncs (``everything=True``) from other processes published
-    here; those in between are merged into the next one (see ``Link._publish_received``)."""
+    """Seconds between two resyncs (``everything=True``) published here, from other processes
+    or our own; those in between are merged into the next one (see ``Link._publish_here``)."""
 
 
 TUNING: Final = Tuning()
