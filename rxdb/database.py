@@ -43,6 +43,7 @@ from rxdb.engines.postgres.dsn import Dsn, is_postgres_url, parse_dsn
 from rxdb.engines.seam import DatabaseEngine
 from rxdb.engines.sqlite import SQLiteEngine, Synchronous
 from rxdb.engines.sqlite.location import Location
+from rxdb.engines.sqlite.workers import uninterrupted
 from rxdb.errors import ClosedError, ProgrammingError, WrongLoopError
 from rxdb.options import check_option_names, check_options
 from rxdb.rows import ExecuteResult, Row
@@ -128,6 +129,7 @@ class Database:
         )
         self._connected = False
         self._connecting: asyncio.Task[None] | None = None
+        self._waiting = 0  # callers of connect() waiting for self._connecting
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_ident: int | None = None
         self._served: Handle | None = None
@@ -149,12 +151,22 @@ class Database:
             return self
         if self._connecting is None:
             self._connecting = asyncio.get_running_loop().create_task(self._connect())
+        attempt = self._connecting
+        self._waiting += 1
         try:
-            await asyncio.shield(self._connecting)
+            await asyncio.shield(attempt)
+        except asyncio.CancelledError:
+            if self._waiting == 1:
+                # Nobody else waits for this open: finish it and close, so that a cancelled
+                # open leaves no thread, connection or hub membership behind.
+                await uninterrupted(self.close())
+            raise
         except BaseException:
-            if self._connecting.done():
+            if attempt.done() and self._connecting is attempt:
                 self._connecting = None
             raise
+        finally:
+            self._waiting -= 1
         return self
 
     async def _connect(self) -> None:
