@@ -528,6 +528,26 @@ def test_the_refusal_log_counts_what_it_does_not_show(caplog: pytest.LogCaptureF
     assert len(caplog.records) == 5  # nothing more was counted
 
 
+async def test_the_count_is_logged_when_the_window_ends_even_if_no_refusal_follows() -> None:
+    counted = asyncio.Event()
+
+    class Watcher(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "more connection(s) refused" in record.getMessage():
+                counted.set()
+
+    log = logging.getLogger("test.refusals.timer")
+    watcher = Watcher()
+    log.addHandler(watcher)
+    try:
+        refusals = RefusalLog(log, burst=1, window=0.05)
+        for number in range(5):
+            refusals.warn(f"connection #{number}", "bad")
+        await asyncio.wait_for(counted.wait(), WAIT)  # the window's timer said it
+    finally:
+        log.removeHandler(watcher)
+
+
 def test_shown_escapes_and_cuts() -> None:
     assert shown("a\x1b[2Jb\r\n") == "a\\x1b[2Jb\\r\\n"
     long = shown("x" * 1000)
