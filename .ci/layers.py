@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "rxdb.arguments",
         "rxdb.shutdown",
     ),
+    ("rxdb.streams",),
     ("rxdb.api", "rxdb.bus"),
     ("rxdb.engines",),
     ("rxdb.watch",),

@@ -14,6 +14,7 @@ from rxdb.errors import BusyError as BusyError
 from rxdb.errors import ClosedError as ClosedError
 from rxdb.errors import ConnectionLostError as ConnectionLostError
 from rxdb.errors import DatabaseError as DatabaseError
+from rxdb.errors import DuplicateKeyError as DuplicateKeyError
 from rxdb.errors import HubError as HubError
 from rxdb.errors import IntegrityError as IntegrityError
 from rxdb.errors import InterruptError as InterruptError
@@ -26,6 +27,7 @@ from rxdb.errors import ProtocolError as ProtocolError
 from rxdb.errors import ReadOnlyError as ReadOnlyError
 from rxdb.errors import ReentrancyError as ReentrancyError
 from rxdb.errors import RemoteError as RemoteError
+from rxdb.errors import RowTypeError as RowTypeError
 from rxdb.errors import RxdbError as RxdbError
 from rxdb.errors import ServerRefusedError as ServerRefusedError
 from rxdb.errors import SpawnError as SpawnError
@@ -43,9 +45,9 @@ if TYPE_CHECKING:
     from rxdb.boundary.blocking import SyncDatabase as SyncDatabase
     from rxdb.boundary.blocking import SyncReadSession as SyncReadSession
     from rxdb.boundary.blocking_streams import SyncQueryStream as SyncQueryStream
+    from rxdb.boundary.blocking_streams import SyncStream as SyncStream
     from rxdb.boundary.blocking_streams import WatchIterator as WatchIterator
     from rxdb.boundary.bridge import BridgedDatabase as BridgedDatabase
-    from rxdb.boundary.bridge import BridgedStream as BridgedStream
     from rxdb.database import ConnectionHandle as ConnectionHandle
     from rxdb.database import Database as Database
     from rxdb.database import open as open
@@ -61,11 +63,13 @@ if TYPE_CHECKING:
     from rxdb.remote.processes.spawn import spawn as spawn
     from rxdb.remote.server.server import Server as Server
     from rxdb.remote.server.server import serve as serve
+    from rxdb.streams import QueryStream as QueryStream
+    from rxdb.streams import RowDiff as RowDiff
+    from rxdb.streams import Stream as Stream
+    from rxdb.streams import WatchStatistics as WatchStatistics
     from rxdb.watch.group import GroupStream as GroupStream
     from rxdb.watch.states import WatchState as WatchState
-    from rxdb.watch.stream import QueryStream as QueryStream
     from rxdb.watch.stream import StateStream as StateStream
-    from rxdb.watch.stream import WatchStatistics as WatchStatistics
 
 __version__ = "0.1.0"
 
@@ -73,25 +77,27 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "BackupProgress": "rxdb._types",
     "BridgedDatabase": "rxdb.boundary.bridge",
-    "BridgedStream": "rxdb.boundary.bridge",
     "ConnectionHandle": "rxdb.database",
     "Database": "rxdb.database",
     "GroupStream": "rxdb.watch.group",
-    "QueryStream": "rxdb.watch.stream",
+    "QueryStream": "rxdb.streams",
     "ReadSession": "rxdb.engines.sqlite.sessions",
     "Reconnect": "rxdb.remote.client.connection",
     "RemoteDatabase": "rxdb.remote.client.database",
     "RemoteReadSession": "rxdb.remote.client.blocks",
     "Server": "rxdb.remote.server.server",
+    "RowDiff": "rxdb.streams",
     "ServerHandle": "rxdb.remote.handle",
     "SpawnedServer": "rxdb.remote.processes.spawn",
+    "Stream": "rxdb.streams",
     "SyncDatabase": "rxdb.boundary.blocking",
     "SyncQueryStream": "rxdb.boundary.blocking_streams",
     "StateStream": "rxdb.watch.stream",
+    "SyncStream": "rxdb.boundary.blocking_streams",
     "SyncReadSession": "rxdb.boundary.blocking",
     "WatchIterator": "rxdb.boundary.blocking_streams",
     "WatchState": "rxdb.watch.states",
-    "WatchStatistics": "rxdb.watch.stream",
+    "WatchStatistics": "rxdb.streams",
     "compute_with_database": "rxdb.remote.processes.compute",
     "connect_named": "rxdb.remote.names",
     "open": "rxdb.database",
@@ -103,13 +109,13 @@ _LAZY: dict[str, str] = {
 __all__ = (
     "BackupProgress",
     "BridgedDatabase",
-    "BridgedStream",
     "BusyError",
     "ClosedError",
     "ConnectionHandle",
     "ConnectionLostError",
     "Database",
     "DatabaseError",
+    "DuplicateKeyError",
     "ExecuteResult",
     "GroupStream",
     "HubError",
@@ -131,6 +137,8 @@ __all__ = (
     "RemoteError",
     "RemoteReadSession",
     "Row",
+    "RowDiff",
+    "RowTypeError",
     "Rows",
     "RxdbError",
     "Server",
@@ -139,9 +147,11 @@ __all__ = (
     "SpawnError",
     "SpawnedServer",
     "StateStream",
+    "Stream",
     "SyncDatabase",
     "SyncQueryStream",
     "SyncReadSession",
+    "SyncStream",
     "TableUpdate",
     "TransactionAbortedError",
     "UpdateKind",

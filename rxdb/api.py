@@ -25,14 +25,17 @@ interrupts (nothing runs any more, so they do nothing: a "Cancel" racing a close
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, overload, runtime_checkable
 
 from reactivex import Observable, abc
+from typing_extensions import TypeVar
 
 from rxdb._types import Params, ProgressCallback, TransactionMode
 from rxdb.rows import ExecuteResult, Row, Rows
+from rxdb.streams.diffs import Key, RowDiff
+from rxdb.streams.statistics import WatchStatistics
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 
 __all__ = (
@@ -41,12 +44,18 @@ __all__ = (
     "BlockingDatabase",
     "BlockingReadSession",
     "BlockingRowsStream",
+    "BlockingValueStream",
     "DatabaseReader",
     "DatabaseWriter",
     "Handle",
     "RowsStream",
     "Subscribable",
+    "ValueStream",
 )
+
+T = TypeVar("T")
+V_co = TypeVar("V_co", covariant=True)
+R = TypeVar("R", default=Row)  # invariant: results are lists
 
 
 @runtime_checkable
@@ -64,7 +73,25 @@ class Subscribable(Protocol):
 
 
 @runtime_checkable
-class RowsStream(Subscribable, Protocol):
+class ValueStream(Subscribable, Protocol[V_co]):
+    """A stream of a watch's values (what ``watch_one``, ``watch_value``, ``diffs`` and
+    ``pipe`` return on an async shape): an Observable that is also an async iterator of the
+    newest value, on the database's loop."""
+
+    def __aiter__(self) -> AsyncIterator[V_co]: ...
+
+    def statistics(self) -> WatchStatistics:
+        """The statistics of the watch underneath (``subscribers`` counts what is attached
+        now)."""
+        ...
+
+    def pipe(self, *operators: Callable[[Any], Any]) -> ValueStream[Any]:
+        """Apply reactivex operators; the result is a stream again (``async for`` works)."""
+        ...
+
+
+@runtime_checkable
+class RowsStream(ValueStream[list[R]], Protocol[R]):
     """What ``watch`` returns: a reactivex Observable of results (a list of rows each) that
     is also an async iterator. Subscribing starts the watch; the first value is the result
     now, then one after every commit that may change it (equal results are skipped unless
@@ -74,15 +101,35 @@ class RowsStream(Subscribable, Protocol):
     Subscribe, and iterate, on the database's loop (else :class:`rxdb.WrongLoopError`).
     """
 
-    def __aiter__(self) -> AsyncIterator[Rows]: ...
+    def throttle(self, seconds: float) -> RowsStream[R]:
+        """The first result at once, then at most one per ``seconds``, the last always."""
+        ...
+
+    def diffs(self, key: Key = "id") -> ValueStream[RowDiff[R]]:
+        """What each result changed (:class:`rxdb.RowDiff`), rows matched by ``key``."""
+        ...
 
 
 @runtime_checkable
-class BlockingRowsStream(Subscribable, Protocol):
+class BlockingValueStream(Subscribable, Protocol[V_co]):
+    """:class:`ValueStream` for a blocking shape: any thread may subscribe (callbacks run
+    on the database's loop thread); a plain ``for`` iterates it."""
+
+    def __iter__(self) -> Iterator[V_co]: ...
+
+    def statistics(self) -> WatchStatistics: ...
+
+    def pipe(self, *operators: Callable[[Any], Any]) -> BlockingValueStream[Any]: ...
+
+
+@runtime_checkable
+class BlockingRowsStream(BlockingValueStream[list[R]], Protocol[R]):
     """What a blocking shape's ``watch`` returns: an Observable any thread may subscribe
     to (callbacks run on the database's loop thread), iterable with a plain ``for``."""
 
-    def __iter__(self) -> Iterator[Rows]: ...
+    def throttle(self, seconds: float) -> BlockingRowsStream[R]: ...
+
+    def diffs(self, key: Key = "id") -> BlockingValueStream[RowDiff[R]]: ...
 
 
 @runtime_checkable
@@ -93,9 +140,37 @@ class AsyncReadSession(Protocol):
     :class:`rxdb.ClosedError`. ``execute`` of a write raises :class:`rxdb.ReadOnlyError`.
     """
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]: ...
+    @overload
+    async def fetch_all(self, sql: str, params: Params = (), *, row_type: None = None) -> Rows: ...
+    @overload
+    async def fetch_all(
+        self, sql: str, params: Params = (), *, row_type: type[dict[Any, Any]]
+    ) -> list[dict[str, Any]]: ...
+    @overload
+    async def fetch_all(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., T]
+    ) -> list[T]: ...
+    async def fetch_all(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., Any] | None = None
+    ) -> list[Any]: ...
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None: ...
+    @overload
+    async def fetch_one(
+        self, sql: str, params: Params = (), *, row_type: None = None
+    ) -> Row | None: ...
+    @overload
+    async def fetch_one(
+        self, sql: str, params: Params = (), *, row_type: type[dict[Any, Any]]
+    ) -> dict[str, Any] | None: ...
+    @overload
+    async def fetch_one(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., T]
+    ) -> T | None: ...
+    async def fetch_one(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., Any] | None = None
+    ) -> Any: ...
+
+    async def fetch_value(self, sql: str, params: Params = ()) -> Any: ...
 
     async def execute(self, sql: str, params: Params = ()) -> ExecuteResult: ...
 
@@ -119,13 +194,48 @@ class DatabaseReader(Protocol):
         """Whether ``close()`` was called (on this shape or, for the adapters, the origin)."""
         ...
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+    @overload
+    async def fetch_all(self, sql: str, params: Params = (), *, row_type: None = None) -> Rows: ...
+    @overload
+    async def fetch_all(
+        self, sql: str, params: Params = (), *, row_type: type[dict[Any, Any]]
+    ) -> list[dict[str, Any]]: ...
+    @overload
+    async def fetch_all(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., T]
+    ) -> list[T]: ...
+    async def fetch_all(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., Any] | None = None
+    ) -> list[Any]:
         """Every row of a query, as of the latest commit (or, inside this task's transaction
-        or read block, as of that block)."""
+        or read block, as of that block); each as ``row_type`` if given (a dataclass,
+        NamedTuple, TypedDict, pydantic model, msgspec Struct, ``dict``, or any callable
+        taking the columns as keyword arguments).
+
+        :raises rxdb.RowTypeError: when the columns do not fit ``row_type``.
+        """
         ...
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        """The first row of a query, or ``None``."""
+    @overload
+    async def fetch_one(
+        self, sql: str, params: Params = (), *, row_type: None = None
+    ) -> Row | None: ...
+    @overload
+    async def fetch_one(
+        self, sql: str, params: Params = (), *, row_type: type[dict[Any, Any]]
+    ) -> dict[str, Any] | None: ...
+    @overload
+    async def fetch_one(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., T]
+    ) -> T | None: ...
+    async def fetch_one(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., Any] | None = None
+    ) -> Any:
+        """The first row of a query (as ``row_type`` if given), or ``None``."""
+        ...
+
+    async def fetch_value(self, sql: str, params: Params = ()) -> Any:
+        """The first column of the first row of a query, or ``None`` (no row)."""
         ...
 
     def read(self) -> AbstractAsyncContextManager[AsyncReadSession]:
@@ -139,13 +249,101 @@ class DatabaseReader(Protocol):
         """Like :meth:`read`, each statement seeing the latest commit (no snapshot)."""
         ...
 
-    def watch(self, sql: str, params: Params = (), *, distinct: bool = True) -> RowsStream:
+    @overload
+    def watch(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        distinct: bool = True,
+        recover: bool = False,
+        row_type: None = None,
+        throttle: float | None = None,
+    ) -> RowsStream[Row]: ...
+    @overload
+    def watch(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        distinct: bool = True,
+        recover: bool = False,
+        row_type: type[dict[Any, Any]],
+        throttle: float | None = None,
+    ) -> RowsStream[dict[str, Any]]: ...
+    @overload
+    def watch(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        distinct: bool = True,
+        recover: bool = False,
+        row_type: Callable[..., T],
+        throttle: float | None = None,
+    ) -> RowsStream[T]: ...
+    def watch(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        distinct: bool = True,
+        recover: bool = False,
+        row_type: Callable[..., Any] | None = None,
+        throttle: float | None = None,
+    ) -> RowsStream[Any]:
         """The query's result now, then again after every commit to a table it reads.
 
-        :raises rxdb.ProgrammingError: at once, for text that holds no statement or for
+        :param row_type: rows as this type (as :meth:`fetch_all`), converted once per
+            result; rows that do not fit end the stream with :class:`rxdb.RowTypeError`.
+        :param throttle: seconds: the first result at once, then at most one per interval,
+            the last one always.
+        :raises rxdb.ProgrammingError: at once, for text that holds no statement, for
             parameters no database takes (not a sequence or mapping, an integer out of
-            range); other errors of the query arrive as ``on_error``.
+            range), a ``row_type`` that is not callable or a ``throttle`` that is not a
+            positive number; other errors of the query arrive as ``on_error``.
         """
+        ...
+
+    @overload
+    def watch_one(
+        self, sql: str, params: Params = (), *, row_type: None = None, throttle: float | None = None
+    ) -> ValueStream[Row | None]: ...
+    @overload
+    def watch_one(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        row_type: type[dict[Any, Any]],
+        throttle: float | None = None,
+    ) -> ValueStream[dict[str, Any] | None]: ...
+    @overload
+    def watch_one(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        row_type: Callable[..., T],
+        throttle: float | None = None,
+    ) -> ValueStream[T | None]: ...
+    def watch_one(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        row_type: Callable[..., Any] | None = None,
+        throttle: float | None = None,
+    ) -> ValueStream[Any]:
+        """As :meth:`watch`, each value the first row (``None`` for none), emitted when it
+        changes."""
+        ...
+
+    def watch_value(
+        self, sql: str, params: Params = (), *, throttle: float | None = None
+    ) -> ValueStream[Any]:
+        """As :meth:`watch`, each value the first column of the first row (``None`` for no
+        row), emitted when it changes."""
         ...
 
     def table_updates(
@@ -266,9 +464,35 @@ class AsyncDatabase(DatabaseReader, DatabaseWriter, Protocol):
 class BlockingReadSession(Protocol):
     """:class:`AsyncReadSession` for threads without a loop."""
 
-    def fetch_all(self, sql: str, params: Params = ()) -> list[Row]: ...
+    @overload
+    def fetch_all(self, sql: str, params: Params = (), *, row_type: None = None) -> Rows: ...
+    @overload
+    def fetch_all(
+        self, sql: str, params: Params = (), *, row_type: type[dict[Any, Any]]
+    ) -> list[dict[str, Any]]: ...
+    @overload
+    def fetch_all(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., T]
+    ) -> list[T]: ...
+    def fetch_all(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., Any] | None = None
+    ) -> list[Any]: ...
 
-    def fetch_one(self, sql: str, params: Params = ()) -> Row | None: ...
+    @overload
+    def fetch_one(self, sql: str, params: Params = (), *, row_type: None = None) -> Row | None: ...
+    @overload
+    def fetch_one(
+        self, sql: str, params: Params = (), *, row_type: type[dict[Any, Any]]
+    ) -> dict[str, Any] | None: ...
+    @overload
+    def fetch_one(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., T]
+    ) -> T | None: ...
+    def fetch_one(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., Any] | None = None
+    ) -> Any: ...
+
+    def fetch_value(self, sql: str, params: Params = ()) -> Any: ...
 
     def execute(self, sql: str, params: Params = ()) -> ExecuteResult: ...
 
@@ -290,9 +514,35 @@ class BlockingDatabase(Protocol):
 
     def execute_script(self, script: str) -> None: ...
 
-    def fetch_all(self, sql: str, params: Params = ()) -> list[Row]: ...
+    @overload
+    def fetch_all(self, sql: str, params: Params = (), *, row_type: None = None) -> Rows: ...
+    @overload
+    def fetch_all(
+        self, sql: str, params: Params = (), *, row_type: type[dict[Any, Any]]
+    ) -> list[dict[str, Any]]: ...
+    @overload
+    def fetch_all(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., T]
+    ) -> list[T]: ...
+    def fetch_all(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., Any] | None = None
+    ) -> list[Any]: ...
 
-    def fetch_one(self, sql: str, params: Params = ()) -> Row | None: ...
+    @overload
+    def fetch_one(self, sql: str, params: Params = (), *, row_type: None = None) -> Row | None: ...
+    @overload
+    def fetch_one(
+        self, sql: str, params: Params = (), *, row_type: type[dict[Any, Any]]
+    ) -> dict[str, Any] | None: ...
+    @overload
+    def fetch_one(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., T]
+    ) -> T | None: ...
+    def fetch_one(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., Any] | None = None
+    ) -> Any: ...
+
+    def fetch_value(self, sql: str, params: Params = ()) -> Any: ...
 
     def transaction(self, mode: TransactionMode = "immediate") -> AbstractContextManager[None]: ...
 
@@ -314,9 +564,84 @@ class BlockingDatabase(Protocol):
         progress: ProgressCallback | None = None,
     ) -> None: ...
 
+    @overload
     def watch(
-        self, sql: str, params: Params = (), *, distinct: bool = True
-    ) -> BlockingRowsStream: ...
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        distinct: bool = True,
+        recover: bool = False,
+        row_type: None = None,
+        throttle: float | None = None,
+    ) -> BlockingRowsStream[Row]: ...
+    @overload
+    def watch(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        distinct: bool = True,
+        recover: bool = False,
+        row_type: type[dict[Any, Any]],
+        throttle: float | None = None,
+    ) -> BlockingRowsStream[dict[str, Any]]: ...
+    @overload
+    def watch(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        distinct: bool = True,
+        recover: bool = False,
+        row_type: Callable[..., T],
+        throttle: float | None = None,
+    ) -> BlockingRowsStream[T]: ...
+    def watch(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        distinct: bool = True,
+        recover: bool = False,
+        row_type: Callable[..., Any] | None = None,
+        throttle: float | None = None,
+    ) -> BlockingRowsStream[Any]: ...
+
+    @overload
+    def watch_one(
+        self, sql: str, params: Params = (), *, row_type: None = None, throttle: float | None = None
+    ) -> BlockingValueStream[Row | None]: ...
+    @overload
+    def watch_one(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        row_type: type[dict[Any, Any]],
+        throttle: float | None = None,
+    ) -> BlockingValueStream[dict[str, Any] | None]: ...
+    @overload
+    def watch_one(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        row_type: Callable[..., T],
+        throttle: float | None = None,
+    ) -> BlockingValueStream[T | None]: ...
+    def watch_one(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        row_type: Callable[..., Any] | None = None,
+        throttle: float | None = None,
+    ) -> BlockingValueStream[Any]: ...
+
+    def watch_value(
+        self, sql: str, params: Params = (), *, throttle: float | None = None
+    ) -> BlockingValueStream[Any]: ...
 
     def table_updates(
         self,

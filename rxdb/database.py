@@ -46,11 +46,11 @@ from rxdb.engines.sqlite.location import Location
 from rxdb.engines.sqlite.workers import uninterrupted
 from rxdb.errors import ClosedError, ProgrammingError, WrongLoopError
 from rxdb.options import check_option_names, check_options
-from rxdb.rows import ExecuteResult, Row
+from rxdb.rows import ExecuteResult, Row, Rows
+from rxdb.streams import AsyncFetches, AsyncWatches, QueryStream
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 from rxdb.watch.group import GroupStream
 from rxdb.watch.registry import WatchRegistry
-from rxdb.watch.stream import QueryStream
 
 if TYPE_CHECKING:
     from rxdb.boundary.blocking import SyncDatabase
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 __all__ = ("ConnectionHandle", "Database", "engine_for", "open", "open_sync")
 
 
-class Database:
+class Database(AsyncFetches, AsyncWatches):
     """A SQLite database whose committed changes refresh every :meth:`watch` of it.
 
     Construct it anywhere (nothing happens until :meth:`connect`, ``async with`` or
@@ -235,17 +235,13 @@ class Database:
         check_text(script)
         await (await self._ready()).execute_script(script)
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        """Run a query and return every row (a reader outside transactions; the writer,
-        with the transaction's own writes visible, inside one)."""
+    async def _fetch_rows(self, sql: str, params: Params) -> Rows:
+        """Run a query (a reader outside transactions; the writer, with the transaction's
+        own writes visible, inside one); ``fetch_all``, ``fetch_one`` and ``fetch_value``
+        (with their ``row_type=``) are :class:`rxdb.streams.AsyncFetches`'."""
         check_sql(sql)
         engine = self._engine if self._connected else await self._ready()
         return await engine.fetch_all(sql, params)
-
-    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        """Run a query and return its first row, or ``None``."""
-        rows = await self.fetch_all(sql, params)
-        return rows[0] if rows else None
 
     @asynccontextmanager
     async def transaction(self, mode: TransactionMode = "immediate") -> AsyncIterator[None]:
@@ -356,23 +352,12 @@ class Database:
 
     # -- observation ------------------------------------------------------------------------
 
-    def watch(
-        self, sql: str, params: Params = (), *, distinct: bool = True, recover: bool = False
-    ) -> QueryStream:
-        """Observe a query: its result now, then after every commit to a table it reads.
-
-        :param distinct: emit only results that differ from the last one emitted; with
-            ``False``, every re-run is emitted.
-        :param recover: a failing run (a migration dropped the table) does not end the
-            subscription: it shows as an ``error`` state (``stream.states()``), and a later
-            commit the watch hears (a schema change, a write to a table it read) runs it
-            again; once it works, the new result is emitted and the state is ``live``.
-        :returns: a reactivex Observable of lists of rows, also usable with ``async for``;
-            ``.states()`` gives its :class:`rxdb.WatchState` stream.
-            Subscribing connects the database if needed; subscribe on its event loop.
-        :raises rxdb.ProgrammingError: at once, for SQL that holds no statement or parameters
-            SQLite cannot take (errors of the query itself come through the stream).
-        """
+    def _watch_rows(
+        self, sql: str, params: Params, *, distinct: bool, recover: bool
+    ) -> QueryStream[Row]:
+        """The watch behind ``watch``, ``watch_one`` and ``watch_value``
+        (:class:`rxdb.streams.AsyncWatches`): subscribing connects the database if needed;
+        ``states()`` of what they return is this watch's."""
         check_watch(sql, params)
         return self._watches.watch(sql, params, distinct=distinct, recover=recover)
 

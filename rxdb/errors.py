@@ -14,6 +14,7 @@ __all__ = (
     "ClosedError",
     "ConnectionLostError",
     "DatabaseError",
+    "DuplicateKeyError",
     "HubError",
     "IntegrityError",
     "InterruptError",
@@ -26,6 +27,7 @@ __all__ = (
     "ReadOnlyError",
     "ReentrancyError",
     "RemoteError",
+    "RowTypeError",
     "RxdbError",
     "ServerRefusedError",
     "SpawnError",
@@ -82,6 +84,17 @@ class OperationalError(DatabaseError):
 class ProgrammingError(DatabaseError):
     """Raised when a call is wrong on its face: wrong number or type of parameters, several
     statements where one is expected."""
+
+
+class RowTypeError(ProgrammingError, TypeError):
+    """Raised when the columns of a result do not fit the ``row_type`` asked for (a required
+    field with no column, a column with no field); the message names both. A watch hands it
+    to ``on_error``."""
+
+
+class DuplicateKeyError(ProgrammingError, ValueError):
+    """Raised (as ``on_error`` of ``stream.diffs(key)``) when two rows of a result have the
+    same key: a diff matches rows by key, so the key must be unique; the message names it."""
 
 
 class BusyError(OperationalError):

@@ -17,19 +17,20 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager as ContextManager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from reactivex import Observable
 
 from rxdb._types import Params, ProgressCallback, TransactionMode
 from rxdb.api import AsyncReadSession
-from rxdb.boundary.blocking_streams import OnLoop, SyncQueryStream
+from rxdb.boundary.blocking_streams import OnLoop, SyncQueryStream, SyncStream, on_loop
 from rxdb.boundary.blocks import Enter, ThreadBlock, closing, inside, opening
 from rxdb.boundary.loop_thread import LoopThread, Operation, refuse_running_loop
 from rxdb.boundary.origin import Origin
 from rxdb.errors import ClosedError
-from rxdb.rows import ExecuteResult, Row
+from rxdb.rows import ExecuteResult, Row, Rows
 from rxdb.shutdown import at_thread_shutdown
+from rxdb.streams import BlockingFetches
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 
 __all__ = ("SyncDatabase", "SyncReadSession")
@@ -37,7 +38,7 @@ __all__ = ("SyncDatabase", "SyncReadSession")
 T = TypeVar("T")
 
 
-class SyncDatabase:
+class SyncDatabase(BlockingFetches):
     """The blocking twin of :class:`rxdb.Database`: same method names, same errors.
 
     Any thread may call it except one that runs an event loop — including the loop thread
@@ -115,10 +116,10 @@ class SyncDatabase:
     def execute_script(self, script: str) -> None:
         self._call(lambda: self._database.execute_script(script))
 
-    def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+    def _fetch_rows(self, sql: str, params: Params) -> Rows:
         return self._call(lambda: self._database.fetch_all(sql, params))
 
-    def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+    def _fetch_first(self, sql: str, params: Params) -> Row | None:
         return self._call(lambda: self._database.fetch_one(sql, params))
 
     def notify_updates(self, *updates: str | TableUpdate) -> None:
@@ -203,13 +204,100 @@ class SyncDatabase:
             if outermost:
                 self._open_blocks.discard(block)
 
-    def watch(self, sql: str, params: Params = (), *, distinct: bool = True) -> SyncQueryStream:
+    @overload
+    def watch(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        distinct: bool = True,
+        recover: bool = False,
+        row_type: None = None,
+        throttle: float | None = None,
+    ) -> SyncQueryStream[Row]: ...
+    @overload
+    def watch(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        distinct: bool = True,
+        recover: bool = False,
+        row_type: type[dict[Any, Any]],
+        throttle: float | None = None,
+    ) -> SyncQueryStream[dict[str, Any]]: ...
+    @overload
+    def watch(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        distinct: bool = True,
+        recover: bool = False,
+        row_type: Callable[..., T],
+        throttle: float | None = None,
+    ) -> SyncQueryStream[T]: ...
+    def watch(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        distinct: bool = True,
+        recover: bool = False,
+        row_type: Callable[..., Any] | None = None,
+        throttle: float | None = None,
+    ) -> SyncQueryStream[Any]:
         """Observe a query: an Observable (callbacks run on the loop thread) that a plain
-        ``for rows in db.watch(sql):`` also iterates, newest result first."""
+        ``for rows in db.watch(sql):`` also iterates, newest result first. The options are
+        :meth:`rxdb.Database.watch`'s, applied on the loop thread."""
         self._check_open()
-        return SyncQueryStream(
-            self._database.watch(sql, params, distinct=distinct), self._runner, self._subscriptions
+        stream = self._database.watch(
+            sql, params, distinct=distinct, recover=recover, row_type=row_type, throttle=throttle
         )
+        return SyncQueryStream(stream, self._runner, self._subscriptions)
+
+    @overload
+    def watch_one(
+        self, sql: str, params: Params = (), *, row_type: None = None, throttle: float | None = None
+    ) -> SyncStream[Row | None]: ...
+    @overload
+    def watch_one(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        row_type: type[dict[Any, Any]],
+        throttle: float | None = None,
+    ) -> SyncStream[dict[str, Any] | None]: ...
+    @overload
+    def watch_one(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        row_type: Callable[..., T],
+        throttle: float | None = None,
+    ) -> SyncStream[T | None]: ...
+    def watch_one(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        row_type: Callable[..., Any] | None = None,
+        throttle: float | None = None,
+    ) -> SyncStream[Any]:
+        """As :meth:`rxdb.Database.watch_one`: the first row of each result, or ``None``."""
+        self._check_open()
+        stream = self._database.watch_one(sql, params, row_type=row_type, throttle=throttle)
+        return on_loop(stream, self._runner, self._subscriptions)
+
+    def watch_value(
+        self, sql: str, params: Params = (), *, throttle: float | None = None
+    ) -> SyncStream[Any]:
+        """As :meth:`rxdb.Database.watch_value`: the first column of the first row."""
+        self._check_open()
+        stream = self._database.watch_value(sql, params, throttle=throttle)
+        return on_loop(stream, self._runner, self._subscriptions)
 
     def table_updates(
         self, tables: Iterable[str] | None = None, kinds: Iterable[UpdateKind] | None = None
@@ -249,18 +337,18 @@ def _close_all_at_exit() -> None:
 at_thread_shutdown(_close_all_at_exit)
 
 
-class SyncReadSession:
+class SyncReadSession(BlockingFetches):
     """The blocking twin of :class:`rxdb.ReadSession`, valid inside its ``with`` block."""
 
     def __init__(self, session: AsyncReadSession, call: Callable[[Operation[Any]], Any]) -> None:
         self._session = session
         self._call = call
 
-    def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        rows: list[Row] = self._call(lambda: self._session.fetch_all(sql, params))
+    def _fetch_rows(self, sql: str, params: Params) -> Rows:
+        rows: Rows = self._call(lambda: self._session.fetch_all(sql, params))
         return rows
 
-    def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+    def _fetch_first(self, sql: str, params: Params) -> Row | None:
         row: Row | None = self._call(lambda: self._session.fetch_one(sql, params))
         return row
 

@@ -6,22 +6,26 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, Final, Generic
 
+import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
+from typing_extensions import TypeVar
 
+from rxdb.api import RowsStream, ValueStream
 from rxdb.boundary.loop_thread import LoopThread, refuse_running_loop
-from rxdb.boundary.origin import CountedStream, Source
-from rxdb.rows import Rows
-from rxdb.watch.stream import WatchStatistics
+from rxdb.boundary.origin import Source
+from rxdb.rows import Row
+from rxdb.streams import Key, RowDiff, WatchStatistics
 
-__all__ = ("OnLoop", "SyncQueryStream", "WatchIterator")
+__all__ = ("OnLoop", "SyncQueryStream", "SyncStream", "WatchIterator", "on_loop")
 
-T = TypeVar("T")
+T = TypeVar("T", default=Row)
+V = TypeVar("V")
 
 
-class OnLoop(Observable[T]):
+class OnLoop(Observable[V]):
     """An Observable of the loop's world that any thread may subscribe to: the subscription is
     made on the loop thread (``subscribe`` returns once it is, unless the calling thread runs
     a loop of its own); callbacks run on the loop thread; disposing hops there too.
@@ -37,7 +41,7 @@ class OnLoop(Observable[T]):
         self._live = live
 
     def _subscribe_core(
-        self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
+        self, observer: abc.ObserverBase[V], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         inner, state, live = self._inner, _Subscription(), self._live
 
@@ -70,23 +74,73 @@ class _Subscription:
     disposed: bool = False
 
 
-class SyncQueryStream(OnLoop[Rows]):
-    """What :meth:`SyncDatabase.watch` returns: an Observable of result lists (subscribe from
-    any thread; callbacks run on the database's loop thread) and a blocking iterable."""
+class SyncStream(Observable[V]):
+    """A watch's values for blocking code (what ``watch_one``, ``watch_value``, ``diffs`` and
+    ``pipe`` return on :class:`rxdb.SyncDatabase`): an Observable (subscribe from any thread;
+    callbacks run on the database's loop thread) and a blocking iterable, newest value
+    first."""
 
-    def __init__(
-        self, stream: CountedStream, runner: LoopThread, live: set[Callable[[], None]]
-    ) -> None:
-        super().__init__(stream, runner, live)
-        self._stream = stream
+    def __init__(self, source: Observable[V], statistics: Callable[[], WatchStatistics]) -> None:
+        super().__init__()
+        self._source = source
+        self._statistics = statistics
 
-    def __iter__(self) -> WatchIterator:
+    def _subscribe_core(
+        self, observer: abc.ObserverBase[V], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        return self._source.subscribe(observer, scheduler=scheduler)
+
+    def __iter__(self) -> WatchIterator[V]:
         return WatchIterator(self)
 
     def statistics(self) -> WatchStatistics:
         """The shared query's statistics: a snapshot read across threads, for tests and
         diagnostics, not for synchronisation."""
-        return self._stream.statistics()
+        return self._statistics()
+
+    def pipe(self, *operators: Callable[[Any], Any]) -> SyncStream[Any]:  # type: ignore[override]
+        """Apply reactivex operators (functions of an Observable to an Observable); the
+        result is a stream again, iterable with ``for``."""
+        return SyncStream(
+            reactivex.compose(*operators)(self) if operators else self, self._statistics
+        )
+
+
+class SyncQueryStream(SyncStream[list[T]]):
+    """What :meth:`SyncDatabase.watch` returns: an Observable of result lists (subscribe from
+    any thread; callbacks run on the database's loop thread) and a blocking iterable.
+
+    :param stream: the watch on the database's loop; ``throttle`` and ``diffs`` are its own,
+        run there.
+    """
+
+    def __init__(
+        self, stream: RowsStream[T], runner: LoopThread, live: set[Callable[[], None]]
+    ) -> None:
+        super().__init__(OnLoop(stream, runner, live), stream.statistics)
+        self._stream = stream
+        self._runner = runner
+        self._live = live
+
+    def throttle(self, seconds: float) -> SyncQueryStream[T]:
+        """The first result at once, then at most one per ``seconds`` (the newest), the last
+        one always; timed on the database's loop.
+
+        :raises rxdb.ProgrammingError: unless ``seconds`` is a finite number above 0.
+        """
+        return SyncQueryStream(self._stream.throttle(seconds), self._runner, self._live)
+
+    def diffs(self, key: Key = "id") -> SyncStream[RowDiff[T]]:
+        """What each result changed (:class:`rxdb.RowDiff`), rows matched by ``key``: as
+        :meth:`rxdb.QueryStream.diffs`."""
+        return on_loop(self._stream.diffs(key), self._runner, self._live)
+
+
+def on_loop(
+    stream: ValueStream[V], runner: LoopThread, live: set[Callable[[], None]]
+) -> SyncStream[V]:
+    """``stream`` (of the database's loop) for blocking code."""
+    return SyncStream(OnLoop(stream, runner, live), stream.statistics)
 
 
 class _Slot:
@@ -95,13 +149,13 @@ class _Slot:
 
     def __init__(self) -> None:
         self.condition = threading.Condition()
-        self.value: Rows | None = None
+        self.value: Any = _NOTHING
         self.error: BaseException | None = None
         self.done = False
 
-    def on_next(self, rows: Rows) -> None:
+    def on_next(self, value: Any) -> None:
         with self.condition:
-            self.value = rows
+            self.value = value
             self.condition.notify_all()
 
     def on_error(self, error: Exception) -> None:
@@ -115,30 +169,31 @@ class _Slot:
             self.condition.notify_all()
 
 
-class WatchIterator:
-    """``for rows in db.watch(sql):`` — the newest result, never a backlog; blocks until there
+class WatchIterator(Generic[V]):
+    """``for rows in db.watch(sql):`` — the newest value, never a backlog; blocks until there
     is one; ends when the database closes; raises the query's error.
 
     Leaving the loop (``break``, ``return``, an exception) releases the subscription when the
     iterator is dropped (at once on CPython); :meth:`close` releases it explicitly.
     """
 
-    def __init__(self, stream: SyncQueryStream) -> None:
+    def __init__(self, stream: Observable[V]) -> None:
         refuse_running_loop("iterating a watch")
         self._slot = slot = _Slot()
         subscription = stream.subscribe(slot.on_next, slot.on_error, slot.on_completed)
         self._finalizer = weakref.finalize(self, subscription.dispose)
         self._finalizer.atexit = False
 
-    def __iter__(self) -> WatchIterator:
+    def __iter__(self) -> WatchIterator[V]:
         return self
 
-    def __next__(self) -> Rows:
+    def __next__(self) -> V:
         slot = self._slot
         with slot.condition:
-            slot.condition.wait_for(lambda: slot.value is not None or slot.done)
-            if slot.value is not None:
-                value, slot.value = slot.value, None
+            slot.condition.wait_for(lambda: slot.value is not _NOTHING or slot.done)
+            if slot.value is not _NOTHING:
+                value: V = slot.value
+                slot.value = _NOTHING
                 return value
             error, slot.error = slot.error, None
         self._finalizer()
@@ -148,3 +203,6 @@ class WatchIterator:
 
     def close(self) -> None:
         self._finalizer()
+
+
+_NOTHING: Final = object()

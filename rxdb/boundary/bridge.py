@@ -23,19 +23,19 @@ from reactivex.disposable import Disposable
 from rxdb._types import Params, ProgressCallback, TransactionMode
 from rxdb.api import AsyncReadSession
 from rxdb.boundary.blocks import Enter, ThreadBlock, closing, inside, opening
-from rxdb.boundary.origin import CountedStream, Origin, Source
+from rxdb.boundary.origin import Origin, Source
 from rxdb.errors import ClosedError, WrongLoopError
 from rxdb.rows import ExecuteResult, Row, Rows
+from rxdb.streams import AsyncFetches, AsyncWatches, QueryStream
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
-from rxdb.watch.stream import QueryIterator, WatchStatistics
 
-__all__ = ("BridgedDatabase", "BridgedReadSession", "BridgedStream")
+__all__ = ("BridgedDatabase", "BridgedReadSession")
 
 T = TypeVar("T")
 Call = Callable[[Callable[[], Coroutine[Any, Any, Any]]], Coroutine[Any, Any, Any]]
 
 
-class BridgedDatabase:
+class BridgedDatabase(AsyncFetches, AsyncWatches):
     """The async API of a database that lives on another event loop of this process.
 
     Bound to the loop that created it. :meth:`close` detaches this bridge only (the database
@@ -102,10 +102,10 @@ class BridgedDatabase:
     async def execute_script(self, script: str) -> None:
         await self._call(lambda: self._origin.execute_script(script))
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+    async def _fetch_rows(self, sql: str, params: Params) -> Rows:
         return await self._call(lambda: self._origin.fetch_all(sql, params))
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+    async def _fetch_first(self, sql: str, params: Params) -> Row | None:
         return await self._call(lambda: self._origin.fetch_one(sql, params))
 
     async def notify_updates(self, *updates: str | TableUpdate) -> None:
@@ -179,10 +179,14 @@ class BridgedDatabase:
         self._blocks.reset(token)
         await self._forward(closing(block, failed=False))
 
-    def watch(self, sql: str, params: Params = (), *, distinct: bool = True) -> BridgedStream:
-        """As :meth:`rxdb.Database.watch`; values are delivered on this loop."""
+    def _watch_rows(
+        self, sql: str, params: Params, *, distinct: bool, recover: bool
+    ) -> QueryStream[Row]:
+        """The origin's watch, delivered on this loop (where ``row_type`` and ``throttle``
+        are applied: the caller's types are made, and its timers run, here)."""
         self._check()
-        return BridgedStream(self._origin.watch(sql, params, distinct=distinct), self)
+        stream = self._origin.watch(sql, params, distinct=distinct, recover=recover)
+        return QueryStream(CrossLoop(lambda: stream, self), stream.statistics)
 
     def table_updates(
         self, tables: Iterable[str] | None = None, kinds: Iterable[UpdateKind] | None = None
@@ -210,7 +214,7 @@ class BridgedDatabase:
             )
 
 
-class BridgedReadSession:
+class BridgedReadSession(AsyncFetches):
     """What a bridged ``read()`` block yields: the origin's session, used from this loop.
     Valid inside its block only (afterwards every call raises :class:`rxdb.ClosedError`)."""
 
@@ -218,11 +222,11 @@ class BridgedReadSession:
         self._session = session
         self._call = call  # runs an operation on the origin's loop, inside this task's block
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        rows: list[Row] = await self._call(lambda: self._session.fetch_all(sql, params))
+    async def _fetch_rows(self, sql: str, params: Params) -> Rows:
+        rows: Rows = await self._call(lambda: self._session.fetch_all(sql, params))
         return rows
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+    async def _fetch_first(self, sql: str, params: Params) -> Row | None:
         row: Row | None = await self._call(lambda: self._session.fetch_one(sql, params))
         return row
 
@@ -293,19 +297,3 @@ class CrossLoop(Observable[T]):
         bridge._subscriptions.add(complete)
         origin.call_soon_threadsafe(subscribe)
         return Disposable(dispose)
-
-
-class BridgedStream(CrossLoop[Rows]):
-    """What :meth:`BridgedDatabase.watch` returns: an Observable delivered on this loop, and
-    an async iterable (newest result, no backlog)."""
-
-    def __init__(self, stream: CountedStream, bridge: BridgedDatabase) -> None:
-        super().__init__(lambda: stream, bridge)
-        self._stream = stream
-
-    def __aiter__(self) -> QueryIterator[Rows]:
-        return QueryIterator(self)
-
-    def statistics(self) -> WatchStatistics:
-        """The shared query's statistics: a snapshot read across threads, for diagnostics."""
-        return self._stream.statistics()

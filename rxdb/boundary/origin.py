@@ -12,21 +12,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from rxdb._types import Params
-from rxdb.api import AsyncDatabase, RowsStream, Subscribable
-from rxdb.watch.stream import WatchStatistics
+from rxdb.api import AsyncDatabase, Subscribable
 
-__all__ = ("CountedStream", "Origin", "Source")
+__all__ = ("Origin", "Source")
 
 
 Source = Subscribable
 """Anything to subscribe to: an Observable, a watch (:class:`rxdb.api.RowsStream`)."""
-
-
-class CountedStream(RowsStream, Protocol):
-    """A watch whose shared query keeps statistics (for tests and diagnostics)."""
-
-    def statistics(self) -> WatchStatistics: ...
 
 
 class Origin(AsyncDatabase, Protocol):
@@ -40,5 +32,3 @@ class Origin(AsyncDatabase, Protocol):
     async def track_foreign_writes(self) -> None: ...
 
     async def untrack_foreign_writes(self) -> None: ...
-
-    def watch(self, sql: str, params: Params = (), *, distinct: bool = True) -> CountedStream: ...

@@ -25,10 +25,12 @@ from reactivex.disposable import Disposable
 from rxdb._types import Params
 from rxdb.bus import Subscription
 from rxdb.engines.seam import WatchSource
+from rxdb.rows import Row
+from rxdb.streams import QueryStream
 from rxdb.updates import NotifyTablesUpdated, UpdateKind
 from rxdb.watch.group import GroupStream, SharedGroup
 from rxdb.watch.scheduler import RunScheduler
-from rxdb.watch.stream import QueryStream, SharedQuery, SharedRows, params_key
+from rxdb.watch.stream import SharedQuery, SharedRows, SharedStream, params_key
 
 __all__ = ("WatchRegistry",)
 
@@ -63,7 +65,7 @@ class WatchRegistry:
             fetch_snapshot=functools.partial(engine.fetch_many_committed, snapshot=True),
         )
 
-    def watch(self, sql: str, params: Params, *, distinct: bool, recover: bool) -> QueryStream:
+    def watch(self, sql: str, params: Params, *, distinct: bool, recover: bool) -> QueryStream[Row]:
         """The stream of ``sql``'s results; subscribers of one key share one execution."""
         key = (sql, params_key(params), distinct, recover)
 
@@ -79,7 +81,8 @@ class WatchRegistry:
                 recover=recover,
             )
 
-        return QueryStream(acquire, functools.partial(self.queries.get, key))
+        shared = SharedStream(acquire, functools.partial(self.queries.get, key))
+        return QueryStream(shared, shared.statistics, shared.states)
 
     def watch_many(
         self, queries: dict[str, tuple[str, Params]], *, distinct: bool, recover: bool

@@ -16,26 +16,25 @@ import contextlib
 import contextvars
 import logging
 import threading
-import weakref
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from rxdb.bus import Subscription
 from rxdb.rows import FrozenRows, Rows, release, same_rows
+from rxdb.streams.iteration import QueryIterator
+from rxdb.streams.statistics import WatchStatistics
 from rxdb.updates import NotifyTablesUpdated
 from rxdb.watch.scheduler import Run
 from rxdb.watch.states import WatchState
 
 __all__ = (
-    "QueryIterator",
-    "QueryStream",
     "ResultStream",
     "SharedQuery",
     "SharedRows",
+    "SharedStream",
     "StateStream",
     "WatchStatistics",
     "WatchStream",
@@ -50,32 +49,6 @@ E = TypeVar("E")
 Submit = Callable[[Callable[[Any], None]], Run]
 ReadSet = Callable[[], Awaitable[frozenset[str] | None]]
 Subscribe = Callable[[frozenset[str] | None, Callable[[NotifyTablesUpdated], None]], Subscription]
-
-
-class _Nothing:
-    pass
-
-
-_NOTHING: Final = _Nothing()
-
-
-@dataclass(frozen=True, slots=True)
-class WatchStatistics:
-    """A snapshot of one shared query, for tests and diagnostics (no timing needed).
-
-    :ivar subscribers: observers attached now.
-    :ivar runs: query executions so far (the first one included).
-    :ivar emissions: results handed to subscribers (a run whose result equals the last one
-        emitted is not handed on, unless the watch was made with ``distinct=False``).
-    :ivar running: a run is in flight.
-    :ivar pending: another run will follow the one in flight.
-    """
-
-    subscribers: int = 0
-    runs: int = 0
-    emissions: int = 0
-    running: bool = False
-    pending: bool = False
 
 
 class SharedQuery(Generic[V]):
@@ -429,74 +402,14 @@ class StateStream(WatchStream[WatchState[V]]):
         return cast("SharedQuery[V]", shared).attach_states(observer)
 
 
-class QueryStream(ResultStream[Rows]):
-    """The result of ``db.watch(sql)``: an Observable of result lists, and an async iterable.
+class SharedStream(ResultStream[Rows]):
+    """The results of one watched query, as rows: what :class:`rxdb.QueryStream` (the stream
+    ``db.watch(sql)`` returns, :mod:`rxdb.streams`) subscribes to.
 
     Subscribing starts (or joins) the shared query; the first value is the current result.
     Subscribe on the database's event loop; values are delivered there. The subscribers of
     one query receive the same list object at each emission: copy it before changing it.
     """
-
-
-class _Slot(Generic[T]):
-    """The newest value not yet taken by an iterator, kept apart from the iterator itself so
-    the shared query never holds the iterator alive (leaving ``async for`` frees it)."""
-
-    __slots__ = ("done", "error", "event", "value")
-
-    def __init__(self) -> None:
-        self.value: T | _Nothing = _NOTHING
-        self.error: BaseException | None = None
-        self.done = False
-        self.event = asyncio.Event()
-
-    def on_next(self, value: T) -> None:
-        self.value = value
-        self.event.set()
-
-    def on_error(self, error: Exception) -> None:
-        self.error = error
-        self.done = True
-        self.event.set()
-
-    def on_completed(self) -> None:
-        self.done = True
-        self.event.set()
-
-
-class QueryIterator(Generic[T]):
-    """``async for rows in db.watch(...)``: yields the newest result, never a backlog.
-
-    Leaving the loop (``break``, ``return``, an exception) releases the subscription as soon
-    as the iterator is dropped (at once on CPython); :meth:`aclose` releases it explicitly.
-    """
-
-    def __init__(self, stream: Observable[T]) -> None:
-        self._slot: _Slot[T] = _Slot()
-        slot = self._slot
-        subscription = stream.subscribe(slot.on_next, slot.on_error, slot.on_completed)
-        self._finalizer = weakref.finalize(self, subscription.dispose)
-
-    def __aiter__(self) -> QueryIterator[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        slot = self._slot
-        while True:
-            if not isinstance(slot.value, _Nothing):
-                value, slot.value = slot.value, _NOTHING
-                slot.event.clear()
-                return value
-            if slot.done:
-                self._finalizer()
-                if slot.error is not None:
-                    error, slot.error = slot.error, None
-                    raise error
-                raise StopAsyncIteration
-            await slot.event.wait()
-
-    async def aclose(self) -> None:
-        self._finalizer()
 
 
 def params_key(params: Any) -> Hashable:

@@ -24,7 +24,7 @@ from typing import Any, TypeAlias, TypeVar, cast
 from reactivex import Observable
 
 from rxdb.errors import ProgrammingError
-from rxdb.watch.stream import QueryIterator
+from rxdb.streams import QueryIterator
 
 __all__ = ("Ending", "Source", "check_source", "relay")
 

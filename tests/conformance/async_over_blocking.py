@@ -26,10 +26,16 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from rxdb._types import Params, ProgressCallback, TransactionMode
-from rxdb.api import AsyncReadSession, BlockingDatabase, BlockingReadSession
-from rxdb.rows import ExecuteResult, Row, Rows
+from rxdb.api import (
+    AsyncReadSession,
+    BlockingDatabase,
+    BlockingReadSession,
+    BlockingRowsStream,
+    BlockingValueStream,
+)
+from rxdb.rows import ExecuteResult
+from rxdb.streams import Key, QueryIterator, RowDiff, WatchStatistics
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
-from rxdb.watch.stream import QueryIterator
 
 __all__ = ("AsyncOverBlocking",)
 
@@ -93,11 +99,18 @@ class AsyncOverBlocking:
     async def execute_script(self, script: str) -> None:
         await self._run(lambda: self._database.execute_script(script))
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        return await self._run(lambda: self._database.fetch_all(sql, params))
+    async def fetch_all(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., Any] | None = None
+    ) -> Any:
+        return await self._run(lambda: self._database.fetch_all(sql, params, row_type=row_type))
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        return await self._run(lambda: self._database.fetch_one(sql, params))
+    async def fetch_one(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., Any] | None = None
+    ) -> Any:
+        return await self._run(lambda: self._database.fetch_one(sql, params, row_type=row_type))
+
+    async def fetch_value(self, sql: str, params: Params = ()) -> Any:
+        return await self._run(lambda: self._database.fetch_value(sql, params))
 
     async def notify_updates(self, *updates: str | TableUpdate) -> None:
         await self._run(lambda: self._database.notify_updates(*updates))
@@ -148,8 +161,34 @@ class AsyncOverBlocking:
         else:
             await self._run(lambda: manager.__exit__(None, None, None))
 
-    def watch(self, sql: str, params: Params = (), *, distinct: bool = True) -> _Stream:
-        return _Stream(self._database.watch(sql, params, distinct=distinct), self._loop)
+    def watch(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        distinct: bool = True,
+        recover: bool = False,
+        row_type: Callable[..., Any] | None = None,
+        throttle: float | None = None,
+    ) -> Any:
+        stream = self._database.watch(
+            sql, params, distinct=distinct, recover=recover, row_type=row_type, throttle=throttle
+        )
+        return _Stream(stream, self._loop)
+
+    def watch_one(
+        self,
+        sql: str,
+        params: Params = (),
+        *,
+        row_type: Callable[..., Any] | None = None,
+        throttle: float | None = None,
+    ) -> Any:
+        stream = self._database.watch_one(sql, params, row_type=row_type, throttle=throttle)
+        return _Values(stream, self._loop)
+
+    def watch_value(self, sql: str, params: Params = (), *, throttle: float | None = None) -> Any:
+        return _Values(self._database.watch_value(sql, params, throttle=throttle), self._loop)
 
     def table_updates(
         self,
@@ -166,13 +205,18 @@ class _ReadSession:
         self._session = session
         self._run = run
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        rows: list[Row] = await self._run(lambda: self._session.fetch_all(sql, params))
-        return rows
+    async def fetch_all(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., Any] | None = None
+    ) -> Any:
+        return await self._run(lambda: self._session.fetch_all(sql, params, row_type=row_type))
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        row: Row | None = await self._run(lambda: self._session.fetch_one(sql, params))
-        return row
+    async def fetch_one(
+        self, sql: str, params: Params = (), *, row_type: Callable[..., Any] | None = None
+    ) -> Any:
+        return await self._run(lambda: self._session.fetch_one(sql, params, row_type=row_type))
+
+    async def fetch_value(self, sql: str, params: Params = ()) -> Any:
+        return await self._run(lambda: self._session.fetch_value(sql, params))
 
     async def execute(self, sql: str, params: Params = ()) -> ExecuteResult:
         result: ExecuteResult = await self._run(lambda: self._session.execute(sql, params))
@@ -225,6 +269,32 @@ class _Hop(Observable[T]):
         return Disposable(dispose)
 
 
-class _Stream(_Hop[Rows]):
-    def __aiter__(self) -> QueryIterator[Rows]:
+class _Values(_Hop[T]):
+    """A blocking shape's value stream, delivered on the test's loop."""
+
+    def __init__(self, inner: BlockingValueStream[T], loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(inner, loop)
+        self._stream = inner
+
+    def __aiter__(self) -> QueryIterator[T]:
         return QueryIterator(self)
+
+    def statistics(self) -> WatchStatistics:
+        return self._stream.statistics()
+
+    def pipe(self, *operators: Callable[[Any], Any]) -> _Values[Any]:  # type: ignore[override]
+        return _Values(self._stream.pipe(*operators), self._loop)
+
+
+class _Stream(_Values[list[Any]]):
+    """A blocking shape's watch; its ``throttle`` and ``diffs`` are the blocking shape's."""
+
+    def __init__(self, inner: BlockingRowsStream[Any], loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(inner, loop)
+        self._rows = inner
+
+    def throttle(self, seconds: float) -> _Stream:
+        return _Stream(self._rows.throttle(seconds), self._loop)
+
+    def diffs(self, key: Key = "id") -> _Values[RowDiff[Any]]:
+        return _Values(self._rows.diffs(key), self._loop)

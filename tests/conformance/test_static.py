@@ -10,6 +10,9 @@ shape conforms, so the gap cannot be fixed silently and the note left behind.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, NamedTuple, assert_type
+
 import rxdb
 from rxdb.api import (
     AsyncDatabase,
@@ -17,10 +20,12 @@ from rxdb.api import (
     BlockingDatabase,
     BlockingReadSession,
     BlockingRowsStream,
+    BlockingValueStream,
     DatabaseReader,
     DatabaseWriter,
     Handle,
     RowsStream,
+    ValueStream,
 )
 from tests.conformance.async_over_blocking import AsyncOverBlocking
 from tests.conformance.conftest import Shape
@@ -60,6 +65,58 @@ def streams_conform(
 
 def blocking_stream_conforms(db: rxdb.SyncDatabase) -> BlockingRowsStream:
     return db.watch("SELECT 1")
+
+
+def value_streams_conform(
+    db: rxdb.Database, blocking: rxdb.SyncDatabase
+) -> tuple[ValueStream[Any], RowsStream, BlockingValueStream[Any], BlockingRowsStream]:
+    return (
+        db.watch("SELECT 1").diffs(),
+        db.watch("SELECT 1").throttle(0.1),
+        blocking.watch_value("SELECT 1"),
+        blocking.watch("SELECT 1").throttle(0.1),
+    )
+
+
+@dataclass
+class Order:
+    id: int
+
+
+class Pair(NamedTuple):
+    a: int
+    b: int
+
+
+async def row_types_are_inferred(
+    db: rxdb.Database,
+    contract: AsyncDatabase,
+    session: AsyncReadSession,
+    blocking: BlockingDatabase,
+) -> None:
+    """``row_type`` decides the element type a type checker sees, on every shape (no
+    ``reveal_type``: ``assert_type`` fails the check when the inferred type differs)."""
+    assert_type(db.watch("SELECT 1"), rxdb.QueryStream[rxdb.Row])
+    assert_type(db.watch("SELECT 1", row_type=Order), rxdb.QueryStream[Order])
+    assert_type(db.watch("SELECT 1", row_type=dict), rxdb.QueryStream[dict[str, Any]])
+    async for orders in db.watch("SELECT 1", row_type=Order):
+        assert_type(orders, list[Order])
+    async for rows in contract.watch("SELECT 1"):
+        assert_type(rows, list[rxdb.Row])
+    async for pairs in contract.watch("SELECT 1", row_type=Pair).throttle(0.5):
+        assert_type(pairs, list[Pair])
+    async for diff in contract.watch("SELECT 1", row_type=Order).diffs():
+        assert_type(diff, rxdb.RowDiff[Order])
+    assert_type(await db.fetch_all("SELECT 1", row_type=Order), list[Order])
+    assert_type(await contract.fetch_one("SELECT 1", row_type=Order), Order | None)
+    assert_type(await contract.fetch_one("SELECT 1"), rxdb.Row | None)
+    assert_type(await session.fetch_all("SELECT 1", row_type=dict), list[dict[str, Any]])
+    assert_type(db.watch_one("SELECT 1", row_type=Order), rxdb.Stream[Order | None])
+    assert_type(blocking.fetch_all("SELECT 1", row_type=Pair), list[Pair])
+    for blocking_rows in blocking.watch("SELECT 1", row_type=Order):
+        assert_type(blocking_rows, list[Order])
+    for one in blocking.watch_one("SELECT 1"):
+        assert_type(one, rxdb.Row | None)
 
 
 def handles_conform(local: rxdb.ConnectionHandle, served: rxdb.ServerHandle) -> list[Handle]:

@@ -377,7 +377,7 @@ class TestErrorsAreRxdbErrors:
         with pytest.raises(rxdb.ProgrammingError, match="UTF-8"):
             any_db.watch("SELECT '\ud800'")
         with pytest.raises(rxdb.ProgrammingError, match=r"sequence.*mapping"):
-            any_db.watch("SELECT ?", 5)  # type: ignore[arg-type]
+            any_db.watch("SELECT ?", 5)  # type: ignore[call-overload]
 
     @pytest.mark.parametrize("sql", [5, None, b"SELECT 1"], ids=["int", "none", "bytes"])
     async def test_sql_that_is_not_a_string_raises_programming_error(

@@ -18,8 +18,8 @@ from rxdb.engines.postgres.capture import SCHEMA as CAPTURE_SCHEMA
 from rxdb.engines.postgres.changes import FOREIGN
 from rxdb.engines.postgres.engine import PostgresEngine
 from rxdb.engines.postgres.write_sets import classify, write_set
+from rxdb.streams import QueryStream
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
-from rxdb.watch.stream import QueryStream
 from tests.conftest import Recorder, settle, subscribed
 from tests.rxdb.postgres_worker import SERVER, scratch_database
 

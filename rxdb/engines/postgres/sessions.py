@@ -17,7 +17,8 @@ from rxdb.engines.postgres.connections import Connection, Running, control, run
 from rxdb.engines.postgres.failures import ended
 from rxdb.engines.postgres.params import bind
 from rxdb.errors import ClosedError, DatabaseError, ReadOnlyError
-from rxdb.rows import ExecuteResult, Row
+from rxdb.rows import ExecuteResult, Rows
+from rxdb.streams import AsyncFetches
 
 __all__ = ("BEGIN_SNAPSHOT", "END_SNAPSHOT", "ReadSession", "read_only_violation")
 
@@ -31,7 +32,7 @@ END_SNAPSHOT = "ROLLBACK"  # nothing to commit: the transaction only read
 _READ_ONLY_HINT = "writes are not allowed inside db.read(); write inside db.transaction()"
 
 
-class ReadSession:
+class ReadSession(AsyncFetches):
     """Statements on one reader reserved for one read block; afterwards every call raises
     :class:`rxdb.ClosedError`."""
 
@@ -41,7 +42,7 @@ class ReadSession:
         self._running = running
         self._open = True
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+    async def _fetch_rows(self, sql: str, params: Params) -> Rows:
         check_sql(sql)
         conn = self.conn
         text, args = bind(sql, params)
@@ -57,13 +58,9 @@ class ReadSession:
             raise
         return rows
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        rows = await self.fetch_all(sql, params)
-        return rows[0] if rows else None
-
     async def execute(self, sql: str, params: Params = ()) -> ExecuteResult:
         """Run one statement that reads."""
-        return ExecuteResult(-1, None, await self.fetch_all(sql, params))
+        return ExecuteResult(-1, None, await self._fetch_rows(sql, params))
 
     @property
     def conn(self) -> Connection:

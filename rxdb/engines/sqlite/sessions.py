@@ -9,14 +9,15 @@ from rxdb.arguments import check_sql
 from rxdb.engines.sqlite.connections import ReaderConnection
 from rxdb.engines.sqlite.workers import Worker
 from rxdb.errors import ClosedError, ReadOnlyError, from_sqlite
-from rxdb.rows import ExecuteResult, Row
+from rxdb.rows import ExecuteResult, Rows
+from rxdb.streams import AsyncFetches
 
 __all__ = ("ReadSession",)
 
 _READ_ONLY_HINT = "writes are not allowed inside db.read(); write inside db.transaction()"
 
 
-class ReadSession:
+class ReadSession(AsyncFetches):
     """Statements on one connection reserved for one read block.
 
     Inside ``db.read()`` every statement sees the snapshot taken when the block began;
@@ -29,7 +30,7 @@ class ReadSession:
         self.isolated = isolated
         self._open = True
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+    async def _fetch_rows(self, sql: str, params: Params) -> Rows:
         check_sql(sql)
         worker = self.worker
         try:
@@ -37,13 +38,9 @@ class ReadSession:
         except sqlite3.Error as error:
             raise _translate(error, sql) from error
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        rows = await self.fetch_all(sql, params)
-        return rows[0] if rows else None
-
     async def execute(self, sql: str, params: Params = ()) -> ExecuteResult:
         """Run one statement that reads (a query, a read-only PRAGMA)."""
-        return ExecuteResult(-1, None, await self.fetch_all(sql, params))
+        return ExecuteResult(-1, None, await self._fetch_rows(sql, params))
 
     @property
     def worker(self) -> Worker[ReaderConnection]:

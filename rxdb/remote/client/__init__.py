@@ -9,6 +9,5 @@ Internal, except for the names :mod:`rxdb` exports: not covered by rxdb's versio
 from rxdb.remote.client.blocks import RemoteReadSession
 from rxdb.remote.client.connection import Reconnect
 from rxdb.remote.client.database import RemoteDatabase, connect
-from rxdb.remote.client.subscriptions import RemoteStream
 
-__all__ = ("Reconnect", "RemoteDatabase", "RemoteReadSession", "RemoteStream", "connect")
+__all__ = ("Reconnect", "RemoteDatabase", "RemoteReadSession", "connect")

@@ -24,7 +24,8 @@ from rxdb.errors import ClosedError, ConnectionLostError
 from rxdb.remote.client.answers import block_id, rows, wire_params
 from rxdb.remote.client.connection import Connection
 from rxdb.remote.wire.operations import End, FetchAll, Operation
-from rxdb.rows import ExecuteResult, Row
+from rxdb.rows import ExecuteResult, Rows
+from rxdb.streams import AsyncFetches
 
 __all__ = ("Block", "Blocks", "RemoteReadSession")
 
@@ -102,7 +103,7 @@ class Blocks:
         await connection.start(End(self.live(block), False), self.shape)
 
 
-class RemoteReadSession:
+class RemoteReadSession(AsyncFetches):
     """What ``async with remote.read() as r`` hands out: statements in the read block held
     on the server (the counterpart of :class:`rxdb.ReadSession`, an
     :class:`rxdb.api.AsyncReadSession`). Valid only inside its block; afterwards every call
@@ -122,14 +123,10 @@ class RemoteReadSession:
             raise ClosedError("this read session ended with its 'async with db.read()' block")
         return self._blocks.live(self._block)
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+    async def _fetch_rows(self, sql: str, params: Params) -> Rows:
         operation = FetchAll(check_sql(sql), wire_params(params), self._id())
         return rows(await self._blocks.connection.start(operation, self._blocks.shape))
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        found = await self.fetch_all(sql, params)
-        return found[0] if found else None
-
     async def execute(self, sql: str, params: Params = ()) -> ExecuteResult:
         """Run one statement that reads (a query, a read-only PRAGMA)."""
-        return ExecuteResult(-1, None, await self.fetch_all(sql, params))
+        return ExecuteResult(-1, None, await self._fetch_rows(sql, params))

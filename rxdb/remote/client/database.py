@@ -34,7 +34,7 @@ from rxdb.errors import ConnectionLostError, ProgrammingError
 from rxdb.remote.client import answers
 from rxdb.remote.client.blocks import Blocks, RemoteReadSession
 from rxdb.remote.client.connection import Connection, Reconnect, establish, policy_of
-from rxdb.remote.client.subscriptions import RemoteObservable, RemoteStream, Subscriptions
+from rxdb.remote.client.subscriptions import RemoteObservable, Subscriptions
 from rxdb.remote.wire.channel import Channel
 from rxdb.remote.wire.endpoint import Endpoint
 from rxdb.remote.wire.messages import Event, Welcome
@@ -55,7 +55,8 @@ from rxdb.remote.wire.operations import (
     UntrackForeignWrites,
     Watch,
 )
-from rxdb.rows import ExecuteResult, Row
+from rxdb.rows import ExecuteResult, Row, Rows
+from rxdb.streams import AsyncFetches, AsyncWatches, QueryStream
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 
 __all__ = ("RemoteDatabase", "connect")
@@ -75,7 +76,7 @@ async def connect(endpoint: Endpoint, *, reconnect: bool | Reconnect = False) ->
     return RemoteDatabase(endpoint, channel, welcome, policy)
 
 
-class RemoteDatabase:
+class RemoteDatabase(AsyncFetches, AsyncWatches):
     """A database served by another process (or this one), used over one connection.
 
     Bound to the event loop that connected it. :meth:`close` closes the connection only;
@@ -205,13 +206,13 @@ class RemoteDatabase:
         script = check_text(script)
         answers.nothing(await self._call_in_block(lambda block: ExecuteScript(script, block)))
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        """As :meth:`rxdb.Database.fetch_all`, on the server."""
+    async def _fetch_rows(self, sql: str, params: Params) -> Rows:
+        """The rows of ``fetch_all``, from the server (converted to a ``row_type`` here)."""
         sql, wire = check_sql(sql), answers.wire_params(params)
         return answers.rows(await self._call_in_block(lambda block: FetchAll(sql, wire, block)))
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        """As :meth:`rxdb.Database.fetch_one`, on the server."""
+    async def _fetch_first(self, sql: str, params: Params) -> Row | None:
+        """The row of ``fetch_one`` and ``fetch_value``: the server sends only that one."""
         sql, wire = check_sql(sql), answers.wire_params(params)
         found = await self._call_in_block(lambda block: FetchOne(sql, wire, block))
         return answers.row_or_none(found)
@@ -365,19 +366,31 @@ class RemoteDatabase:
 
     # -- observation ------------------------------------------------------------------------
 
-    def watch(self, sql: str, params: Params = (), *, distinct: bool = True) -> RemoteStream:
-        """As :meth:`rxdb.Database.watch`: the query runs on the server, which pushes each
-        new result; values are delivered on this client's loop. Disposing the subscription
-        (or leaving ``async for``) tells the server to stop. With reconnection, the watch
+    def _watch_rows(
+        self, sql: str, params: Params, *, distinct: bool, recover: bool
+    ) -> QueryStream[Row]:
+        """The watch behind ``watch``, ``watch_one`` and ``watch_value``: the query runs on
+        the server, which pushes each new result; values are delivered on this client's loop
+        (``row_type`` and ``throttle`` are applied here). Disposing the subscription (or
+        leaving ``async for``) tells the server to stop. With reconnection, the watch
         survives a lost connection: it is subscribed again, and re-emits the current result
-        once the connection is back (a value equal to the last one included)."""
+        once the connection is back (a value equal to the last one included). Its
+        ``statistics()`` count this client's subscribers only.
+
+        :raises rxdb.ProgrammingError: for ``recover=True``, which the wire does not carry
+            yet.
+        """
         self._connection.check(self)
         check_watch(sql, params)
+        if recover:
+            raise ProgrammingError("recover=True is not available on a RemoteDatabase yet")
         wire = answers.wire_params(params)
-        return RemoteStream(
-            self._subscriptions,
-            lambda sub_id: Watch(sub_id, sql, wire, distinct is not False),
-            answers.rows,
+        return QueryStream(
+            RemoteObservable(
+                self._subscriptions,
+                lambda sub_id: Watch(sub_id, sql, wire, distinct is not False),
+                answers.rows,
+            )
         )
 
     def table_updates(

@@ -24,10 +24,8 @@ from rxdb.remote.client.connection import Connection
 from rxdb.remote.wire.errors import error_from_wire
 from rxdb.remote.wire.messages import Event, EventKind
 from rxdb.remote.wire.operations import Operation, Unsubscribe
-from rxdb.rows import Rows
-from rxdb.watch.stream import QueryIterator
 
-__all__ = ("RemoteObservable", "RemoteStream", "Subscriptions")
+__all__ = ("RemoteObservable", "Subscriptions")
 
 LOG = logging.getLogger("rxdb.remote")
 
@@ -188,14 +186,6 @@ class RemoteObservable(Observable[T]):
         self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         return self._subscriptions.subscribe(self._request, observer, self._convert)
-
-
-class RemoteStream(RemoteObservable[Rows]):
-    """What :meth:`RemoteDatabase.watch` returns: an Observable delivered on the client's
-    loop, and an async iterable (newest result, no backlog)."""
-
-    def __aiter__(self) -> QueryIterator[Rows]:
-        return QueryIterator(self)
 
 
 def _safely(callback: Callable[..., Any], *args: Any) -> None:
