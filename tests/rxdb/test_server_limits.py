@@ -4,7 +4,9 @@ over a limit, or malformed, a request fails alone and its connection carries on.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -251,3 +253,15 @@ async def test_a_request_without_a_usable_id_still_closes_its_connection(
         assert (await peer.receive()) is not None
         peer.send_payload(payload)
         await peer.wait_closed_by_peer()
+
+
+async def test_a_database_whose_name_is_not_utf8_is_served(tmp_path: Path) -> None:
+    """Before: its path could not be sent in the handshake, so every client was refused."""
+    path = os.path.join(tmp_path, os.fsdecode(b"caf\xe9.db"))  # Latin-1, not UTF-8
+    async with rxdb.open(path) as db, await serve(db) as server:
+        remote = await server.handle.connect()
+        try:
+            assert await remote.fetch_all("SELECT 1") == [(1,)]
+            assert remote.path == path.encode("utf-8", "backslashreplace").decode()
+        finally:
+            await remote.close()

@@ -272,7 +272,13 @@ _RELEASING: Final = (End, Unsubscribe, Interrupt)
 
 def without_password(path: str) -> str:
     """The database's path as a client may see it: a URL's password (a PostgreSQL database's,
-    say) stays on the server; a file path or ``file:`` URI is shown as it is."""
+    say) stays on the server; a file path or ``file:`` URI is shown as it is, except that a
+    name that is not UTF-8 (decoded with surrogateescape) is shown escaped -- as it is, it
+    could not be sent, and every handshake would fail."""
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        path = path.encode("utf-8", "backslashreplace").decode()
     parts = urllib.parse.urlsplit(path)
     if parts.password is None:
         return path
