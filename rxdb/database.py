@@ -178,7 +178,9 @@ class Database(AsyncFetches, AsyncWatches):
     async def close(self) -> None:
         """Complete every watch, wait for work in flight, and close the connections.
 
-        Idempotent. Afterwards every call raises :class:`rxdb.ClosedError`.
+        Never waits for ever: work still running after a short grace (2 s, see
+        ``docs/lifecycle.md``) is interrupted, and a transaction another task holds is rolled
+        back. Idempotent. Afterwards every call raises :class:`rxdb.ClosedError`.
         """
         if self._connecting is not None and not self._connected:
             await asyncio.gather(self._connecting, return_exceptions=True)

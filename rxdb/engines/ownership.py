@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rxdb._types import TransactionMode
+from rxdb.engines.closing import within
 from rxdb.errors import ClosedError, ReentrancyError, TransactionAbortedError
 
 __all__ = (
     "ABANDONED",
-    "CLOSE_GRACE",
     "Ownership",
     "Scope",
     "TransactionWriter",
@@ -46,10 +46,6 @@ __all__ = (
 )
 
 LOG = logging.getLogger("rxdb.engine")
-
-CLOSE_GRACE = 2.0
-"""Seconds close() waits for work in flight (a transaction another task holds, reads) before
-it interrupts that work and closes anyway (docs/lifecycle.md)."""
 
 ABANDONED = (
     "a task ended inside a transaction it began (a db.transaction() entered without "
@@ -169,7 +165,7 @@ class Ownership:
         ``:memory:``) gets another ``grace`` after the interrupt; then close() goes on
         without it. Called by a task that holds no transaction (see :meth:`current`)."""
         acquiring = asyncio.ensure_future(self.lock.acquire())
-        if await _within(acquiring, grace):
+        if await within(acquiring, grace):
             return
         interrupt()
         holder = self._holder
@@ -178,7 +174,7 @@ class Ownership:
             holder.revoked = holder.aborted = True
             self._end(holder)
             await self._roll_back()
-        elif not await _within(acquiring, grace):
+        elif not await within(acquiring, grace):
             acquiring.cancel()
 
     async def _give_back(self, scope: Scope) -> bool:
@@ -244,12 +240,6 @@ def transaction_outside_reads(
             "db.transaction() inside db.read(): end the read block before writing"
         )
     return writer.transaction(mode)
-
-
-async def _within(future: asyncio.Future[Any], seconds: float) -> bool:
-    """Whether ``future`` is done within ``seconds`` (it is left running otherwise)."""
-    done, _ = await asyncio.wait({future}, timeout=seconds)
-    return bool(done)
 
 
 def _warn(message: str) -> None:

@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 import pytest
 
 import rxdb
-import rxdb.engines.postgres.engine as postgres_engine
-import rxdb.engines.sqlite.engine as sqlite_engine
-from tests.conftest import WAIT
+import rxdb.engines.postgres.engine as postgres_engine_module
+import rxdb.engines.sqlite.engine as sqlite_engine_module
+from tests.conftest import WAIT, sqlite_engine
 from tests.rxdb.postgres_worker import SERVER, scratch_database
+from tests.rxdb.test_postgres_transactions import running
 
 T = TypeVar("T")
 
@@ -167,7 +168,7 @@ class TestOwnerEndsInside:
 def short_grace(monkeypatch: pytest.MonkeyPatch) -> float:
     """close()'s grace, made short so that a test of what outlives it stays fast."""
     grace = 0.2
-    for module in (sqlite_engine, postgres_engine):
+    for module in (sqlite_engine_module, postgres_engine_module):
         monkeypatch.setattr(module, "CLOSE_GRACE", grace)
     return grace
 
@@ -209,3 +210,56 @@ class TestCloseNeverHangs:
         release.set()
         await asyncio.wait_for(task, WAIT)
         assert db.closed
+
+    async def test_a_read_running_past_the_grace_is_interrupted(
+        self, db: rxdb.Database, short_grace: float
+    ) -> None:
+        reading = detached(db.fetch_all(f"SELECT count(*) FROM ({ENDLESS}) AS endless"))
+        await until_running(db, reading)
+        await asyncio.wait_for(db.close(), WAIT)
+        assert db.closed
+        with pytest.raises((rxdb.InterruptError, rxdb.ClosedError)):
+            await asyncio.wait_for(reading, WAIT)
+
+    async def test_a_read_block_idle_in_another_task_is_closed_under_it(
+        self, db: rxdb.Database, short_grace: float
+    ) -> None:
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def hold() -> None:
+            async with db.read() as session:
+                await session.fetch_all("SELECT x FROM t")
+                entered.set()
+                await release.wait()  # idle inside the block, past close()'s grace
+                await session.fetch_all("SELECT x FROM t")
+
+        task = detached(hold())
+        await asyncio.wait_for(entered.wait(), WAIT)
+        await asyncio.wait_for(db.close(), WAIT)
+        assert db.closed
+        release.set()
+        with pytest.raises(rxdb.RxdbError):
+            await asyncio.wait_for(task, WAIT)
+
+
+ENDLESS = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT n FROM c"
+
+
+async def until_running(db: rxdb.Database, work: asyncio.Task[Any]) -> None:
+    """Wait until ``work``'s statement runs (on PostgreSQL the server says so; on SQLite a
+    connection is busy with it), asking between short waits for ``work``."""
+    if db.path.startswith("postgresql://"):
+        await running(db.path, f"SELECT count(*) FROM ({ENDLESS}) AS endless", work)
+        return
+    engine = sqlite_engine(db)
+
+    def busy() -> bool:
+        pool, writer = engine._readers, engine._writer
+        if pool is not None:
+            return any(pool._load.values())
+        return writer is not None and writer.lock.locked()
+
+    async with asyncio.timeout(WAIT):
+        while not busy():
+            await asyncio.wait({work}, timeout=0.01)
+            assert not work.done(), "the statement ended before it was seen running"

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING
 
 from rxdb._types import Params, ProgressCallback, TransactionMode
 from rxdb.bus import Bus, Subscription
-from rxdb.engines.ownership import CLOSE_GRACE, transaction_outside_reads
+from rxdb.engines.closing import CLOSE_GRACE
+from rxdb.engines.ownership import transaction_outside_reads
 from rxdb.engines.postgres.backup import dump
 from rxdb.engines.postgres.changes import Changes
 from rxdb.engines.postgres.connections import (
@@ -184,7 +185,8 @@ class PostgresEngine:
 
     async def close(self) -> None:
         """Wait for the running transaction (if another task holds one) and reads in flight,
-        then close every connection. Idempotent."""
+        for :data:`~rxdb.engines.closing.CLOSE_GRACE` at most (then interrupt them), then
+        close every connection. Idempotent."""
         if self._closing is not None:
             await asyncio.shield(self._closing)
             return
@@ -199,7 +201,7 @@ class PostgresEngine:
                     await writer.rollback_quietly()
                 else:
                     await writer.owner.acquire_for_close(CLOSE_GRACE, self._writing.interrupt)
-            await self._readers.close()
+            await self._readers.close(CLOSE_GRACE, self._reading.interrupt)
             if writer is not None:
                 await writer.close()
             await self.changes.stop()

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
+from rxdb.engines.closing import within
 from rxdb.engines.postgres.connections import Connection, never_sent
 
 __all__ = ("ReaderPool",)
@@ -41,6 +42,7 @@ class ReaderPool:
         self._size = size
         self._idle: list[Connection] = []
         self._count = 0  # open or opening
+        self._lent: set[Connection] = set()  # handed out, not back yet
         self._waiters: list[asyncio.Future[None]] = []
 
     @property
@@ -90,42 +92,62 @@ class ReaderPool:
             while self._idle:
                 conn = self._idle.pop()
                 if not conn.is_closed():
+                    self._lent.add(conn)
                     return conn
                 self._count -= 1
             if self._count < self._size:
                 self._count += 1
                 try:
-                    return await self._open_reader()
+                    conn = await self._open_reader()
                 except BaseException:
                     self._count -= 1
                     self._wake()
                     raise
+                self._lent.add(conn)
+                return conn
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             await waiter
 
     def release(self, conn: Connection) -> None:
         """Hand a reader back (a closed one is dropped)."""
+        if conn not in self._lent:
+            return  # close() ended it, past its grace
+        self._lent.discard(conn)
         if conn.is_closed():
             self._count -= 1
         else:
             self._idle.append(conn)
         self._wake()
 
-    async def close(self) -> None:
-        """Wait for every reader to come back, then close them all."""
-        while len(self._idle) < self._count:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
-            self._count -= sum(1 for conn in self._idle if conn.is_closed())
-            self._idle = [conn for conn in self._idle if not conn.is_closed()]
+    async def close(self, grace: float, interrupt: Callable[[], None]) -> None:
+        """Wait for every reader to come back, then close them all. After ``grace`` seconds
+        ``interrupt`` what still runs, and after ``grace`` more end the readers still out
+        (a read block whose task waits on something else: its next statement fails)."""
+        back = asyncio.ensure_future(self._all_back())
+        if not await within(back, grace):
+            interrupt()
+            if not await within(back, grace):
+                back.cancel()
+                await self._all_back(opened=True)
+                lent, self._lent = self._lent, set()
+                for conn in lent:
+                    conn.terminate()
         idle, self._idle, self._count = self._idle, [], 0
         for conn in idle:
             try:
                 await conn.close(timeout=5)
             except Exception:
                 conn.terminate()
+
+    async def _all_back(self, *, opened: bool = False) -> None:
+        """Until every reader is back (with ``opened``: until none is being opened)."""
+        while len(self._idle) + (len(self._lent) if opened else 0) < self._count:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+            self._count -= sum(1 for conn in self._idle if conn.is_closed())
+            self._idle = [conn for conn in self._idle if not conn.is_closed()]
 
     def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []

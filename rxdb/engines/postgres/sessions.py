@@ -66,6 +66,11 @@ class ReadSession(AsyncFetches):
     def conn(self) -> Connection:
         if not self._open:
             raise ClosedError("this read session ended with its 'async with db.read()' block")
+        if self._conn.is_closed():
+            raise ClosedError(
+                "this read session's connection was closed (the database was closed under the "
+                "read block, or the server ended the session)"
+            )
         return self._conn
 
     def end(self) -> None:

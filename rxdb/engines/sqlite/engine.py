@@ -18,7 +18,8 @@ from typing import Any, Literal, cast
 
 from parser import StatementKind, Unanalyzable, analyze
 from rxdb._types import Params
-from rxdb.engines.ownership import CLOSE_GRACE, transaction_outside_reads
+from rxdb.engines.closing import CLOSE_GRACE
+from rxdb.engines.ownership import transaction_outside_reads
 from rxdb.engines.sqlite.backup import ProgressCallback, copy_database
 from rxdb.engines.sqlite.capture import CommitCallback
 from rxdb.engines.sqlite.connections import ReaderConnection, TrackedConnection
@@ -406,7 +407,8 @@ class Engine:
 
     async def close(self) -> None:
         """Wait for the running transaction (if another task holds one) and reads in flight,
-        then close every connection. Idempotent."""
+        for :data:`~rxdb.engines.closing.CLOSE_GRACE` at most (then interrupt them), then
+        close every connection. Idempotent."""
         if self._closing is not None:
             await asyncio.shield(self._closing)
             return
@@ -420,7 +422,7 @@ class Engine:
                 else:
                     await writer.owner.acquire_for_close(CLOSE_GRACE, writer.worker.interrupt)
             if self._readers is not None:
-                await self._readers.close()
+                await self._readers.close(CLOSE_GRACE)
             if writer is not None:
                 await writer.worker.close()
         finally:

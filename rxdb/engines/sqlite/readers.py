@@ -19,6 +19,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from rxdb.engines.closing import within
 from rxdb.engines.sqlite.connections import ReaderConnection
 from rxdb.engines.sqlite.workers import Worker, uninterrupted
 
@@ -120,7 +121,10 @@ class ReaderPool:
 
     def give_back(self, reader: Reader, cheap: bool = False) -> None:
         """Return a reader borrowed for one plain read."""
-        self._load[reader] -= 1
+        try:
+            self._load[reader] -= 1
+        except KeyError:
+            return  # close() closed it, past its grace
         if not cheap:
             self._uncertain[reader] -= 1
         if self._waiters:
@@ -161,11 +165,21 @@ class ReaderPool:
         self._reserved.discard(reader)
         self._wake()
 
-    async def close(self) -> None:
-        """Wait for reads in flight and read blocks, then close every connection."""
-        while self._opening or self._reserved or any(self._load.values()):
-            await self._wait()
+    async def close(self, grace: float) -> None:
+        """Wait for reads in flight and read blocks, then close every connection. After
+        ``grace`` seconds, interrupt what still runs, and after ``grace`` more close anyway
+        (a read block whose task waits on something else: its next statement raises
+        :class:`rxdb.ClosedError`). Readers being opened are always waited for: one opened
+        after the others closed would be left running."""
+        idle = asyncio.ensure_future(self._until(self._idle))
+        if not await within(idle, grace):
+            for reader in list(self._load):
+                reader.interrupt()
+            if not await within(idle, grace):
+                idle.cancel()
+                await self._until(lambda: not self._opening)
         readers, self._load, self._uncertain = list(self._load), {}, {}
+        self._reserved.clear()
         for reader in readers:
             await reader.close()
 
@@ -187,9 +201,18 @@ class ReaderPool:
             raise
         finally:
             self._opening -= 1
+            if self._waiters:
+                self._wake()  # close() may wait for the opening to end
         self._load[reader] = 0
         self._uncertain[reader] = 0
         return reader
+
+    def _idle(self) -> bool:
+        return not (self._opening or self._reserved or any(self._load.values()))
+
+    async def _until(self, condition: Callable[[], bool]) -> None:
+        while not condition():
+            await self._wait()
 
     async def _wait(self) -> None:
         waiter = asyncio.get_running_loop().create_future()

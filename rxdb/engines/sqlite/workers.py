@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar, cast
 import aiosqlite
 import aiosqlite.core
 
+from rxdb.errors import ClosedError
 from rxdb.shutdown import at_thread_shutdown
 
 __all__ = ("Worker", "uninterrupted")
@@ -89,11 +90,12 @@ class Worker(Generic[C_co]):
         :meth:`call`: such a caller must follow the same rule, and on cancellation await
         :meth:`settle` before letting the :class:`asyncio.CancelledError` through.
 
-        :raises ValueError: if the connection is closed (as aiosqlite raises it).
+        :raises rxdb.ClosedError: if the connection is closed (close() closed it under a
+            read block that outlived its grace, say).
         """
         conn = self._conn
         if not conn._running or conn._connection is None:
-            raise ValueError("Connection closed")
+            raise ClosedError("the database is closed; open a new one (rxdb.open)")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._tx.put_nowait((future, functools.partial(_converting, fn, *args)))
         return future
