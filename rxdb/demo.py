@@ -164,9 +164,11 @@ async def demo(seconds: float, rate: float, out: TextIO) -> int:
                 done=lambda: loop.call_soon_threadsafe(done.set),
             )
             say(f"rxdb demo: watching {len(QUERIES)} queries on {path}")
+            for label, (sql, _) in QUERIES.items():
+                say(f"  {label:<8} {sql}")
             say(
                 f"a writer thread (own loop, a handle to this database) commits {rate:g}/s "
-                f"for {seconds:g} s\n"
+                f"for {seconds:g} s; each line below is a watch's new result or a commit\n"
             )
             streams = {label: db.watch(sql) for label, (sql, _) in QUERIES.items()}
             followers = [
@@ -198,6 +200,12 @@ async def demo(seconds: float, rate: float, out: TextIO) -> int:
         say(f"\nfailed: {failure!r}" if failure else "\nfailed: a watch ended too early")
         return 1
     say(f"\ndone: {writer.commits} commits by the writer thread; the watches:{summary}")
+    say(
+        "\n  runs:        how often a watch ran its query: once at the start, then after "
+        "commits to a table it reads (commits during a run share the next one)"
+        "\n  new results: the runs whose result differed from the one before; only those "
+        "are handed on"
+    )
     return 0
 
 
