@@ -11,16 +11,14 @@ imported only when a table is drawn, so ``--json`` and the rest of rxdb work wit
 
 from __future__ import annotations
 
-import base64
-import datetime
 import decimal
 import json
 import os
-import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rxdb.database import open as open_database
+from rxdb.encoding import to_json
 from rxdb.engines.postgres.dsn import is_postgres_url
 from rxdb.errors import RxdbError
 from rxdb.rows import Row
@@ -32,7 +30,6 @@ if TYPE_CHECKING:
 __all__ = (
     "LiveTable",
     "UsageError",
-    "json_line",
     "json_lines",
     "live_table",
     "parse_param",
@@ -56,26 +53,6 @@ def parse_param(text: str) -> Any:
     except ValueError:
         return text
     return value if isinstance(value, int | float | bool | str) or value is None else text
-
-
-def _plain(value: object) -> object:
-    """A value JSON cannot take, as the closest thing it can (exact where it matters:
-    a decimal stays a string rather than becoming a rounded float)."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal | uuid.UUID | datetime.timedelta):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"cannot write a {type(value).__name__} as JSON")
-
-
-def json_line(rows: Sequence[Row]) -> str:
-    """One result as one line of JSON: a list of ``{column: value}`` objects (blobs in
-    base64, decimals, UUIDs and intervals as strings, dates and times in ISO 8601)."""
-    return json.dumps([row.as_dict() for row in rows], default=_plain, ensure_ascii=False)
 
 
 def table(rows: Sequence[Row], columns: Sequence[str], title: str, limit: int) -> Group:
@@ -135,10 +112,11 @@ async def watch(
 
 
 def json_lines(out: TextIO) -> Show:
-    """Write each result to ``out`` as one JSON line, flushed at once (for pipes)."""
+    """Write each result to ``out`` as one line of JSON, flushed at once (for pipes): a list of
+    ``{column: value}`` objects, encoded as :mod:`rxdb.web` sends rows to browsers."""
 
     def show(rows: list[Row]) -> None:
-        out.write(json_line(rows) + "\n")
+        out.write(to_json(rows) + "\n")
         out.flush()
 
     return show

@@ -6,8 +6,8 @@ never imports this package or Starlette. docs/web.md has the recipes.
 
 from __future__ import annotations
 
-from rxdb.web.encoding import jsonable as jsonable
-from rxdb.web.encoding import to_json as to_json
+from rxdb.encoding import jsonable as jsonable
+from rxdb.encoding import to_json as to_json
 from rxdb.web.sse import EventSourceResponse as EventSourceResponse
 from rxdb.web.websocket import send_stream as send_stream
 

@@ -17,8 +17,8 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from rxdb.encoding import to_json
 from rxdb.errors import ProgrammingError
-from rxdb.web.encoding import to_json
 from rxdb.web.relay import Ending, Source, check_source, relay
 
 __all__ = ("EventSourceResponse",)

@@ -7,8 +7,8 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from rxdb.encoding import to_json
 from rxdb.errors import ProgrammingError
-from rxdb.web.encoding import to_json
 from rxdb.web.relay import Ending, Source, check_source, relay
 
 __all__ = ("send_stream",)

@@ -302,15 +302,16 @@ class TestWatchPieces:
         assert terminal.parse_param(text) == value
         assert type(terminal.parse_param(text)) is type(value)
 
-    def test_json_line_writes_values_json_cannot_take_as_documented(self) -> None:
+    def test_json_lines_write_each_result_as_one_line_of_objects(self) -> None:
         row = rxdb.rows.row_class(("blob", "money", "day", "none"))
-        line = terminal.json_line(
-            [row((b"\x01\x02", decimal.Decimal("0.10"), datetime.date(2026, 12, 3), None))]
-        )
-        assert json.loads(line) == [
-            {"blob": "AQI=", "money": "0.10", "day": "2026-12-03", "none": None}
+        out = io.StringIO()
+        show = terminal.json_lines(out)
+        show([row((b"\x01\x02", decimal.Decimal("0.10"), datetime.date(2026, 12, 3), None))])
+        show([])
+        assert out.getvalue().splitlines() == [
+            '[{"blob":"AQI=","money":"0.10","day":"2026-12-03","none":null}]',
+            "[]",
         ]
-        assert "\n" not in line
 
     def test_a_table_longer_than_its_limit_says_how_many_it_shows(self) -> None:
         row = rxdb.rows.row_class(("n",))
@@ -460,9 +461,9 @@ class TestInterrupt:
     def test_ctrl_c_ends_watch_json_without_a_traceback(self, tmp_path: Path) -> None:
         make_file(tmp_path / "a.db")
         with running("watch", str(tmp_path / "a.db"), "SELECT name FROM t", "--json") as cmd:
-            cmd.wait_for('[{"name": "ada"}]\n')
+            cmd.wait_for('[{"name":"ada"}]\n')
             write(tmp_path / "a.db", "UPDATE t SET name = 'grace'")
-            cmd.wait_for('[{"name": "grace"}]\n')
+            cmd.wait_for('[{"name":"grace"}]\n')
             status, err = cmd.interrupt()
         assert status == cli.INTERRUPTED
         assert "Traceback" not in err

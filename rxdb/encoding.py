@@ -1,4 +1,5 @@
-"""Results as JSON a browser reads with column names: rows become objects, not arrays.
+"""Results as JSON with column names, for browsers (:mod:`rxdb.web`) and pipes (``rxdb watch
+--json``): rows become objects, not arrays. Needs nothing beyond the standard library.
 
 A :class:`rxdb.Row` is a tuple, so ``json.dumps`` alone writes ``[1, "tea"]`` and the names
 are lost; :func:`jsonable` turns it (and whatever a typed or transformed stream emits:
