@@ -14,7 +14,9 @@ import pytest
 from reactivex.abc import ObserverBase
 
 import rxdb
+import rxdb.engines.sqlite.foreign as foreign_module
 from rxdb.engines.sqlite import SQLiteEngine
+from rxdb.engines.sqlite.wal_watch import FileWatch
 
 T = TypeVar("T")
 WAIT = 10.0  # seconds before a wait for an event is declared a failure (a hang, not a delay)
@@ -41,6 +43,23 @@ def private_hub_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         del os.environ["XDG_RUNTIME_DIR"]
     else:
         os.environ["XDG_RUNTIME_DIR"] = saved
+
+
+@pytest.fixture(params=["watched", "polled"])
+def foreign_detection(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test of foreign-commit detection both ways: told by the file watch (its safety
+    polls made frequent, so that tests counting polls stay quick), and by polling alone (no
+    watch, as where inotify is missing)."""
+    if request.param == "watched":
+        monkeypatch.setattr(foreign_module, "SAFETY_INTERVAL", 0.005)
+    else:
+        no_watch(monkeypatch)
+    return str(request.param)
+
+
+def no_watch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Databases opened from now on poll for other programs' commits: no file watch."""
+    monkeypatch.setattr(FileWatch, "start", staticmethod(lambda paths, on_change: None))
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ from tests.rxdb.test_processes import run_script
 
 COUNT = "SELECT count(*) FROM t"
 
+pytestmark = pytest.mark.usefixtures("foreign_detection")
+
 
 @pytest.fixture
 def wal_file(db_path: Path) -> Iterator[sqlite3.Connection]:

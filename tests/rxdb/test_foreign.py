@@ -16,6 +16,8 @@ from tests.conftest import WAIT, Recorder, sqlite_engine, subscribed
 
 COUNT = "SELECT count(*) FROM t"
 
+pytestmark = pytest.mark.usefixtures("foreign_detection")
+
 
 def foreign_insert(path: Path, value: int = 1) -> None:
     """What another program does: its own connection, its own commit."""

@@ -26,6 +26,14 @@ values as one transaction produces (:data:`MAX_CLAIM_SPAN`). A claim that breaks
 is ignored whole, and the commits it named count as foreign. What remains open to a process
 that means harm is to claim, between a foreign commit and the next poll, the one value that
 commit produced; docs/security.md says what a same-uid process can do anyway.
+
+Where the kernel reports writes to the database's files (``watch``, Linux inotify: see
+:mod:`rxdb.engines.sqlite.wal_watch`), the poller looks at the counter when told instead of
+every ``interval``. An event starts a *chase*: counter reads at growing gaps (from
+:data:`CHASE_FIRST`) until it moves or :data:`CHASE_LENGTH` has passed without another event,
+because SQLite bumps the counter only after it has written and synced the commit's pages,
+after the last event. Between chases it polls every :data:`SAFETY_INTERVAL` as a safety net;
+while the watch is incomplete (a file missing) it polls every ``interval`` as without one.
 """
 
 from __future__ import annotations
@@ -35,10 +43,11 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from rxdb.engines.sqlite.walindex import counter_span
 
-__all__ = ("ForeignWritePoller",)
+__all__ = ("ChangeWatch", "ForeignWritePoller")
 
 LOG = logging.getLogger("rxdb.foreign")
 
@@ -48,6 +57,32 @@ MAX_CLAIM_SPAN = 16
 (a WAL restart may add one); more than this is not one transaction's doing."""
 CLAIM_GRACE = 0.01
 """Seconds an unclaimed commit waits for its claim (a hub message takes ~0.5 ms)."""
+CHASE_FIRST = 0.0005
+"""Seconds between looks at the counter in the first milliseconds after a write event, while
+it has not moved (SQLite bumps it after writing and syncing a commit's pages: an fsync takes
+~1 ms here). The gap then grows to a quarter of the time since the chase began."""
+CHASE_BUSY = 0.008
+"""The longest gap of a chase: while write events keep coming and the counter stands still
+(a long transaction writing), its commit is seen at most this late, at ~125 counter reads a
+second."""
+CHASE_LENGTH = 0.25
+"""Seconds a chase goes on after the last write event without a commit (a checkpoint, or a
+transaction that rolled back, writes without one; a slow disk may take this long to sync)."""
+SAFETY_INTERVAL = 1.0
+"""Seconds between polls while the file watch reports every write: a net for an event that
+cannot come (a file replaced behind the watch)."""
+
+
+class ChangeWatch(Protocol):
+    """What the poller needs of a watch on the database's files (see
+    :class:`rxdb.engines.sqlite.wal_watch.FileWatch`)."""
+
+    @property
+    def complete(self) -> bool: ...
+
+    def refresh(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class ForeignWritePoller:
@@ -57,6 +92,9 @@ class ForeignWritePoller:
         (``None`` if unknown), waiting for the writer to be free; ``None`` if it cannot be had.
     :param read_counter: the commit counter, or ``None`` if unknown (then every poll asks
         ``read_state``, and every change of ``data_version`` counts as foreign).
+    :param interval: seconds between polls without a (complete) file watch.
+    :param watch: starts a watch on the database's files that calls its argument after
+        writes, or returns ``None`` where it cannot; ``None``: poll only.
     """
 
     def __init__(
@@ -65,11 +103,18 @@ class ForeignWritePoller:
         read_counter: Callable[[], int | None],
         on_foreign: Callable[[], Awaitable[None]],
         interval: float,
+        watch: Callable[[Callable[[], None]], ChangeWatch | None] | None = None,
     ) -> None:
         self._read_state = read_state
         self._read_counter = read_counter
         self._on_foreign = on_foreign
         self._interval = interval
+        self._start_watch = watch
+        self._watch: ChangeWatch | None = None
+        self._signalled = False  # the watch reported writes since the last look
+        self._waiter: asyncio.Future[None] | None = None  # an idle wait a report ends
+        self._chase_start: float | None = None  # loop time of the chase's first event
+        self._last_write = 0.0  # loop time of the last event of the chase
         self._claimed: set[int] = set()
         self._seen: int | None = None  # every counter value up to here is accounted for
         self.claims_expected: Callable[[], bool] = lambda: False
@@ -90,6 +135,8 @@ class ForeignWritePoller:
             await self._look(baseline=True)
         except Exception:
             LOG.debug("foreign-write baseline failed", exc_info=True)
+        if self._start_watch is not None:
+            self._watch = self._start_watch(self._written)
         # A context of its own: no transaction or read block of whoever connected applies.
         self._task = asyncio.get_running_loop().create_task(
             self._poll(), context=contextvars.Context()
@@ -101,6 +148,14 @@ class ForeignWritePoller:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()
+
+    @property
+    def watching(self) -> bool:
+        """Whether a file watch reports every write now (else the poller polls)."""
+        return self._watch is not None and self._watch.complete
 
     def claim(self, wal_changes: tuple[int, int]) -> None:
         """Record that an rxdb writer produced the counter values ``(before, after]``, if that
@@ -118,16 +173,62 @@ class ForeignWritePoller:
                 self._claimed.add(value)
 
     async def _poll(self) -> None:
+        delay = self._interval
         while True:
-            await asyncio.sleep(self._interval)
+            signalled = await self._wait(delay)
+            moved = False
             try:
                 peek = self._read_counter()
                 if self._version is None or peek is None or peek != self._counter:
+                    moved = True
                     await self._look(baseline=False)
             except Exception:
                 # The database is closing, or the file went away: polling resumes or stops
                 # with it; a failed poll must not kill the loop.
                 LOG.debug("foreign-write poll failed", exc_info=True)
+            delay = self._next_delay(signalled, moved, asyncio.get_running_loop().time())
+
+    def _written(self) -> None:
+        """The watch's report: a file was written (maybe a commit on its way)."""
+        self._signalled = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self, delay: float) -> bool:
+        """Sleep ``delay`` seconds, or until a report if no chase is under way (a chase keeps
+        its pace however many reports come); whether a report came."""
+        if self._chase_start is not None or self._watch is None:
+            await asyncio.sleep(delay)
+        elif not self._signalled:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(delay, _wake, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        signalled, self._signalled = self._signalled, False
+        return signalled
+
+    def _next_delay(self, signalled: bool, moved: bool, now: float) -> float:
+        """Seconds to the next look, given what the last one found at ``now``."""
+        watch = self._watch
+        if watch is None:
+            return self._interval
+        watch.refresh()
+        if moved or not watch.complete:
+            self._chase_start = None
+        elif signalled:  # a write, and no commit yet: it may be on its way
+            self._last_write = now
+            if self._chase_start is None:
+                self._chase_start = now
+        if self._chase_start is not None and now - self._last_write > CHASE_LENGTH:
+            self._chase_start = None  # nothing came of the writes (a checkpoint, say)
+        if self._chase_start is not None:
+            return min(max(CHASE_FIRST, (now - self._chase_start) / 4), CHASE_BUSY)
+        return SAFETY_INTERVAL if watch.complete else self._interval
 
     async def _look(self, *, baseline: bool) -> None:
         """Read ``data_version`` and the counter value it covers; compare with the last
@@ -182,6 +283,11 @@ class ForeignWritePoller:
             return None
         span = counter_span(seen, counter)
         return None if span is None else (seen, span)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _values(before: int, span: int) -> list[int]:

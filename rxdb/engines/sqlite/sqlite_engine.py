@@ -20,6 +20,7 @@ import itertools
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rxdb._types import ProgressCallback
@@ -30,6 +31,7 @@ from rxdb.engines.sqlite.foreign import ForeignWritePoller
 from rxdb.engines.sqlite.journal import JOURNAL_TABLE, ForeignJournal
 from rxdb.engines.sqlite.location import Location
 from rxdb.engines.sqlite.read_sets import ReadSets
+from rxdb.engines.sqlite.wal_watch import FileWatch
 from rxdb.errors import ProgrammingError
 from rxdb.updates import NotifyTablesUpdated, TableUpdate
 
@@ -113,6 +115,7 @@ class SQLiteEngine(Engine):
                 (lambda: None) if wal_index is None else wal_index.read,
                 self._foreign_commit,
                 interval,
+                self._watch_files,
             )
             self._claims = bus.subscribe(
                 self.key, lambda m: None if m.wal_changes is None else poller.claim(m.wal_changes)
@@ -129,6 +132,13 @@ class SQLiteEngine(Engine):
                 self.poller.claims_expected = membership.others_present
         if self._track:
             await self.track_foreign_writes()
+
+    def _watch_files(self, on_change: Callable[[], None]) -> FileWatch | None:
+        """Be told of writes to the file, and to its ``-wal`` file in WAL mode (where every
+        commit goes), instead of polling for other programs' commits."""
+        file = self.location.file or self.path
+        paths = [file] if self.wal_index is None else [file, f"{file}-wal"]
+        return FileWatch.start(paths, on_change)
 
     async def close(self) -> None:
         self.refuse_new_work()

@@ -1,0 +1,189 @@
+"""Told instead of polling: Linux inotify on a database's files, read by the event loop.
+
+Every commit to a WAL database writes its pages to the ``-wal`` file (a checkpoint, or a
+commit in rollback-journal mode, writes the main file), whoever makes it. The kernel reports
+each such write to an inotify descriptor, which the event loop watches like a socket
+(``add_reader``): no thread, no timer, and nothing to do while nobody writes. The stdlib has
+no inotify binding, so it is reached through ``ctypes`` on the C library, which has had it
+since glibc 2.4 and musl 0.9.
+
+An event says "a file was written", not "a commit is visible": SQLite writes a commit's pages,
+syncs the file, and only then bumps the WAL-index commit counter (one ``pread``, see
+:mod:`rxdb.engines.sqlite.walindex`). So the poller (:mod:`rxdb.engines.sqlite.foreign`) takes
+an event as a cue to look at the counter, and to look again shortly if it has not moved yet.
+
+Where the kernel cannot tell (not Linux, no inotify in the C library, the per-user limit of
+inotify instances reached, a network filesystem whose other hosts' writes raise no event),
+:meth:`FileWatch.start` returns ``None`` and the poller keeps polling at ``foreign_poll``.
+A watch follows the file, not the name: a renamed file is still the one rxdb's connections
+write to. A deleted file loses its watch once nobody holds it open; :meth:`FileWatch.refresh`
+watches whatever file has the name by then, and until there is one :attr:`FileWatch.complete`
+is false and the poller polls as if there were no watch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import functools
+import logging
+import os
+import struct
+import sys
+from collections.abc import Callable, Sequence
+
+__all__ = ("FileWatch", "filesystem_type")
+
+LOG = logging.getLogger("rxdb.foreign")
+
+_IN_MODIFY = 0x002
+_IN_IGNORED = 0x8000  # the kernel dropped the watch: its file was deleted (and closed)
+_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
+_READ_SIZE = 4096
+
+_REMOTE_FILESYSTEMS = frozenset(
+    {
+        0x6969,  # NFS
+        0x517B,  # SMB
+        0xFE534D42,  # SMB2
+        0xFF534D42,  # CIFS
+        0x01021997,  # 9P (also WSL's and some VMs' shared folders)
+        0x00C36400,  # Ceph
+        0x5346414F,  # AFS
+        0x65735546,  # FUSE (sshfs and other remote ones among them)
+        0x47504653,  # GPFS
+        0x0BD00BD0,  # Lustre
+        0x73757245,  # Coda
+        0x19830326,  # BeeGFS
+    }
+)
+"""``statfs`` magic numbers of filesystems where a write made on another host raises no event
+here."""
+
+
+class FileWatch:
+    """One inotify instance watching a database's files for writes; ``on_change`` is called on
+    the loop after each batch of events (many writes may come as one call)."""
+
+    __slots__ = ("_fd", "_libc", "_loop", "_on_change", "_paths", "_watches")
+
+    def __init__(
+        self,
+        fd: int,
+        libc: ctypes.CDLL,
+        paths: Sequence[str],
+        on_change: Callable[[], None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._fd = fd
+        self._libc = libc
+        self._paths = tuple(paths)
+        self._on_change = on_change
+        self._loop = loop
+        self._watches: dict[int, str] = {}  # watch descriptor -> path
+
+    @classmethod
+    def start(cls, paths: Sequence[str], on_change: Callable[[], None]) -> FileWatch | None:
+        """Watch ``paths`` from the running loop, or ``None`` where no event can be relied on
+        (see the module docstring). Paths that do not exist yet are added by :meth:`refresh`."""
+        libc = _libc()
+        if libc is None or any(_remote(path) for path in paths):
+            return None
+        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            error = ctypes.get_errno()
+            LOG.info("no inotify instance (%s): polling instead", os.strerror(error))
+            return None
+        loop = asyncio.get_running_loop()
+        watch = cls(fd, libc, paths, on_change, loop)
+        try:
+            watch.refresh()
+            loop.add_reader(fd, watch._readable)
+        except NotImplementedError:  # a loop that watches no descriptor (Windows' proactor)
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        return watch
+
+    @property
+    def complete(self) -> bool:
+        """Whether every path is watched (a write to any of them will be reported)."""
+        return len(self._watches) == len(self._paths)
+
+    @property
+    def fileno(self) -> int:
+        """The inotify descriptor (for tests), ``-1`` once closed."""
+        return self._fd
+
+    def refresh(self) -> None:
+        """Watch the paths that have no watch (they did not exist, or were replaced)."""
+        if self.complete or self._fd < 0:
+            return
+        watched = set(self._watches.values())
+        for path in self._paths:
+            if path not in watched:
+                wd = self._libc.inotify_add_watch(self._fd, os.fsencode(path), _IN_MODIFY)
+                if wd >= 0:
+                    self._watches[wd] = path
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            self._loop.remove_reader(fd)
+            os.close(fd)  # drops every watch of the instance
+            self._watches.clear()
+
+    def _readable(self) -> None:
+        try:
+            while True:
+                data = os.read(self._fd, _READ_SIZE)
+                self._forget_lost(data)
+        except BlockingIOError:
+            pass
+        except OSError:  # cannot happen short of a bug: fall back to polling
+            LOG.warning("reading inotify events failed: polling instead", exc_info=True)
+            self.close()
+        self._on_change()
+
+    def _forget_lost(self, data: bytes) -> None:
+        offset = 0
+        while offset + _EVENT.size <= len(data):
+            wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
+            if mask & _IN_IGNORED:
+                self._watches.pop(wd, None)
+            offset += _EVENT.size + length
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        for name in ("inotify_init1", "inotify_add_watch", "inotify_rm_watch", "statfs"):
+            getattr(libc, name)
+    except (OSError, AttributeError):
+        return None
+    libc.inotify_add_watch.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
+    libc.statfs.argtypes = (ctypes.c_char_p, ctypes.c_void_p)
+    return libc
+
+
+def _remote(path: str) -> bool:
+    """Whether ``path``'s directory is on a filesystem other hosts may write to unseen (an
+    unknown answer counts as remote: polling is never wrong)."""
+    kind = filesystem_type(os.path.dirname(os.path.abspath(path)))
+    return kind is None or kind in _REMOTE_FILESYSTEMS
+
+
+def filesystem_type(path: str) -> int | None:
+    """The ``statfs`` magic number of the filesystem holding ``path``, or ``None``."""
+    libc = _libc()
+    if libc is None:
+        return None
+    buffer = ctypes.create_string_buffer(256)  # struct statfs: 120 bytes on 64-bit Linux
+    if libc.statfs(os.fsencode(path), buffer) != 0:
+        return None
+    return ctypes.c_long.from_buffer(buffer).value & 0xFFFFFFFF  # f_type comes first

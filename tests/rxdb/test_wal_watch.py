@@ -1,0 +1,287 @@
+"""Told instead of polling: the inotify watch on the database's files (rxdb.engines.sqlite
+.wal_watch) and the poller's chase after its events (rxdb.engines.sqlite.foreign)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import rxdb
+import rxdb.engines.sqlite.foreign as foreign_module
+import rxdb.engines.sqlite.wal_watch as wal_watch_module
+from rxdb.engines.sqlite.foreign import (
+    CHASE_BUSY,
+    CHASE_FIRST,
+    CHASE_LENGTH,
+    SAFETY_INTERVAL,
+    ForeignWritePoller,
+)
+from rxdb.engines.sqlite.wal_watch import FileWatch, filesystem_type
+from tests.conftest import WAIT, Recorder, no_watch, sqlite_engine, subscribed
+from tests.rxdb.test_attribution import FakeFile
+from tests.rxdb.test_foreign import COUNT, foreign_insert
+from tests.rxdb.test_processes import run_script
+
+NEVER = 3600.0  # a poll interval no test lives to see: only the watch can tell in time
+
+
+@pytest.fixture
+def told_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No safety poll within a test's lifetime: a commit is seen through the watch or not."""
+    monkeypatch.setattr(foreign_module, "SAFETY_INTERVAL", NEVER)
+
+
+def inotify_descriptors() -> int:
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{name}") == "anon_inode:inotify"
+        except OSError:
+            continue  # the listing's own descriptor, closed by now
+    return count
+
+
+# ---------------------------------------------------------------------------------------
+# End to end: a plain sqlite3 writer, a watch
+
+
+@pytest.mark.usefixtures("told_only")
+async def test_a_plain_sqlite3_thread_commit_reruns_the_watch_when_told(db_path: Path) -> None:
+    async with rxdb.open(db_path, foreign_poll=NEVER) as db:
+        await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
+        poller = sqlite_engine(db).poller
+        assert poller is not None
+        assert poller.watching
+        rec: Recorder[Any] = Recorder()
+        with subscribed(db.watch(COUNT), rec):
+            await rec.wait_value([(0,)])
+            for count in range(1, 4):
+                await asyncio.to_thread(foreign_insert, db_path, count)
+                await rec.wait_value([(count,)])
+        assert poller.foreign_commits == 3
+
+
+@pytest.mark.usefixtures("told_only")
+async def test_a_plain_sqlite3_process_commit_reruns_the_watch_when_told(db_path: Path) -> None:
+    async with rxdb.open(db_path, foreign_poll=NEVER) as db:
+        await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
+        rec: Recorder[Any] = Recorder()
+        with subscribed(db.watch(COUNT), rec):
+            await rec.wait_value([(0,)])
+            await run_script(
+                "import sqlite3, sys\n"
+                "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+                "conn.execute('INSERT INTO t(x) VALUES (1)')\n"
+                "conn.close()\n",
+                str(db_path),
+            )
+            await rec.wait_value([(1,)])
+
+
+@pytest.mark.usefixtures("told_only")
+async def test_a_rollback_journal_file_is_watched_too(db_path: Path) -> None:
+    """A file rxdb may not switch to WAL (opened read-only) keeps its rollback journal: its
+    commits write the main file, which is watched; there is no counter, so each event asks
+    data_version."""
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
+    conn.close()
+    async with rxdb.open(db_path, read_only=True, foreign_poll=NEVER) as db:
+        poller = sqlite_engine(db).poller
+        assert poller is not None
+        assert poller.watching
+        assert sqlite_engine(db).wal_index is None
+        rec: Recorder[Any] = Recorder()
+        with subscribed(db.watch(COUNT), rec):
+            await rec.wait_value([(0,)])
+            await asyncio.to_thread(foreign_insert, db_path)
+            await rec.wait_value([(1,)])
+
+
+async def test_without_inotify_polling_sees_the_commit(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_watch(monkeypatch)
+    async with rxdb.open(db_path, foreign_poll=0.005) as db:
+        await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
+        poller = sqlite_engine(db).poller
+        assert poller is not None
+        assert not poller.watching
+        rec: Recorder[Any] = Recorder()
+        with subscribed(db.watch(COUNT), rec):
+            await rec.wait_value([(0,)])
+            await asyncio.to_thread(foreign_insert, db_path)
+            await rec.wait_value([(1,)])
+
+
+async def test_the_inotify_descriptor_is_closed_with_the_database(db_path: Path) -> None:
+    before = inotify_descriptors()
+    db = await rxdb.open(db_path)
+    try:
+        poller = sqlite_engine(db).poller
+        assert poller is not None
+        assert poller.watching
+        assert inotify_descriptors() == before + 1
+    finally:
+        await db.close()
+    assert inotify_descriptors() == before
+
+
+async def test_no_file_watch_for_memory_or_without_polling(db_path: Path) -> None:
+    before = inotify_descriptors()
+    async with rxdb.open(":memory:"), rxdb.open(db_path, foreign_poll=None):
+        assert inotify_descriptors() == before
+
+
+# ---------------------------------------------------------------------------------------
+# The watch itself
+
+
+async def test_the_watch_reports_writes_and_follows_a_file_deleted_and_made_again(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "data"
+    path.write_bytes(b"")
+    told = asyncio.Event()
+    watch = FileWatch.start([str(path)], told.set)
+    assert watch is not None
+    try:
+        assert watch.complete
+        path.write_bytes(b"one")
+        await asyncio.wait_for(told.wait(), WAIT)
+        told.clear()
+        path.unlink()  # the kernel drops the watch; its IN_IGNORED is a report too
+        await asyncio.wait_for(told.wait(), WAIT)
+        assert not watch.complete
+        told.clear()
+        path.write_bytes(b"")
+        watch.refresh()
+        assert watch.complete
+        path.write_bytes(b"two")
+        await asyncio.wait_for(told.wait(), WAIT)
+    finally:
+        watch.close()
+    assert watch.fileno == -1
+    assert not watch.complete
+    watch.close()  # twice is harmless
+
+
+async def test_a_missing_file_leaves_the_watch_incomplete(tmp_path: Path) -> None:
+    watch = FileWatch.start([str(tmp_path / "nothing-yet")], lambda: None)
+    assert watch is not None
+    try:
+        assert not watch.complete
+        (tmp_path / "nothing-yet").write_bytes(b"")
+        watch.refresh()
+        assert watch.complete
+    finally:
+        watch.close()
+
+
+async def test_no_watch_on_a_network_filesystem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kind = filesystem_type(str(tmp_path))
+    assert kind is not None
+    local = FileWatch.start([str(tmp_path / "db")], lambda: None)
+    assert local is not None
+    local.close()
+    monkeypatch.setattr(wal_watch_module, "_REMOTE_FILESYSTEMS", frozenset({kind}))
+    assert FileWatch.start([str(tmp_path / "db")], lambda: None) is None
+
+
+async def test_no_watch_without_inotify_in_the_c_library(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wal_watch_module, "_libc", lambda: None)
+    assert FileWatch.start([str(tmp_path / "db")], lambda: None) is None
+
+
+# ---------------------------------------------------------------------------------------
+# The poller's chase
+
+
+class FakeWatch:
+    """A watch the test reports through."""
+
+    def __init__(self, report: Callable[[], None]) -> None:
+        self.report = report
+        self.complete = True
+        self.closed = False
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def started(file: FakeFile, foreign: list[int]) -> tuple[ForeignWritePoller, FakeWatch]:
+    watches: list[FakeWatch] = []
+
+    def watch(report: Callable[[], None]) -> FakeWatch:
+        watches.append(FakeWatch(report))
+        return watches[0]
+
+    async def on_foreign() -> None:
+        foreign.append(file.counter)
+
+    poller = ForeignWritePoller(file.read_state, file.read_counter, on_foreign, NEVER, watch)
+    await poller.start()
+    return poller, watches[0]
+
+
+@pytest.mark.usefixtures("told_only")
+async def test_a_commit_that_lands_after_its_event_is_chased() -> None:
+    """SQLite syncs a commit's pages after writing them (the event) and only then moves the
+    counter: the poller looks again until it moves, without another event."""
+    file = FakeFile()
+    foreign: list[int] = []
+    poller, watch = await started(file, foreign)
+    try:
+        assert poller.watching
+        watch.report()  # the pages are written...
+        await file.polls_later(1)  # ...the poller looks: nothing yet
+        value = file.commit()  # the counter moves, with no event of its own
+        while not foreign:
+            await file.polls_later(1)
+        assert foreign == [value]
+    finally:
+        await poller.stop()
+    assert watch.closed
+
+
+async def test_the_chase_schedule() -> None:
+    """Fine gaps first, growing with the time since the chase began, capped while events keep
+    coming, over once the counter moved or CHASE_LENGTH passed quietly; between chases
+    only the safety net; without a complete watch, the plain interval."""
+    file = FakeFile()
+    poller, watch = await started(file, [])
+    try:
+        check_schedule(poller, watch)
+    finally:
+        await poller.stop()
+
+
+def check_schedule(poller: ForeignWritePoller, watch: FakeWatch) -> None:
+    interval = NEVER
+    assert poller._next_delay(signalled=False, moved=False, now=0.0) == SAFETY_INTERVAL
+    assert poller._next_delay(signalled=True, moved=False, now=0.0) == CHASE_FIRST
+    assert poller._next_delay(signalled=False, moved=False, now=0.001) == CHASE_FIRST
+    assert poller._next_delay(signalled=True, moved=False, now=0.02) == 0.02 / 4
+    assert poller._next_delay(signalled=True, moved=False, now=0.2) == CHASE_BUSY
+    assert poller._next_delay(signalled=False, moved=False, now=0.21) == CHASE_BUSY
+    quiet = 0.2 + CHASE_LENGTH + 0.001
+    assert poller._next_delay(signalled=False, moved=False, now=quiet) == SAFETY_INTERVAL
+    assert poller._next_delay(signalled=True, moved=False, now=5.0) == CHASE_FIRST
+    assert poller._next_delay(signalled=False, moved=True, now=5.001) == SAFETY_INTERVAL
+    watch.complete = False
+    assert poller._next_delay(signalled=True, moved=False, now=6.0) == interval
+    poller._watch = None
+    assert poller._next_delay(signalled=True, moved=False, now=7.0) == interval
