@@ -119,6 +119,9 @@ class TrackedConnection(ReaderConnection):
     stamper: CommitStamper | None = None
     """Set (from the writer's thread, or before it runs anything) to claim commit counter
     values for each commit; see :mod:`rxdb.engines.sqlite.walindex`."""
+    after_commit: Callable[[TrackedConnection], None] | None = None
+    """Set like ``stamper``: called on the writer's thread after each outermost commit has
+    been reported."""
 
     def __init__(self, *args: Any, on_commit: CommitCallback, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -189,6 +192,9 @@ class TrackedConnection(ReaderConnection):
     def _committed(self, updates: frozenset[TableUpdate], everything: bool) -> None:
         stamper = self.stamper
         self._on_commit(updates, everything, None if stamper is None else stamper.end(self))
+        after = self.after_commit
+        if after is not None:
+            after(self)
 
 
 def split_script(script: str) -> list[str]:

@@ -26,7 +26,7 @@ from rxdb.engines.sqlite.connections import ReaderConnection, TrackedConnection
 from rxdb.engines.sqlite.location import Location, locate, opening_error
 from rxdb.engines.sqlite.readers import ReaderPool
 from rxdb.engines.sqlite.sessions import ReadSession, read_only_violation
-from rxdb.engines.sqlite.walindex import CommitStamper, WalIndex, commit_state
+from rxdb.engines.sqlite.walindex import CommitStamper, StateReadings, WalIndex
 from rxdb.engines.sqlite.workers import Worker
 from rxdb.engines.sqlite.writer import TransactionMode, Writer
 from rxdb.errors import ClosedError, DatabaseError, ReentrancyError, WrongLoopError, from_sqlite
@@ -72,6 +72,7 @@ class Engine:
         self._closing: asyncio.Future[None] | None = None
         self.wal_index: WalIndex | None = None
         """The file's commit counter, when the database is in WAL mode and it can be read."""
+        self._readings = StateReadings(None)  # see commit_state
 
     async def open(self) -> None:
         """Open the writer (on a read-only database, a read-only connection in its place)
@@ -104,6 +105,7 @@ class Engine:
                 if mode[0][0].lower() == "wal":
                     self._readers = ReaderPool(self._open_reader, self._reader_count)
                     self.wal_index = WalIndex(self.location.file or self.path)
+                    self._readings = StateReadings(self.wal_index)
         except BaseException as error:
             await self._abandon_open(worker)
             cause = error.__cause__ if isinstance(error, DatabaseError) else error
@@ -261,16 +263,37 @@ class Engine:
         if self.wal_index is not None:
             writer.worker.raw.stamper = CommitStamper(self.wal_index, enabled)
 
+    def remember_commit_states(self) -> None:
+        """From now on let the writer read, after a commit, the state :meth:`commit_state`
+        will be asked for (see :class:`~rxdb.engines.sqlite.walindex.StateReadings`), and
+        let :meth:`commit_state` answer ``None`` rather than wait while the writer works."""
+        writer = self._check()
+        self._readings.after_commits = True
+        writer.worker.raw.after_commit = self._readings.after_commit
+
     async def commit_state(self) -> tuple[int, int | None] | None:
         """The writer's ``PRAGMA data_version`` (it changes only for other connections'
         commits) and the commit counter value it covers (see
-        :func:`~rxdb.engines.sqlite.walindex.commit_state`), asked in line for the writer's lock, on
-        its thread; ``None`` for ``:memory:``."""
+        :func:`~rxdb.engines.sqlite.walindex.commit_state`), asked in line for the writer's
+        lock, on its thread, unless a reading it took earlier will do; ``None`` for
+        ``:memory:``, and while the writer works if :meth:`remember_commit_states` (it then
+        reads one after its next commit)."""
         writer = self._check()
         if self.memory:
             return None
+        readings = self._readings
+        state = readings.fresh()
+        if state is not None:
+            return state
+        if readings.after_commits and writer.lock.locked():
+            readings.wanted = True
+            return None
         async with writer.lock:
-            return await writer.worker.call(commit_state, writer.worker.raw, self.wal_index)
+            state = readings.fresh()  # the commit we waited for may have read it
+            if state is None:
+                await writer.worker.call(readings.take, writer.worker.raw)
+                state = readings.fresh()
+            return state
 
     # -- read blocks ------------------------------------------------------------------------
 

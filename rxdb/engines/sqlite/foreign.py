@@ -82,6 +82,10 @@ class ChangeWatch(Protocol):
 
     def refresh(self) -> None: ...
 
+    def listen(self) -> None: ...
+
+    def drain(self) -> bool: ...
+
     def close(self) -> None: ...
 
 
@@ -89,7 +93,8 @@ class ForeignWritePoller:
     """Calls ``on_foreign`` after commits that no rxdb writer claimed.
 
     :param read_state: the writer's ``data_version`` and the counter value it covers exactly
-        (``None`` if unknown), waiting for the writer to be free; ``None`` if it cannot be had.
+        (``None`` if unknown), from a reading newer than the last, or one still good;
+        ``None`` if it cannot be had now (the poller asks again soon while watching).
     :param read_counter: the commit counter, or ``None`` if unknown (then every poll asks
         ``read_state``, and every change of ``data_version`` counts as foreign).
     :param interval: seconds between polls without a (complete) file watch.
@@ -112,7 +117,8 @@ class ForeignWritePoller:
         self._start_watch = watch
         self._watch: ChangeWatch | None = None
         self._signalled = False  # the watch reported writes since the last look
-        self._waiter: asyncio.Future[None] | None = None  # an idle wait a report ends
+        self._waiter: asyncio.Future[None] | None = None  # an idle wait a report shortens
+        self._timer: asyncio.TimerHandle | None = None  # when that wait ends
         self._chase_start: float | None = None  # loop time of the chase's first event
         self._last_write = 0.0  # loop time of the last event of the chase
         self._claimed: set[int] = set()
@@ -176,40 +182,49 @@ class ForeignWritePoller:
         delay = self._interval
         while True:
             signalled = await self._wait(delay)
-            moved = False
+            moved = unsettled = False
             try:
                 peek = self._read_counter()
                 if self._version is None or peek is None or peek != self._counter:
-                    moved = True
-                    await self._look(baseline=False)
+                    moved = await self._look(baseline=False)
+                    unsettled = not moved  # no state now (the writer works): look again soon
             except Exception:
                 # The database is closing, or the file went away: polling resumes or stops
                 # with it; a failed poll must not kill the loop.
                 LOG.debug("foreign-write poll failed", exc_info=True)
-            delay = self._next_delay(signalled, moved, asyncio.get_running_loop().time())
+            now = asyncio.get_running_loop().time()
+            delay = self._next_delay(signalled or unsettled, moved, now)
 
     def _written(self) -> None:
         """The watch's report: a file was written (maybe a commit on its way)."""
         self._signalled = True
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        waiter, timer = self._waiter, self._timer
+        if waiter is not None and timer is not None and not waiter.done():
+            # Look a moment later, not now: the report comes at a commit's first write, and
+            # its counter moves after the last; a commit of this database's own is over by
+            # then, and looking costs no hop (and does not delay the commit's own watches).
+            timer.cancel()
+            self._timer = asyncio.get_running_loop().call_later(CHASE_FIRST, _wake, waiter)
 
     async def _wait(self, delay: float) -> bool:
         """Sleep ``delay`` seconds, or until a report if no chase is under way (a chase keeps
-        its pace however many reports come); whether a report came."""
-        if self._chase_start is not None or self._watch is None:
+        its pace, reading what was written meanwhile); whether anything was written."""
+        watch = self._watch
+        if self._chase_start is not None or watch is None:
             await asyncio.sleep(delay)
         elif not self._signalled:
             loop = asyncio.get_running_loop()
             waiter = self._waiter = loop.create_future()
-            timer = loop.call_later(delay, _wake, waiter)
+            self._timer = loop.call_later(delay, _wake, waiter)
             try:
                 await waiter
             finally:
-                timer.cancel()
-                self._waiter = None
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._waiter = self._timer = None
         signalled, self._signalled = self._signalled, False
+        if watch is not None and watch.drain():
+            signalled = True
         return signalled
 
     def _next_delay(self, signalled: bool, moved: bool, now: float) -> float:
@@ -228,14 +243,16 @@ class ForeignWritePoller:
             self._chase_start = None  # nothing came of the writes (a checkpoint, say)
         if self._chase_start is not None:
             return min(max(CHASE_FIRST, (now - self._chase_start) / 4), CHASE_BUSY)
+        watch.listen()  # between chases: told of the next write
         return SAFETY_INTERVAL if watch.complete else self._interval
 
-    async def _look(self, *, baseline: bool) -> None:
+    async def _look(self, *, baseline: bool) -> bool:
         """Read ``data_version`` and the counter value it covers; compare with the last
-        reading. Only the very first reading (``baseline``) may absorb commits silently."""
+        reading. Only the very first reading (``baseline``) may absorb commits silently.
+        Whether there was a reading."""
         state = await self._read_state()
         if state is None:
-            return
+            return False
         version, counter = state
         if self._version is None:
             if baseline:
@@ -249,6 +266,7 @@ class ForeignWritePoller:
         else:
             await self._account(counter)
         self._version, self._counter = version, counter
+        return True
 
     def _advance(self, to: int | None) -> None:
         """Mark every value up to ``to`` accounted for (``None``: start afresh)."""

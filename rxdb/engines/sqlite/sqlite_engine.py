@@ -138,7 +138,10 @@ class SQLiteEngine(Engine):
         commit goes), instead of polling for other programs' commits."""
         file = self.location.file or self.path
         paths = [file] if self.wal_index is None else [file, f"{file}-wal"]
-        return FileWatch.start(paths, on_change)
+        watch = FileWatch.start(paths, on_change)
+        if watch is not None:
+            self.remember_commit_states()  # our own commits' events then cost no hop
+        return watch
 
     async def close(self) -> None:
         self.refuse_new_work()

@@ -62,10 +62,15 @@ here."""
 
 
 class FileWatch:
-    """One inotify instance watching a database's files for writes; ``on_change`` is called on
-    the loop after each batch of events (many writes may come as one call)."""
+    """One inotify instance watching a database's files for writes.
 
-    __slots__ = ("_fd", "_libc", "_loop", "_on_change", "_paths", "_watches")
+    ``on_change`` is called on the loop at the first write, once: then the watch stops
+    listening, so that a burst of writes (a commit writes several times; a long transaction
+    many) costs one call, and the events pile up in the kernel (merged) until
+    :meth:`drain` reads them. :meth:`listen` starts listening again.
+    """
+
+    __slots__ = ("_fd", "_libc", "_listening", "_loop", "_on_change", "_paths", "_watches")
 
     def __init__(
         self,
@@ -81,6 +86,7 @@ class FileWatch:
         self._on_change = on_change
         self._loop = loop
         self._watches: dict[int, str] = {}  # watch descriptor -> path
+        self._listening = False
 
     @classmethod
     def start(cls, paths: Sequence[str], on_change: Callable[[], None]) -> FileWatch | None:
@@ -98,7 +104,7 @@ class FileWatch:
         watch = cls(fd, libc, paths, on_change, loop)
         try:
             watch.refresh()
-            loop.add_reader(fd, watch._readable)
+            watch.listen()
         except NotImplementedError:  # a loop that watches no descriptor (Windows' proactor)
             os.close(fd)
             return None
@@ -128,23 +134,40 @@ class FileWatch:
                 if wd >= 0:
                     self._watches[wd] = path
 
+    def listen(self) -> None:
+        """Call ``on_change`` at the next write (at once if writes are waiting)."""
+        if not self._listening and self._fd >= 0:
+            self._loop.add_reader(self._fd, self._readable)
+            self._listening = True
+
+    def drain(self) -> bool:
+        """Read the waiting events; whether there were any."""
+        written = False
+        try:
+            while True:
+                data = os.read(self._fd, _READ_SIZE)
+                written = True
+                self._forget_lost(data)
+        except BlockingIOError:
+            pass
+        except OSError:  # closed, or a bug: either way the poller polls from now on
+            if self._fd >= 0:
+                LOG.warning("reading inotify events failed: polling instead", exc_info=True)
+                self.close()
+        return written
+
     def close(self) -> None:
         fd, self._fd = self._fd, -1
         if fd >= 0:
-            self._loop.remove_reader(fd)
+            if self._listening:
+                self._loop.remove_reader(fd)
+                self._listening = False
             os.close(fd)  # drops every watch of the instance
             self._watches.clear()
 
     def _readable(self) -> None:
-        try:
-            while True:
-                data = os.read(self._fd, _READ_SIZE)
-                self._forget_lost(data)
-        except BlockingIOError:
-            pass
-        except OSError:  # cannot happen short of a bug: fall back to polling
-            LOG.warning("reading inotify events failed: polling instead", exc_info=True)
-            self.close()
+        self._loop.remove_reader(self._fd)
+        self._listening = False
         self._on_change()
 
     def _forget_lost(self, data: bytes) -> None:

@@ -23,7 +23,14 @@ import struct
 import threading
 from collections.abc import Callable
 
-__all__ = ("CommitStamper", "WalIndex", "commit_state", "counter_span", "data_version")
+__all__ = (
+    "CommitStamper",
+    "StateReadings",
+    "WalIndex",
+    "commit_state",
+    "counter_span",
+    "data_version",
+)
 
 _HEADER = struct.Struct("=I4xI")  # iVersion, (unused), iChange: native byte order
 _HEADER_SIZE = 48  # one copy; SQLite writes two and a reader compares them
@@ -208,3 +215,56 @@ class CommitStamper:
             return None
         span = counter_span(start[1], after)
         return None if not span else (start[1], after)
+
+
+class StateReadings:
+    """The writer's :func:`commit_state` readings, handed to the poller without a hop where
+    an earlier one will do.
+
+    Readings are taken on the writer's thread, so they come in order; each is handed out at
+    most once as news (a poller must never go back to an older reading), and a reading
+    stays good while the counter keeps its value (every commit moves it, so
+    ``data_version`` cannot have moved either). With :attr:`after_commits`, the writer
+    takes one right after a commit when :attr:`wanted` (~9 µs, after the commit was
+    reported): a watch on the file's writes asks after every commit, this database's own
+    included, and finds the answer ready.
+    """
+
+    __slots__ = ("_handed", "_index", "_latest", "_taken", "after_commits", "wanted")
+
+    def __init__(self, index: WalIndex | None) -> None:
+        self._index = index
+        self._latest: tuple[int, tuple[int, int | None]] | None = None
+        self._taken = 0  # written on the writer's thread only
+        self._handed = 0  # read and written on the loop only
+        self.after_commits = False
+        self.wanted = False
+        """Set on the loop: the writer takes a reading after its next commit."""
+
+    def take(self, connection: sqlite3.Connection) -> None:
+        """Read the state now (on the writer's thread)."""
+        state = commit_state(connection, self._index)
+        self._taken += 1
+        self._latest = (self._taken, state)
+
+    def after_commit(self, connection: sqlite3.Connection) -> None:
+        if self.wanted:
+            self.wanted = False
+            with contextlib.suppress(sqlite3.Error):  # the poller asks with a hop instead
+                self.take(connection)
+
+    def fresh(self) -> tuple[int, int | None] | None:
+        """A reading newer than any handed out, or the last one if it is still good;
+        ``None`` if there is neither."""
+        latest = self._latest
+        if latest is None:
+            return None
+        taken, state = latest
+        if taken > self._handed:
+            self._handed = taken
+            self.wanted = True  # the poller will want the next one too
+            return state
+        counter = state[1]
+        if counter is not None and self._index is not None and counter == self._index.read():
+            return state
+        return None
