@@ -180,6 +180,24 @@ async def _floor(sizes: Sizes, path: str, base: int) -> list[float]:
     return _latencies(committed, seen)
 
 
+async def _own_writes(path: str, told: bool, count: int, gap: float) -> float:
+    """CPU of the whole process per write of rxdb's own (no watch open), told by inotify or
+    polling: what being told of one's own commits costs."""
+    with contextlib.ExitStack() as stack:
+        if not told:
+            stack.enter_context(mock.patch.object(FileWatch, "start", return_value=None))
+        async with rxdb.open(path) as db:
+            await db.execute(UPDATE, (0,))
+            await asyncio.sleep(0.05)
+            cpu0 = time.process_time()
+            for value in range(count):
+                if gap:
+                    await asyncio.sleep(gap)
+                await db.execute(UPDATE, (value,))
+            await asyncio.sleep(0.05)  # the looks after the last write
+            return (time.process_time() - cpu0) / count * 1e6
+
+
 async def _polled_baseline(sizes: Sizes, path: str, base: int) -> dict[str, Any]:
     """What an application without rxdb does: its own loop polling the query every 100 ms."""
     seen: dict[int, float] = {}
@@ -212,6 +230,13 @@ async def run(sizes: Sizes, results: Results) -> None:
         polled = await _foreign_watch(sizes, path, False, 3 * 10**9)
         floor = await _floor(sizes, path, 4 * 10**9)
         baseline = await _polled_baseline(sizes, path, 5 * 10**9)
+        own: dict[tuple[bool, float], list[float]] = {}
+        count = max(20, int(sizes.poll_seconds * 100))
+        for _ in range(3):  # interleaved rounds
+            for told_mode in (False, True):
+                for gap in (0.0, 0.002):
+                    cpu = await _own_writes(path, told_mode, count, gap)
+                    own.setdefault((told_mode, gap), []).append(cpu)
 
     params = {
         "period": f"{sizes.poll_seconds} s per mode",
@@ -280,6 +305,19 @@ async def run(sizes: Sizes, results: Results) -> None:
             extra={"polled": f_polled, "poll 100 ms": f_base},
         )
     )  # fmt: skip
+    for gap, label in ((0.0, "back to back"), (0.002, "one every 2 ms")):
+        on, off = median(own[(True, gap)]), median(own[(False, gap)])
+        results.add(
+            Figure(
+                f"4w{'b' if gap == 0 else 's'}",
+                f"rxdb's own writes ({label}): CPU per write, told by inotify vs polling",
+                on, "µs", off, "the same writes, polling (no file watch)", on / off,
+                "report side by side",
+                params={"writes": f"{count} UPDATEs per round, 3 rounds, median",
+                        "cpu": "time.process_time() of the whole process / writes"},
+                extra={"told": own[(True, gap)], "polled": own[(False, gap)]},
+            )
+        )  # fmt: skip
     results.add(
         Figure(
             "4cpu", "idle CPU, watch open: told by inotify vs polling every 50 ms",

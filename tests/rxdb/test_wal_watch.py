@@ -299,3 +299,35 @@ def check_schedule(poller: ForeignWritePoller, watch: FakeWatch) -> None:
     assert poller._next_delay(signalled=True, moved=False, now=6.0) == interval
     poller._watch = None
     assert poller._next_delay(signalled=True, moved=False, now=7.0) == interval
+
+
+@pytest.mark.usefixtures("told_only")
+async def test_commits_claimed_by_rxdb_writers_need_no_reading() -> None:
+    """Another rxdb process's commit raises events here too; its claim (through the hub)
+    accounts for it without asking the writer, and nothing re-runs."""
+    file = FakeFile()
+    foreign: list[int] = []
+    poller, watch = await started(file, foreign)
+    asked = [0]
+    real = file.read_state
+
+    async def counting() -> tuple[int, int | None]:
+        asked[0] += 1
+        return await real()
+
+    poller._read_state = counting
+    try:
+        for _ in range(3):
+            value = file.commit()
+            poller.claim((value - 1, value))
+            watch.report()
+            await file.polls_later(1)
+        assert asked[0] == 0
+        value = file.commit()  # unclaimed: the writer is asked, and it is foreign
+        watch.report()
+        while not foreign:
+            await file.polls_later(1)
+        assert asked[0] >= 1
+        assert foreign == [value]
+    finally:
+        await poller.stop()

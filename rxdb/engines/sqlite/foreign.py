@@ -186,7 +186,7 @@ class ForeignWritePoller:
             try:
                 peek = self._read_counter()
                 if self._version is None or peek is None or peek != self._counter:
-                    moved = await self._look(baseline=False)
+                    moved = self._all_claimed(peek) or await self._look(baseline=False)
                     unsettled = not moved  # no state now (the writer works): look again soon
             except Exception:
                 # The database is closing, or the file went away: polling resumes or stops
@@ -266,6 +266,15 @@ class ForeignWritePoller:
         else:
             await self._account(counter)
         self._version, self._counter = version, counter
+        return True
+
+    def _all_claimed(self, peek: int | None) -> bool:
+        """If rxdb writers claimed every commit up to ``peek``, account for them without
+        asking the writer (a file watch sees every commit of theirs)."""
+        if self._version is None or peek is None or self._unclaimed(peek):
+            return False
+        self._advance(peek)
+        self._counter = peek  # _version stays: the next reading compares from there
         return True
 
     def _advance(self, to: int | None) -> None:
