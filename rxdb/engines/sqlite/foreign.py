@@ -5,8 +5,10 @@ commit to the same file without telling anyone. Every commit, by anyone, moves t
 commit counter (:mod:`rxdb.engines.sqlite.walindex`), which a poll reads with one ``pread``
 (~1.5 µs, no SQLite call, no thread hop): while it stands still, nothing happened.
 When it moved, the poller asks the writer for ``PRAGMA data_version`` (in line for the
-writer's lock, on its thread), which changes only when *another* connection's commit became
-visible to it, never for the writer's own: unchanged means every new commit was this database's own.
+writer's lock, on its thread, unless a reading the writer took after its last commit will do:
+:class:`~rxdb.engines.sqlite.walindex.StateReadings`), which changes only when *another*
+connection's commit became visible to it, never for the writer's own: unchanged means every
+new commit was this database's own.
 
 Other rxdb writers on the file (other processes, other :class:`rxdb.Database` objects) move
 ``data_version`` too, but they announce their commits anyway: re-running every watch for
