@@ -8,13 +8,20 @@ options and their typing are here, so every shape offers the same ones the same 
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from rxdb._types import Params
 from rxdb.rows import Row, Rows
-from rxdb.streams.conversion import check_row_type, converted_row, converted_rows, first_value
+from rxdb.streams.conversion import (
+    OFF_LOOP_ROWS,
+    check_row_type,
+    converted_row,
+    converted_rows,
+    first_value,
+)
 
 __all__ = ("AsyncFetches", "BlockingFetches")
 
@@ -53,7 +60,12 @@ class AsyncFetches(ABC):
         :raises rxdb.RowTypeError: when the columns do not fit ``row_type``.
         """
         check_row_type(row_type)
-        return converted_rows(await self._fetch_rows(sql, params), row_type)
+        rows = await self._fetch_rows(sql, params)
+        if row_type is not None and len(rows) >= OFF_LOOP_ROWS:  # not on the loop: ~1 µs a row
+            return await asyncio.get_running_loop().run_in_executor(
+                None, converted_rows, rows, row_type
+            )
+        return converted_rows(rows, row_type)
 
     @overload
     async def fetch_one(

@@ -8,6 +8,7 @@ and reporting the statistics of the watch underneath.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any, Generic, overload
@@ -20,7 +21,7 @@ from typing_extensions import TypeVar
 
 from rxdb.errors import ProgrammingError
 from rxdb.rows import Row
-from rxdb.streams.conversion import RowConverter, converter_for
+from rxdb.streams.conversion import OFF_LOOP_ROWS, RowConverter, converter_for
 from rxdb.streams.diffs import Differ, Key, RowDiff, key_function
 from rxdb.streams.iteration import QueryIterator
 from rxdb.streams.pacing import check_interval, throttled
@@ -233,7 +234,13 @@ def _first_value(rows: list[Row]) -> Any:
 class _Converted(Observable[list[A]]):
     """``source``'s results converted once each for all subscribers: one subscription to
     ``source`` while anyone subscribes; a late subscriber gets the latest converted result.
-    A result that does not fit ends every subscription with :class:`rxdb.RowTypeError`."""
+    A result that does not fit ends every subscription with :class:`rxdb.RowTypeError`.
+
+    A big result is converted on a thread (the loop's default executor), as the watch
+    compares one: ~1 µs a row would hold the loop for 100 ms at 100,000 rows. Results are
+    delivered in order; one overtaken by a newer result's conversion is dropped (the newest
+    wins, as everywhere in a watch).
+    """
 
     def __init__(self, source: Observable[list[Row]], converter: RowConverter[A]) -> None:
         super().__init__()
@@ -242,6 +249,11 @@ class _Converted(Observable[list[A]]):
         self._observers: list[abc.ObserverBase[list[A]]] = []
         self._subscription: abc.DisposableBase | None = None
         self._latest: list[A] | None = None
+        self._requested = 0  # results received from source, in order
+        self._delivered = 0  # the number of the last one delivered
+        self._connection = (
+            0  # one per subscription to source: a conversion of an old one is dropped
+        )
 
     def _subscribe_core(
         self, observer: abc.ObserverBase[list[A]], scheduler: abc.SchedulerBase | None = None
@@ -259,11 +271,38 @@ class _Converted(Observable[list[A]]):
         return Disposable(lambda: self._leave(observer))
 
     def _next(self, rows: list[Row]) -> None:
+        self._requested += 1
+        ticket, connection = self._requested, self._connection
+        if len(rows) >= OFF_LOOP_ROWS:
+            try:
+                future = asyncio.get_running_loop().run_in_executor(
+                    None, self._converter.rows, rows
+                )
+            except RuntimeError:  # no loop, or its executor is shut down (it is closing)
+                pass
+            else:
+                future.add_done_callback(lambda done: self._finished(ticket, connection, done))
+                return
         try:
             converted = self._converter.rows(rows)
         except Exception as error:
             self._error(error)
             return
+        self._deliver(ticket, converted)
+
+    def _finished(self, ticket: int, connection: int, done: asyncio.Future[list[A]]) -> None:
+        if connection != self._connection or ticket < self._delivered or done.cancelled():
+            return
+        error = done.exception()
+        if error is not None:
+            self._error(error if isinstance(error, Exception) else RuntimeError(error))
+            return
+        self._deliver(ticket, done.result())
+
+    def _deliver(self, ticket: int, converted: list[A]) -> None:
+        if ticket < self._delivered:
+            return  # a newer result went out already
+        self._delivered = ticket
         self._latest = converted
         for observer in list(self._observers):
             try:
@@ -293,5 +332,6 @@ class _Converted(Observable[list[A]]):
     def _stop(self) -> None:
         subscription, self._subscription = self._subscription, None
         self._latest = None
+        self._connection += 1
         if subscription is not None:
             subscription.dispose()

@@ -95,10 +95,15 @@ class TestOneRowOneValue:
         one: Recorder[Item | None] = Recorder()
         value: Recorder[Any] = Recorder()
         empty: Recorder[Any] = Recorder()
+        streams = [
+            db.watch_one("SELECT id, x FROM t ORDER BY x DESC", row_type=Item),
+            db.watch_value("SELECT sum(x) FROM t"),
+            db.watch_one("SELECT x FROM t WHERE x > 5"),
+        ]
         with (
-            subscribed(db.watch_one("SELECT id, x FROM t ORDER BY x DESC", row_type=Item), one),
-            subscribed(db.watch_value("SELECT sum(x) FROM t"), value),
-            subscribed(db.watch_one("SELECT x FROM t WHERE x > 5"), empty),
+            subscribed(streams[0], one),
+            subscribed(streams[1], value),
+            subscribed(streams[2], empty),
         ):
             await one.wait_value(Item(1, 1))
             await value.wait_value(1)
@@ -108,6 +113,9 @@ class TestOneRowOneValue:
             await value.wait_value(8)
             await empty.wait_for(lambda r: bool(r.values[-1]))
         assert empty.values[-1] == (7,)
+        assert [v for v in one.values if v == Item(1, 1)] == [Item(1, 1)]  # no repeats
+        for stream in streams:
+            await released(db, stream)
 
     async def test_async_iteration_of_a_value(self, db: AsyncDatabase) -> None:
         await make_t(db)
@@ -170,7 +178,6 @@ class TestPacing:
             for _ in range(5):
                 await db.execute("INSERT INTO t(x) VALUES (2)")
             await seen.wait_value([(6,)])  # the final state always arrives
-        assert len(seen.values) <= 6
         await released(db, stream)
 
     async def test_throttle_on_a_stream_keeps_its_diffs(self, db: AsyncDatabase) -> None:

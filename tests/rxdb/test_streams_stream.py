@@ -120,3 +120,31 @@ async def test_states_are_the_watchs_through_row_type_and_throttle(memdb: rxdb.D
         await states.wait_for(lambda r: bool(r.values) and r.values[-1].phase == "live")
     assert states.values[-1].value == [(1,)]  # the watch's own rows
     assert stream.statistics().subscribers == 0
+
+
+async def test_a_big_result_is_converted_off_the_loop_and_delivered_on_it(
+    memdb: rxdb.Database,
+) -> None:
+    count = 10_000  # OFF_LOOP_ROWS
+    sql = f"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {count})"
+    sql += " SELECT x FROM c"
+    threads: set[int] = set()
+
+    def make(*, x: int) -> int:
+        threads.add(threading.get_ident())
+        return x
+
+    loop_thread = threading.get_ident()
+    fetched = await memdb.fetch_all(sql, row_type=make)
+    assert fetched[-1] == count
+    assert threads
+    assert loop_thread not in threads
+    threads.clear()
+    delivered: list[int] = []
+    async for values in memdb.watch(sql, row_type=make):
+        delivered.append(threading.get_ident())
+        assert len(values) == count
+        break
+    assert threads
+    assert loop_thread not in threads
+    assert delivered == [loop_thread]
