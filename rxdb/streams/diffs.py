@@ -100,6 +100,13 @@ class Differ(Generic[T]):
         current: dict[Hashable, tuple[int, T]] = {}
         for position, row in enumerate(rows):
             row_key = of(row)
+            try:
+                hash(row_key)
+            except TypeError:
+                raise ProgrammingError(
+                    f"diffs key {_name(self._key)} gave {row_key!r} for {row!r}: a key must be"
+                    " hashable"
+                ) from None
             if row_key in current:
                 raise DuplicateKeyError(
                     f"diffs key {_name(self._key)} is not unique: {row_key!r} is the key of"

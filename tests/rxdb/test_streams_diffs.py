@@ -97,3 +97,12 @@ def test_a_key_column_no_row_has_is_named() -> None:
 def test_a_key_that_is_neither_a_name_nor_a_function_is_refused(key: Any) -> None:
     with pytest.raises(rxdb.ProgrammingError, match="diffs key"):
         key_function(key)
+
+
+def test_a_key_function_giving_an_unhashable_key_is_named() -> None:
+    def unhashable(row: Any) -> Any:  # a key function that breaks its type
+        return list(row)
+
+    differ = Differ[rxdb.Row](unhashable)
+    with pytest.raises(rxdb.ProgrammingError, match="must be hashable"):
+        differ(rows((1, "a")))
