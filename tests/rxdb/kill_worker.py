@@ -1,11 +1,13 @@
 """A process that is killed -9 (or writes while another is), for tests/rxdb/test_kill.py.
 
-``python -m tests.rxdb.kill_worker hold PATH``: open the file, commit three rows
-(``who='held-committed'``), print ``ready ROLE`` (its hub role), then on ``begin`` from stdin
-open a transaction, insert three rows (``who='ghost'``), print ``inside`` and wait there
-until killed.
+``TARGET`` is a database file, opened here, or a server's handle as JSON, connected to.
 
-``python -m tests.rxdb.kill_worker write PATH``: commit one row (``who='writer'``) per
+``python -m tests.rxdb.kill_worker hold TARGET``: commit three rows
+(``who='held-committed'``), print ``ready ROLE`` (its hub role, or ``client``), then on
+``begin`` from stdin open a transaction, insert three rows (``who='ghost'``), print
+``inside`` and wait there until killed.
+
+``python -m tests.rxdb.kill_worker write TARGET``: commit one row (``who='writer'``) per
 transaction, printing ``committed N`` after each, until ``stop`` on stdin (or its end);
 then print ``done N`` and exit.
 """
@@ -13,11 +15,16 @@ then print ``done N`` and exit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import sys
+from collections.abc import AsyncIterator
 
 import rxdb
+from rxdb.api import AsyncDatabase
 from rxdb.engines.sqlite import SQLiteEngine
 from rxdb.remote import hub
+from rxdb.remote.handle import ServerHandle
 
 
 def say(*words: object) -> None:
@@ -29,7 +36,22 @@ async def next_line() -> str:
     return line.strip()
 
 
-def role(db: rxdb.Database) -> str:
+@contextlib.asynccontextmanager
+async def opened(target: str) -> AsyncIterator[AsyncDatabase]:
+    if not target.startswith("{"):
+        async with rxdb.open(target, busy_timeout=30.0) as db:
+            yield db
+        return
+    remote = await ServerHandle.from_json(json.loads(target)).connect()
+    try:
+        yield remote
+    finally:
+        await remote.close()
+
+
+def role(db: AsyncDatabase) -> str:
+    if not isinstance(db, rxdb.Database):
+        return "client"
     engine = db._engine
     assert isinstance(engine, SQLiteEngine)
     membership = engine.membership
@@ -37,8 +59,8 @@ def role(db: rxdb.Database) -> str:
     return str(membership.statistics().role)
 
 
-async def hold(path: str) -> None:
-    async with rxdb.open(path) as db:
+async def hold(target: str) -> None:
+    async with opened(target) as db:
         for n in range(3):
             await db.execute("INSERT INTO t(who, n) VALUES ('held-committed', ?)", (n,))
         say("ready", role(db))
@@ -50,8 +72,8 @@ async def hold(path: str) -> None:
             await asyncio.Event().wait()  # until killed
 
 
-async def write(path: str) -> None:
-    async with rxdb.open(path, busy_timeout=30.0) as db:
+async def write(target: str) -> None:
+    async with opened(target) as db:
         stop = asyncio.create_task(next_line())
         count = 0
         while not stop.done():
@@ -64,5 +86,5 @@ async def write(path: str) -> None:
 
 
 if __name__ == "__main__":
-    mode, path = sys.argv[1:3]
-    asyncio.run(hold(path) if mode == "hold" else write(path))
+    mode, target = sys.argv[1:3]
+    asyncio.run(hold(target) if mode == "hold" else write(target))

@@ -1,12 +1,14 @@
-"""kill -9, in the suite: of the process hosting the hub, and of a member process, each
-killed inside a transaction while other processes write. No committed row may be lost, no
-uncommitted row may become visible, and every watcher must converge on the truth (read with
-a plain sqlite3 connection at the end). The workers are tests/rxdb/kill_worker.py."""
+"""kill -9, in the suite: of the process hosting the hub, of a member process, and of a
+server's client process, each killed inside a transaction while other processes write. No
+committed row may be lost, no uncommitted row may become visible, and every watcher must
+converge on the truth (read with a plain sqlite3 connection at the end). The workers are
+tests/rxdb/kill_worker.py."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -59,13 +61,13 @@ async def workers() -> AsyncIterator[list[Worker]]:
             await worker.kill()
 
 
-async def start(started: list[Worker], mode: str, path: Path) -> Worker:
+async def start(started: list[Worker], mode: str, target: Path | str) -> Worker:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tests.rxdb.kill_worker",
         mode,
-        str(path),
+        str(target),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         cwd=ROOT,
@@ -81,12 +83,16 @@ def truth(path: Path) -> list[tuple[Any, ...]]:
         return list(connection.execute(BY_WHO))
 
 
-@pytest.mark.parametrize("killed", ["hub", "member"])
-async def test_kill_9_inside_a_transaction_while_others_write(tmp_path: Path, killed: str) -> None:
-    path = tmp_path / "kill.db"
+def make_table(path: Path) -> None:
     with contextlib.closing(sqlite3.connect(path)) as setup:
         setup.execute("PRAGMA journal_mode=WAL")
         setup.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, who TEXT, n INTEGER)")
+
+
+@pytest.mark.parametrize("killed", ["hub", "member"])
+async def test_kill_9_inside_a_transaction_while_others_write(tmp_path: Path, killed: str) -> None:
+    path = tmp_path / "kill.db"
+    make_table(path)
     async with workers() as started, contextlib.AsyncExitStack() as stack:
         if killed == "hub":  # the first to open the file hosts its hub
             holder = await start(started, "hold", path)
@@ -118,5 +124,46 @@ async def test_kill_9_inside_a_transaction_while_others_write(tmp_path: Path, ki
         expected = [("held-committed", 3), ("test", 1), ("writer", written)]
         assert truth(path) == expected  # nothing committed lost, no ghost row
         await seen.wait_value(expected)  # and the watcher converged on it
+        assert seen.errors == []
+        assert not [who for value in seen.values for who, _ in value if who == "ghost"]
+
+
+async def test_kill_9_of_a_server_client_inside_a_transaction_while_others_write(
+    tmp_path: Path,
+) -> None:
+    """The server (a process of its own) owns the file; one client process is killed inside
+    its transaction while another client process, and this process, write through it."""
+    path = tmp_path / "kill.db"
+    make_table(path)
+    server = await rxdb.spawn(str(path))
+    async with workers() as started, contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(server.shutdown_all)
+        handle = json.dumps(server.handle.to_json())
+        remote = await server.handle.connect()
+        stack.push_async_callback(remote.close)
+        holder = await start(started, "hold", handle)
+        assert await holder.expect("ready") == "ready client"
+        writer = await start(started, "write", handle)
+        await writer.expect("committed 3")
+
+        seen: Recorder[Any] = Recorder()
+        stack.enter_context(subscribed(remote.watch(BY_WHO), seen))
+        await seen.wait_count(1)
+
+        holder.send("begin")
+        assert await holder.expect("inside") == "inside"  # its block holds the writer
+        ours = asyncio.create_task(remote.execute("INSERT INTO t(who, n) VALUES ('test', 0)"))
+        await holder.kill()
+        await asyncio.wait_for(ours, WAIT)  # the server rolled the block back
+
+        at_kill = dict(truth(path)).get("writer", 0)
+        await writer.expect(f"committed {at_kill + 3}")
+        writer.send("stop")
+        written = int((await writer.expect("done")).split()[1])
+        assert await writer.process.wait() == 0
+
+        expected = [("held-committed", 3), ("test", 1), ("writer", written)]
+        assert truth(path) == expected
+        await seen.wait_value(expected)
         assert seen.errors == []
         assert not [who for value in seen.values for who, _ in value if who == "ghost"]
