@@ -105,7 +105,9 @@ class Peer:
         return [json.loads(m["text"]) for m in self.sent if m["type"] == "websocket.send"]
 
 
-def http_peer(headers: list[tuple[bytes, bytes]] | None = None) -> tuple[Peer, Message]:
+def http_peer(
+    headers: list[tuple[bytes, bytes]] | None = None, path: str = "/events"
+) -> tuple[Peer, Message]:
     """A GET request's client and its scope."""
     scope = {
         "type": "http",
@@ -113,8 +115,8 @@ def http_peer(headers: list[tuple[bytes, bytes]] | None = None) -> tuple[Peer, M
         "http_version": "1.1",
         "method": "GET",
         "scheme": "http",
-        "path": "/events",
-        "raw_path": b"/events",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": [(b"host", b"testserver"), *(headers or [])],
