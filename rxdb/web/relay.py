@@ -16,9 +16,8 @@ Internal: not covered by rxdb's versioning.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeAlias, TypeVar, cast
 
 from reactivex import Observable
@@ -70,29 +69,41 @@ async def relay(
                 (upcoming, peer_gone), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if peer_gone in done:
-                return Ending.GONE
+                break
             if not done:  # only with a timeout, so idle is set
                 if idle is not None and not await _unless_gone(idle(), peer_gone, closed):
-                    return Ending.GONE
+                    break
                 continue
             finished, upcoming = upcoming, None
             try:
                 value = finished.result()
             except StopAsyncIteration:
+                await _close(values)
                 return Ending.COMPLETED
             except Exception as error:
+                await _close(values)
                 return await _report(error, failed, peer_gone, closed)
             try:
                 if not await _unless_gone(deliver(value), peer_gone, closed):
-                    return Ending.GONE
+                    break
             except Exception as error:  # the value could not be encoded
+                await _close(values)
                 return await _report(error, failed, peer_gone, closed)
+    except BaseException:
+        # Cancelled (the server is shutting down): nothing more may be awaited here, or a
+        # canceller that cancels again while it waits (anyio's cancel scopes) would see its
+        # cancellation escape. The subscription is released on the next turns of the loop.
+        _discard(upcoming)
+        _in_background(_close_after(upcoming, values))
+        raise
     finally:
-        pending = [f for f in (upcoming, peer_gone) if f is not None]
-        for future in pending:
-            future.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        await _close(values)
+        _discard(peer_gone)
+    # The peer went away: stop asking for the next value, then release the subscription.
+    if upcoming is not None:
+        _discard(upcoming)
+        await asyncio.wait((upcoming,))
+    await _close(values)
+    return Ending.GONE
 
 
 async def _report(
@@ -111,11 +122,13 @@ async def _unless_gone(
 ) -> bool:
     """Run ``step`` unless the peer goes away first; False if it did (or the send failed)."""
     task = asyncio.ensure_future(step)
-    done, _ = await asyncio.wait((task, peer_gone), return_when=asyncio.FIRST_COMPLETED)
+    try:
+        done, _ = await asyncio.wait((task, peer_gone), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        _discard(task)
+        raise
     if task not in done:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, *closed):
-            await task
+        _discard(task)  # a send the peer will never read: not awaited, it may never end
         return False
     try:
         task.result()
@@ -147,3 +160,30 @@ async def _close(values: AsyncIterator[Any]) -> None:
     close = getattr(values, "aclose", None)
     if close is not None:
         await close()
+
+
+async def _close_after(upcoming: asyncio.Future[Any] | None, values: AsyncIterator[Any]) -> None:
+    if upcoming is not None:
+        await asyncio.wait((upcoming,))  # an async generator cannot close while it runs
+    await _close(values)
+
+
+def _discard(future: asyncio.Future[Any] | None) -> None:
+    """Cancel ``future`` without waiting for it; whatever it ends with is retrieved."""
+    if future is not None:
+        future.cancel()
+        future.add_done_callback(_retrieve)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()  # strong references until they finish
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.ensure_future(work)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import pytest
 from fastapi import FastAPI
 from starlette.applications import Starlette
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 import rxdb
-from rxdb.web import EventSourceResponse
+from rxdb.web import EventSourceResponse, relay
 from tests.conftest import WAIT, settle
 from tests.rxdb.web_peer import Message, Peer, http_peer
 
@@ -154,6 +155,27 @@ class TestRelease:
             async with asyncio.timeout(WAIT):
                 await task
         assert peer.sent == []
+        assert subscribers(orders_db) == 0
+
+    async def test_cancelled_by_the_server_releases_the_watch(
+        self, orders_db: rxdb.Database
+    ) -> None:
+        """A server shutting down cancels the response (through an anyio cancel scope, as
+        Starlette's test client does): the cancellation ends in the scope, and the
+        subscription is released right after, without the response awaiting anything more
+        while cancelled (see test_websocket's TestClient test for the race this avoids)."""
+        peer, scope = http_peer()
+        response: Any = EventSourceResponse(orders_db.watch(ORDERS))
+
+        async def serve() -> None:
+            await response(scope, peer.receive, peer.send)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(serve)
+            await peer.wait_for(lambda: len(peer.events()) == 1)
+            group.cancel_scope.cancel()
+        async with asyncio.timeout(WAIT):
+            await asyncio.gather(*relay._BACKGROUND)  # the release, started by the cancel
         assert subscribers(orders_db) == 0
 
     async def test_client_that_never_reads_gets_the_newest_result_not_a_backlog(
