@@ -6,7 +6,7 @@ are lost; :func:`jsonable` turns it (and whatever a typed or transformed stream 
 dataclasses, named tuples, pydantic models, msgspec structs) into plain JSON values first.
 Values JSON has no type for get the form a browser can use without losing anything:
 ``bytes`` as base64 text, ``Decimal`` as its exact decimal text, dates and times as ISO
-8601, UUIDs as text.
+8601, UUIDs as text; an exception (a watch state's error) as its class name and message.
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ def jsonable(value: Any) -> Any:
         return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, BaseException):  # a watch state's error
+        return {"error": type(value).__name__, "message": str(value)}
     if callable(getattr(value, "model_dump", None)):  # pydantic
         return jsonable(value.model_dump())
     fields = getattr(type(value), "__struct_fields__", None)  # msgspec

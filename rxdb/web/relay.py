@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any, TypeAlias, TypeVar, cast
+from typing import Any, TypeAlias, TypeVar
 
 from reactivex import Observable
 
@@ -152,8 +152,7 @@ def check_source(source: object) -> None:
 def _iterate(source: Source[T]) -> AsyncIterator[T]:
     if isinstance(source, AsyncIterable):
         return aiter(source)
-    # QueryIterator keeps the newest value only; it never looks at the values' type.
-    return cast(AsyncIterator[T], QueryIterator(cast(Any, source)))
+    return QueryIterator(source)  # keeps the newest value only, as rxdb's streams do
 
 
 async def _close(values: AsyncIterator[Any]) -> None:

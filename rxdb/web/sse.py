@@ -10,7 +10,6 @@ send that fails), whether or not anything was being sent.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from rxdb.encoding import to_json
 from rxdb.errors import ProgrammingError
+from rxdb.streams.pacing import check_interval
 from rxdb.web.relay import Ending, Source, check_source, relay
 
 __all__ = ("EventSourceResponse",)
@@ -71,11 +71,11 @@ class EventSourceResponse(Response):
         check_source(source)
         if event is not None and (not isinstance(event, str) or not _one_line(event)):
             raise ProgrammingError(f"event must be a str without line breaks, not {event!r}")
-        if keepalive is not None and not _positive(keepalive):
-            raise ProgrammingError(
-                f"keepalive must be a positive number of seconds or None, not {keepalive!r}"
-            )
-        if retry is not None and not (_positive(retry) and isinstance(retry, int)):
+        if keepalive is not None:
+            keepalive = check_interval(keepalive, "keepalive")
+        if retry is not None and (
+            isinstance(retry, bool) or not isinstance(retry, int) or retry <= 0
+        ):
             raise ProgrammingError(
                 f"retry must be a positive int (milliseconds) or None, not {retry!r}"
             )
@@ -114,7 +114,7 @@ class EventSourceResponse(Response):
         async def failed(error: Exception) -> None:
             nonlocal next_id
             LOG.warning("a streamed watch failed; the client gets an error event", exc_info=error)
-            data = to_json({"error": type(error).__name__, "message": str(error)})
+            data = to_json(error)
             await body(self._event(next_id, "error", data))
             next_id += 1
 
@@ -156,12 +156,6 @@ class EventSourceResponse(Response):
 
 def _one_line(text: str) -> bool:
     return "\n" not in text and "\r" not in text
-
-
-def _positive(value: object) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return math.isfinite(value) and value > 0
 
 
 def _last_event_id(scope: Scope) -> int:

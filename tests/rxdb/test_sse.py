@@ -5,6 +5,7 @@ leaves, and checks that the watch's subscription is gone afterwards."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import subprocess
 import sys
@@ -106,6 +107,51 @@ class TestEvents:
         async with served(response, peer, scope):
             await peer.wait_for(lambda: len(peer.events()) == 1)
         assert peer.data() == [0]
+
+
+class TestStreams:
+    """What rxdb's streams emit besides row lists goes out as JSON objects too."""
+
+    async def test_diffs(self, orders_db: rxdb.Database) -> None:
+        peer, scope = http_peer()
+        response = EventSourceResponse(orders_db.watch(ORDERS).diffs(key="id"))
+        async with served(response, peer, scope):
+            await peer.wait_for(lambda: len(peer.events()) == 1)
+            await orders_db.execute("INSERT INTO orders(item) VALUES ('tea')")
+            await peer.wait_for(lambda: len(peer.events()) == 2)
+        tea = {"id": 1, "item": "tea"}
+        empty: dict[str, list[Any]] = {
+            "rows": [],
+            "inserted": [],
+            "updated": [],
+            "removed": [],
+            "moved": [],
+        }
+        assert peer.data() == [empty, {**empty, "rows": [tea], "inserted": [tea]}]
+        assert subscribers(orders_db) == 0
+
+    async def test_typed_rows(self, orders_db: rxdb.Database) -> None:
+        @dataclasses.dataclass
+        class Order:
+            id: int
+            item: str
+
+        await orders_db.execute("INSERT INTO orders(item) VALUES ('tea')")
+        peer, scope = http_peer()
+        response = EventSourceResponse(orders_db.watch(ORDERS, row_type=Order))
+        async with served(response, peer, scope):
+            await peer.wait_for(lambda: len(peer.events()) == 1)
+        assert peer.data() == [[{"id": 1, "item": "tea"}]]
+
+    async def test_states_with_their_error(self, orders_db: rxdb.Database) -> None:
+        peer, scope = http_peer()
+        response = EventSourceResponse(orders_db.watch("SELECT * FROM missing").states())
+        async with served(response, peer, scope):
+            await peer.wait_for(lambda: any(d["phase"] == "error" for d in peer.data()))
+        state = next(d for d in peer.data() if d["phase"] == "error")
+        assert state["error"]["error"] == "OperationalError"
+        assert state["error"]["message"].startswith("no such table: missing")
+        assert subscribers(orders_db, "SELECT * FROM missing") == 0
 
 
 class TestRelease:
@@ -281,7 +327,9 @@ class TestFrameworks:
 class TestArguments:
     @pytest.mark.parametrize("keepalive", [0, -1, math.inf, math.nan, "5", True])
     def test_keepalive_must_be_a_positive_number(self, keepalive: Any) -> None:
-        with pytest.raises(rxdb.ProgrammingError, match="keepalive must be a positive number"):
+        with pytest.raises(
+            rxdb.ProgrammingError, match=r"keepalive (is|must be) a.*number of seconds"
+        ):
             EventSourceResponse(_empty(), keepalive=keepalive)
 
     @pytest.mark.parametrize("retry", [0, -5, 1.5, "1000"])

@@ -78,3 +78,10 @@ def test_non_finite_float_is_refused(number: float) -> None:
 def test_unknown_type_is_refused_by_name() -> None:
     with pytest.raises(rxdb.ProgrammingError, match=r"type object cannot be encoded.*encode="):
         to_json([object()])
+
+
+def test_an_exception_is_its_class_and_message() -> None:
+    assert jsonable(rxdb.OperationalError("no such table: t")) == {
+        "error": "OperationalError",
+        "message": "no such table: t",
+    }
