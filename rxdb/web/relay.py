@@ -89,6 +89,12 @@ async def relay(
             except Exception as error:  # the value could not be encoded
                 await _close(values)
                 return await _report(error, failed, peer_gone, closed)
+        # The peer went away: stop asking for the next value, then release the subscription.
+        if upcoming is not None:
+            _discard(upcoming)
+            await asyncio.wait((upcoming,))  # an async generator cannot close while it runs
+        await _close(values)
+        return Ending.GONE
     except BaseException:
         # Cancelled (the server is shutting down): nothing more may be awaited here, or a
         # canceller that cancels again while it waits (anyio's cancel scopes) would see its
@@ -98,12 +104,6 @@ async def relay(
         raise
     finally:
         _discard(peer_gone)
-    # The peer went away: stop asking for the next value, then release the subscription.
-    if upcoming is not None:
-        _discard(upcoming)
-        await asyncio.wait((upcoming,))
-    await _close(values)
-    return Ending.GONE
 
 
 async def _report(

@@ -23,6 +23,7 @@ from starlette.routing import Route
 import rxdb
 from rxdb.web import EventSourceResponse, relay
 from tests.conftest import WAIT, settle
+from tests.rxdb.postgres_worker import SERVER, scratch_database
 from tests.rxdb.web_peer import Message, Peer, http_peer
 
 ORDERS = "SELECT id, item FROM orders ORDER BY id"
@@ -152,6 +153,28 @@ class TestStreams:
         assert state["error"]["error"] == "OperationalError"
         assert state["error"]["message"].startswith("no such table: missing")
         assert subscribers(orders_db, "SELECT * FROM missing") == 0
+
+
+@pytest.mark.postgres
+async def test_postgresql_results_with_numeric_and_timestamps() -> None:
+    """The same response over PostgreSQL: its values JSON has no type for go out as text."""
+    sql = "SELECT id, amount, at FROM prices ORDER BY id"
+    async with scratch_database() as name, rxdb.open(f"{SERVER}/{name}") as db:
+        await db.execute(
+            "CREATE TABLE prices(id serial PRIMARY KEY, amount numeric(10, 2), at timestamptz)"
+        )
+        await db.execute("INSERT INTO prices(amount, at) VALUES (1.10, '2026-01-02 03:04:05+00')")
+        peer, scope = http_peer()
+        async with served(EventSourceResponse(db.watch(sql)), peer, scope):
+            await peer.wait_for(lambda: len(peer.events()) == 1)
+            await db.execute("UPDATE prices SET amount = 2.50")
+            await peer.wait_for(lambda: len(peer.events()) == 2)
+        at = "2026-01-02T03:04:05+00:00"
+        assert peer.data() == [
+            [{"id": 1, "amount": "1.10", "at": at}],
+            [{"id": 1, "amount": "2.50", "at": at}],
+        ]
+        assert db.watch(sql).statistics().subscribers == 0
 
 
 class TestRelease:
