@@ -11,7 +11,9 @@ stayed in their old relative order (the fewest rows a list widget must move).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Hashable, Mapping, Sequence
+import itertools
+import operator
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -96,23 +98,19 @@ class Differ(Generic[T]):
         self._previous: dict[Hashable, tuple[int, T]] = {}
 
     def __call__(self, rows: Sequence[T]) -> RowDiff[T]:
-        of, previous = self._of, self._previous
-        current: dict[Hashable, tuple[int, T]] = {}
-        for position, row in enumerate(rows):
-            row_key = of(row)
-            try:
-                hash(row_key)
-            except TypeError:
-                raise ProgrammingError(
-                    f"diffs key {_name(self._key)} gave {row_key!r} for {row!r}: a key must be"
-                    " hashable"
-                ) from None
-            if row_key in current:
-                raise DuplicateKeyError(
-                    f"diffs key {_name(self._key)} is not unique: {row_key!r} is the key of"
-                    f" {current[row_key][1]!r} and of {row!r}"
-                )
-            current[row_key] = (position, row)
+        previous = self._previous
+        keys = self._keys(rows)
+        try:
+            current: dict[Hashable, tuple[int, T]] = dict(
+                zip(keys, zip(itertools.count(), rows, strict=False), strict=True)
+            )
+        except TypeError:  # an unhashable key (from a key function)
+            bad = next(key for key in keys if not isinstance(key, Hashable))
+            raise ProgrammingError(
+                f"diffs key {_name(self._key)} gave {bad!r}: a key must be hashable"
+            ) from None
+        if len(current) != len(rows):
+            self._duplicate(keys, rows)
         inserted: list[T] = []
         updated: list[tuple[T, T]] = []
         kept: list[tuple[int, T]] = []  # (old position, new row), in new order
@@ -128,6 +126,30 @@ class Differ(Generic[T]):
         self._previous = current
         return RowDiff(rows, tuple(inserted), tuple(updated), tuple(removed), _moved(kept))
 
+    def _keys(self, rows: Sequence[T]) -> list[Hashable]:
+        """Each row's key, in order. For a column name and rxdb rows the column's position is
+        looked up once, and read from the stored tuples (a name lookup per row costs several
+        times more)."""
+        if not isinstance(self._key, str) or not rows or not isinstance(rows[0], Row):
+            return list(map(self._of, rows))
+        first = rows[0]
+        position = first._index.get(self._key)
+        if position is None:
+            _column(first, self._key)  # the error naming the columns, unless it folds
+            position = first._lookup_folded(self._key)
+        stored: Iterator[tuple[Any, ...]] = list.__iter__(rows)  # type: ignore[arg-type]
+        return list(map(operator.itemgetter(position), stored))
+
+    def _duplicate(self, keys: list[Hashable], rows: Sequence[T]) -> None:
+        seen: dict[Hashable, T] = {}
+        for key, row in zip(keys, rows, strict=True):
+            if key in seen:
+                raise DuplicateKeyError(
+                    f"diffs key {_name(self._key)} is not unique: {key!r} is the key of"
+                    f" {seen[key]!r} and of {row!r}"
+                )
+            seen[key] = row
+
 
 def _name(key: Key) -> str:
     return repr(key) if isinstance(key, str) else getattr(key, "__name__", repr(key))
@@ -136,6 +158,8 @@ def _name(key: Key) -> str:
 def _moved(kept: list[tuple[int, T]]) -> tuple[T, ...]:
     """The rows of ``kept`` (old position, row; in new order) outside one longest run whose
     old positions increase: those stayed in order, the others moved."""
+    if all(a[0] < b[0] for a, b in itertools.pairwise(kept)):
+        return ()  # nothing moved: the usual case, in one pass
     tails: list[int] = []  # tails[n]: the smallest old position ending a run of length n + 1
     ends: list[int] = []  # index in kept of that run's last row
     before: list[int] = [-1] * len(kept)  # index in kept of the row before, in its run
