@@ -385,3 +385,17 @@ def test_import_rxdb_does_not_import_starlette() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=50, check=True
     )
     assert done.stdout.strip() == "False"
+
+
+def test_without_starlette_the_import_says_what_to_install() -> None:
+    code = (
+        "import sys; sys.modules['starlette'] = None\n"
+        "try:\n    import rxdb.web\n"
+        "except ModuleNotFoundError as error:\n    print(error.name, '|', error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=50, check=True
+    )
+    assert done.stdout.strip() == (
+        "starlette | rxdb.web needs Starlette: pip install 'rxdb[web]' (FastAPI brings it too)"
+    )
