@@ -10,6 +10,7 @@ import pydantic
 import pytest
 
 import rxdb
+from rxdb.encoding import to_json
 from rxdb.rows import make_rows
 from rxdb.streams.conversion import RowConverter, check_row_type, converted_row, first_value
 
@@ -122,3 +123,12 @@ def test_an_empty_result_and_no_row() -> None:
 def test_a_row_type_that_is_not_callable_is_refused(row_type: Any) -> None:
     with pytest.raises(rxdb.ProgrammingError, match="row_type"):
         check_row_type(row_type)
+
+
+def test_converted_rows_encode_as_json_with_their_names() -> None:
+    """What the SSE and WebSocket helpers (rxdb.web) send for ``row_type=dict``, a dataclass
+    or plain rows: objects with column names."""
+    expected = '[{"id":1,"item":"pen","qty":2},{"id":2,"item":"ink","qty":5}]'
+    assert to_json(RowConverter(dict).rows(ORDERS)) == expected
+    assert to_json(RowConverter(Order).rows(ORDERS)) == expected
+    assert to_json(ORDERS) == expected
