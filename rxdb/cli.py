@@ -37,7 +37,7 @@ def _positive(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text}")
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, not {text}")
     return value
 
 
@@ -73,6 +73,15 @@ def _parser() -> argparse.ArgumentParser:
         help="values for the query's placeholders",
     )
     watch.add_argument(
+        "--throttle",
+        metavar="SECONDS",
+        type=_positive,
+        help=(
+            "show a change at once, then at most one result per SECONDS (the newest; the "
+            "last one always arrives)"
+        ),
+    )
+    watch.add_argument(
         "--json",
         action="store_true",
         help="print each result as one line of JSON (a list of {column: value}) instead",
@@ -102,10 +111,10 @@ def _watch(args: argparse.Namespace) -> int:
     params = [terminal.parse_param(text) for text in args.params]
     if args.json:
         show = terminal.json_lines(sys.stdout)
-        asyncio.run(terminal.watch(args.database, args.sql, params, show))
+        asyncio.run(terminal.watch(args.database, args.sql, params, show, args.throttle))
     else:
         with terminal.live_table(sys.stdout, args.sql) as show:
-            asyncio.run(terminal.watch(args.database, args.sql, params, show))
+            asyncio.run(terminal.watch(args.database, args.sql, params, show, args.throttle))
     return 0
 
 

@@ -97,9 +97,11 @@ async def watch(
     sql: str,
     params: Sequence[Any],
     show: Show,
+    throttle: float | None = None,
 ) -> None:
     """Watch ``sql`` on the database at ``target`` and hand every new result to ``show``,
-    until cancelled (or the query fails: its error is raised).
+    until cancelled (or the query fails: its error is raised); with ``throttle``, at most
+    one result per that many seconds after the first (the newest, and the last always).
 
     :raises UsageError: for a file path where there is no file.
     :raises rxdb.RxdbError: for a database that cannot be opened or a query that fails.
@@ -107,7 +109,7 @@ async def watch(
     _check_target(target)
     read_only = not is_postgres_url(target) and target != ":memory:"
     async with open_database(target, read_only=read_only) as db:
-        async for rows in db.watch(sql, tuple(params)):
+        async for rows in db.watch(sql, tuple(params), throttle=throttle):
             show(rows)
 
 

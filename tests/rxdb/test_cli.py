@@ -180,6 +180,18 @@ def watching(
         task.cancel()
 
 
+@contextmanager
+def watching_throttled(
+    target: str, sql: str, throttle: float, show: terminal.Show
+) -> Iterator[asyncio.Task[None]]:
+    watch = terminal.watch(target, sql, (), show, throttle)
+    task = asyncio.get_running_loop().create_task(watch)
+    try:
+        yield task
+    finally:
+        task.cancel()
+
+
 async def stop(task: asyncio.Task[None]) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -243,6 +255,20 @@ class TestWatchInProcess:
         with sqlite3.connect(path) as connection:
             assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
         connection.close()
+
+    async def test_throttle_shows_the_first_result_then_only_the_last_of_a_burst(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "a.db"
+        make_file(path)
+        results = Results()
+        with watching_throttled(str(path), "SELECT count(*) FROM t", 3.0, results.show) as task:
+            await results.wait_for(lambda shown: len(shown) == 1)
+            for n in range(2, 12):  # well inside one interval: none of these shows at once
+                write(path, f"INSERT INTO t VALUES ({n}, 'x')")
+            await results.wait_for(lambda shown: shown[-1] == [(11,)])
+            await stop(task)
+        assert results.shown == [[(1,)], [(11,)]]
 
     async def test_a_query_that_fails_later_ends_the_watch_with_its_error(
         self, tmp_path: Path
@@ -377,6 +403,17 @@ class TestWatchErrors:
             "rxdb watch: the live table needs rich: pip install 'rxdb[cli]' (or use --json)\n"
         )
 
+    @pytest.mark.parametrize("value", ["0", "-1", "inf", "nan", "fast"])
+    def test_a_throttle_that_is_not_a_positive_number(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+    ) -> None:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["watch", str(tmp_path / "a.db"), "SELECT 1", "--throttle", value])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("rxdb watch: error: argument --throttle: "), err
+        assert err.count("\n") == 1
+
     def test_missing_arguments_are_one_line(self, capsys: pytest.CaptureFixture[str]) -> None:
         with pytest.raises(SystemExit) as exit_info:
             cli.main(["watch"])
@@ -492,3 +529,24 @@ class TestInterrupt:
         assert status == cli.INTERRUPTED
         assert "Traceback" not in err
         assert err == ""
+
+    def test_a_reader_that_goes_away_ends_watch_json_quietly(self, tmp_path: Path) -> None:
+        make_file(tmp_path / "a.db")
+        command = ["watch", str(tmp_path / "a.db"), "SELECT name FROM t", "--json"]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rxdb", *command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline() == b'[{"name":"ada"}]\n'
+            process.stdout.close()  # as `| head -1` does once it has its line
+            write(tmp_path / "a.db", "UPDATE t SET name = 'grace'")  # the next line fails
+            _, err = process.communicate(timeout=WAIT * 3)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        assert process.returncode == 0
+        assert err == b""
