@@ -9,6 +9,7 @@ and reporting the statistics of the watch underneath.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any, Generic, overload
@@ -132,8 +133,8 @@ class Stream(Observable[V]):
 
     def states(self) -> Stream[Any]:
         """The stream of the watch's :class:`rxdb.WatchState` (loading, live, refreshing,
-        error) beside its values; its ``value`` is the watch's own result (rows before any
-        ``row_type`` or ``throttle``).
+        error) beside its values; its ``value`` is the watch's latest result, as ``row_type``
+        if the watch has one (states are not throttled).
 
         :raises rxdb.ProgrammingError: on a shape that has no states (yet).
         """
@@ -194,7 +195,15 @@ def shaped(
     paced = stream if throttle is None else stream.throttle(throttle)
     if converter is None:
         return paced
-    return QueryStream(_Converted(paced, converter), stream.statistics, stream._states)
+    converted = _Converted(paced, converter)
+    states = stream._states
+    if states is None:
+        return QueryStream(converted, stream.statistics)
+
+    def converted_states() -> Observable[Any]:
+        return ops.map(converted.state)(states())
+
+    return QueryStream(converted, stream.statistics, converted_states)
 
 
 @overload
@@ -249,6 +258,7 @@ class _Converted(Observable[list[A]]):
         self._observers: list[abc.ObserverBase[list[A]]] = []
         self._subscription: abc.DisposableBase | None = None
         self._latest: list[A] | None = None
+        self._latest_rows: list[Row] | None = None  # what _latest was converted from
         self._requested = 0  # results received from source, in order
         self._delivered = 0  # the number of the last one delivered
         self._connection = (
@@ -281,34 +291,51 @@ class _Converted(Observable[list[A]]):
             except RuntimeError:  # no loop, or its executor is shut down (it is closing)
                 pass
             else:
-                future.add_done_callback(lambda done: self._finished(ticket, connection, done))
+                future.add_done_callback(
+                    lambda done: self._finished(ticket, connection, rows, done)
+                )
                 return
         try:
             converted = self._converter.rows(rows)
         except Exception as error:
             self._error(error)
             return
-        self._deliver(ticket, converted)
+        self._deliver(ticket, rows, converted)
 
-    def _finished(self, ticket: int, connection: int, done: asyncio.Future[list[A]]) -> None:
+    def _finished(
+        self, ticket: int, connection: int, rows: list[Row], done: asyncio.Future[list[A]]
+    ) -> None:
         if connection != self._connection or ticket < self._delivered or done.cancelled():
             return
         error = done.exception()
         if error is not None:
             self._error(error if isinstance(error, Exception) else RuntimeError(error))
             return
-        self._deliver(ticket, done.result())
+        self._deliver(ticket, rows, done.result())
 
-    def _deliver(self, ticket: int, converted: list[A]) -> None:
+    def _deliver(self, ticket: int, rows: list[Row], converted: list[A]) -> None:
         if ticket < self._delivered:
             return  # a newer result went out already
         self._delivered = ticket
-        self._latest = converted
+        self._latest, self._latest_rows = converted, rows
         for observer in list(self._observers):
             try:
                 observer.on_next(converted)
             except Exception:
                 LOG.exception("a watch subscriber raised; other subscribers are unaffected")
+
+    def state(self, state: Any) -> Any:
+        """A :class:`rxdb.WatchState` of the watch underneath with its value converted: the
+        result delivered already when it is that one (states follow their result), else
+        converted here.
+
+        :raises rxdb.RowTypeError: when the columns do not fit.
+        """
+        rows = getattr(state, "value", None)
+        if rows is None:
+            return state
+        value = self._latest if rows is self._latest_rows else self._converter.rows(rows)
+        return dataclasses.replace(state, value=value)
 
     def _error(self, error: Exception) -> None:
         for observer in self._end():
@@ -331,7 +358,7 @@ class _Converted(Observable[list[A]]):
 
     def _stop(self) -> None:
         subscription, self._subscription = self._subscription, None
-        self._latest = None
+        self._latest = self._latest_rows = None
         self._connection += 1
         if subscription is not None:
             subscription.dispose()

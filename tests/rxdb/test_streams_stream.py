@@ -116,9 +116,12 @@ def test_blocking_streams_iterate_and_keep_diffs_and_pipe(tmp_path: Path) -> Non
 async def test_states_are_the_watchs_through_row_type_and_throttle(memdb: rxdb.Database) -> None:
     stream = memdb.watch("SELECT 1 AS id", row_type=dict, throttle=0.01)
     states: Recorder[Any] = Recorder()
-    with subscribed(stream.states(), states), subscribed(stream, Recorder()):
+    results: Recorder[Any] = Recorder()
+    with subscribed(stream.states(), states), subscribed(stream, results):
         await states.wait_for(lambda r: bool(r.values) and r.values[-1].phase == "live")
-    assert states.values[-1].value == [(1,)]  # the watch's own rows
+        await results.wait_count(1)
+    assert states.values[-1].value == [{"id": 1}]  # as the row_type, as the results are
+    assert states.values[-1].value is results.values[-1]  # converted once, not again
     assert stream.statistics().subscribers == 0
 
 
