@@ -19,19 +19,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rxdb.errors import ProgrammingError
+from rxdb.updates import UpdateKind
 
 __all__ = (
     "backup_path",
     "check_backup",
+    "check_flags",
     "check_parameter_sets",
     "check_sql",
     "check_table_names",
     "check_text",
+    "check_update_kinds",
     "check_watch",
     "check_watch_many",
 )
 
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+_STEP_MIN, _STEP_MAX = -(2**31), 2**31 - 1
 
 # Only SQLite's whitespace, comments and empty statements (Python's \s knows more spaces).
 _NO_STATEMENT = re.compile(r"(?:[ \t\n\f\r;]|--[^\n]*+(?:\n|\Z)|/\*(?:[^*]|\*(?!/))*+(?:\*/|\Z))*+")
@@ -144,12 +148,34 @@ def check_table_names(tables: object, also: type = str) -> tuple[Any, ...]:
     return names
 
 
+def check_flags(**flags: object) -> None:
+    """:raises rxdb.ProgrammingError: naming the first flag that is not a bool (``'no'`` is
+    true to Python, so ``distinct='no'`` would quietly mean the opposite)."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise ProgrammingError(f"{name} must be True or False, not {value!r}")
+
+
+def check_update_kinds(kinds: object) -> frozenset[UpdateKind]:
+    """Return ``kinds`` as a set.
+
+    :raises rxdb.ProgrammingError: unless it is an iterable of :class:`rxdb.UpdateKind`."""
+    if not isinstance(kinds, Iterable) or isinstance(kinds, str | bytes):
+        raise ProgrammingError(f"kinds must be an iterable of rxdb.UpdateKind, not {kinds!r}")
+    checked = frozenset(kinds)
+    for kind in checked:
+        if not isinstance(kind, UpdateKind):
+            raise ProgrammingError(f"a kind must be an rxdb.UpdateKind, not {kind!r}")
+    return checked
+
+
 def check_backup(pages_per_step: object, progress: object) -> None:
-    """:raises rxdb.ProgrammingError: for a step that is not an int, or a progress callback
-    that is not callable."""
-    if type(pages_per_step) is not int:
+    """:raises rxdb.ProgrammingError: for a step that is not an int of 32 bits (SQLite's
+    C int), or a progress callback that is not callable."""
+    if type(pages_per_step) is not int or not _STEP_MIN <= pages_per_step <= _STEP_MAX:
         raise ProgrammingError(
-            f"pages_per_step must be an int (0 or less copies all at once), not {pages_per_step!r}"
+            f"pages_per_step must be an int from -2**31 to 2**31-1 (0 or less copies all at "
+            f"once), not {pages_per_step!r}"
         )
     if progress is not None and not callable(progress):
         raise ProgrammingError(f"progress must be a callable or None, not {progress!r}")

@@ -31,10 +31,12 @@ from rxdb.api import AsyncDatabase, AsyncReadSession, BlockingDatabase, Handle
 from rxdb.arguments import (
     backup_path,
     check_backup,
+    check_flags,
     check_parameter_sets,
     check_sql,
     check_table_names,
     check_text,
+    check_update_kinds,
     check_watch,
     check_watch_many,
 )
@@ -383,6 +385,7 @@ class Database(AsyncFetches, AsyncWatches):
             mapping of names to queries, or a query :meth:`watch` would refuse.
         """
         checked = check_watch_many(queries)
+        check_flags(distinct=distinct, recover=recover)
         return self._watches.watch_many(checked, distinct=distinct, recover=recover)
 
     def table_updates(
@@ -394,7 +397,9 @@ class Database(AsyncFetches, AsyncWatches):
         ``tables`` (all tables if ``None``) in one of ``kinds``. Subscribe on the database's
         loop; messages are delivered there."""
         wanted = None if tables is None else frozenset(map(fold_name, check_table_names(tables)))
-        return self._watches.table_updates(wanted, None if kinds is None else frozenset(kinds))
+        return self._watches.table_updates(
+            wanted, None if kinds is None else check_update_kinds(kinds)
+        )
 
     async def track_foreign_writes(self) -> None:
         """Journal which tables other programs write, so that their commits re-run only

@@ -69,7 +69,12 @@ class DatabaseError(RxdbError):
 
     def __str__(self) -> str:
         base = super().__str__()
-        return f"{base} (in: {_shorten(self.sql)})" if self.sql else base
+        text = f"{base} (in: {_shorten(self.sql)})" if self.sql else base
+        if text.isascii():
+            return text
+        # A lone surrogate (in the SQL that failed for holding one) cannot be printed or
+        # logged to a UTF-8 stream: escaped, so that reporting the error cannot fail too.
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class IntegrityError(DatabaseError):

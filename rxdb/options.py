@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable
 from typing import TypeGuard
 
+from rxdb.arguments import check_flags
 from rxdb.bus import Bus
 from rxdb.engines.postgres.dsn import Dsn, is_postgres_url, parse_dsn
 from rxdb.engines.sqlite.location import Location, locate
@@ -90,13 +91,11 @@ def check_options(
             f"synchronous must be one of {', '.join(map(repr, SYNCHRONOUS))} or None, "
             f"not {synchronous!r}"
         )
-    for name, value in (
-        ("foreign_keys", foreign_keys),
-        ("share_across_processes", share_across_processes),
-        ("read_only", read_only),
-    ):
-        if not isinstance(value, bool):
-            raise ProgrammingError(f"{name} must be True or False, not {value!r}")
+    check_flags(
+        foreign_keys=foreign_keys,
+        share_across_processes=share_across_processes,
+        read_only=read_only,
+    )
     if track_foreign_writes is not None and not isinstance(track_foreign_writes, bool):
         raise ProgrammingError(
             f"track_foreign_writes must be True, False or None, not {track_foreign_writes!r}"

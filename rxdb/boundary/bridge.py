@@ -22,6 +22,7 @@ from reactivex.disposable import Disposable
 
 from rxdb._types import Params, ProgressCallback, TransactionMode
 from rxdb.api import AsyncReadSession
+from rxdb.arguments import check_parameter_sets, check_sql, check_table_names, check_update_kinds
 from rxdb.boundary.blocks import Enter, ThreadBlock, closing, inside, opening
 from rxdb.boundary.origin import Origin, Source
 from rxdb.errors import ClosedError, WrongLoopError
@@ -96,6 +97,7 @@ class BridgedDatabase(AsyncFetches, AsyncWatches):
         return await self._call(lambda: self._origin.execute(sql, params))
 
     async def execute_many(self, sql: str, seq_of_params: Iterable[Params]) -> int:
+        check_parameter_sets(seq_of_params, check_sql(sql))
         rows = list(seq_of_params)  # read here: the iterable belongs to this thread
         return await self._call(lambda: self._origin.execute_many(sql, rows))
 
@@ -193,8 +195,8 @@ class BridgedDatabase(AsyncFetches, AsyncWatches):
     ) -> Observable[NotifyTablesUpdated]:
         """As :meth:`rxdb.Database.table_updates`; messages are delivered on this loop."""
         self._check()
-        wanted = None if tables is None else list(tables)
-        wanted_kinds = None if kinds is None else list(kinds)
+        wanted = None if tables is None else list(check_table_names(tables))
+        wanted_kinds = None if kinds is None else list(check_update_kinds(kinds))
         return CrossLoop(lambda: self._origin.table_updates(wanted, wanted_kinds), self)
 
     async def _call(self, operation: Callable[[], Coroutine[Any, Any, T]]) -> T:

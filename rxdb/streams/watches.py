@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from rxdb._types import Params
+from rxdb.arguments import check_flags
 from rxdb.rows import Row
 from rxdb.streams.stream import QueryStream, Stream, first_rows, first_values, shaped
 
@@ -97,6 +98,7 @@ class AsyncWatches(ABC):
             no database takes, a ``row_type`` that is not callable or a ``throttle`` that is
             not a positive number (errors of the query itself come through the stream).
         """
+        check_flags(distinct=distinct, recover=recover)
         rows = self._watch_rows(sql, params, distinct=distinct, recover=recover)
         return shaped(rows, row_type, throttle)
 

@@ -26,7 +26,7 @@ import asyncpg
 
 from rxdb.engines.postgres.dsn import Dsn
 from rxdb.engines.postgres.failures import DRIVER_ERRORS, ended, translate
-from rxdb.errors import DatabaseError, InterruptError, OperationalError
+from rxdb.errors import DatabaseError, InterruptError, OperationalError, ProgrammingError
 from rxdb.rows import RowList, row_class
 
 __all__ = (
@@ -165,6 +165,12 @@ async def _interruptible(
         ) from None
     except DRIVER_ERRORS as error:
         raise _closed_if_ended(conn, translate(error, source)) from error
+    except UnicodeEncodeError as error:  # asyncpg encodes before it sends: nothing was sent
+        raise ProgrammingError(
+            f"{error}: PostgreSQL text is UTF-8, which a str with lone surrogates is not; "
+            "pass valid text, or bytes for a bytea",
+            sql=source,
+        ) from error
     finally:
         running.discard(task)
 

@@ -28,6 +28,7 @@ from rxdb.arguments import (
     check_sql,
     check_table_names,
     check_text,
+    check_update_kinds,
     check_watch,
 )
 from rxdb.errors import ConnectionLostError, ProgrammingError
@@ -403,9 +404,7 @@ class RemoteDatabase(AsyncFetches, AsyncWatches):
         not reported."""
         self._connection.check(self)
         wanted = None if tables is None else list(check_table_names(tables))
-        wanted_kinds = None if kinds is None else list(kinds)
-        if wanted_kinds is not None and not all(isinstance(k, UpdateKind) for k in wanted_kinds):
-            raise ProgrammingError(f"kinds are rxdb.UpdateKind members, not {wanted_kinds!r}")
+        wanted_kinds = None if kinds is None else list(check_update_kinds(kinds))
         return RemoteObservable(
             self._subscriptions,
             lambda sub_id: TableUpdates(sub_id, wanted, wanted_kinds),
