@@ -24,6 +24,7 @@ from rxdb.updates import UpdateKind
 __all__ = (
     "backup_path",
     "check_backup",
+    "check_file_name",
     "check_flags",
     "check_parameter_sets",
     "check_sql",
@@ -42,22 +43,24 @@ _NO_STATEMENT = re.compile(r"(?:[ \t\n\f\r;]|--[^\n]*+(?:\n|\Z)|/\*(?:[^*]|\*(?!
 
 
 def check_text(sql: object) -> str:
-    """Return ``sql``, known to be a str.
+    """Return ``sql``, known to be a str of valid UTF-8.
 
-    :raises rxdb.ProgrammingError: if it is not one."""
+    :raises rxdb.ProgrammingError: if it is not one, or holds a lone surrogate."""
     if not isinstance(sql, str):
         raise ProgrammingError(f"SQL must be a str, not {type(sql).__name__} ({sql!r})")
+    _check_encodable(sql, "the SQL text", sql)
     return sql
 
 
 def check_sql(sql: object) -> str:
     """Return ``sql``, known to be a str holding a statement.
 
-    :raises rxdb.ProgrammingError: if it is not a str, or holds no statement (only blanks,
-        comments and semicolons), which SQLite would run as a query without rows.
+    :raises rxdb.ProgrammingError: if it is not a str, is not valid UTF-8 (a lone
+        surrogate), or holds no statement (only blanks, comments and semicolons), which
+        SQLite would run as a query without rows.
     """
-    if type(sql) is str and sql[:1].isalpha():
-        return sql  # a keyword first: the common case, decided in one test
+    if type(sql) is str and sql[:1].isalpha() and sql.isascii():
+        return sql  # a keyword first, ASCII: the common case, decided in two tests
     sql = check_text(sql)
     if _NO_STATEMENT.fullmatch(sql):
         raise ProgrammingError(
@@ -74,7 +77,6 @@ def check_watch(sql: object, params: object) -> None:
         UTF-8, parameters that are not a sequence or mapping, or a value out of SQLite's range.
     """
     sql = check_sql(sql)
-    _check_encodable(sql, "the SQL text", sql)
     if isinstance(params, Mapping):
         values: Iterable[Any] = params.values()
     elif isinstance(params, Sequence) and not isinstance(params, str | bytes):
@@ -174,8 +176,8 @@ def check_backup(pages_per_step: object, progress: object) -> None:
     C int), or a progress callback that is not callable."""
     if type(pages_per_step) is not int or not _STEP_MIN <= pages_per_step <= _STEP_MAX:
         raise ProgrammingError(
-            f"pages_per_step must be an int from -2**31 to 2**31-1 (0 or less copies all at "
-            f"once), not {pages_per_step!r}"
+            f"pages_per_step must be a 32-bit int (-2**31 to 2**31-1; 0 or less copies all "
+            f"at once), not {pages_per_step!r}"
         )
     if progress is not None and not callable(progress):
         raise ProgrammingError(f"progress must be a callable or None, not {progress!r}")
@@ -190,6 +192,24 @@ def backup_path(target: object) -> str:
         raise ProgrammingError(
             f"a backup target must be a file path (str) or an rxdb.Database, not {target!r}"
         )
+    return check_file_name(path, "the backup target")
+
+
+def check_file_name(path: str, what: str) -> str:
+    """Return ``path``, known to be a name the file system can take.
+
+    :raises rxdb.ProgrammingError: naming ``what``, for a NUL or a lone surrogate, which no
+        file name can hold (surrogates that stand for undecodable bytes, as os.listdir gives
+        them, are fine)."""
+    if "\0" in path:
+        raise ProgrammingError(f"{what} {path!r} cannot be a file name: it holds a NUL")
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError as error:
+        raise ProgrammingError(
+            f"{what} {path!r} cannot be a file name ({error.reason} at {error.start}): pass "
+            "a path of valid text"
+        ) from error
     return path
 
 

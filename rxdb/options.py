@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable
 from typing import TypeGuard
 
-from rxdb.arguments import check_flags
+from rxdb.arguments import check_file_name, check_flags
 from rxdb.bus import Bus
 from rxdb.engines.postgres.dsn import Dsn, is_postgres_url, parse_dsn
 from rxdb.engines.sqlite.location import Location, locate
@@ -73,6 +73,7 @@ def check_options(
             f"path must be a str or an os.PathLike of str (a file, a 'file:' URI, "
             f"':memory:' or a 'postgresql://' URL), not {path!r}"
         )
+    check_file_name(os.fspath(path), "path")
     if not _is_int(readers) or readers < 1:
         raise ProgrammingError(f"readers must be an int of at least 1, not {readers!r}")
     if not _is_number(busy_timeout) or not 0 <= busy_timeout < math.inf:
