@@ -295,6 +295,13 @@ def check_schedule(poller: ForeignWritePoller, watch: FakeWatch) -> None:
     assert poller._next_delay(signalled=False, moved=False, now=quiet) == SAFETY_INTERVAL
     assert poller._next_delay(signalled=True, moved=False, now=5.0) == CHASE_FIRST
     assert poller._next_delay(signalled=False, moved=True, now=5.001) == SAFETY_INTERVAL
+    poller._writer_busy = lambda: True  # its commit will nudge: no fine steps meanwhile
+    assert poller._next_delay(signalled=True, moved=False, now=5.5) == CHASE_BUSY
+    assert poller.wants_nudge
+    # Its own commits in a burst: one look per CHASE_BUSY, not listening in between.
+    assert poller._next_delay(signalled=True, moved=True, now=5.6) == CHASE_BUSY
+    poller._writer_busy = lambda: False
+    assert poller._next_delay(signalled=False, moved=True, now=5.7) == SAFETY_INTERVAL
     watch.complete = False
     assert poller._next_delay(signalled=True, moved=False, now=6.0) == interval
     poller._watch = None
@@ -328,6 +335,32 @@ async def test_commits_claimed_by_rxdb_writers_need_no_reading() -> None:
         while not foreign:
             await file.polls_later(1)
         assert asked[0] >= 1
+        assert foreign == [value]
+    finally:
+        await poller.stop()
+
+
+@pytest.mark.usefixtures("told_only")
+async def test_while_the_writer_works_a_chase_waits_for_its_nudge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A write event while this database's writer works is most likely its own commit: the
+    poller looks when the writer says it committed (no fine steps meanwhile; here the
+    longest gap is made endless, so only the nudge can bring the look)."""
+    monkeypatch.setattr(foreign_module, "CHASE_BUSY", NEVER)
+    file = FakeFile()
+    foreign: list[int] = []
+    poller, watch = await started(file, foreign)
+    poller._writer_busy = lambda: True
+    try:
+        watch.report()
+        await file.polls_later(1)  # nothing committed yet: it waits for the nudge
+        assert poller.wants_nudge
+        value = file.commit()  # (a foreign one, as it happens)
+        poller.nudge()
+        assert not poller.wants_nudge
+        while not foreign:
+            await file.polls_later(1)
         assert foreign == [value]
     finally:
         await poller.stop()

@@ -8,6 +8,7 @@ reads under the write lock. The API is the same either way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import sqlite3
@@ -263,13 +264,31 @@ class Engine:
         if self.wal_index is not None:
             writer.worker.raw.stamper = CommitStamper(self.wal_index, enabled)
 
-    def remember_commit_states(self) -> None:
+    def remember_commit_states(
+        self, committed: Callable[[], None], wanted: Callable[[], bool]
+    ) -> None:
         """From now on let the writer read, after a commit, the state :meth:`commit_state`
-        will be asked for (see :class:`~rxdb.engines.sqlite.walindex.StateReadings`), and
-        let :meth:`commit_state` answer ``None`` rather than wait while the writer works."""
+        will be asked for (see :class:`~rxdb.engines.sqlite.walindex.StateReadings`), then
+        call ``committed`` on the loop if ``wanted()`` (with the commit's own wake-up of the
+        loop: no extra one); and let :meth:`commit_state` answer ``None`` rather than wait
+        while the writer works."""
         writer = self._check()
-        self._readings.after_commits = True
-        writer.worker.raw.after_commit = self._readings.after_commit
+        readings = self._readings
+        readings.after_commits = True
+        loop = asyncio.get_running_loop()
+
+        def after_commit(connection: TrackedConnection) -> None:
+            readings.after_commit(connection)
+            if wanted():
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to tell
+                    loop.call_soon_threadsafe(committed)
+
+        writer.worker.raw.after_commit = after_commit
+
+    def writer_busy(self) -> bool:
+        """Whether a write or a transaction holds the writer now."""
+        writer = self._writer
+        return writer is not None and writer.lock.locked()
 
     async def commit_state(self) -> tuple[int, int | None] | None:
         """The writer's ``PRAGMA data_version`` (it changes only for other connections'

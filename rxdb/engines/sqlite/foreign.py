@@ -34,8 +34,11 @@ Where the kernel reports writes to the database's files (``watch``, Linux inotif
 every ``interval``. An event starts a *chase*: counter reads at growing gaps (from
 :data:`CHASE_FIRST`) until it moves or :data:`CHASE_LENGTH` has passed without another event,
 because SQLite bumps the counter only after it has written and synced the commit's pages,
-after the last event. Between chases it polls every :data:`SAFETY_INTERVAL` as a safety net;
-while the watch is incomplete (a file missing) it polls every ``interval`` as without one.
+after the last event. While the database's own writer works, an event is most likely its
+commit: the poller then waits for the writer's :meth:`ForeignWritePoller.nudge` (at most
+:data:`CHASE_BUSY`), and during a burst of its commits looks once per :data:`CHASE_BUSY`.
+Between chases it polls every :data:`SAFETY_INTERVAL` as a safety net; while the watch is
+incomplete (a file missing) it polls every ``interval`` as without one.
 """
 
 from __future__ import annotations
@@ -102,6 +105,8 @@ class ForeignWritePoller:
     :param interval: seconds between polls without a (complete) file watch.
     :param watch: starts a watch on the database's files that calls its argument after
         writes, or returns ``None`` where it cannot; ``None``: poll only.
+    :param writer_busy: whether the database's writer works now (its commit will
+        :meth:`nudge`, so a chase waits for that rather than looking every 0.5 ms).
     """
 
     def __init__(
@@ -111,12 +116,17 @@ class ForeignWritePoller:
         on_foreign: Callable[[], Awaitable[None]],
         interval: float,
         watch: Callable[[Callable[[], None]], ChangeWatch | None] | None = None,
+        writer_busy: Callable[[], bool] = lambda: False,
     ) -> None:
         self._read_state = read_state
         self._read_counter = read_counter
         self._on_foreign = on_foreign
         self._interval = interval
         self._start_watch = watch
+        self._writer_busy = writer_busy
+        self.wants_nudge = False
+        """Whether the poller waits for the writer's next commit (:meth:`nudge`); read on the
+        writer's thread, so that a commit nobody waits for costs no call."""
         self._watch: ChangeWatch | None = None
         self._signalled = False  # the watch reported writes since the last look
         self._waiter: asyncio.Future[None] | None = None  # an idle wait a report shortens
@@ -197,24 +207,37 @@ class ForeignWritePoller:
             now = asyncio.get_running_loop().time()
             delay = self._next_delay(signalled or unsettled, moved, now)
 
+    def nudge(self) -> None:
+        """The database's writer committed (call on the loop): look now, not at the next
+        step of a chase (the writer has read its state: the look needs no hop)."""
+        self.wants_nudge = False
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def _written(self) -> None:
         """The watch's report: a file was written (maybe a commit on its way)."""
         self._signalled = True
         waiter, timer = self._waiter, self._timer
-        if waiter is not None and timer is not None and not waiter.done():
+        idle = self._chase_start is None
+        if idle and waiter is not None and timer is not None and not waiter.done():
             # Look a moment later, not now: the report comes at a commit's first write, and
-            # its counter moves after the last; a commit of this database's own is over by
-            # then, and looking costs no hop (and does not delay the commit's own watches).
+            # its counter moves after the last. While the writer works, the write is most
+            # likely its own: look when it commits (a nudge), at the latest CHASE_BUSY later.
+            busy = self._writer_busy()
+            self.wants_nudge = busy
             timer.cancel()
-            self._timer = asyncio.get_running_loop().call_later(CHASE_FIRST, _wake, waiter)
+            delay = CHASE_BUSY if busy else CHASE_FIRST
+            self._timer = asyncio.get_running_loop().call_later(delay, _wake, waiter)
 
     async def _wait(self, delay: float) -> bool:
-        """Sleep ``delay`` seconds, or until a report if no chase is under way (a chase keeps
-        its pace, reading what was written meanwhile); whether anything was written."""
+        """Sleep ``delay`` seconds, or until a nudge, or until a report if no chase is under
+        way (a chase keeps its pace, reading what was written meanwhile); whether anything
+        was written."""
         watch = self._watch
-        if self._chase_start is not None or watch is None:
+        if watch is None:
             await asyncio.sleep(delay)
-        elif not self._signalled:
+        elif self._chase_start is not None or not self._signalled:
             loop = asyncio.get_running_loop()
             waiter = self._waiter = loop.create_future()
             self._timer = loop.call_later(delay, _wake, waiter)
@@ -243,8 +266,16 @@ class ForeignWritePoller:
                 self._chase_start = now
         if self._chase_start is not None and now - self._last_write > CHASE_LENGTH:
             self._chase_start = None  # nothing came of the writes (a checkpoint, say)
+        busy = self._writer_busy()
         if self._chase_start is not None:
+            if busy:
+                self.wants_nudge = True
+                return CHASE_BUSY  # the writer's commit nudges sooner
             return min(max(CHASE_FIRST, (now - self._chase_start) / 4), CHASE_BUSY)
+        if moved and busy and watch.complete:
+            # A burst of the writer's own commits: one look per CHASE_BUSY, not per commit
+            # (each look still sees every commit since the last, foreign ones included).
+            return CHASE_BUSY
         watch.listen()  # between chases: told of the next write
         return SAFETY_INTERVAL if watch.complete else self._interval
 

@@ -116,6 +116,7 @@ class SQLiteEngine(Engine):
                 self._foreign_commit,
                 interval,
                 self._watch_files,
+                self.writer_busy,
             )
             self._claims = bus.subscribe(
                 self.key, lambda m: None if m.wal_changes is None else poller.claim(m.wal_changes)
@@ -139,8 +140,10 @@ class SQLiteEngine(Engine):
         file = self.location.file or self.path
         paths = [file] if self.wal_index is None else [file, f"{file}-wal"]
         watch = FileWatch.start(paths, on_change)
-        if watch is not None:
-            self.remember_commit_states()  # our own commits' events then cost no hop
+        poller = self.poller
+        if watch is not None and poller is not None:
+            # Our own commits' events then cost no hop, and no look before the commit is over.
+            self.remember_commit_states(poller.nudge, lambda: poller.wants_nudge)
         return watch
 
     async def close(self) -> None:
