@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import rxdb
 from rxdb.remote.server import Server, serve
@@ -265,3 +267,75 @@ async def test_a_database_whose_name_is_not_utf8_is_served(tmp_path: Path) -> No
             assert remote.path == path.encode("utf-8", "backslashreplace").decode()
         finally:
             await remote.close()
+
+
+_TEXT = st.text(max_size=12) | st.sampled_from(
+    [COUNT, "SELECT ?", "SELECT :a", "INSERT INTO t VALUES (?)", "BEGIN", "", ";", "SELECT"]
+)
+_SCALAR = (
+    st.none()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats()
+    | st.text(max_size=4)
+    | st.binary(max_size=4)
+)
+_PARAMS = st.lists(_SCALAR, max_size=3) | st.dictionaries(st.text(max_size=2), _SCALAR, max_size=2)
+_ID = st.integers(0, 4) | st.integers(0, 2**64 - 1)
+_BLOCK = st.none() | _ID
+_REQUESTS = st.one_of(
+    st.tuples(st.sampled_from(["execute", "fetch_all", "fetch_one"]), _TEXT, _PARAMS, _BLOCK),
+    st.tuples(st.just("execute_many"), _TEXT, st.lists(_PARAMS, max_size=3), _BLOCK),
+    st.tuples(st.just("execute_script"), _TEXT, _BLOCK),
+    st.tuples(st.just("watch"), _ID, _TEXT, _PARAMS, st.booleans() | st.none()),
+    st.tuples(
+        st.just("table_updates"),
+        _ID,
+        st.none() | st.lists(st.text(max_size=3), max_size=2),
+        st.none() | st.lists(st.sampled_from(["insert", "update", "delete", "x"]), max_size=2),
+    ),
+    st.tuples(st.just("unsubscribe"), _ID),
+    st.tuples(st.just("end"), _ID, st.booleans()),
+    st.tuples(st.just("notify_updates"), st.lists(st.tuples(st.text(max_size=3), st.none()))),
+    st.tuples(st.just("interrupt")),
+).map(list)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(st.lists(_REQUESTS, min_size=1, max_size=4))
+def test_any_request_is_answered_with_a_result_or_an_rxdb_error(requests: list[Any]) -> None:
+    """Whatever a raw peer asks, each request is answered -- by a result, or by a failure
+    that is an rxdb error by class, never a raw exception of the server's -- and the
+    connection carries on. (Not asked: backups
+    and computes, which touch the file system, and blocks, in which a later request rightly
+    waits for the lock the block holds.)"""
+
+    async def exchange() -> None:
+        async with rxdb.open(":memory:") as db:
+            await db.execute("CREATE TABLE t(x)")
+            async with await serve(db) as server, raw_peer(server.handle.address) as peer:
+                peer.hello()
+                assert (await peer.receive()) is not None
+                for request_id, operation in enumerate(requests, 1):
+                    peer.request(request_id, operation)
+                answered: set[int] = set()
+                async with asyncio.timeout(WAIT):
+                    while len(answered) < len(requests):
+                        message = await peer.receive()
+                        assert message is not None, "the server closed the connection"
+                        if isinstance(message, Failure):
+                            assert message.error.error_type != "RemoteError"
+                            assert isinstance(error_from_wire(message.error), rxdb.RxdbError)
+                            assert "." not in message.error.error_type, message.error
+                        if isinstance(message, Response | Failure):
+                            answered.add(message.id)
+                peer.request(99, ["fetch_one", "SELECT 7", [], None])
+                async with asyncio.timeout(WAIT):
+                    while not isinstance(message := await peer.receive(), Response):
+                        assert message is not None
+                assert message.result == (7,)
+
+    asyncio.run(exchange())
