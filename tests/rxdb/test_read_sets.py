@@ -4,6 +4,7 @@ makes without telling the authorizer, and the authorizer cross-check of the pars
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +245,11 @@ class TestAuthorizerCrossCheck:
             await memdb.execute("INSERT INTO t VALUES (1)")
             await rec.wait_count(1)
         assert rec.values[0].tables == {"t"}
+
+
+async def test_a_watch_works_on_a_file_whose_name_is_not_utf8(tmp_path: Path) -> None:
+    # PRAGMA database_list names each schema's file: text SQLite cannot decode to UTF-8.
+    path = os.fsdecode(bytes(tmp_path) + b"/orders-\xff.db")
+    async with rxdb.open(path) as db:
+        await db.execute("CREATE TABLE t(x)")
+        await watch_refreshes(db, "SELECT x FROM t", "INSERT INTO t VALUES (1)", [], [(1,)])

@@ -116,7 +116,10 @@ class ReadSets:
         return frozenset(qualified_name(table, schema or "") for schema, table in reports)
 
     async def _load(self) -> Catalog:
-        schemas = [row[1] for row in await self._fetch("PRAGMA database_list", ())]
+        # Only the names: the file column is text SQLite may fail to decode (a file name
+        # that is not UTF-8), and nothing here needs it.
+        listed = await self._fetch("SELECT name FROM pragma_database_list ORDER BY seq", ())
+        schemas = [row[0] for row in listed]
         rows: dict[str, list[tuple[str, str, str | None]]] = {schema: [] for schema in schemas}
         for index, kind, name, sql in await self._fetch(_catalog_sql(schemas), ()):
             rows[schemas[index]].append((kind, name, sql))
