@@ -204,6 +204,34 @@ async def test_no_watch_on_a_network_filesystem(
     assert FileWatch.start([str(tmp_path / "db")], lambda: None) is None
 
 
+class NoInstanceLeft:
+    """A C library whose inotify_init1 fails, as when the user's inotify instances are all in
+    use (fs.inotify.max_user_instances)."""
+
+    def inotify_init1(self, flags: int) -> int:
+        return -1
+
+    def statfs(self, path: bytes, buffer: Any) -> int:
+        return 0  # f_type 0: no network filesystem
+
+
+async def test_no_watch_when_no_inotify_instance_is_left(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wal_watch_module, "_libc", NoInstanceLeft)
+    assert FileWatch.start([str(db_path)], lambda: None) is None
+    async with rxdb.open(db_path, foreign_poll=0.005) as db:  # polls instead
+        await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
+        poller = sqlite_engine(db).poller
+        assert poller is not None
+        assert not poller.watching
+        rec: Recorder[Any] = Recorder()
+        with subscribed(db.watch(COUNT), rec):
+            await rec.wait_value([(0,)])
+            await asyncio.to_thread(foreign_insert, db_path)
+            await rec.wait_value([(1,)])
+
+
 async def test_no_watch_without_inotify_in_the_c_library(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
