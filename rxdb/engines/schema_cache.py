@@ -40,6 +40,7 @@ class SchemaCache(Generic[T]):
         loading = self._loading
         if loading is None:
             loading = self._loading = asyncio.ensure_future(self._read(self._generation))
+            loading.add_done_callback(self._settled)
         try:
             return await asyncio.shield(loading)
         except BaseException:
@@ -47,6 +48,14 @@ class SchemaCache(Generic[T]):
             if failed and self._loading is loading:
                 self._loading = None  # the next caller reads it again
             raise
+
+    def _settled(self, loading: asyncio.Future[T]) -> None:
+        # Every caller may have been cancelled (or the database closed) while the read went
+        # on: its failure is then nobody's to see, and must not be logged as "never
+        # retrieved"; the next caller reads again.
+        if loading.cancelled() or loading.exception() is not None:
+            if self._loading is loading:
+                self._loading = None
 
     async def _read(self, generation: int) -> T:
         value = await self._load()
