@@ -53,9 +53,9 @@ class SchemaCache(Generic[T]):
         # Every caller may have been cancelled (or the database closed) while the read went
         # on: its failure is then nobody's to see, and must not be logged as "never
         # retrieved"; the next caller reads again.
-        if loading.cancelled() or loading.exception() is not None:
-            if self._loading is loading:
-                self._loading = None
+        failed = loading.cancelled() or loading.exception() is not None
+        if failed and self._loading is loading:
+            self._loading = None
 
     async def _read(self, generation: int) -> T:
         value = await self._load()

@@ -18,12 +18,14 @@ async def test_a_failed_read_nobody_waits_for_is_not_reported_and_is_read_again(
     previous = loop.get_exception_handler()
     loop.set_exception_handler(lambda _loop, context: reported.append(context))
     gate = asyncio.Event()
+    started = asyncio.Event()
     reads = 0
 
     async def load() -> str:
         nonlocal reads
         reads += 1
         if reads == 1:
+            started.set()
             await gate.wait()
             raise rxdb.ClosedError("the database closed during the read")
         return "catalog"
@@ -31,8 +33,7 @@ async def test_a_failed_read_nobody_waits_for_is_not_reported_and_is_read_again(
     try:
         cache = SchemaCache(load)
         caller = asyncio.ensure_future(cache.get())
-        while reads == 0:
-            await asyncio.sleep(0)  # a turn of the loop: the read starts
+        await started.wait()
         caller.cancel()
         with pytest.raises(asyncio.CancelledError):
             await caller
