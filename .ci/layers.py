@@ -24,6 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "rxdb.updates",
         "rxdb.arguments",
         "rxdb.shutdown",
+        "rxdb.watch.states",  # plain data the contract (rxdb.api) names
     ),
     ("rxdb.streams",),
     ("rxdb.api", "rxdb.bus"),

@@ -25,7 +25,7 @@ interrupts (nothing runs any more, so they do nothing: a "Cancel" racing a close
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, Protocol, overload, runtime_checkable
 
@@ -37,21 +37,28 @@ from rxdb.rows import ExecuteResult, Row, Rows
 from rxdb.streams.diffs import Key, RowDiff
 from rxdb.streams.statistics import WatchStatistics
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
+from rxdb.watch.states import WatchState
 
 __all__ = (
     "AsyncDatabase",
     "AsyncReadSession",
     "BlockingDatabase",
     "BlockingReadSession",
+    "BlockingResultsStream",
     "BlockingRowsStream",
     "BlockingValueStream",
     "DatabaseReader",
     "DatabaseWriter",
     "Handle",
+    "Queries",
+    "ResultsStream",
     "RowsStream",
     "Subscribable",
     "ValueStream",
 )
+
+Queries = Mapping[str, str | tuple[str, Params]]
+"""What ``watch_many`` takes: ``{name: sql}`` or ``{name: (sql, params)}``."""
 
 T = TypeVar("T")
 V_co = TypeVar("V_co", covariant=True)
@@ -109,6 +116,20 @@ class RowsStream(ValueStream[list[R]], Protocol[R]):
         """What each result changed (:class:`rxdb.RowDiff`), rows matched by ``key``."""
         ...
 
+    def states(self) -> ValueStream[WatchState[Any]]:
+        """The watch's :class:`rxdb.WatchState` stream beside its results: the current
+        state at once, then one per change of phase, each ``live`` after the result it
+        carries; it shares the watch's runs."""
+        ...
+
+
+@runtime_checkable
+class ResultsStream(ValueStream[dict[str, Rows]], Protocol):
+    """What ``watch_many`` returns: as :class:`RowsStream`, each value a dict of the group's
+    results by name, all read from one snapshot."""
+
+    def states(self) -> ValueStream[WatchState[Any]]: ...
+
 
 @runtime_checkable
 class BlockingValueStream(Subscribable, Protocol[V_co]):
@@ -130,6 +151,15 @@ class BlockingRowsStream(BlockingValueStream[list[R]], Protocol[R]):
     def throttle(self, seconds: float) -> BlockingRowsStream[R]: ...
 
     def diffs(self, key: Key = "id") -> BlockingValueStream[RowDiff[R]]: ...
+
+    def states(self) -> BlockingValueStream[WatchState[Any]]: ...
+
+
+@runtime_checkable
+class BlockingResultsStream(BlockingValueStream[dict[str, Rows]], Protocol):
+    """What a blocking shape's ``watch_many`` returns."""
+
+    def states(self) -> BlockingValueStream[WatchState[Any]]: ...
 
 
 @runtime_checkable
@@ -344,6 +374,18 @@ class DatabaseReader(Protocol):
     ) -> ValueStream[Any]:
         """As :meth:`watch`, each value the first column of the first row (``None`` for no
         row), emitted when it changes."""
+        ...
+
+    def watch_many(
+        self, queries: Queries, *, distinct: bool = True, recover: bool = False
+    ) -> ResultsStream:
+        """Several queries as one consistent group: their results by name, all read from one
+        snapshot, again after every commit to a table any of them reads (``recover`` as for
+        :meth:`watch`).
+
+        :raises rxdb.ProgrammingError: at once, for ``queries`` that is not a non-empty
+            mapping of str names to what :meth:`watch` takes.
+        """
         ...
 
     def table_updates(
@@ -642,6 +684,10 @@ class BlockingDatabase(Protocol):
     def watch_value(
         self, sql: str, params: Params = (), *, throttle: float | None = None
     ) -> BlockingValueStream[Any]: ...
+
+    def watch_many(
+        self, queries: Queries, *, distinct: bool = True, recover: bool = False
+    ) -> BlockingResultsStream: ...
 
     def table_updates(
         self,

@@ -18,7 +18,7 @@ import threading
 import uuid
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Generator, Iterable, Mapping
+from collections.abc import AsyncIterator, Generator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,7 @@ from reactivex import Observable
 
 from parser import fold_name
 from rxdb._types import Params, ProgressCallback, TransactionMode
-from rxdb.api import AsyncDatabase, AsyncReadSession, BlockingDatabase, Handle
+from rxdb.api import AsyncDatabase, AsyncReadSession, BlockingDatabase, Handle, Queries
 from rxdb.arguments import (
     backup_path,
     check_backup,
@@ -49,9 +49,8 @@ from rxdb.engines.sqlite.workers import uninterrupted
 from rxdb.errors import ClosedError, ProgrammingError, WrongLoopError
 from rxdb.options import check_option_names, check_options
 from rxdb.rows import ExecuteResult, Row, Rows
-from rxdb.streams import AsyncFetches, AsyncWatches, QueryStream
+from rxdb.streams import AsyncFetches, AsyncWatches, QueryStream, Stream
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
-from rxdb.watch.group import GroupStream
 from rxdb.watch.registry import WatchRegistry
 
 if TYPE_CHECKING:
@@ -367,11 +366,11 @@ class Database(AsyncFetches, AsyncWatches):
 
     def watch_many(
         self,
-        queries: Mapping[str, str | tuple[str, Params]],
+        queries: Queries,
         *,
         distinct: bool = True,
         recover: bool = False,
-    ) -> GroupStream:
+    ) -> Stream[dict[str, Rows]]:
         """Observe several queries as one consistent group: each emission is a dict of their
         results by name, all read from ONE snapshot, so they never disagree (a list and its
         total). The group re-runs, as a whole, after every commit to a table any of them

@@ -22,8 +22,14 @@ from typing import Any, TypeVar, overload
 from reactivex import Observable
 
 from rxdb._types import Params, ProgressCallback, TransactionMode
-from rxdb.api import AsyncReadSession
-from rxdb.boundary.blocking_streams import OnLoop, SyncQueryStream, SyncStream, on_loop
+from rxdb.api import AsyncReadSession, Queries
+from rxdb.boundary.blocking_streams import (
+    OnLoop,
+    SyncGroupStream,
+    SyncQueryStream,
+    SyncStream,
+    on_loop,
+)
 from rxdb.boundary.blocks import Enter, ThreadBlock, closing, inside, opening
 from rxdb.boundary.loop_thread import LoopThread, Operation, refuse_running_loop
 from rxdb.boundary.origin import Origin
@@ -255,6 +261,14 @@ class SyncDatabase(BlockingFetches):
             sql, params, distinct=distinct, recover=recover, row_type=row_type, throttle=throttle
         )
         return SyncQueryStream(stream, self._runner, self._subscriptions)
+
+    def watch_many(
+        self, queries: Queries, *, distinct: bool = True, recover: bool = False
+    ) -> SyncGroupStream:
+        """As :meth:`rxdb.Database.watch_many`, observed or iterated from any thread."""
+        self._check_open()
+        group = self._database.watch_many(queries, distinct=distinct, recover=recover)
+        return SyncGroupStream(group, self._runner, self._subscriptions)
 
     @overload
     def watch_one(

@@ -13,13 +13,21 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from typing_extensions import TypeVar
 
-from rxdb.api import RowsStream, ValueStream
+from rxdb.api import ResultsStream, RowsStream, ValueStream
 from rxdb.boundary.loop_thread import LoopThread, refuse_running_loop
 from rxdb.boundary.origin import Source
-from rxdb.rows import Row
+from rxdb.rows import Row, Rows
 from rxdb.streams import Key, RowDiff, WatchStatistics
+from rxdb.watch.states import WatchState
 
-__all__ = ("OnLoop", "SyncQueryStream", "SyncStream", "WatchIterator", "on_loop")
+__all__ = (
+    "OnLoop",
+    "SyncGroupStream",
+    "SyncQueryStream",
+    "SyncStream",
+    "WatchIterator",
+    "on_loop",
+)
 
 T = TypeVar("T", default=Row)
 V = TypeVar("V")
@@ -134,6 +142,28 @@ class SyncQueryStream(SyncStream[list[T]]):
         """What each result changed (:class:`rxdb.RowDiff`), rows matched by ``key``: as
         :meth:`rxdb.QueryStream.diffs`."""
         return on_loop(self._stream.diffs(key), self._runner, self._live)
+
+    def states(self) -> SyncStream[WatchState[Any]]:
+        """The watch's states (:meth:`rxdb.QueryStream.states`); callbacks run on the loop
+        thread, in order with the results'."""
+        return on_loop(self._stream.states(), self._runner, self._live)
+
+
+class SyncGroupStream(SyncStream[dict[str, Rows]]):
+    """What :meth:`SyncDatabase.watch_many` returns: dicts of results by name, one snapshot
+    each, for blocking code."""
+
+    def __init__(
+        self, stream: ResultsStream, runner: LoopThread, live: set[Callable[[], None]]
+    ) -> None:
+        super().__init__(OnLoop(stream, runner, live), stream.statistics)
+        self._stream = stream
+        self._runner = runner
+        self._live = live
+
+    def states(self) -> SyncStream[WatchState[Any]]:
+        """As :meth:`SyncQueryStream.states`."""
+        return on_loop(self._stream.states(), self._runner, self._live)
 
 
 def on_loop(

@@ -21,13 +21,13 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from rxdb._types import Params, ProgressCallback, TransactionMode
-from rxdb.api import AsyncReadSession
+from rxdb.api import AsyncReadSession, Queries
 from rxdb.arguments import check_parameter_sets, check_sql, check_table_names, check_update_kinds
 from rxdb.boundary.blocks import Enter, ThreadBlock, closing, inside, opening
 from rxdb.boundary.origin import Origin, Source
 from rxdb.errors import ClosedError, WrongLoopError
 from rxdb.rows import ExecuteResult, Row, Rows
-from rxdb.streams import AsyncFetches, AsyncWatches, QueryStream
+from rxdb.streams import AsyncFetches, AsyncWatches, QueryStream, Stream
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 
 __all__ = ("BridgedDatabase", "BridgedReadSession")
@@ -188,7 +188,22 @@ class BridgedDatabase(AsyncFetches, AsyncWatches):
         are applied: the caller's types are made, and its timers run, here)."""
         self._check()
         stream = self._origin.watch(sql, params, distinct=distinct, recover=recover)
-        return QueryStream(CrossLoop(lambda: stream, self), stream.statistics)
+        return QueryStream(
+            CrossLoop(lambda: stream, self),
+            stream.statistics,
+            lambda: CrossLoop(stream.states, self),  # in order with the results: one queue
+        )
+
+    def watch_many(
+        self, queries: Queries, *, distinct: bool = True, recover: bool = False
+    ) -> Stream[dict[str, Rows]]:
+        """As :meth:`rxdb.Database.watch_many`; values and states are delivered on this
+        loop."""
+        self._check()
+        group = self._origin.watch_many(queries, distinct=distinct, recover=recover)
+        return Stream(
+            CrossLoop(lambda: group, self), group.statistics, lambda: CrossLoop(group.states, self)
+        )
 
     def table_updates(
         self, tables: Iterable[str] | None = None, kinds: Iterable[UpdateKind] | None = None

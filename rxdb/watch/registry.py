@@ -25,8 +25,8 @@ from reactivex.disposable import Disposable
 from rxdb._types import Params
 from rxdb.bus import Subscription
 from rxdb.engines.seam import WatchSource
-from rxdb.rows import Row
-from rxdb.streams import QueryStream
+from rxdb.rows import Row, Rows
+from rxdb.streams import QueryStream, Stream
 from rxdb.updates import NotifyTablesUpdated, UpdateKind
 from rxdb.watch.group import GroupStream, SharedGroup
 from rxdb.watch.scheduler import RunScheduler
@@ -86,7 +86,7 @@ class WatchRegistry:
 
     def watch_many(
         self, queries: dict[str, tuple[str, Params]], *, distinct: bool, recover: bool
-    ) -> GroupStream:
+    ) -> Stream[dict[str, Rows]]:
         """The stream of the results of ``queries``, all run on one snapshot, by name."""
         names = tuple(queries)
         members = tuple(queries[name] for name in names)
@@ -110,7 +110,8 @@ class WatchRegistry:
                 recover=recover,
             )
 
-        return GroupStream(acquire, functools.partial(self.queries.get, key))
+        group = GroupStream(acquire, functools.partial(self.queries.get, key))
+        return Stream(group, group.statistics, group.states)
 
     def _acquire(
         self,

@@ -30,12 +30,15 @@ from rxdb.api import (
     AsyncReadSession,
     BlockingDatabase,
     BlockingReadSession,
+    BlockingResultsStream,
     BlockingRowsStream,
     BlockingValueStream,
+    Queries,
 )
-from rxdb.rows import ExecuteResult
+from rxdb.rows import ExecuteResult, Rows
 from rxdb.streams import Key, QueryIterator, RowDiff, WatchStatistics
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
+from rxdb.watch.states import WatchState
 
 __all__ = ("AsyncOverBlocking",)
 
@@ -176,6 +179,13 @@ class AsyncOverBlocking:
         )
         return _Stream(stream, self._loop)
 
+    def watch_many(
+        self, queries: Queries, *, distinct: bool = True, recover: bool = False
+    ) -> _Group:
+        return _Group(
+            self._database.watch_many(queries, distinct=distinct, recover=recover), self._loop
+        )
+
     def watch_one(
         self,
         sql: str,
@@ -298,3 +308,17 @@ class _Stream(_Values[list[Any]]):
 
     def diffs(self, key: Key = "id") -> _Values[RowDiff[Any]]:
         return _Values(self._rows.diffs(key), self._loop)
+
+    def states(self) -> _Values[WatchState[Any]]:
+        return _Values(self._rows.states(), self._loop)
+
+
+class _Group(_Values[dict[str, Rows]]):
+    """A blocking shape's group (``watch_many``)."""
+
+    def __init__(self, inner: BlockingResultsStream, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(inner, loop)
+        self._group = inner
+
+    def states(self) -> _Values[WatchState[Any]]:
+        return _Values(self._group.states(), self._loop)

@@ -42,6 +42,8 @@ CALLS: dict[str, Call] = {
     "notify_updates": lambda db, _: db.notify_updates("t"),
     "backup": lambda db, tmp_path: db.backup(tmp_path / "copy.db"),
     "watch": lambda db, _: first_event(db.watch("SELECT 1")),
+    "watch_many": lambda db, _: first_event(db.watch_many({"one": "SELECT 1"})),
+    "states": lambda db, _: first_event(db.watch("SELECT 1").states()),
     "table_updates": lambda db, _: first_event(db.table_updates()),
 }
 

@@ -46,6 +46,9 @@ CALLS: list[tuple[str, Call, str]] = [
 SYNCHRONOUS: list[tuple[str, Callable[[Any], object], str]] = [
     ("distinct 'no'", lambda db: db.watch("SELECT 1", distinct="no"), "distinct"),
     ("recover 1", lambda db: db.watch("SELECT 1", recover=1), "recover"),
+    ("group distinct 'no'", lambda db: db.watch_many({"a": "SELECT 1"}, distinct="no"), "distinct"),
+    ("group recover 1", lambda db: db.watch_many({"a": "SELECT 1"}, recover=1), "recover"),
+    ("group of no queries", lambda db: db.watch_many({}), "queries"),
     ("watch None", lambda db: db.watch(None), "SQL must be a str"),
     ("table_updates 3", lambda db: db.table_updates(3), "table names"),
     ("kinds 3", lambda db: db.table_updates(None, 3), "kinds"),

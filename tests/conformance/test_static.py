@@ -19,14 +19,17 @@ from rxdb.api import (
     AsyncReadSession,
     BlockingDatabase,
     BlockingReadSession,
+    BlockingResultsStream,
     BlockingRowsStream,
     BlockingValueStream,
     DatabaseReader,
     DatabaseWriter,
     Handle,
+    ResultsStream,
     RowsStream,
     ValueStream,
 )
+from rxdb.watch.states import WatchState
 from tests.conformance.async_over_blocking import AsyncOverBlocking
 from tests.conformance.conftest import Shape
 
@@ -119,6 +122,29 @@ async def row_types_are_inferred(
         assert_type(one, rxdb.Row | None)
 
 
+def groups_conform(
+    db: rxdb.Database, bridged: rxdb.BridgedDatabase, remote: rxdb.RemoteDatabase
+) -> tuple[ResultsStream, ResultsStream, ResultsStream]:
+    group = {"a": "SELECT 1"}
+    return db.watch_many(group), bridged.watch_many(group), remote.watch_many(group)
+
+
+def states_conform(
+    db: rxdb.Database, bridged: rxdb.BridgedDatabase, remote: rxdb.RemoteDatabase
+) -> tuple[ValueStream[WatchState[Any]], ...]:
+    return (
+        db.watch("SELECT 1").states(),
+        bridged.watch_many({"a": "SELECT 1"}).states(),
+        remote.watch("SELECT 1").states(),
+    )
+
+
+def blocking_groups_and_states_conform(
+    db: rxdb.SyncDatabase,
+) -> tuple[BlockingResultsStream, BlockingValueStream[WatchState[Any]]]:
+    return db.watch_many({"a": "SELECT 1"}), db.watch("SELECT 1").states()
+
+
 def handles_conform(local: rxdb.ConnectionHandle, served: rxdb.ServerHandle) -> list[Handle]:
     return [local, served]
 
@@ -130,5 +156,6 @@ async def test_each_shape_has_every_requirement(shape: Shape) -> None:
     else:
         assert isinstance(shape.db, AsyncDatabase)
     assert isinstance(shape.db.watch("SELECT 1"), RowsStream)
+    assert isinstance(shape.db.watch_many({"a": "SELECT 1"}), ResultsStream)
     async with shape.db.read() as session:
         assert isinstance(session, AsyncReadSession)

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import rxdb
 from rxdb._types import BackupProgress
 from rxdb.errors import (
     BusyError,
@@ -23,6 +24,7 @@ from rxdb.errors import (
     RemoteError,
     RxdbError,
 )
+from rxdb.remote.client import answers
 from rxdb.remote.wire.checks import Limits
 from rxdb.remote.wire.endpoint import Endpoint
 from rxdb.remote.wire.errors import ErrorInfo, error_from_wire, error_to_wire
@@ -75,9 +77,12 @@ from rxdb.remote.wire.operations import (
     Unsubscribe,
     UntrackForeignWrites,
     Watch,
+    WatchMany,
 )
+from rxdb.remote.wire.states import state_from_wire, state_to_wire
 from rxdb.rows import ExecuteResult, Row, row_class
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
+from rxdb.watch.states import WatchState
 
 # A few hundred examples where they are cheap, fewer where generation is slow: the whole
 # file should run in about a second.
@@ -142,7 +147,15 @@ def sample_operations() -> list[Operation]:
         End(1, False),
         Interrupt(),
         Backup("/srv/copy.db", -1, 7, None),
-        Watch(5, "SELECT count(*) FROM t", [], True),
+        Watch(5, "SELECT count(*) FROM t", [], True, False, False),
+        Watch(5, "SELECT count(*) FROM t", [], False, True, True),
+        WatchMany(
+            8,
+            [("n", "SELECT count(*) FROM t", []), ("u", "SELECT :a", {"a": 1})],
+            True,
+            True,
+            False,
+        ),
         TableUpdates(6, ["t", "u"], [UpdateKind.INSERT, UpdateKind.DELETE]),
         TableUpdates(6, None, None),
         Unsubscribe(5),
@@ -650,7 +663,14 @@ class TestOperations:
             ["read", 1, None],
             ["end", 1, None],
             ["backup", "/x.db", -(2**31) - 1, None, None],
-            ["watch", -1, "SELECT 1", [], True],
+            ["watch", -1, "SELECT 1", [], True, False, False],
+            ["watch", 1, "SELECT 1", [], True],  # recover and states missing
+            ["watch", 1, "SELECT 1", [], True, 1, False],  # recover not a bool
+            ["watch_many", 1, [], True, False, False],  # no queries
+            ["watch_many", 1, [["n", "SELECT 1"]], True, False, False],  # no params
+            ["watch_many", 1, [["n", "SELECT 1", []], ["n", "SELECT 2", []]], True, False, False],
+            ["watch_many", 1, [[1, "SELECT 1", []]], True, False, False],  # a name not text
+            ["watch_many", 1, "SELECT 1", True, False, False],
             ["table_updates", 1, "t", None],
             ["table_updates", 1, [1], None],
             ["table_updates", 1, None, ["upsert"]],
@@ -683,6 +703,7 @@ class TestOperations:
         st.sampled_from(
             [
                 *("execute", "fetch_all", "begin", "read", "end", "backup", "watch", "compute"),
+                "watch_many",
                 *("table_updates", "notify_updates", "unsubscribe", "execute_many"),
             ]
         ),
@@ -757,3 +778,45 @@ class TestEndpoints:
         for limit in (0, -1, 2**32, 1.5):
             with pytest.raises(ProgrammingError, match="max_payload"):
                 FrameDecoder(max_payload=limit)  # type: ignore[arg-type]
+
+
+class TestWatchStates:
+    """A watch's state as it travels (``rxdb/remote/wire/states.py``)."""
+
+    def test_a_state_round_trips_through_a_message(self) -> None:
+        cls = row_class(("n",))
+        failure = rxdb.OperationalError("no such table: t", sql="SELECT n FROM t")
+        for state in [
+            WatchState("loading"),
+            WatchState("live", [cls((1,))]),
+            WatchState("refreshing", [cls((1,))], failure),
+            WatchState("error", None, failure),
+        ]:
+            sent = state_to_wire(state, list)
+            event = decode_message(encode_message(Event(3, EventKind.NEXT, sent)))
+            assert isinstance(event, Event)
+            back = state_from_wire(event.value, answers.rows)
+            assert (back.phase, back.value) == (state.phase, state.value)
+            if state.error is None:
+                assert back.error is None
+            else:
+                assert isinstance(back.error, rxdb.OperationalError)
+                assert str(state.error) in str(back.error)
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "live",
+            ["live", None],
+            ["sleeping", None, None],
+            [1, None, None],
+            ["error", None, None],  # an error state without its error
+            ["live", None, ["OperationalError", "x", None, None, None, None]],
+            ["error", None, ["OperationalError"]],
+            ["live", "not rows", None],
+        ],
+        ids=repr,
+    )
+    def test_a_malformed_state_is_a_protocol_error(self, value: Any) -> None:
+        with pytest.raises(rxdb.ProtocolError):
+            state_from_wire(value, answers.rows)

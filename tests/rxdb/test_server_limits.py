@@ -164,7 +164,7 @@ async def test_pipelined_requests_over_the_limit_are_failed_not_queued(
         ["execute", "SELECT :a", {"a": 2**63}, None],
         ["execute_many", "SELECT ?", [[1], [2**63]], None],
         ["fetch_all", "SELECT 1", [], 2**63],  # a block id over 64 bits
-        ["watch", 2**63, "SELECT 1", [], True],
+        ["watch", 2**63, "SELECT 1", [], True, False, False],
         ["backup", "/tmp/x.db", 2**63, None, None],
         ["read", "yes", None],  # isolated is not a bool
         ["read", True],  # a field missing
@@ -213,11 +213,11 @@ async def _malformed_then_well_formed(peer: RawPeer, operation: Any) -> None:
     "payload",
     [
         # text that is not UTF-8, as the SQL
-        b"\x94\x04\xa7request\x01\x94\xa7execute\xa1\xff\x90\xc0",
+        b"\x94\x05\xa7request\x01\x94\xa7execute\xa1\xff\x90\xc0",
         # an extension value (a row) whose body is not an array
-        b"\x94\x04\xa7request\x01\x94\xa7execute\xa1x\x91\xd4\x01\x01\xc0",
+        b"\x94\x05\xa7request\x01\x94\xa7execute\xa1x\x91\xd4\x01\x01\xc0",
         # an extension code nobody knows
-        b"\x94\x04\xa7request\x01\x94\xa7execute\xa1x\x91\xd4\x63\x01\xc0",
+        b"\x94\x05\xa7request\x01\x94\xa7execute\xa1x\x91\xd4\x63\x01\xc0",
     ],
     ids=["not-utf8", "bad-row", "unknown-ext"],
 )
@@ -241,8 +241,8 @@ async def test_values_msgpack_refuses_fail_only_their_request(
     "payload",
     [
         b"\xc1\xc1",  # not msgpack
-        b"\x94\x04\xa7request\xcf\x80\x00\x00\x00\x00\x00\x00\x00\x90",  # an id over 63 bits
-        b"\x93\x04\xa7request\x01",  # no operation at all
+        b"\x94\x05\xa7request\xcf\x80\x00\x00\x00\x00\x00\x00\x00\x90",  # an id over 63 bits
+        b"\x93\x05\xa7request\x01",  # no operation at all
     ],
     ids=["garbage", "id-over-63-bits", "no-operation"],
 )

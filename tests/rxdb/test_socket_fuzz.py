@@ -57,7 +57,7 @@ def _samples(role: str, key: str) -> list[Message]:
         Notify(notify, "fuzz"),
         Request(1, Execute("INSERT INTO t VALUES (?)", [1], None)),
         Request(2, FetchAll(COUNT, [], None)),
-        Request(3, Watch(1, COUNT, [], True)),
+        Request(3, Watch(1, COUNT, [], True, False, False)),
         Request(4, TableUpdates(2, ["t"], None)),
         Request(5, Unsubscribe(1)),
         Request(6, Begin("immediate", None)),

@@ -51,6 +51,12 @@ def rows(value: Any) -> Rows:
     return value
 
 
+def group(value: Any) -> dict[str, Rows]:
+    if not isinstance(value, dict) or not all(isinstance(name, str) for name in value):
+        raise ProtocolError(f"the server answered {_kind(value)} where a group's results belong")
+    return {name: rows(result) for name, result in value.items()}
+
+
 def row_or_none(value: Any) -> Row | None:
     if value is not None and not isinstance(value, Row):
         raise ProtocolError(f"the server answered {_kind(value)} where a row belongs")

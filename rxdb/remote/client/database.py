@@ -22,20 +22,28 @@ from typing import Any
 from reactivex import Observable, Observer
 
 from rxdb._types import Params, ProgressCallback, TransactionMode
+from rxdb.api import Queries
 from rxdb.arguments import (
     check_backup,
+    check_flags,
     check_parameter_sets,
     check_sql,
     check_table_names,
     check_text,
     check_update_kinds,
     check_watch,
+    check_watch_many,
 )
 from rxdb.errors import ConnectionLostError, ProgrammingError
 from rxdb.remote.client import answers
 from rxdb.remote.client.blocks import Blocks, RemoteReadSession
 from rxdb.remote.client.connection import Connection, Reconnect, establish, policy_of
-from rxdb.remote.client.subscriptions import RemoteObservable, Subscriptions
+from rxdb.remote.client.subscriptions import (
+    RemoteObservable,
+    Request,
+    Subscriptions,
+    states_of,
+)
 from rxdb.remote.wire.channel import Channel
 from rxdb.remote.wire.endpoint import Endpoint
 from rxdb.remote.wire.messages import Event, Welcome
@@ -55,9 +63,10 @@ from rxdb.remote.wire.operations import (
     TrackForeignWrites,
     UntrackForeignWrites,
     Watch,
+    WatchMany,
 )
 from rxdb.rows import ExecuteResult, Row, Rows
-from rxdb.streams import AsyncFetches, AsyncWatches, QueryStream
+from rxdb.streams import AsyncFetches, AsyncWatches, QueryStream, Stream
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 
 __all__ = ("RemoteDatabase", "connect")
@@ -376,22 +385,42 @@ class RemoteDatabase(AsyncFetches, AsyncWatches):
         leaving ``async for``) tells the server to stop. With reconnection, the watch
         survives a lost connection: it is subscribed again, and re-emits the current result
         once the connection is back (a value equal to the last one included). Its
-        ``statistics()`` count this client's subscribers only.
-
-        :raises rxdb.ProgrammingError: for ``recover=True``, which the wire does not carry
-            yet.
-        """
+        ``statistics()`` count this client's subscribers only. ``states()`` is a
+        subscription of its own to the same watch on the server, its events in order with
+        the results'."""
         self._connection.check(self)
         check_watch(sql, params)
-        if recover:
-            raise ProgrammingError("recover=True is not available on a RemoteDatabase yet")
         wire = answers.wire_params(params)
+
+        def ask(states: bool) -> Request:
+            return lambda sub_id: Watch(sub_id, sql, wire, distinct, recover, states)
+
         return QueryStream(
-            RemoteObservable(
-                self._subscriptions,
-                lambda sub_id: Watch(sub_id, sql, wire, distinct is not False),
-                answers.rows,
-            )
+            RemoteObservable(self._subscriptions, ask(False), answers.rows),
+            None,
+            lambda: RemoteObservable(self._subscriptions, ask(True), states_of(answers.rows)),
+        )
+
+    def watch_many(
+        self, queries: Queries, *, distinct: bool = True, recover: bool = False
+    ) -> Stream[dict[str, Rows]]:
+        """As :meth:`rxdb.Database.watch_many`: the group runs on the server, on one snapshot
+        there; values and states are delivered on this client's loop (reconnection as for
+        ``watch``)."""
+        self._connection.check(self)
+        wire = [
+            (name, sql, answers.wire_params(params))
+            for name, (sql, params) in check_watch_many(queries).items()
+        ]
+        check_flags(distinct=distinct, recover=recover)
+
+        def ask(states: bool) -> Request:
+            return lambda sub_id: WatchMany(sub_id, wire, distinct, recover, states)
+
+        return Stream(
+            RemoteObservable(self._subscriptions, ask(False), answers.group),
+            None,
+            lambda: RemoteObservable(self._subscriptions, ask(True), states_of(answers.group)),
         )
 
     def table_updates(

@@ -24,8 +24,10 @@ from rxdb.remote.client.connection import Connection
 from rxdb.remote.wire.errors import error_from_wire
 from rxdb.remote.wire.messages import Event, EventKind
 from rxdb.remote.wire.operations import Operation, Unsubscribe
+from rxdb.remote.wire.states import state_from_wire
+from rxdb.watch.states import WatchState
 
-__all__ = ("RemoteObservable", "Subscriptions")
+__all__ = ("RemoteObservable", "Request", "Subscriptions", "states_of")
 
 LOG = logging.getLogger("rxdb.remote")
 
@@ -186,6 +188,12 @@ class RemoteObservable(Observable[T]):
         self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         return self._subscriptions.subscribe(self._request, observer, self._convert)
+
+
+def states_of(convert: Callable[[Any], T]) -> Callable[[Any], WatchState[T]]:
+    """How a state event's value becomes a :class:`rxdb.WatchState`, its value checked by
+    ``convert`` (a malformed one: :class:`rxdb.ProtocolError`, ending that subscription)."""
+    return lambda value: state_from_wire(value, convert)
 
 
 def _safely(callback: Callable[..., Any], *args: Any) -> None:

@@ -41,7 +41,11 @@ from rxdb.remote.wire.operations import (
     Unsubscribe,
     UntrackForeignWrites,
     Watch,
+    WatchMany,
 )
+from rxdb.remote.wire.states import state_to_wire
+from rxdb.rows import Rows
+from rxdb.watch.states import WatchState
 
 __all__ = ("Operations",)
 
@@ -200,8 +204,20 @@ class Operations:
 
     async def watch(self, op: Watch) -> None:
         sub_id = self.subscriptions.new_id(op.subscription)
-        stream = self.db.watch(op.sql, op.params, distinct=op.distinct)
-        self.subscriptions.subscribe(sub_id, stream, list)
+        stream = self.db.watch(op.sql, op.params, distinct=op.distinct, recover=op.recover)
+        if op.states:
+            self.subscriptions.subscribe(sub_id, stream.states(), _state_of(list))
+        else:
+            self.subscriptions.subscribe(sub_id, stream, list)
+
+    async def watch_many(self, op: WatchMany) -> None:
+        sub_id = self.subscriptions.new_id(op.subscription)
+        queries = {name: (sql, params) for name, sql, params in op.queries}
+        stream = self.db.watch_many(queries, distinct=op.distinct, recover=op.recover)
+        if op.states:
+            self.subscriptions.subscribe(sub_id, stream.states(), _state_of(_group))
+        else:
+            self.subscriptions.subscribe(sub_id, stream, _group)
 
     async def table_updates(self, op: TableUpdates) -> None:
         sub_id = self.subscriptions.new_id(op.subscription)
@@ -229,6 +245,14 @@ def _same(value: Any) -> Any:
     return value
 
 
+def _group(results: dict[str, Rows]) -> dict[str, list[Any]]:
+    return {name: list(rows) for name, rows in results.items()}
+
+
+def _state_of(value_out: Callable[[Any], Any]) -> Callable[[WatchState[Any]], list[Any]]:
+    return lambda state: state_to_wire(state, value_out)
+
+
 def _controls_transactions(sql: str) -> bool:
     try:
         return analyze(sql).kind is StatementKind.TRANSACTION
@@ -248,6 +272,7 @@ _HANDLERS: Final[dict[type[Any], Callable[[Operations, Any], Coroutine[Any, Any,
     Interrupt: Operations.interrupt,
     Backup: Operations.backup,
     Watch: Operations.watch,
+    WatchMany: Operations.watch_many,
     TableUpdates: Operations.table_updates,
     Unsubscribe: Operations.unsubscribe,
     NotifyUpdates: Operations.notify_updates,

@@ -7,9 +7,9 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from reactivex import Observable, abc
+from reactivex import abc
 
-from rxdb.api import RowsStream
+from rxdb.api import Subscribable
 from rxdb.errors import LimitError, ProgrammingError
 from rxdb.remote.wire.errors import error_to_wire
 from rxdb.remote.wire.messages import Event, EventKind
@@ -62,9 +62,7 @@ class Subscriptions:
         self.active[sub_id] = disposable
         self._changed()
 
-    def subscribe(
-        self, sub_id: int, stream: RowsStream | Observable[Any], convert: Callable[[Any], Any]
-    ) -> None:
+    def subscribe(self, sub_id: int, stream: Subscribable, convert: Callable[[Any], Any]) -> None:
         """Subscribe to ``stream`` for the client: every value, the error or the completion
         becomes an event of ``sub_id``."""
 

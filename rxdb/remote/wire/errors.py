@@ -10,7 +10,7 @@ over the limit and turn a clean error into a dropped connection.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from rxdb.errors import (
     BusyError,
@@ -34,8 +34,16 @@ from rxdb.errors import (
     TransactionAbortedError,
     WrongLoopError,
 )
+from rxdb.remote.wire.checks import check_int, check_str, optional
 
-__all__ = ("MAX_ERROR_TEXT", "ErrorInfo", "error_from_wire", "error_to_wire")
+__all__ = (
+    "MAX_ERROR_TEXT",
+    "ErrorInfo",
+    "error_from_wire",
+    "error_to_wire",
+    "info_from_wire",
+    "info_to_wire",
+)
 
 
 # Error texts are diagnostics: a long SQL script in a failure must not push the frame over
@@ -122,6 +130,37 @@ def error_from_wire(info: ErrorInfo) -> RxdbError:
             sqlstate=info.sqlstate,
         )
     return cls(info.message)
+
+
+def info_to_wire(error: ErrorInfo) -> list[Any]:
+    """The six fields ``error`` travels as."""
+    return [
+        error.error_type,
+        error.message,
+        error.sqlite_errorcode,
+        error.sqlite_errorname,
+        error.sql,
+        error.sqlstate,
+    ]
+
+
+def info_from_wire(fields: list[Any]) -> ErrorInfo:
+    """The :class:`ErrorInfo` six fields from a peer describe.
+
+    :raises ProtocolError: for a field of the wrong type or length.
+    """
+    error_type, message, code, name, sql, sqlstate = fields
+    return ErrorInfo(
+        check_str(error_type, _MAX_TYPE_LEN),
+        check_str(message),
+        optional(check_int, code),
+        optional(check_str, name),
+        optional(check_str, sql),
+        None if sqlstate is None else check_str(sqlstate, 5),  # SQLSTATEs have 5
+    )
+
+
+_MAX_TYPE_LEN: Final = 256
 
 
 def _clip(text: str) -> str:

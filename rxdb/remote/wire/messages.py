@@ -31,10 +31,9 @@ from rxdb.remote.wire.checks import (
     Limits,
     check_int,
     check_str,
-    optional,
     unpack,
 )
-from rxdb.remote.wire.errors import ErrorInfo
+from rxdb.remote.wire.errors import ErrorInfo, info_from_wire, info_to_wire
 from rxdb.remote.wire.operations import Operation, operation_from_wire, operation_to_wire
 from rxdb.remote.wire.updates import notify_from_wire, notify_to_wire
 from rxdb.remote.wire.values import check_value, decode_ext, value_out
@@ -64,9 +63,10 @@ __all__ = (
     "tokens_match",
 )
 
-PROTOCOL_VERSION: Final = 4
+PROTOCOL_VERSION: Final = 5
 """2 -> 3: typed operations, ``Notify`` and table-updates events in one encoding, backup
-progress as its own value, ``Welcome.database`` required. 3 -> 4: errors carry the SQLSTATE."""
+progress as its own value, ``Welcome.database`` required. 3 -> 4: errors carry the SQLSTATE.
+4 -> 5: ``watch`` carries ``recover`` and ``states``; ``watch_many``; state events."""
 
 MAX_TOKEN_LEN: Final = 1024
 MAX_NAME_LEN: Final = 256  # roles, epochs
@@ -250,19 +250,8 @@ def encode_message(message: Message) -> bytes:
     return packed
 
 
-def _error_out(error: ErrorInfo) -> list[Any]:
-    return [
-        error.error_type,
-        error.message,
-        error.sqlite_errorcode,
-        error.sqlite_errorname,
-        error.sql,
-        error.sqlstate,
-    ]
-
-
 def _event_out(m: Event) -> list[Any]:
-    error = None if m.error is None else _error_out(m.error)
+    error = None if m.error is None else info_to_wire(m.error)
     return [m.subscription_id, m.kind.value, value_out(m.value), error]
 
 
@@ -273,7 +262,7 @@ _ENCODERS: Final[dict[type[Any], Callable[[Any], list[Any]]]] = {
     Notify: lambda m: ["notify", m.epoch, notify_to_wire(m.message)],
     Request: lambda m: ["request", m.id, operation_to_wire(m.operation)],
     Response: lambda m: ["response", m.id, value_out(m.result)],
-    Failure: lambda m: ["failure", m.id, *_error_out(m.error)],
+    Failure: lambda m: ["failure", m.id, *info_to_wire(m.error)],
     Event: lambda m: ["event", *_event_out(m)],
     Ping: lambda m: ["ping", m.nonce],
     Pong: lambda m: ["pong", m.nonce],
@@ -377,18 +366,6 @@ def _name(value: Any) -> str:
     return text
 
 
-def _error_in(fields: list[Any]) -> ErrorInfo:
-    error_type, message, code, name, sql, sqlstate = fields
-    return ErrorInfo(
-        check_str(error_type, MAX_NAME_LEN),
-        check_str(message),
-        optional(check_int, code),
-        optional(check_str, name),
-        optional(check_str, sql),
-        None if sqlstate is None else check_str(sqlstate, 5),  # SQLSTATEs have 5
-    )
-
-
 def _hello_in(f: list[Any], limits: Limits) -> Hello:
     token, role, process_id, epoch = f
     if token is not None and (type(token) is not bytes or len(token) > MAX_TOKEN_LEN):
@@ -408,7 +385,7 @@ def _event_in(f: list[Any], limits: Limits) -> Event:
     if error is not None:
         if not isinstance(error, list) or len(error) != 6:
             raise ProtocolError("an event's error must be an array of 6 fields")
-        info = _error_in(error)
+        info = info_from_wire(error)
     if (info is not None) != (event_kind is EventKind.ERROR):
         raise ProtocolError("an event carries an error exactly when its kind is 'error'")
     return Event(_id(subscription_id), event_kind, check_value(value, limits), info)
@@ -421,7 +398,7 @@ _DECODERS: Final[dict[str, tuple[int, Callable[[list[Any], Limits], Message]]]] 
     "notify": (2, lambda f, _: Notify(notify_from_wire(f[1]), _name(f[0]))),
     "request": (2, _request_in),
     "response": (2, lambda f, lim: Response(_id(f[0]), check_value(f[1], lim))),
-    "failure": (7, lambda f, _: Failure(_id(f[0]), _error_in(f[1:]))),
+    "failure": (7, lambda f, _: Failure(_id(f[0]), info_from_wire(f[1:]))),
     "event": (4, _event_in),
     "ping": (1, lambda f, _: Ping(check_int(f[0]))),
     "pong": (1, lambda f, _: Pong(check_int(f[0]))),

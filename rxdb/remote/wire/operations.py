@@ -53,6 +53,7 @@ __all__ = (
     "Unsubscribe",
     "UntrackForeignWrites",
     "Watch",
+    "WatchMany",
     "WireParams",
     "operation_from_wire",
     "operation_to_wire",
@@ -162,12 +163,29 @@ class Backup:
 
 @dataclass(frozen=True, slots=True)
 class Watch:
-    """``db.watch(sql, params, distinct=distinct)``; each result is an event."""
+    """``db.watch(sql, params, distinct=distinct, recover=recover)``; each result is an event,
+    or with ``states``, each of its states (``stream.states()``, see
+    :mod:`rxdb.remote.wire.states`)."""
 
     subscription: int
     sql: str
     params: WireParams
     distinct: bool
+    recover: bool
+    states: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WatchMany:
+    """``db.watch_many({name: (sql, params)}, ...)`` as ``[name, sql, params]`` triples in
+    the group's order; each result (a map by name) or, with ``states``, each state is an
+    event."""
+
+    subscription: int
+    queries: list[tuple[str, str, WireParams]]
+    distinct: bool
+    recover: bool
+    states: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +257,7 @@ Operation: TypeAlias = (
     | Interrupt
     | Backup
     | Watch
+    | WatchMany
     | TableUpdates
     | Unsubscribe
     | NotifyUpdates
@@ -437,11 +456,38 @@ def _name_in(value: Any, limits: Limits) -> str:
     return text
 
 
+def _queries_out(queries: Any) -> list[list[Any]]:
+    if not isinstance(queries, list) or not queries:
+        raise ProtocolError("a group's queries are a non-empty list")
+    out: list[list[Any]] = []
+    for query in queries:
+        if not isinstance(query, tuple | list) or len(query) != 3:
+            raise ProtocolError(f"a group's query is (name, sql, params), not {query!r}")
+        name, sql, params = query
+        out.append([_text_out(name), _text_out(sql), _params_out(params)])
+    return out
+
+
+def _queries_in(value: Any, limits: Limits) -> list[tuple[str, str, WireParams]]:
+    if type(value) is not list or not value:
+        raise ProtocolError("a group's queries must be a non-empty array")
+    queries: list[tuple[str, str, WireParams]] = []
+    for query in value:
+        if type(query) is not list or len(query) != 3:
+            raise ProtocolError("a group's query must be an array [name, sql, params]")
+        name, sql, params = query
+        queries.append((check_str(name, MAX_NAME_LEN), check_str(sql), _params_in(params, limits)))
+    if len({name for name, _, _ in queries}) != len(queries):
+        raise ProtocolError("a group's names must differ")
+    return queries
+
+
 TEXT: Final = _Codec(_text_out, lambda v, _: check_str(v))
 ID: Final = _Codec(_int_out, _id_in)
 BLOCK: Final = _Codec(_block_out, _block_in)
 BOOL: Final = _Codec(_bool_out, lambda v, _: check_bool(v))
 PARAMS: Final = _Codec(_params_out, _params_in)
+QUERIES: Final = _Codec(_queries_out, _queries_in)
 PARAM_SETS: Final = _Codec(
     lambda sets: [_params_out(p) for p in sets],
     lambda v, lim: [_params_in(p, lim) for p in _list_in(_same)(v, lim)],
@@ -467,7 +513,8 @@ _SPECS: Final[tuple[tuple[str, type[Any], tuple[_Codec, ...]], ...]] = (
     ("end", End, (ID, BOOL)),
     ("interrupt", Interrupt, ()),
     ("backup", Backup, (TEXT, PAGES, BLOCK, BLOCK)),
-    ("watch", Watch, (ID, TEXT, PARAMS, BOOL)),
+    ("watch", Watch, (ID, TEXT, PARAMS, BOOL, BOOL, BOOL)),
+    ("watch_many", WatchMany, (ID, QUERIES, BOOL, BOOL, BOOL)),
     ("table_updates", TableUpdates, (ID, TABLES, KINDS)),
     ("unsubscribe", Unsubscribe, (ID,)),
     ("notify_updates", NotifyUpdates, (UPDATES,)),
