@@ -136,10 +136,14 @@ class Stream(Observable[V]):
         error) beside its values; its ``value`` is the watch's latest result, as ``row_type``
         if the watch has one (states are not throttled).
 
-        :raises rxdb.ProgrammingError: on a shape that has no states (yet).
+        :raises rxdb.ProgrammingError: on a stream without a watch's states underneath (a
+            stream of states itself).
         """
         if self._states is None:
-            raise ProgrammingError("states() is not available on this database shape yet")
+            raise ProgrammingError(
+                "states() is not available on this stream: it is not a watch's (a stream of "
+                "states has no states of its own)"
+            )
         return Stream(self._states(), self.statistics)
 
     def _derive(self, source: Observable[A]) -> Stream[A]:

@@ -228,3 +228,8 @@ async def test_async_for_over_states_yields_the_newest(db: rxdb.Database) -> Non
                 assert state.value == [(1,)]
                 break
     assert stream.statistics().subscribers == 0
+
+
+async def test_a_stream_of_states_has_no_states_of_its_own(db: rxdb.Database) -> None:
+    with pytest.raises(rxdb.ProgrammingError, match="states has no states"):
+        db.watch(ROWS).states().states()
