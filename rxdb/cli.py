@@ -112,9 +112,19 @@ def _watch(args: argparse.Namespace) -> int:
     if args.json:
         show = terminal.json_lines(sys.stdout)
         asyncio.run(terminal.watch(args.database, args.sql, params, show, args.throttle))
-    else:
-        with terminal.live_table(sys.stdout, args.sql) as show:
-            asyncio.run(terminal.watch(args.database, args.sql, params, show, args.throttle))
+        return 0
+    try:
+        view = terminal.live_table(sys.stdout, args.sql)
+    except ModuleNotFoundError as error:
+        if (error.name or "").partition(".")[0] != "rich":
+            raise
+        print(
+            "rxdb watch: the live table needs rich: pip install 'rxdb[cli]' (or use --json)",
+            file=sys.stderr,
+        )
+        return FAILED
+    with view as show:
+        asyncio.run(terminal.watch(args.database, args.sql, params, show, args.throttle))
     return 0
 
 

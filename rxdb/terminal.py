@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from rxdb.database import open as open_database
 from rxdb.encoding import to_json
 from rxdb.engines.postgres.dsn import is_postgres_url
-from rxdb.errors import RxdbError
+from rxdb.errors import OperationalError
 from rxdb.rows import Row
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = (
     "LiveTable",
-    "UsageError",
     "json_lines",
     "live_table",
     "parse_param",
@@ -38,11 +37,6 @@ __all__ = (
 )
 
 Show = Callable[[list[Row]], None]
-
-
-class UsageError(RxdbError):
-    """A command line argument ``rxdb watch`` cannot use (the file is missing, rich is not
-    installed): reported as one line, like the database's own errors."""
 
 
 def parse_param(text: str) -> Any:
@@ -89,7 +83,7 @@ def _cell(value: object) -> Text:
 def _check_target(target: str) -> None:
     plain_path = not (target == ":memory:" or target.startswith("file:") or is_postgres_url(target))
     if plain_path and not os.path.exists(target):
-        raise UsageError(f"no database file at {target!r} (rxdb watch does not create one)")
+        raise OperationalError(f"no database file at {target!r} (rxdb watch does not create one)")
 
 
 async def watch(
@@ -103,7 +97,7 @@ async def watch(
     until cancelled (or the query fails: its error is raised); with ``throttle``, at most
     one result per that many seconds after the first (the newest, and the last always).
 
-    :raises UsageError: for a file path where there is no file.
+    :raises rxdb.OperationalError: for a file path where there is no file.
     :raises rxdb.RxdbError: for a database that cannot be opened or a query that fails.
     """
     _check_target(target)
@@ -158,12 +152,8 @@ class LiveTable:
 def live_table(out: TextIO, title: str) -> LiveTable:
     """A :class:`LiveTable` on ``out``.
 
-    :raises UsageError: if rich is not installed.
+    :raises ModuleNotFoundError: if rich is not installed.
     """
-    try:
-        from rich.console import Console
-    except ImportError:
-        raise UsageError(
-            "the live table needs rich: pip install 'rxdb[cli]' (or use --json)"
-        ) from None
+    from rich.console import Console
+
     return LiveTable(Console(file=out), title)

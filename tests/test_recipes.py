@@ -1,7 +1,8 @@
 """docs/recipes.md's code, run as a reader would copy it.
 
 Each block the page marks ``<!-- recipe: NAME -->`` is taken from the page as it is written:
-the Flask app is driven through Flask's test client, the notebook cells are compiled the way
+the Flask app is driven through Flask's test client, the Django views through Django's (in
+a process of their own: Django's settings are per process), the notebook cells are compiled the way
 IPython runs a cell (top-level ``await`` allowed) on a running loop, and the worker script
 runs as a program.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import json
 import re
 import runpy
 import sqlite3
@@ -34,7 +36,7 @@ def recipes() -> dict[str, str]:
 
 
 def test_every_marked_recipe_is_run_here() -> None:
-    assert set(recipes()) == {"flask", "jupyter", "jupyter-end", "workers"}
+    assert set(recipes()) == {"django", "flask", "jupyter", "jupyter-end", "workers"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,6 +78,70 @@ def test_flask_recipe_streams_each_change_and_releases_the_watch_when_closed(
     assert watch.statistics().subscribers == 1
     response.close()  # what the server does when the client has gone
     assert watch.statistics().subscribers == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Django
+
+# Runs beside the recipe's views.py: the least of a Django project (settings, one URLconf),
+# then what a browser would do, printed as JSON lines for the test to check.
+DJANGO_PROJECT = """
+import json
+import sqlite3
+
+import django
+from django.conf import settings
+
+settings.configure(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"], INSTALLED_APPS=[])
+django.setup()
+
+from django.test import Client
+from django.urls import path
+
+with sqlite3.connect("shop.db") as setup:  # the table the project's migrations would make
+    setup.execute(
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT NOT NULL, "
+        "status TEXT NOT NULL DEFAULT 'open')"
+    )
+setup.close()
+
+import views
+
+urlpatterns = [path("orders", views.open_orders), path("orders/events", views.order_events)]
+client = Client()
+response = client.get("/orders/events")
+events = iter(response.streaming_content)
+print(json.dumps({"first": next(events).decode()}))
+views.db.execute("INSERT INTO orders (item) VALUES ('tea')")
+print(json.dumps({"next": next(events).decode(), "list": client.get("/orders").json()}))
+watch = views.db.watch(views.OPEN_ORDERS)
+print(json.dumps({"subscribers": watch.statistics().subscribers}))
+response.close()  # what the server does when the client has gone
+print(json.dumps({"subscribers": watch.statistics().subscribers}))
+"""
+
+
+def test_django_recipe_lists_and_streams_orders_and_releases_the_watch(tmp_path: Path) -> None:
+    (tmp_path / "views.py").write_text(recipes()["django"], encoding="utf-8")
+    (tmp_path / "project.py").write_text(DJANGO_PROJECT, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "project.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line) for line in done.stdout.splitlines()] == [
+        {"first": "data: []\n\n"},
+        {
+            "next": 'data: [{"id": 1, "item": "tea"}]\n\n',
+            "list": [{"id": 1, "item": "tea"}],
+        },
+        {"subscribers": 1},
+        {"subscribers": 0},
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

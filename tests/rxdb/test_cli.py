@@ -284,7 +284,7 @@ class TestWatchInProcess:
 
     async def test_a_missing_file_is_refused_and_not_created(self, tmp_path: Path) -> None:
         path = tmp_path / "missing.db"
-        with pytest.raises(terminal.UsageError, match=r"no database file at .*missing\.db"):
+        with pytest.raises(rxdb.OperationalError, match=r"no database file at .*missing\.db"):
             await terminal.watch(str(path), "SELECT 1", (), Results().show)
         assert not path.exists()
 
