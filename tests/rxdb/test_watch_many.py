@@ -203,3 +203,20 @@ async def test_bad_queries_are_refused_at_once(tmp_path: Path, queries: Any, nam
     async with rxdb.open(tmp_path / "bad.db") as database:
         with pytest.raises(rxdb.ProgrammingError, match=named.replace("[", r"\[")):
             database.watch_many(queries)
+
+
+def test_blocking_for_over_a_group_and_its_states(tmp_path: Path) -> None:
+    with rxdb.open_sync(tmp_path / "blocking.db") as db:
+        db.execute("CREATE TABLE t(id integer PRIMARY KEY)")
+        db.execute("INSERT INTO t(id) VALUES (1)")
+        group = db.watch_many({"ids": "SELECT id FROM t", "n": "SELECT count(*) FROM t"})
+        for results in group:
+            assert results == {"ids": [(1,)], "n": [(1,)]}
+            break
+        states = db.watch("SELECT id FROM t", recover=True).states()
+        for state in states:
+            if state.phase == "live":
+                assert state.value == [(1,)]
+                break
+        assert group.statistics().subscribers == 0
+        assert states.statistics().subscribers == 0
