@@ -72,6 +72,16 @@ class TestDemo:
         assert all(seen[label] >= 2 for label in demo.QUERIES), out.getvalue()
         assert set(threading.enumerate()) <= threads_before
 
+    def test_demo_prints_the_queries_it_watches_and_what_its_figures_mean(self) -> None:
+        out = io.StringIO()
+        assert demo.run(seconds=0.1, rate=10, out=out) == 0
+        text = out.getvalue()
+        for label, (sql, _) in demo.QUERIES.items():
+            assert f"  {label:<8} {sql}\n" in text
+        summary = text[text.index("done:") :]
+        assert "  runs:        how often a watch ran its query" in summary
+        assert "  new results: the runs whose result differed" in summary
+
     def test_demo_removes_its_temporary_directory(self) -> None:
         out = io.StringIO()
         assert demo.run(seconds=0.1, rate=10, out=out) == 0
