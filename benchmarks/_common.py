@@ -155,8 +155,10 @@ def workdir() -> Iterator[str]:
 
 
 PRAGMAS = ("PRAGMA journal_mode = WAL", "PRAGMA foreign_keys = ON")
-"""What rxdb's writer sets; the raw baselines set the same. Neither touches ``synchronous``,
-so both run SQLite's default, FULL (2), which in WAL mode syncs the log at each commit."""
+"""What rxdb's writer sets; the raw baselines set the same. The raw baselines keep SQLite's
+``synchronous`` default, FULL (2), which in WAL mode syncs the log at each commit; rxdb's
+default in WAL mode is NORMAL, so a figure that compares writes with them opens rxdb with
+``synchronous="full"`` (or sets NORMAL on both)."""
 
 
 @contextlib.asynccontextmanager

@@ -73,10 +73,11 @@ class Database(AsyncFetches, AsyncWatches):
         (files in WAL mode only; ``:memory:`` uses one connection for everything).
     :param busy_timeout: seconds to wait for another process's lock before failing.
     :param foreign_keys: enforce foreign keys (SQLite's own default is off).
-    :param synchronous: ``PRAGMA synchronous`` for the writer; ``None`` keeps SQLite's default
-        (``"full"``: every commit is fsynced). In WAL mode ``"normal"`` is safe against
-        corruption and makes commits several times cheaper, but the last commits before a
-        power loss (not a crash of the process) may be rolled back.
+    :param synchronous: ``PRAGMA synchronous`` for the writer. ``None``: ``"normal"`` for a
+        file in WAL mode (safe against corruption, survives any crash of the process, and
+        several times cheaper per commit; the last commits before a power loss or an OS crash
+        may be rolled back), SQLite's default (``"full"``) otherwise. ``"full"`` fsyncs every
+        commit: durable across power loss too (docs/guarantees.md, "Durability").
     :param foreign_poll: seconds between checks for commits made by other programs on the
         file (``PRAGMA data_version`` on the writer); such a commit re-runs every watch, or
         only the affected ones with :meth:`track_foreign_writes`. ``None`` turns the check

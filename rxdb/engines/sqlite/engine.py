@@ -15,7 +15,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
 from parser import StatementKind, Unanalyzable, analyze
 from rxdb._types import Params
@@ -33,10 +33,21 @@ from rxdb.engines.sqlite.writer import TransactionMode, Writer
 from rxdb.errors import ClosedError, DatabaseError, ReentrancyError, WrongLoopError, from_sqlite
 from rxdb.rows import ExecuteResult, Row
 
-__all__ = ("Engine", "Synchronous", "TransactionMode")
+__all__ = ("WAL_SYNCHRONOUS", "Engine", "Synchronous", "TransactionMode")
 
 Synchronous = Literal["off", "normal", "full", "extra"]
 _SNAPSHOT_SQL = "BEGIN; SELECT 1 FROM sqlite_schema LIMIT 1;"
+
+WAL_SYNCHRONOUS: Final[Synchronous] = "normal"
+"""The writer's ``PRAGMA synchronous`` when none is given and the file is in WAL mode.
+
+In WAL mode NORMAL syncs the log at checkpoints, not at each commit: a commit survives any
+crash of the process (it is in the WAL file, which the OS writes out), only the last commits
+before a power loss or an OS crash may be rolled back, and the file is never corrupted. FULL
+makes every commit wait for an fsync, which costs more than everything else a commit does
+(docs/benchmarks.md, rows 1b.f and 1b.n). SQLite's own default (FULL) stays for any other
+journal mode, where NORMAL can corrupt the file on a power loss, and ``synchronous="full"``
+asks for it (docs/guarantees.md, "Durability")."""
 
 
 class Engine:
@@ -63,6 +74,7 @@ class Engine:
         self._pragmas = [f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}"]
         if synchronous is not None:
             self._pragmas.append(f"PRAGMA synchronous = {synchronous.upper()}")
+        self._synchronous = synchronous
         self._writer: Writer | None = None
         self._readers: ReaderPool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -104,6 +116,8 @@ class Engine:
                 pragma = "PRAGMA journal_mode" + ("" if self.read_only else " = WAL")
                 mode = await worker.call(worker.raw.fetch, pragma, ())
                 if mode[0][0].lower() == "wal":
+                    if self._synchronous is None and not self.read_only:
+                        await writer.raw(f"PRAGMA synchronous = {WAL_SYNCHRONOUS.upper()}")
                     self._readers = ReaderPool(self._open_reader, self._reader_count)
                     self.wal_index = WalIndex(self.location.file or self.path)
                     self._readings = StateReadings(self.wal_index)
