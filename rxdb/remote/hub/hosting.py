@@ -17,6 +17,7 @@ import socket
 from typing import Protocol
 
 from rxdb.errors import ProtocolError
+from rxdb.remote.hub.sending import any_thread_stream
 from rxdb.remote.hub.tuning import LOG, MEMBER_ROLE, TUNING, hub_channel
 from rxdb.remote.wire.channel import Channel
 from rxdb.remote.wire.frames import encode_frame
@@ -50,14 +51,18 @@ class Hosting:
         self.relay = relay
         self.lock_fd = lock_fd
         self.server: asyncio.Server | None = None
-        self.peers: set[Channel] = set()
+        # Replaced, never mutated: a committing thread reads it to send without the loop.
+        self.peers: frozenset[Channel] = frozenset()
         self.tasks: set[asyncio.Task[None]] = set()
         self.hosting = True
         self.refusals = RefusalLog(LOG)
 
     def fds(self) -> list[int]:
         fds = [] if self.server is None else [int(s.fileno()) for s in self.server.sockets]
-        return fds + [peer.stream.fileno() for peer in self.peers]
+        for peer in self.peers:
+            stream = any_thread_stream(peer)
+            fds.extend([peer.stream.fileno()] if stream is None else stream.descriptors())
+        return fds
 
     async def serve(self) -> None:
         """Host until cancelled (the link leaves), then let go of peers, socket and lock."""
@@ -110,7 +115,7 @@ class Hosting:
             # Cancelled by serve() on the way out. Ending normally keeps asyncio's server
             # callback (3.11) from logging the cancellation as an error.
         finally:
-            self.peers.discard(channel)
+            self.peers = self.peers - {channel}
             if task is not None:
                 self.tasks.discard(task)
             await channel.stream.close()
@@ -128,7 +133,7 @@ class Hosting:
         channel.stream.decoder.max_payload = TUNING.max_payload
         # Join the broadcast set before the Welcome: whatever is committed after the member
         # resyncs reaches it.
-        self.peers.add(channel)
+        self.peers = self.peers | {channel}
         channel.send(Welcome(os.getpid(), self.relay.epoch, self.relay.key))
 
         def handle(message: Message, payload: bytes) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection
 from rxdb.bus import Bus, Subscription
 from rxdb.errors import ProtocolError
 from rxdb.remote.hub.hosting import Hosting, try_to_host
+from rxdb.remote.hub.sending import any_thread_stream
 from rxdb.remote.hub.tuning import LOG, MEMBER_ROLE, TUNING, Role, hub_channel
 from rxdb.remote.wire.channel import Channel
 from rxdb.remote.wire.frames import encode_frame
@@ -71,6 +72,7 @@ class Link:
         self.role: Role = "member"
         self.connected = False
         self.sent = 0
+        self._sent_lock = threading.Lock()
         self.received = 0
         self.resyncs = 0
         self.elections = 0
@@ -97,20 +99,40 @@ class Link:
     # -- local side ------------------------------------------------------------------------
 
     def _forwards(self, message: NotifyTablesUpdated) -> bool:
-        """Whether ``message`` is for the other processes: one of our databases wrote it and
-        someone is connected to hear it. Asked on the publishing thread (see
-        :meth:`rxdb.bus.Bus.subscribe`), so a process alone with its file never wakes the
-        hub thread."""
+        """Send ``message`` to the other processes if it is for them: one of our databases
+        wrote it and someone is connected to hear it. Asked on the publishing thread (see
+        :meth:`rxdb.bus.Bus.subscribe`), which sends it itself: the hub thread is not woken
+        for it (a commit reaches the socket one thread wake-up sooner), nor at all while a
+        process is alone with its file. ``True`` only when the hub thread must take over
+        (:meth:`_local`: the message cannot be encoded)."""
         if message.origin == self.origin or self._closing:
             return False
         hosting = self._hosting
-        if (hosting is None or not hosting.peers) and self._upstream is None:
+        upstream = self._upstream
+        peers = () if hosting is None else hosting.peers
+        if not peers and upstream is None:
             return False  # a peer that connects later resyncs on its own
         # Not ours: from another process (we published it), or from an unshared database.
-        return any(message.origin in source() for source in self.origin_sources)
+        if not any(message.origin in source() for source in self.origin_sources):
+            return False
+        try:
+            frame = _frame(Notify(message, self.epoch))
+        except ProtocolError:
+            return True
+        sent = 0
+        for channel in peers if hosting is not None or upstream is None else (upstream,):
+            stream = any_thread_stream(channel)
+            if stream is not None and stream.send_from_any_thread(frame, channel.max_buffered):
+                sent += 1
+        self._count_sent(sent)
+        return False
+
+    def _count_sent(self, frames: int) -> None:
+        with self._sent_lock:  # the hub thread and committing threads both send
+            self.sent += frames
 
     def _local(self, message: NotifyTablesUpdated) -> None:
-        """A message on this process's bus that :meth:`_forwards` let through."""
+        """A message on this process's bus that :meth:`_forwards` could not encode."""
         if self._closing:
             return
         try:
@@ -126,11 +148,11 @@ class Link:
         hub), or to the hub."""
         hosting = self._hosting
         if hosting is not None:
-            for peer in hosting.peers:
-                if peer is not sender and peer.send_frame(frame):
-                    self.sent += 1
+            self._count_sent(
+                sum(peer is not sender and peer.send_frame(frame) for peer in hosting.peers)
+            )
         elif self._upstream is not None and self._upstream.send_frame(frame):
-            self.sent += 1
+            self._count_sent(1)
 
     def _resync(self, reason: str, *, broadcast: bool) -> None:
         """Tell every local watch of the database to re-run; with ``broadcast``, others too."""
@@ -343,8 +365,10 @@ class Link:
     def fds(self) -> list[int]:
         hosting = self._hosting
         fds = [] if hosting is None else hosting.fds()
-        if self._upstream is not None:
-            fds.append(self._upstream.stream.fileno())
+        upstream = self._upstream
+        if upstream is not None:
+            stream = any_thread_stream(upstream)
+            fds.extend([upstream.stream.fileno()] if stream is None else stream.descriptors())
         return [fd for fd in fds if fd >= 0]
 
     def abandon(self) -> None:

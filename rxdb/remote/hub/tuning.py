@@ -10,9 +10,9 @@ import logging
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from rxdb.remote.hub.sending import AnyThreadStream
 from rxdb.remote.wire.channel import Channel
 from rxdb.remote.wire.frames import HANDSHAKE_MAX_PAYLOAD
-from rxdb.remote.wire.stream import FramedStream
 
 __all__ = ("LOG", "MEMBER_ROLE", "TUNING", "Role", "Tuning", "hub_channel")
 
@@ -54,8 +54,9 @@ TUNING: Final = Tuning()
 
 
 def hub_channel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, label: str) -> Channel:
-    """A connection between a hub and a member (either end), before its handshake."""
-    stream = FramedStream(
+    """A connection between a hub and a member (either end), before its handshake; any
+    thread may send on it (:mod:`rxdb.remote.hub.sending`). Call on the hub thread."""
+    stream = AnyThreadStream(
         reader,
         writer,
         label,
