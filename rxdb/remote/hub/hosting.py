@@ -17,6 +17,7 @@ import socket
 from typing import Protocol
 
 from rxdb.errors import ProtocolError
+from rxdb.remote.hub.receiving import converse_directly, start_hub_server
 from rxdb.remote.hub.sending import any_thread_stream
 from rxdb.remote.hub.tuning import LOG, MEMBER_ROLE, TUNING, hub_channel
 from rxdb.remote.wire.channel import Channel
@@ -142,7 +143,7 @@ class Hosting:
             self.relay.deliver(message)
             self.relay.forward(encode_frame(payload), channel)
 
-        await channel.converse(handle, patience=TUNING.peer_timeout)
+        await converse_directly(channel, handle, patience=TUNING.peer_timeout)
 
 
 async def try_to_host(relay: Relay) -> Hosting | None:
@@ -166,7 +167,7 @@ async def try_to_host(relay: Relay) -> Hosting | None:
         os.chmod(relay.path, 0o600)  # the directory is 0700 already; belt and braces
         sock.listen(128)
         hosting = Hosting(relay, fd)
-        hosting.server = await asyncio.start_unix_server(hosting.accept, sock=sock)
+        hosting.server = await start_hub_server(hosting.accept, sock)
     except BaseException:
         if sock is not None:
             sock.close()

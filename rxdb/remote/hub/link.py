@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection
 from rxdb.bus import Bus, Subscription
 from rxdb.errors import ProtocolError
 from rxdb.remote.hub.hosting import Hosting, try_to_host
+from rxdb.remote.hub.receiving import converse_directly, open_hub_connection
 from rxdb.remote.hub.sending import any_thread_stream
 from rxdb.remote.hub.tuning import LOG, MEMBER_ROLE, TUNING, Role, hub_channel
 from rxdb.remote.wire.channel import Channel
@@ -286,7 +287,7 @@ class Link:
 
     async def _connect(self) -> Channel | None:
         try:
-            reader, writer = await asyncio.open_unix_connection(self.path)
+            reader, writer = await open_hub_connection(self.path)
         except (FileNotFoundError, ConnectionRefusedError):
             return None
         connection = hub_channel(reader, writer, f"to the hub at {self.path}")
@@ -323,8 +324,8 @@ class Link:
             self.deliver(message)
 
         try:
-            goodbye = await connection.converse(
-                handle, patience=TUNING.peer_timeout, ping_every=TUNING.ping_interval
+            goodbye = await converse_directly(
+                connection, handle, patience=TUNING.peer_timeout, ping_every=TUNING.ping_interval
             )
             if goodbye is None:
                 LOG.info("hub of %s: the hub closed the connection", self.key)

@@ -24,6 +24,7 @@ import os
 import threading
 from typing import Any
 
+from rxdb.remote.hub.receiving import DirectReader
 from rxdb.remote.wire.channel import Channel
 from rxdb.remote.wire.stream import FramedStream
 
@@ -42,6 +43,13 @@ class AnyThreadStream(FramedStream):
         self._queue: list[bytes] = []  # for the loop to write, in order, before anything else
         sock = self.writer.get_extra_info("socket")
         self._fd = -1 if sock is None else os.dup(sock.fileno())
+        if isinstance(self.reader, DirectReader):
+            self.reader.decoder = self.decoder
+
+    async def receive_payload(self, patience: float | None = None) -> bytes | None:
+        if isinstance(self.reader, DirectReader):
+            return await self.reader.next_payload(patience)
+        return await super().receive_payload(patience)
 
     def send_frame(self, frame: bytes, max_buffered: int | None = None) -> bool:
         """On the loop's thread: queue ``frame`` behind whatever waits (see
