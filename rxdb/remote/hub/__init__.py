@@ -19,12 +19,15 @@ Every link of the process runs on one *hub thread*, an event loop of its own sta
 first :func:`join` and stopped after the last link closes: the sockets do not depend on any
 application loop staying alive (a database on a worker thread's loop may close while one on
 the main loop carries on). Publishing onto the bus is thread-safe; each database receives on
-its own loop.
+its own loop. A commit's Notify is written to the sockets by the thread that committed, not
+handed to the hub thread first (:mod:`.sending`); incoming messages are handled as the
+socket delivers them (:mod:`.receiving`).
 
 The package is the bus's cross-process :class:`~rxdb.bus.Transport` for SQLite files:
 ``await hub.join(key, bus, local_origins=...)`` returns a :class:`Membership` (modules:
 :mod:`.membership` the joins and the hub thread, :mod:`.link` one link's election, member
-side and resync, :mod:`.hosting` the hub's side, :mod:`.tuning` timings and limits).
+side and resync, :mod:`.hosting` the hub's side, :mod:`.sending` and :mod:`.receiving` a
+connection's two directions, :mod:`.tuning` timings and limits).
 
 Internal: not covered by rxdb's versioning.
 """
