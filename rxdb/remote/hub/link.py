@@ -277,6 +277,8 @@ class Link:
     async def _elect(self) -> Hosting | Channel | None:
         connection = await self._connect()
         if connection is not None:
+            # Before join() hears of the connection: a commit right after it must find it.
+            self._upstream = connection
             return connection
         hosting = await try_to_host(self)
         if hosting is not None:
@@ -316,8 +318,6 @@ class Link:
         return connection
 
     async def _follow(self, connection: Channel) -> None:
-        self._upstream = connection
-
         def handle(message: Message, payload: bytes) -> None:
             if not isinstance(message, Notify):
                 raise ProtocolError(f"unexpected {type(message).__name__} from the hub")
