@@ -260,6 +260,10 @@ class Link:
             self.connected = True
             if connections > 1 or self.late:
                 self._resync("connected to the hub again", broadcast=True)
+            if not isinstance(outcome, Hosting):
+                # Before join() hears of the connection: a commit right after it must find
+                # it. (After the resync above, whose broadcast a member does not send.)
+                self._upstream = outcome
             if not self.first_connection.done():
                 self.first_connection.set_result(None)
             if isinstance(outcome, Hosting):
@@ -277,8 +281,6 @@ class Link:
     async def _elect(self) -> Hosting | Channel | None:
         connection = await self._connect()
         if connection is not None:
-            # Before join() hears of the connection: a commit right after it must find it.
-            self._upstream = connection
             return connection
         hosting = await try_to_host(self)
         if hosting is not None:
