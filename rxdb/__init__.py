@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from rxdb._types import BackupProgress as BackupProgress
     from rxdb.boundary.blocking import SyncDatabase as SyncDatabase
     from rxdb.boundary.blocking import SyncReadSession as SyncReadSession
+    from rxdb.boundary.blocking_streams import SyncDiffStream as SyncDiffStream
     from rxdb.boundary.blocking_streams import SyncQueryStream as SyncQueryStream
     from rxdb.boundary.blocking_streams import SyncStream as SyncStream
     from rxdb.boundary.blocking_streams import WatchIterator as WatchIterator
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
     from rxdb.remote.processes.spawn import spawn as spawn
     from rxdb.remote.server.server import Server as Server
     from rxdb.remote.server.server import serve as serve
+    from rxdb.streams import DiffStream as DiffStream
     from rxdb.streams import QueryStream as QueryStream
     from rxdb.streams import RowDiff as RowDiff
     from rxdb.streams import Stream as Stream
@@ -80,6 +82,7 @@ _LAZY: dict[str, str] = {
     "ConnectionHandle": "rxdb.database",
     "Database": "rxdb.database",
     "GroupStream": "rxdb.watch.group",
+    "DiffStream": "rxdb.streams",
     "QueryStream": "rxdb.streams",
     "ReadSession": "rxdb.engines.sqlite.sessions",
     "Reconnect": "rxdb.remote.client.connection",
@@ -91,6 +94,7 @@ _LAZY: dict[str, str] = {
     "SpawnedServer": "rxdb.remote.processes.spawn",
     "Stream": "rxdb.streams",
     "SyncDatabase": "rxdb.boundary.blocking",
+    "SyncDiffStream": "rxdb.boundary.blocking_streams",
     "SyncQueryStream": "rxdb.boundary.blocking_streams",
     "StateStream": "rxdb.watch.stream",
     "SyncStream": "rxdb.boundary.blocking_streams",
@@ -115,6 +119,7 @@ __all__ = (
     "ConnectionLostError",
     "Database",
     "DatabaseError",
+    "DiffStream",
     "DuplicateKeyError",
     "ExecuteResult",
     "GroupStream",
@@ -149,6 +154,7 @@ __all__ = (
     "StateStream",
     "Stream",
     "SyncDatabase",
+    "SyncDiffStream",
     "SyncQueryStream",
     "SyncReadSession",
     "SyncStream",

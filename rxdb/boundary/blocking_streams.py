@@ -6,7 +6,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Generic
+from typing import Any, Final, Generic, overload
 
 import reactivex
 from reactivex import Observable, abc
@@ -18,10 +18,12 @@ from rxdb.boundary.loop_thread import LoopThread, refuse_running_loop
 from rxdb.boundary.origin import Source
 from rxdb.rows import Row, Rows
 from rxdb.streams import Key, RowDiff, WatchStatistics
+from rxdb.streams.diffs import Differ
 from rxdb.watch.states import WatchState
 
 __all__ = (
     "OnLoop",
+    "SyncDiffStream",
     "SyncGroupStream",
     "SyncQueryStream",
     "SyncStream",
@@ -31,6 +33,7 @@ __all__ = (
 
 T = TypeVar("T", default=Row)
 V = TypeVar("V")
+S = TypeVar("S")
 
 
 class OnLoop(Observable[V]):
@@ -138,15 +141,31 @@ class SyncQueryStream(SyncStream[list[T]]):
         """
         return SyncQueryStream(self._stream.throttle(seconds), self._runner, self._live)
 
-    def diffs(self, key: Key = "id") -> SyncStream[RowDiff[T]]:
+    def diffs(self, key: Key = "id") -> SyncDiffStream[T]:
         """What each result changed (:class:`rxdb.RowDiff`), rows matched by ``key``: as
         :meth:`rxdb.QueryStream.diffs`."""
-        return on_loop(self._stream.diffs(key), self._runner, self._live)
+        return SyncDiffStream(self, key)
 
     def states(self) -> SyncStream[WatchState[Any]]:
         """The watch's states (:meth:`rxdb.QueryStream.states`); callbacks run on the loop
         thread, in order with the results'."""
         return on_loop(self._stream.states(), self._runner, self._live)
+
+
+class SyncDiffStream(SyncStream[RowDiff[T]]):
+    """What :meth:`SyncQueryStream.diffs` returns: as :class:`rxdb.DiffStream`, a plain
+    ``for`` never loses a change (each diff is made, when the body asks, against the result
+    it saw last)."""
+
+    def __init__(self, results: SyncQueryStream[T], key: Key) -> None:
+        diffs = results._stream.diffs(key)
+        super().__init__(OnLoop(diffs, results._runner, results._live), diffs.statistics)
+        self._results = results
+        self._key = key
+
+    def __iter__(self) -> WatchIterator[RowDiff[T]]:
+        differ: Differ[T] = Differ(self._key)
+        return WatchIterator(self._results, differ)
 
 
 class SyncGroupStream(SyncStream[dict[str, Rows]]):
@@ -207,8 +226,15 @@ class WatchIterator(Generic[V]):
     iterator is dropped (at once on CPython); :meth:`close` releases it explicitly.
     """
 
-    def __init__(self, stream: Observable[V]) -> None:
+    @overload
+    def __init__(self: WatchIterator[V], stream: Observable[V]) -> None: ...
+    @overload
+    def __init__(self: WatchIterator[V], stream: Observable[S], take: Callable[[S], V]) -> None: ...
+    def __init__(self, stream: Observable[Any], take: Callable[[Any], V] | None = None) -> None:
+        # ``take``: as rxdb.streams.QueryIterator's, the value made from the newest one when
+        # the body asks for it.
         refuse_running_loop("iterating a watch")
+        self._take = take
         self._slot = slot = _Slot()
         subscription = stream.subscribe(slot.on_next, slot.on_error, slot.on_completed)
         self._finalizer = weakref.finalize(self, subscription.dispose)
@@ -222,10 +248,19 @@ class WatchIterator(Generic[V]):
         with slot.condition:
             slot.condition.wait_for(lambda: slot.value is not _NOTHING or slot.done)
             if slot.value is not _NOTHING:
-                value: V = slot.value
+                value: Any = slot.value
                 slot.value = _NOTHING
-                return value
-            error, slot.error = slot.error, None
+            else:
+                value = _NOTHING
+                error, slot.error = slot.error, None
+        if value is not _NOTHING:
+            if self._take is None:
+                return value  # type: ignore[no-any-return]
+            try:
+                return self._take(value)
+            except BaseException:
+                self._finalizer()
+                raise
         self._finalizer()
         if error is not None:
             raise error

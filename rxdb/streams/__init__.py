@@ -22,13 +22,21 @@ from rxdb.streams.fetches import AsyncFetches, BlockingFetches
 from rxdb.streams.iteration import QueryIterator
 from rxdb.streams.pacing import check_interval
 from rxdb.streams.statistics import WatchStatistics
-from rxdb.streams.stream import QueryStream, Stream, first_rows, first_values, shaped
+from rxdb.streams.stream import (
+    DiffStream,
+    QueryStream,
+    Stream,
+    first_rows,
+    first_values,
+    shaped,
+)
 from rxdb.streams.watches import AsyncWatches
 
 __all__ = (
     "AsyncFetches",
     "AsyncWatches",
     "BlockingFetches",
+    "DiffStream",
     "Key",
     "QueryIterator",
     "QueryStream",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Final, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Final, Generic, TypeVar, overload
 
 from reactivex import abc
 
 __all__ = ("QueryIterator",)
 
 V = TypeVar("V")
+S = TypeVar("S")
 
 
 class _Nothing:
@@ -53,8 +55,20 @@ class QueryIterator(Generic[V]):
     as the iterator is dropped (at once on CPython); :meth:`aclose` releases it explicitly.
     """
 
-    def __init__(self, stream: abc.ObservableBase[V]) -> None:
-        self._slot: _Slot[V] = _Slot()
+    @overload
+    def __init__(self: QueryIterator[V], stream: abc.ObservableBase[V]) -> None: ...
+    @overload
+    def __init__(
+        self: QueryIterator[V], stream: abc.ObservableBase[S], take: Callable[[S], V]
+    ) -> None: ...
+    def __init__(
+        self, stream: abc.ObservableBase[Any], take: Callable[[Any], V] | None = None
+    ) -> None:
+        # ``take`` makes the value when the loop body asks for it, from the newest one the
+        # stream gave: what depends on every value before it (a diff) is then made against
+        # the value the body saw last, and no skipped value is lost in it.
+        self._take = take
+        self._slot: _Slot[Any] = _Slot()
         slot = self._slot
         subscription = stream.subscribe(slot.on_next, slot.on_error, slot.on_completed)
         self._finalizer = weakref.finalize(self, subscription.dispose)
@@ -68,7 +82,13 @@ class QueryIterator(Generic[V]):
             if not isinstance(slot.value, _Nothing):
                 value, slot.value = slot.value, _NOTHING
                 slot.event.clear()
-                return value
+                if self._take is None:
+                    return value  # type: ignore[no-any-return]
+                try:
+                    return self._take(value)
+                except BaseException:
+                    self._finalizer()
+                    raise
             if slot.done:
                 self._finalizer()
                 if slot.error is not None:

@@ -28,7 +28,7 @@ from rxdb.streams.iteration import QueryIterator
 from rxdb.streams.pacing import check_interval, throttled
 from rxdb.streams.statistics import WatchStatistics
 
-__all__ = ("QueryStream", "Stream", "first_rows", "first_values", "shaped")
+__all__ = ("DiffStream", "QueryStream", "Stream", "first_rows", "first_values", "shaped")
 
 LOG = logging.getLogger("rxdb.watch")
 
@@ -163,7 +163,7 @@ class QueryStream(Stream[list[T]], Generic[T]):
         """As :meth:`Stream.throttle`, still a stream of results (``diffs`` applies)."""
         return QueryStream(throttled(self, check_interval(seconds)), self.statistics, self._states)
 
-    def diffs(self, key: Key = "id") -> Stream[RowDiff[T]]:
+    def diffs(self, key: Key = "id") -> DiffStream[T]:
         """A stream of :class:`rxdb.RowDiff`: what each result changed, rows matched by
         ``key`` (a column name, or a function of a row to a hashable key). The first value
         lists every row as inserted. A result with two rows of one key ends the stream with
@@ -173,12 +173,35 @@ class QueryStream(Stream[list[T]], Generic[T]):
             function; a column name no row has arrives as ``on_error``.
         """
         key_function(key)
+        return DiffStream(self, key)
 
+
+class DiffStream(Stream[RowDiff[T]], Generic[T]):
+    """What ``diffs`` returns. A subscriber gets one diff per result. ``async for`` hands
+    the loop body the newest state like every stream, and never loses a change doing so:
+    each diff it yields is made, when the body asks, against the result of the diff it
+    yielded before, so results the body was too busy for fold into the next diff.
+    ``throttle`` paces the results underneath, then diffs them (pacing diffs themselves
+    would drop some); operators of ``pipe`` see every diff, their stream iterates newest
+    first.
+    """
+
+    def __init__(self, results: QueryStream[T], key: Key) -> None:
         def per_subscriber(_: abc.SchedulerBase) -> Observable[RowDiff[T]]:
             diff: Differ[T] = Differ(key)
-            return ops.map(diff)(self)  # each subscriber's diffs start from nothing
+            return ops.map(diff)(results)  # each subscriber's diffs start from nothing
 
-        return self._derive(reactivex.defer(per_subscriber))
+        super().__init__(reactivex.defer(per_subscriber), results.statistics, results._states)
+        self._results = results
+        self._key = key
+
+    def __aiter__(self) -> QueryIterator[RowDiff[T]]:
+        differ: Differ[T] = Differ(self._key)
+        return QueryIterator(self._results, differ)
+
+    def throttle(self, seconds: float) -> DiffStream[T]:
+        """As :meth:`Stream.throttle`, applied to the results before they are diffed."""
+        return DiffStream(self._results.throttle(seconds), self._key)
 
 
 @overload

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 import rxdb
 from rxdb.rows import make_rows
 from rxdb.streams.diffs import Differ, RowDiff, key_function
+from tests.conftest import WAIT, Recorder, subscribed
 
 
 def rows(*values: tuple[Any, ...]) -> list[rxdb.Row]:
@@ -106,3 +109,54 @@ def test_a_key_function_giving_an_unhashable_key_is_named() -> None:
     differ = Differ[rxdb.Row](unhashable)
     with pytest.raises(rxdb.ProgrammingError, match="must be hashable"):
         differ(rows((1, "a")))
+
+
+class TestIterationLosesNoChange:
+    """``async for``/``for`` hand the body the newest state; a diff must still carry every
+    change since the one the body saw last (a body busy for three commits sees all three)."""
+
+    async def test_async_for_folds_skipped_results_into_the_next_diff(
+        self, memdb: rxdb.Database
+    ) -> None:
+        await memdb.execute("CREATE TABLE t(id INTEGER PRIMARY KEY)")
+        query = "SELECT id FROM t ORDER BY id"
+        diffs = aiter(memdb.watch(query).diffs("id"))
+        assert (await anext(diffs)).inserted == ()
+        seen: Recorder[Any] = Recorder()
+        with subscribed(memdb.watch(query), seen):
+            for row in (1, 2, 3):
+                await memdb.execute("INSERT INTO t VALUES (?)", (row,))
+                await seen.wait_value([(row,) for row in range(1, row + 1)])
+            await memdb.execute("DELETE FROM t WHERE id = 2")
+            await seen.wait_value([(1,), (3,)])
+        diff = await anext(diffs)
+        assert diff.inserted == ((1,), (3,))
+        assert (diff.removed, diff.updated) == ((), ())
+        assert diff.rows == [(1,), (3,)]
+        await diffs.aclose()
+
+    def test_for_folds_skipped_results_into_the_next_diff(self, tmp_path: Path) -> None:
+        with rxdb.open_sync(tmp_path / "diffs.db") as db:
+            db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY)")
+            query = "SELECT id FROM t ORDER BY id"
+            diffs = iter(db.watch(query).diffs("id"))
+            assert next(diffs).inserted == ()
+            latest: list[Any] = []
+            arrived = threading.Condition()
+
+            def on_next(rows: Any) -> None:
+                with arrived:
+                    latest[:] = [rows]
+                    arrived.notify_all()
+
+            subscription = db.watch(query).subscribe(on_next)
+            try:
+                for row in (1, 2, 3):
+                    db.execute("INSERT INTO t VALUES (?)", (row,))
+                with arrived:
+                    assert arrived.wait_for(lambda: latest == [[(1,), (2,), (3,)]], WAIT)
+            finally:
+                subscription.dispose()
+            diff = next(diffs)
+            assert diff.inserted == ((1,), (2,), (3,))
+            diffs.close()
