@@ -8,35 +8,18 @@ import asyncio
 from typing import Any
 
 import pytest
-from reactivex.abc import ObserverBase
 
 import rxdb
 from rxdb.api import AsyncDatabase, Queries
 from tests.conformance.conftest import make_t
 from tests.conftest import Recorder, subscribed
+from tests.rxdb.watch_shapes import Timeline
 
 ROWS = "SELECT x FROM t ORDER BY x"
 GROUP = {
     "orders": "SELECT id, amount FROM orders ORDER BY id",
     "total": "SELECT total FROM totals",
 }
-
-
-class Timeline(ObserverBase[Any]):
-    """Results and states of one watch, in the one order this loop received them."""
-
-    def __init__(self, kind: str, into: Recorder[tuple[str, Any]]) -> None:
-        self._kind = kind
-        self._into = into
-
-    def on_next(self, value: Any) -> None:
-        self._into.on_next((self._kind, value))
-
-    def on_error(self, error: BaseException) -> None:
-        self._into.on_next((self._kind, error))
-
-    def on_completed(self) -> None:
-        self._into.on_next((self._kind, "completed"))
 
 
 def states(timeline: Recorder[tuple[str, Any]]) -> list[rxdb.WatchState[Any]]:

@@ -10,7 +10,6 @@ import math
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -24,7 +23,7 @@ import rxdb
 from rxdb.web import EventSourceResponse, relay
 from tests.conftest import WAIT, settle
 from tests.rxdb.postgres_worker import SERVER, scratch_database
-from tests.rxdb.web_peer import Message, Peer, http_peer
+from tests.rxdb.web_peer import http_peer, served
 
 ORDERS = "SELECT id, item FROM orders ORDER BY id"
 
@@ -33,18 +32,6 @@ ORDERS = "SELECT id, item FROM orders ORDER BY id"
 async def orders_db(db: rxdb.Database) -> rxdb.Database:
     await db.execute("CREATE TABLE orders(id INTEGER PRIMARY KEY, item TEXT)")
     return db
-
-
-@asynccontextmanager
-async def served(app: Any, peer: Peer, scope: Message) -> AsyncIterator[asyncio.Task[None]]:
-    """Run ``app`` for one client; at the end the client leaves and the app must return."""
-    task = asyncio.create_task(app(scope, peer.receive, peer.send))
-    try:
-        yield task
-    finally:
-        peer.leave()
-        async with asyncio.timeout(WAIT):
-            await task
 
 
 def subscribers(db: rxdb.Database, sql: str = ORDERS) -> int:

@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reactivex.abc import ObserverBase
 
 import rxdb
 from rxdb import WatchState
 from tests.conftest import WAIT, Recorder, subscribed
-from tests.rxdb.watch_shapes import KINDS, is_postgres, open_kind
+from tests.rxdb.watch_shapes import KINDS, Timeline, is_postgres, open_kind
 
 ROWS = "SELECT id FROM t ORDER BY id"
 
@@ -26,23 +25,6 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[rx
         await database.execute("CREATE TABLE t(id integer PRIMARY KEY)")
         await database.execute("INSERT INTO t(id) VALUES (1)")
         yield database
-
-
-class Timeline(ObserverBase[Any]):
-    """Results and states of one watch in the one order they arrived."""
-
-    def __init__(self, kind: str, into: Recorder[tuple[str, Any]]) -> None:
-        self._kind = kind
-        self._into = into
-
-    def on_next(self, value: Any) -> None:
-        self._into.on_next((self._kind, value))
-
-    def on_error(self, error: BaseException) -> None:
-        self._into.on_next((self._kind, error))
-
-    def on_completed(self) -> None:
-        self._into.on_next((self._kind, "completed"))
 
 
 def phases(timeline: Recorder[tuple[str, Any]]) -> list[str]:

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -22,7 +19,7 @@ import rxdb
 from rxdb.asgi import lifespan
 from rxdb.web import send_stream
 from tests.conftest import WAIT, settle
-from tests.rxdb.web_peer import Message, Peer, websocket_peer
+from tests.rxdb.web_peer import Message, Peer, served, websocket_peer
 
 with warnings.catch_warnings():
     # Starlette >= 1.10 asks for httpx2 and warns when its TestClient falls back on httpx.
@@ -43,17 +40,6 @@ def app_for(db: rxdb.Database, sql: str = ORDERS) -> Starlette:
         await send_stream(websocket, db.watch(sql))
 
     return Starlette(routes=[WebSocketRoute("/ws", orders)])
-
-
-@asynccontextmanager
-async def served(app: Any, peer: Peer, scope: Message) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(app(scope, peer.receive, peer.send))
-    try:
-        yield task
-    finally:
-        peer.leave()
-        async with asyncio.timeout(WAIT):
-            await task
 
 
 def subscribers(db: rxdb.Database, sql: str = ORDERS) -> int:

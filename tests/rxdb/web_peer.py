@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from tests.conftest import WAIT
@@ -146,3 +147,15 @@ def websocket_peer(path: str = "/ws") -> tuple[Peer, Message]:
     return Peer(
         [{"type": "websocket.connect"}], {"type": "websocket.disconnect", "code": 1001}
     ), scope
+
+
+@asynccontextmanager
+async def served(app: Any, peer: Peer, scope: Message) -> AsyncIterator[asyncio.Task[None]]:
+    """Run ``app`` for one client; at the end the client leaves and the app must return."""
+    task = asyncio.create_task(app(scope, peer.receive, peer.send))
+    try:
+        yield task
+    finally:
+        peer.leave()
+        async with asyncio.timeout(WAIT):
+            await task
