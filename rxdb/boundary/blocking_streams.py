@@ -19,6 +19,7 @@ from rxdb.boundary.origin import Source
 from rxdb.rows import Row, Rows
 from rxdb.streams import Key, RowDiff, WatchStatistics
 from rxdb.streams.diffs import Differ
+from rxdb.streams.iteration import taken
 from rxdb.watch.states import WatchState
 
 __all__ = (
@@ -254,13 +255,7 @@ class WatchIterator(Generic[V]):
                 value = _NOTHING
                 error, slot.error = slot.error, None
         if value is not _NOTHING:
-            if self._take is None:
-                return value  # type: ignore[no-any-return]
-            try:
-                return self._take(value)
-            except BaseException:
-                self._finalizer()
-                raise
+            return taken(self._take, value, self._finalizer)
         self._finalizer()
         if error is not None:
             raise error

@@ -9,7 +9,7 @@ from typing import Any, Final, Generic, TypeVar, overload
 
 from reactivex import abc
 
-__all__ = ("QueryIterator",)
+__all__ = ("QueryIterator", "taken")
 
 V = TypeVar("V")
 S = TypeVar("S")
@@ -82,13 +82,7 @@ class QueryIterator(Generic[V]):
             if not isinstance(slot.value, _Nothing):
                 value, slot.value = slot.value, _NOTHING
                 slot.event.clear()
-                if self._take is None:
-                    return value  # type: ignore[no-any-return]
-                try:
-                    return self._take(value)
-                except BaseException:
-                    self._finalizer()
-                    raise
+                return taken(self._take, value, self._finalizer)
             if slot.done:
                 self._finalizer()
                 if slot.error is not None:
@@ -99,3 +93,16 @@ class QueryIterator(Generic[V]):
 
     async def aclose(self) -> None:
         self._finalizer()
+
+
+def taken(take: Callable[[Any], V] | None, value: Any, release: Callable[[], object]) -> V:
+    """``value`` as a loop body gets it: made by ``take`` if there is one. A ``take`` that
+    fails (a diff of a result with a duplicated key) ends the iteration: the subscription is
+    released first."""
+    if take is None:
+        return value  # type: ignore[no-any-return]
+    try:
+        return take(value)
+    except BaseException:
+        release()
+        raise
