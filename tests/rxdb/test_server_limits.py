@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,20 +82,35 @@ async def test_subscriptions_over_the_limit_fail_alone(db: rxdb.Database) -> Non
             await remote.close()
 
 
+@asynccontextmanager
+async def writer_held(db: rxdb.Database) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Hold ``db``'s writer in another task's transaction; the function it gives (or the
+    end of the block) lets go and waits for that task."""
+    locked, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with db.transaction():
+            locked.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await locked.wait()
+
+    async def let_go() -> None:
+        release.set()
+        await holder
+
+    try:
+        yield let_go
+    finally:
+        await let_go()
+
+
 async def test_requests_over_the_limit_fail_alone(db: rxdb.Database) -> None:
-    async with await _serve(db, max_requests=2) as server:
+    async with await _serve(db, max_requests=2) as server, AsyncExitStack() as stack:
         remote = await server.handle.connect()
         try:
-            session_ready = asyncio.Event()
-            release = asyncio.Event()
-
-            async def hold_the_write_lock() -> None:
-                async with db.transaction():
-                    session_ready.set()
-                    await release.wait()
-
-            holder = asyncio.create_task(hold_the_write_lock())
-            await session_ready.wait()
+            let_go = await stack.enter_async_context(writer_held(db))
             writes = [
                 asyncio.create_task(remote.execute("INSERT INTO t VALUES (?)", (i,)))
                 for i in range(2)
@@ -108,8 +124,7 @@ async def test_requests_over_the_limit_fail_alone(db: rxdb.Database) -> None:
             # what frees a client is still taken at the limit
             await remote.interrupt()
 
-            release.set()
-            await holder
+            await let_go()
             results = await asyncio.gather(*writes, return_exceptions=True)
             assert all(isinstance(r, rxdb.ExecuteResult | rxdb.InterruptError) for r in results), (
                 results
@@ -124,19 +139,14 @@ async def test_pipelined_requests_over_the_limit_are_failed_not_queued(
 ) -> None:
     """A peer that pipelines requests without reading gets failures past the limit, and the
     server never runs more than the limit at once."""
-    async with await _serve(db, max_requests=5) as server, raw_peer(server.handle.address) as peer:
+    async with (
+        await _serve(db, max_requests=5) as server,
+        raw_peer(server.handle.address) as peer,
+        AsyncExitStack() as stack,
+    ):
         peer.hello()
         assert (await peer.receive()) is not None  # welcome
-        release = asyncio.Event()
-        locked = asyncio.Event()
-
-        async def hold_the_write_lock() -> None:
-            async with db.transaction():
-                locked.set()
-                await release.wait()
-
-        holder = asyncio.create_task(hold_the_write_lock())
-        await locked.wait()
+        let_go = await stack.enter_async_context(writer_held(db))
         for request_id in range(1, 101):
             peer.request(request_id, ["execute", "INSERT INTO t VALUES (1)", [], None])
         failures: list[Failure] = []
@@ -149,8 +159,7 @@ async def test_pipelined_requests_over_the_limit_are_failed_not_queued(
             _failed_with(failure, rxdb.LimitError, "max_requests")
         session = next(iter(server._sessions))
         assert len(session.tasks) == 5
-        release.set()
-        await holder
+        await let_go()
         answers = [await peer.answer() for _ in range(5)]
         assert all(isinstance(a, Response) for a in answers)
         assert await db.fetch_one(COUNT) == (5,)

@@ -52,6 +52,15 @@ def inotify_descriptors() -> int:
 
 
 @pytest.mark.usefixtures("told_only")
+async def sees_a_foreign_insert(db: rxdb.Database, db_path: Path) -> None:
+    """A watch of ``db`` goes from 0 rows to 1 when a plain sqlite3 thread inserts one."""
+    rec: Recorder[Any] = Recorder()
+    with subscribed(db.watch(COUNT), rec):
+        await rec.wait_value([(0,)])
+        await asyncio.to_thread(foreign_insert, db_path)
+        await rec.wait_value([(1,)])
+
+
 async def test_a_plain_sqlite3_thread_commit_reruns_the_watch_when_told(db_path: Path) -> None:
     async with rxdb.open(db_path, foreign_poll=NEVER) as db:
         await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
@@ -97,11 +106,7 @@ async def test_a_rollback_journal_file_is_watched_too(db_path: Path) -> None:
         assert poller is not None
         assert poller.watching
         assert sqlite_engine(db).wal_index is None
-        rec: Recorder[Any] = Recorder()
-        with subscribed(db.watch(COUNT), rec):
-            await rec.wait_value([(0,)])
-            await asyncio.to_thread(foreign_insert, db_path)
-            await rec.wait_value([(1,)])
+        await sees_a_foreign_insert(db, db_path)
 
 
 async def test_without_inotify_polling_sees_the_commit(
@@ -113,11 +118,7 @@ async def test_without_inotify_polling_sees_the_commit(
         poller = sqlite_engine(db).poller
         assert poller is not None
         assert not poller.watching
-        rec: Recorder[Any] = Recorder()
-        with subscribed(db.watch(COUNT), rec):
-            await rec.wait_value([(0,)])
-            await asyncio.to_thread(foreign_insert, db_path)
-            await rec.wait_value([(1,)])
+        await sees_a_foreign_insert(db, db_path)
 
 
 async def test_the_inotify_descriptor_is_closed_with_the_database(db_path: Path) -> None:
@@ -225,11 +226,7 @@ async def test_no_watch_when_no_inotify_instance_is_left(
         poller = sqlite_engine(db).poller
         assert poller is not None
         assert not poller.watching
-        rec: Recorder[Any] = Recorder()
-        with subscribed(db.watch(COUNT), rec):
-            await rec.wait_value([(0,)])
-            await asyncio.to_thread(foreign_insert, db_path)
-            await rec.wait_value([(1,)])
+        await sees_a_foreign_insert(db, db_path)
 
 
 async def test_no_watch_without_inotify_in_the_c_library(
