@@ -1,4 +1,5 @@
-"""``python -m benchmarks [--quick | --smoke] [--json PATH] [--charts DIR] [--only NAME,...]``."""
+"""``python -m benchmarks [--quick | --smoke] [--json PATH] [--charts DIR] [--only NAME,...]
+[--repeat N]``."""
 
 from __future__ import annotations
 
@@ -16,14 +17,18 @@ from . import (
     breakdown,
     charts,
     fanout,
+    imports,
+    issue14,
     journal,
     latency,
     machine,
     overhead,
     parsing,
+    peer,
     polling,
     postgres,
     processes,
+    repeat,
     report,
     scheduling,
 )
@@ -42,6 +47,8 @@ GROUPS: dict[str, tuple[str, Group]] = {
     "journal": ("cost per written row of track_foreign_writes' triggers", journal.run),
     "big": ("B1-B3: loop stall and memory of a big watch re-run vs raw aiosqlite", big_results.run),
     "postgres": ("P1-P5: the same watches on PostgreSQL (its server on loopback)", postgres.run),
+    "peer": ("write start -> emission vs litewriter, both at NORMAL (issue #14)", peer.run),
+    "imports": ("import rxdb vs import aiosqlite, sqlglot, reactivex (issue #14)", imports.run),
 }
 
 
@@ -54,7 +61,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--json", metavar="PATH", help="write every figure, with samples, as JSON")
     p.add_argument("--charts", metavar="DIR", help="write PNG charts there (needs matplotlib)")
     p.add_argument("--only", metavar="NAME,...", help=f"run only these groups: {groups}")
+    p.add_argument(
+        "--repeat",
+        metavar="N",
+        type=int,
+        default=1,
+        help="run the groups N times; each figure is then the median of the runs' figures "
+        "(the JSON keeps every run's values)",
+    )
     args = p.parse_args(argv)
+    if args.repeat < 1:
+        p.error("--repeat needs N >= 1")
     args.groups = list(GROUPS) if not args.only else [g.strip() for g in args.only.split(",")]
     unknown = [g for g in args.groups if g not in GROUPS]
     if unknown:
@@ -79,23 +96,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     facts = machine.facts()
     print(f"rxdb benchmarks, {sizes.name} mode: {command}")
     print("machine: " + "; ".join(f"{k} {v}" for k, v in facts.items() if k != "executable"))
-    results = Results()
+    runs: list[Results] = []
+    seconds: list[dict[str, float]] = []
+    loads = []
     t0 = time.perf_counter()
-    seconds = asyncio.run(run_groups(sizes, args.groups, results))
+    for n in range(args.repeat):
+        if args.repeat > 1:
+            print(f"run {n + 1} of {args.repeat}, load average {machine.load_average()}")
+        runs.append(Results())
+        seconds.append(asyncio.run(run_groups(sizes, args.groups, runs[-1])))
+        loads.append(machine.load_average())
     elapsed = time.perf_counter() - t0
-    facts["load average at end"] = machine.load_average()
+    results = runs[0] if args.repeat == 1 else repeat.merge(runs)
+    facts["load average at end"] = loads[-1]
     print()
+    if args.repeat > 1:
+        print(f"Median of {args.repeat} runs (load average after each: {loads}):")
     print(report.table(results))
     print()
     print("Parameters:")
     print(report.parameters(results))
+    print("\n#14 table (each row judged against issue #14's goal):")
+    print(issue14.table(results))
     print(f"\n{len(results.figures)} figures in {elapsed:.0f} s ({seconds})")
     meta: dict[str, Any] = {
         "command": command,
         "mode": sizes.name,
         "sizes": sizes.asdict(),
         "machine": facts,
-        "seconds": seconds,
+        "runs": args.repeat,
+        "load average after each run": loads,
+        "seconds": seconds[0] if args.repeat == 1 else seconds,
+        "issue_14": issue14.judge(results),
     }
     if args.charts:
         if charts.available():

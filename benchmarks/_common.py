@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import shutil
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -21,6 +24,7 @@ import rxdb
 from rxdb.engines.sqlite import SQLiteEngine
 
 T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent  # where a child's ``-m benchmarks.x`` imports
 clock = time.perf_counter  # CLOCK_MONOTONIC on Linux: comparable across threads
 
 
@@ -283,3 +287,17 @@ def timed(fn: Callable[[], T]) -> tuple[float, T]:
     start = clock()
     result = fn()
     return clock() - start, result
+
+
+def child_json(
+    argv: Sequence[str], timeout: float, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run a child process (blocking) whose last line of output is a JSON object: that
+    object. A failed child raises ``RuntimeError`` with its stderr."""
+    done = subprocess.run(
+        list(argv), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result

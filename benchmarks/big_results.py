@@ -23,17 +23,15 @@ import math
 import os
 import resource
 import sqlite3
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 import rxdb
 
-from ._common import PRAGMAS, Figure, Results, Sizes, clock, median, workdir
+from ._common import PRAGMAS, Figure, Results, Sizes, child_json, clock, median, workdir
 
 QUERY = "SELECT * FROM big"
 UPDATE = "UPDATE big SET score = ? WHERE id = 1"
@@ -47,7 +45,6 @@ BAR = 3.0  # "within a small factor" of raw aiosqlite's worst stall
 MS = 1e3
 MB = 1 << 20
 _CHILD_TIMEOUT = 600.0
-_ROOT = Path(__file__).resolve().parent.parent  # where ``-m benchmarks.big_results`` imports
 
 
 def _build(path: str, rows: int) -> None:
@@ -178,18 +175,8 @@ SIDES: dict[str, Callable[[str, int], Coroutine[Any, Any, dict[str, Any]]]] = {
 
 
 def _child(side: str, path: str, rounds: int) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.big_results", side, path, str(rounds)],
-        cwd=_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=_CHILD_TIMEOUT,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"big_results {side} child failed:\n{done.stderr}")
-    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-    return result
+    argv = [sys.executable, "-m", "benchmarks.big_results", side, path, str(rounds)]
+    return child_json(argv, _CHILD_TIMEOUT)
 
 
 async def run(sizes: Sizes, results: Results) -> None:

@@ -70,6 +70,9 @@ ORDER = [
     "P4",
     "P5r",
     "P5w",
+    "peer",
+    "imp",
+    "imp.o",
 ]
 
 
@@ -90,11 +93,17 @@ def _number(value: float | None, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
+def p99(figure: Figure) -> float | None:
+    """The p99 a figure carries beside its median (in ``extra["rxdb"]``), if any."""
+    ours = figure.extra.get("rxdb")
+    if isinstance(ours, dict) and isinstance(ours.get("p99"), int | float):
+        return float(ours["p99"])
+    return None
+
+
 def _p99(figure: Figure) -> str:
-    rx = figure.extra.get("rxdb")
-    if isinstance(rx, dict) and "p99" in rx:
-        return f" (p99 {_number(rx['p99'])})"
-    return ""
+    tail = p99(figure)
+    return "" if tail is None else f" (p99 {_number(tail)})"
 
 
 def sort_key(figure: Figure) -> int:
@@ -120,6 +129,11 @@ def table(results: Results) -> str:
                 f.status,
             ]
         )
+    return markdown(rows)
+
+
+def markdown(rows: list[list[str]]) -> str:
+    """A Markdown table, columns padded so that it also reads as plain text; row 0 heads it."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for n, row in enumerate(rows):

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks import __main__ as cli
-from benchmarks import charts, report
-from benchmarks._common import SMOKE, Results
+from benchmarks import charts, issue14, peer, repeat, report
+from benchmarks._common import SMOKE, Figure, Results
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every figure the report knows how to order must be produced by some group, and no other.
@@ -29,6 +29,11 @@ def test_benchmarks_every_group_produces_its_figures() -> None:
     for figure in results.figures:
         assert figure.status in {"pass", "miss", "info", "not built (issue 4)"}, figure
     assert next(f for f in results.figures if f.id == "6").status == "pass"  # a count, not a time
+    # --smoke never runs the peer: its figure is rxdb's side alone, with the reason.
+    alone = next(f for f in results.figures if f.id == "peer")
+    assert alone.baseline is None
+    assert alone.status == "info"
+    assert alone.params["peer"] == "not run: not in --smoke mode"
     table = report.table(results)
     assert table.count("\n") == len(EXPECTED) + 1
     payload = report.to_json(results, {"mode": "smoke"})
@@ -48,10 +53,10 @@ def test_benchmarks_charts_are_drawn(tmp_path: Path) -> None:
     assert sorted(Path(p).name for p in paths) == ["bench-latency.png", "bench-watchers.png"]
 
 
-def test_benchmarks_command_line_writes_json(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
+def _command_line(*argv: str) -> str:
+    """``python -m benchmarks --smoke ARGV`` in a child process: its output."""
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--smoke", "--only", "parser", "--json", str(out)],
+        [sys.executable, "-m", "benchmarks", "--smoke", *argv],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -59,6 +64,12 @@ def test_benchmarks_command_line_writes_json(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_benchmarks_command_line_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    _command_line("--only", "parser", "--json", str(out))
     payload = json.loads(out.read_text())
     assert payload["mode"] == "smoke"
     assert {f["id"] for f in payload["figures"]} == {"9c", "9w"}
@@ -68,3 +79,63 @@ def test_benchmarks_command_line_writes_json(tmp_path: Path) -> None:
 def test_benchmarks_command_line_rejects_unknown_group() -> None:
     with pytest.raises(SystemExit):
         cli.parse_args(["--only", "nope"])
+
+
+def test_benchmarks_command_line_repeat_keeps_every_run(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    output = _command_line("--only", "parser", "--repeat", "2", "--json", str(out))
+    assert "Median of 2 runs" in output
+    assert "#14 table" in output
+    payload = json.loads(out.read_text())
+    assert payload["runs"] == 2
+    assert len(payload["load average after each run"]) == 2
+    for figure in payload["figures"]:
+        assert len(figure["extra"]["runs"]) == 2
+    assert {row["result"] for row in payload["issue_14"]} == {"not run"}
+
+
+def _figure(id: str, value: float, ratio: float | None, p99: float | None = None) -> Figure:
+    extra = {} if p99 is None else {"rxdb": {"median": value, "p99": p99}}
+    return Figure(id, id, value, "ms", None if ratio is None else value / ratio, "", ratio,
+                  extra=extra)  # fmt: skip
+
+
+def test_benchmarks_repeat_takes_medians_across_runs_and_keeps_each_run() -> None:
+    runs = [Results(), Results(), Results()]
+    for results, value, p99, status in zip(
+        runs, (1.0, 3.0, 2.0), (10.0, 30.0, 20.0), ("pass", "miss", "pass"), strict=True
+    ):
+        results.add(_figure("x", value, value / 2, p99)).status = status
+    runs[1].add(_figure("only-in-run-2", 7.0, None))
+    merged = {f.id: f for f in repeat.merge(runs).figures}
+    x = merged["x"]
+    assert (x.value, x.ratio, report.p99(x)) == (2.0, 1.0, 20.0)
+    assert [r["value"] for r in x.extra["runs"]] == [1.0, 3.0, 2.0]
+    assert x.status == "mixed: 2/3 pass"
+    assert merged["only-in-run-2"].value == 7.0
+    assert len(merged["only-in-run-2"].extra["runs"]) == 1
+
+
+def test_benchmarks_issue14_table_judges_each_row_by_the_issue_goal() -> None:
+    results = Results()
+    results.add(_figure("1", 0.12, 1.1)).judge(False)  # its own bar may differ: the goal counts
+    results.add(_figure("imp.o", 600.0, 1.9))
+    results.add(_figure("3", 0.4, 5.0, p99=3.0))  # median met, p99 over 2 ms
+    results.add(_figure("peer", 0.2, None))  # ran without the peer
+    verdicts = {row["figures"][0]: row["result"] for row in issue14.judge(results)}
+    assert verdicts["1"] == "pass"
+    assert verdicts["imp.o"] == "miss"
+    assert verdicts["3"] == "miss"
+    assert verdicts["peer"] == "no baseline"
+    assert verdicts["4"] == "not run"
+    assert "not run" in issue14.table(results)
+
+
+def test_benchmarks_peer_scripts_are_found_beside_an_ancestor(tmp_path: Path) -> None:
+    repo = tmp_path / "wt" / "repo"
+    repo.mkdir(parents=True)
+    assert peer.find_scripts(repo) is None
+    scripts = tmp_path / "shared" / "peers"
+    scripts.mkdir(parents=True)
+    (scripts / "chat_litewriter.py").write_text("")
+    assert peer.find_scripts(repo) == scripts

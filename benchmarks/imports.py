@@ -1,0 +1,86 @@
+"""What loading rxdb costs a program, against loading the three libraries it is built on.
+
+Each sample is a fresh child process of this project's Python (``python -c``, run from the
+repository's root so that this tree's ``rxdb`` is the one imported) that times one import
+statement with ``perf_counter`` and prints the seconds and how many modules it left loaded.
+The statements, in an order that rotates every round (one warm-up round, which writes the
+bytecode caches, is not counted):
+
+- baseline: ``import aiosqlite, sqlglot, reactivex``;
+- ``imp``: ``import rxdb`` (issue #14's row; the façade loads its heavy parts lazily);
+- ``imp.o``: ``import rxdb`` then ``rxdb.open``: what a program that opens a database pays.
+
+Issue #14's goal for both: <= 1.2x the baseline (medians).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from ._common import Figure, Results, Sizes, child_json, median, summary
+
+GOAL = 1.2
+ROUNDS = {"smoke": 2, "quick": 10, "full": 20}
+STATEMENTS = {
+    "baseline": "import aiosqlite, sqlglot, reactivex",
+    "imp": "import rxdb",
+    "imp.o": "import rxdb; rxdb.open",
+}
+_TIMED = """\
+import sys, time, json
+start = time.perf_counter()
+{statement}
+seconds = time.perf_counter() - start
+print(json.dumps({{"seconds": seconds, "modules": len(sys.modules)}}))
+"""
+MS = 1e3
+
+
+def _sample(statement: str) -> dict[str, Any]:
+    return child_json([sys.executable, "-c", _TIMED.format(statement=statement)], 120)
+
+
+def _samples(rounds: int) -> dict[str, list[dict[str, Any]]]:
+    kinds = list(STATEMENTS)
+    out: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    for n in range(rounds + 1):
+        order = kinds[n % len(kinds) :] + kinds[: n % len(kinds)]
+        for kind in order:
+            sample = _sample(STATEMENTS[kind])
+            if n:  # round 0 warms the bytecode caches
+                out[kind].append(sample)
+    return out
+
+
+async def run(sizes: Sizes, results: Results) -> None:
+    rounds = ROUNDS[sizes.name]
+    samples = await asyncio.to_thread(_samples, rounds)
+    base = [s["seconds"] * MS for s in samples["baseline"]]
+    base_median = median(base)
+    params = {
+        "rounds": f"{rounds} after one warm-up round; each sample a fresh `python -c` from the "
+        "repository's root, perf_counter around the statement; the order rotates per round",
+        "baseline": STATEMENTS["baseline"],
+    }
+    titles = {
+        "imp": "`import rxdb` in a fresh process",
+        "imp.o": "`import rxdb` + `rxdb.open` (what opening a database needs loaded)",
+    }
+    for kind, title in titles.items():
+        ours = [s["seconds"] * MS for s in samples[kind]]
+        ratio = median(ours) / base_median
+        extra: dict[str, Any] = {
+            "rxdb": summary(ours),
+            "baseline": summary(base),
+            "modules loaded": median([s["modules"] for s in samples[kind]]),
+            "modules loaded by the baseline": median([s["modules"] for s in samples["baseline"]]),
+        }
+        results.add(
+            Figure(
+                kind, title, median(ours), "ms", base_median, STATEMENTS["baseline"], ratio,
+                f"<= {GOAL:g}x (issue #14)", params={**params, "statement": STATEMENTS[kind]},
+                extra=extra,
+            )
+        ).judge(ratio <= GOAL)  # fmt: skip

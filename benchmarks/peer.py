@@ -1,0 +1,208 @@
+"""The peer, side by side: write start -> emission of the chat-room watch, rxdb vs litewriter.
+
+litewriter 0.3.1 (one APSW writer thread, live queries; the fastest Python peer issue #14
+knows) runs the same benchmark as rxdb: insert a message into room 1, time until the watch of
+that room emits it, ``WRITES`` writes a round; both at ``synchronous=NORMAL`` (litewriter's
+setting), litewriter at its fastest setting (``hz=10000``). Rounds alternate between the two
+(and which goes first), each round in a fresh child process; the figure is the ratio of the
+medians of the rounds' medians, with the median of the rounds' p99 beside each.
+
+The peer side is ``../shared/peers/chat_litewriter.py``, run by the Python of a venv built
+by ``../shared/peers/litewriter-setup.sh`` (litewriter needs CPython >= 3.13): the venv in
+``LITEWRITER_VENV`` if set, else one made once in ``~/.cache/rxdb-bench/``. The rxdb side
+is :func:`chat` below (``python -m benchmarks.peer N DIR``, on this project's Python), the
+same loop as ``chat_rxdb.py``. When the peer cannot run (no ``../shared/peers``, no CPython
+3.13, no network for the first set-up) the reason is printed and the figure has no baseline;
+``--smoke`` never runs the peer. No litewriter code is in rxdb or here: it is only measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rxdb
+
+from ._common import ROOT, Figure, Results, Sizes, child_json, clock, median, percentile, workdir
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS messages "
+    "(id INTEGER PRIMARY KEY, room INTEGER NOT NULL, body TEXT NOT NULL)"
+)
+ROOM = "SELECT body FROM messages WHERE room = ? ORDER BY id"
+INSERT = "INSERT INTO messages (room, body) VALUES (?, ?)"
+HZ = 10000
+GOAL = 0.8  # issue #14: rxdb <= 0.8x the peer
+ROUNDS = {"smoke": 1, "quick": 3, "full": 5}
+WRITES = {"smoke": 5, "quick": 300, "full": 300}
+_SETUP_TIMEOUT = 900.0
+_ROUND_TIMEOUT = 300.0
+MS = 1e3
+
+
+async def chat(n: int, directory: str) -> dict[str, float]:
+    """``n`` writes, each timed from its start to the watch's emission of it. Milliseconds."""
+    latencies: list[float] = []
+    async with rxdb.open(os.path.join(directory, "chat.sqlite3"), synchronous="normal") as db:
+        await db.execute(SCHEMA)
+        i, start = 0, 0.0
+        async for rows in db.watch(ROOM, (1,)):
+            if len(rows) != i:
+                continue
+            if i:
+                latencies.append((clock() - start) * MS)
+            if i == n:
+                break
+            i += 1
+            start = clock()
+            await db.execute(INSERT, (1, f"msg {i}"))
+    return {
+        "median_ms": median(latencies),
+        "p99_ms": percentile(latencies, 99),
+        "n": len(latencies),
+    }
+
+
+@dataclass
+class Peer:
+    """Where the peer's pieces are, or why it cannot run (``reason``)."""
+
+    scripts: Path | None = None
+    python: Path | None = None
+    reason: str = ""
+    rounds: list[dict[str, float]] = field(default_factory=list)
+
+
+def find_scripts(start: Path = ROOT) -> Path | None:
+    """``shared/peers`` beside the repository or beside one of its ancestors (a worktree
+    lives deeper than the clone CI makes next to ``shared``)."""
+    for base in start.parents:
+        candidate = base / "shared" / "peers"
+        if (candidate / "chat_litewriter.py").is_file():
+            return candidate
+    return None
+
+
+def _python_313() -> Path | None:
+    root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    found = sorted(Path(root).glob("versions/3.13*/bin/python3"))
+    return found[-1] if found else None
+
+
+def _venv() -> Path:
+    given = os.environ.get("LITEWRITER_VENV")
+    if given:
+        return Path(given)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "rxdb-bench" / "litewriter-venv"
+
+
+def locate() -> Peer:
+    """The peer's scripts and venv, building the venv the first time (slow, needs PyPI)."""
+    scripts = find_scripts()
+    if scripts is None:
+        return Peer(reason=f"no shared/peers/ beside {ROOT} or its parents")
+    py313 = _python_313()
+    if py313 is None:
+        return Peer(reason="no CPython 3.13 under pyenv (litewriter needs >= 3.13)")
+    venv = _venv()
+    try:
+        done = subprocess.run(
+            ["bash", str(scripts / "litewriter-setup.sh"), str(py313), str(venv)],
+            capture_output=True,
+            text=True,
+            timeout=_SETUP_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return Peer(reason=f"litewriter-setup.sh failed: {error}")
+    if done.returncode != 0:
+        tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-2:])
+        return Peer(reason=f"litewriter-setup.sh {venv} exited {done.returncode}: {tail}")
+    return Peer(scripts=scripts, python=venv / "bin" / "python")
+
+
+def _rxdb_round(writes: int, tmp: str) -> dict[str, float]:
+    return child_json([sys.executable, "-m", "benchmarks.peer", str(writes), tmp], _ROUND_TIMEOUT)
+
+
+def _peer_round(python: Path, scripts: Path, writes: int, tmp: str) -> dict[str, float]:
+    """One litewriter round; its script makes its database under ``TMPDIR`` (``tmp``)."""
+    script = str(scripts / "chat_litewriter.py")
+    env = {**os.environ, "TMPDIR": tmp}
+    return child_json([str(python), script, str(writes), str(HZ)], _ROUND_TIMEOUT, scripts, env)
+
+
+def _rounds(peer: Peer, sizes: Sizes) -> list[dict[str, float]]:
+    """Alternating rounds, blocking (run off the loop). Fills ``peer.rounds`` as it goes; a
+    failing peer round ends the peer's part with its reason, never the run."""
+    writes, ours = WRITES[sizes.name], []
+    for n in range(ROUNDS[sizes.name]):
+        sides = ["rxdb", "peer"] if n % 2 else ["peer", "rxdb"]
+        for side in sides:
+            with workdir() as tmp:
+                if side == "rxdb":
+                    ours.append(_rxdb_round(writes, tmp))
+                elif peer.python and peer.scripts and not peer.reason:
+                    try:
+                        peer.rounds.append(_peer_round(peer.python, peer.scripts, writes, tmp))
+                    except (OSError, RuntimeError, subprocess.TimeoutExpired) as error:
+                        peer.reason = f"a litewriter round failed: {error}"
+    return ours
+
+
+def _side(rounds: list[dict[str, float]]) -> dict[str, Any]:
+    medians = [r["median_ms"] for r in rounds]
+    p99s = [r["p99_ms"] for r in rounds]
+    return {"median": median(medians), "p99": median(p99s), "round medians": medians,
+            "round p99": p99s, "writes per round": rounds[0]["n"]}  # fmt: skip
+
+
+async def run(sizes: Sizes, results: Results) -> None:
+    if sizes.name == "smoke":
+        peer = Peer(reason="not in --smoke mode")
+    else:
+        peer = await asyncio.to_thread(locate)
+    ours = await asyncio.to_thread(_rounds, peer, sizes)
+    if peer.reason:
+        print(f"peer: litewriter not run: {peer.reason}")
+    rx = _side(ours)
+    them = _side(peer.rounds) if peer.rounds and not peer.reason else None
+    params = {
+        "rounds": f"{ROUNDS[sizes.name]} per side, alternating (and which goes first), each "
+        "in a fresh child process; median of the rounds' medians and of their p99",
+        "writes": f"{WRITES[sizes.name]} per round: INSERT a message into room 1, time from "
+        "the write's start to the emission of the room's watch",
+        "query": ROOM,
+        "durability": "synchronous=NORMAL on both, WAL",
+        "peer": f"litewriter 0.3.1, hz={HZ}, CPython 3.13, ../shared/peers/chat_litewriter.py"
+        if them
+        else f"not run: {peer.reason}",
+    }
+    ratio = rx["median"] / them["median"] if them else None
+    figure = results.add(
+        Figure(
+            "peer", "write start -> emission, chat-room watch, rxdb vs litewriter (both NORMAL)",
+            rx["median"], "ms", them["median"] if them else None,
+            "litewriter 0.3.1 median" if them else "", ratio,
+            f"<= {GOAL:g}x the peer (issue #14)", params=params,
+            extra={"rxdb": rx, "peer": them if them else {"not run": peer.reason}},
+        )
+    )  # fmt: skip
+    figure.judge(None if ratio is None else ratio <= GOAL)
+
+
+def main(argv: list[str]) -> int:
+    writes, directory = argv
+    print(json.dumps(asyncio.run(chat(int(writes), directory))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
