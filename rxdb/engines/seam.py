@@ -34,17 +34,17 @@ Internal: not covered by rxdb's versioning.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from rxdb._types import Params, ProgressCallback, TransactionMode
 from rxdb.api import AsyncReadSession
-from rxdb.bus import Bus
+from rxdb.bus import Bus, Subscription
 from rxdb.rows import ExecuteResult, Row, Rows
-from rxdb.updates import TableUpdate
+from rxdb.updates import NotifyTablesUpdated, TableUpdate
 
-__all__ = ("DatabaseEngine", "WatchSource")
+__all__ = ("DatabaseEngine", "EagerWatchSource", "WatchSource")
 
 
 class WatchSource(Protocol):
@@ -85,6 +85,28 @@ class WatchSource(Protocol):
         :param snapshot: run them all on one read snapshot (``db.watch_many``: results that
             agree with each other), not each on the latest commit.
         """
+        ...
+
+
+@runtime_checkable
+class EagerWatchSource(Protocol):
+    """An engine that can re-run a watch's query itself right after one of its own commits,
+    sparing the re-run's trip to a reader (SQLite's writer: :mod:`rxdb.engines.sqlite.eager`).
+    Optional: a watch of any other engine subscribes to :attr:`WatchSource.bus` directly."""
+
+    def subscribe_query(
+        self,
+        sql: str,
+        params: Params,
+        tables: frozenset[str] | None,
+        notified: Callable[[NotifyTablesUpdated], None],
+        fresh: Callable[[Rows | None], None],
+    ) -> Subscription:
+        """Subscribe, on the running loop, a watch of ``sql`` reading ``tables``:
+        ``notified(message)`` for the commits it must re-run for the usual way, and
+        ``fresh(rows)`` for a commit whose re-run the engine took, with the rows read right
+        after it (a committed state at least as new as that commit), or ``None`` if it could
+        not read them after all (run the query the usual way)."""
         ...
 
 

@@ -5,7 +5,9 @@ while anyone subscribes (and one per snapshot group of ``watch_many``), and wire
 engine directly: its read set comes from the engine's analysis, its bus subscription is made
 with that read set, and its runs go through one :class:`~rxdb.watch.scheduler.RunScheduler`
 to the engine's batched committed fetch (a group's: on one snapshot). A commit reaches a
-re-run through the bus, the shared query and the scheduler only. It also serves
+re-run through the bus, the shared query and the scheduler, or, for a single watch of an
+engine that can re-run it right after its own commit
+(:class:`~rxdb.engines.seam.EagerWatchSource`), with the rows already read. It also serves
 ``table_updates``: the engine's change messages themselves, as an Observable.
 
 Knows the engine through :class:`rxdb.engines.seam.WatchSource`; never the façade.
@@ -24,13 +26,13 @@ from reactivex.disposable import Disposable
 
 from rxdb._types import Params
 from rxdb.bus import Subscription
-from rxdb.engines.seam import WatchSource
+from rxdb.engines.seam import EagerWatchSource, WatchSource
 from rxdb.rows import Row, Rows
 from rxdb.streams import QueryStream, Stream
 from rxdb.updates import NotifyTablesUpdated, UpdateKind
 from rxdb.watch.group import GroupStream, SharedGroup
 from rxdb.watch.scheduler import RunScheduler
-from rxdb.watch.stream import SharedQuery, SharedRows, SharedStream, params_key
+from rxdb.watch.stream import SharedQuery, SharedRows, SharedStream, Subscribe, params_key
 
 __all__ = ("WatchRegistry",)
 
@@ -69,12 +71,18 @@ class WatchRegistry:
         """The stream of ``sql``'s results; subscribers of one key share one execution."""
         key = (sql, params_key(params), distinct, recover)
 
+        engine = self._engine
+        subscribe: Subscribe = self._subscribe
+        if isinstance(engine, EagerWatchSource):
+            subscribe = functools.partial(engine.subscribe_query, sql, params)
+
         def acquire() -> SharedQuery[Any]:
             return self._acquire(
                 key,
                 lambda **common: SharedRows(
                     submit=functools.partial(self.scheduler.submit, sql, params),
                     read_set=functools.partial(self._read_set, (sql,)),
+                    subscribe=subscribe,
                     **common,
                 ),
                 distinct=distinct,
@@ -102,6 +110,7 @@ class WatchRegistry:
                 key,
                 lambda **common: SharedGroup(
                     names,
+                    subscribe=self._subscribe,
                     submit=functools.partial(self.scheduler.submit_snapshot, members),
                     read_set=functools.partial(self._read_set, tuple(sql for sql, _ in members)),
                     **common,
@@ -125,7 +134,6 @@ class WatchRegistry:
         shared = self.queries.get(key)
         if shared is None:
             shared = self.queries[key] = make(
-                subscribe=self._subscribe,
                 distinct=distinct,
                 recover=recover,
                 loop=loop,
@@ -182,7 +190,9 @@ class WatchRegistry:
         self,
         tables: frozenset[str] | None,
         callback: Callable[[NotifyTablesUpdated], None],
+        _fresh: Callable[[Any], None],
     ) -> Subscription:
+        """The usual subscription: the engine never re-runs the query itself."""
         engine = self._engine
         return engine.bus.subscribe(engine.key, callback, tables=tables)
 

@@ -6,7 +6,9 @@ NOTES.md to be never stale and never backlogged: at most one run in flight, at m
 pending after it, however many commits arrive meanwhile.
 
 Everything here runs on the database's event loop; the only doors in from other threads are
-the bus (``call_soon_threadsafe``) and :meth:`SharedQuery.detach`, which hops the same way.
+the bus and an engine's eager re-runs (``call_soon_threadsafe``, see
+:class:`rxdb.engines.seam.EagerWatchSource`) and :meth:`SharedQuery.detach`, which hops the
+same way.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = (
     "SharedRows",
     "SharedStream",
     "StateStream",
+    "Subscribe",
     "WatchStatistics",
     "WatchStream",
 )
@@ -48,7 +51,12 @@ E = TypeVar("E")
 
 Submit = Callable[[Callable[[Any], None]], Run]
 ReadSet = Callable[[], Awaitable[frozenset[str] | None]]
-Subscribe = Callable[[frozenset[str] | None, Callable[[NotifyTablesUpdated], None]], Subscription]
+Subscribe = Callable[
+    [frozenset[str] | None, Callable[[NotifyTablesUpdated], None], Callable[[Any], None]],
+    Subscription,
+]
+"""Subscribe to commits on ``tables``: ``notified(message)`` the usual way, or (where the
+engine re-runs the query itself right after its commit) ``fresh(result or None)``."""
 
 
 class SharedQuery(Generic[V]):
@@ -160,6 +168,21 @@ class SharedQuery(Generic[V]):
             self._reanalyze = True
         self._kick()
 
+    def _fresh(self, result: object | None) -> None:
+        """A commit this query depends on, with the query's result read right after it
+        (``None``: not read). Taken as a run's result only when no run of its own is queued
+        or in flight and no analysis is due; else (or without a result) the commit counts
+        as :meth:`_notified` would count it: a run now, or a pending one."""
+        if result is None or self._busy or self._reanalyze:
+            self._kick()
+            return
+        if self._stopped:
+            return
+        self._busy = True
+        if self._state.phase != "loading":
+            self._set_state(WatchState("refreshing", self._state.value, self._state.error))
+        self._finished(result)
+
     def _kick(self) -> None:
         if self._stopped:
             return
@@ -190,7 +213,7 @@ class SharedQuery(Generic[V]):
             if self._recover and self._bus is None:
                 # Nothing to retarget: hear the schema changes (``everything``) only, the
                 # one kind of commit that can make the query analysable.
-                self._bus = self._subscribe(frozenset(), self._notified)
+                self._bus = self._subscribe(frozenset(), self._notified, self._fresh)
             self._reanalyze = True
             self._fail(error)
             return
@@ -200,7 +223,7 @@ class SharedQuery(Generic[V]):
             return
         # Subscribed before the query runs: a commit from now on marks a re-run as pending.
         if self._bus is None:
-            self._bus = self._subscribe(tables, self._notified)
+            self._bus = self._subscribe(tables, self._notified, self._fresh)
         else:
             self._bus.retarget(tables)
         self._run = self._submit(self._finished)

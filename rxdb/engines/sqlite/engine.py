@@ -25,7 +25,7 @@ from rxdb.engines.sqlite.backup import ProgressCallback, copy_database
 from rxdb.engines.sqlite.capture import CommitCallback
 from rxdb.engines.sqlite.connections import ReaderConnection, TrackedConnection
 from rxdb.engines.sqlite.location import Location, locate, opening_error
-from rxdb.engines.sqlite.readers import ReaderPool
+from rxdb.engines.sqlite.readers import ReadCosts, ReaderPool
 from rxdb.engines.sqlite.sessions import ReadSession, read_only_violation
 from rxdb.engines.sqlite.walindex import CommitStamper, StateReadings, WalIndex
 from rxdb.engines.sqlite.workers import Worker
@@ -86,6 +86,8 @@ class Engine:
         self.wal_index: WalIndex | None = None
         """The file's commit counter, when the database is in WAL mode and it can be read."""
         self._readings = StateReadings(None)  # see commit_state
+        self.costs = ReadCosts()
+        """What each query text took when last run, on a reader or (eagerly) on the writer."""
 
     async def open(self) -> None:
         """Open the writer (on a read-only database, a read-only connection in its place)
@@ -118,7 +120,7 @@ class Engine:
                 if mode[0][0].lower() == "wal":
                     if self._synchronous is None and not self.read_only:
                         await writer.raw(f"PRAGMA synchronous = {WAL_SYNCHRONOUS.upper()}")
-                    self._readers = ReaderPool(self._open_reader, self._reader_count)
+                    self._readers = ReaderPool(self._open_reader, self._reader_count, self.costs)
                     self.wal_index = WalIndex(self.location.file or self.path)
                     self._readings = StateReadings(self.wal_index)
         except BaseException as error:
@@ -190,7 +192,7 @@ class Engine:
             if pool is None:
                 async with writer.lock:
                     return await writer.worker.call(writer.worker.raw.fetch, sql, params)
-            costs = pool.costs
+            costs = self.costs
             cheap = costs.cheap(sql)
             started = time.perf_counter()
             reader = pool.take(cheap) or await pool.borrow(cheap)
@@ -218,6 +220,7 @@ class Engine:
         commit comes between them anyway."""
         writer = self._check()
         pool = self._readers
+        started = time.perf_counter()
         if pool is not None:
             reader = pool.take() or await pool.borrow()
             try:
@@ -233,9 +236,13 @@ class Engine:
             async with writer.lock:
                 results = await writer.worker.call(writer.worker.raw.fetch_many, queries)
         translated = cast("list[Any]", results)  # a fresh list: errors are replaced in place
+        record = self.costs.record
         for index, result in enumerate(translated):
             if isinstance(result, sqlite3.Error):
                 translated[index] = from_sqlite(result, queries[index][0])
+            else:
+                # The whole hop's time, for each of its queries: an upper bound of each.
+                record(queries[index][0], started)
         return translated
 
     async def probe_reads(self, sql: str) -> list[tuple[str | None, str]]:

@@ -32,36 +32,50 @@ CHEAP = 0.002
 
 
 class ReadCosts:
-    """Which query texts were cheap when last run (bounded: forgotten when full)."""
+    """How long each query text took when last run (bounded: forgotten when full).
 
-    __slots__ = ("_cheap",)
+    Written from the loop (reads on readers: from asking for a reader to the result, so an
+    upper bound of the query's own cost) and from the writer's thread (its eager re-runs,
+    :mod:`rxdb.engines.sqlite.eager`: the query alone); read from both. One dict operation
+    at a time, each atomic under the GIL, so no lock: a lost update only costs a guess.
+    """
+
+    __slots__ = ("_seconds",)
     _SIZE = 4096
 
     def __init__(self) -> None:
-        self._cheap: dict[str, bool] = {}
+        self._seconds: dict[str, float] = {}
 
     def cheap(self, sql: str) -> bool:
-        return self._cheap.get(sql, False)
+        return self._seconds.get(sql, CHEAP) < CHEAP
+
+    def seconds(self, sql: str) -> float | None:
+        """What the last run of ``sql`` took, if it is known."""
+        return self._seconds.get(sql)
 
     def record(self, sql: str, started: float) -> None:
         """Remember how the read of ``sql`` that started at ``started``
         (``time.perf_counter()``) went; the last run decides."""
-        cheap = time.perf_counter() - started < CHEAP
-        if self._cheap.get(sql) is not cheap:
-            if len(self._cheap) >= self._SIZE:
-                self._cheap.clear()
-            self._cheap[sql] = cheap
+        seconds = self._seconds
+        if len(seconds) >= self._SIZE and sql not in seconds:
+            seconds.clear()
+        seconds[sql] = time.perf_counter() - started
 
 
 class ReaderPool:
-    def __init__(self, open_reader: Callable[[], Awaitable[Reader]], size: int) -> None:
+    def __init__(
+        self,
+        open_reader: Callable[[], Awaitable[Reader]],
+        size: int,
+        costs: ReadCosts | None = None,
+    ) -> None:
         if size < 1:
             raise ValueError(f"a reader pool needs at least one connection, not {size}")
         self._open_reader = open_reader
         self._size = size
         self._load: dict[Reader, int] = {}  # open readers -> reads in flight on each
         self._uncertain: dict[Reader, int] = {}  # reads in flight not known to be cheap
-        self.costs = ReadCosts()
+        self.costs = ReadCosts() if costs is None else costs
         self._reserved: set[Reader] = set()
         self._opening = 0
         self._waiters: list[asyncio.Future[None]] = []

@@ -23,9 +23,10 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from rxdb._types import ProgressCallback
-from rxdb.bus import Bus, Membership, Subscription, Transport
-from rxdb.engines.seam import DatabaseEngine
+from rxdb._types import Params, ProgressCallback
+from rxdb.bus import Bus, Callback, Membership, Subscription, Transport
+from rxdb.engines.seam import DatabaseEngine, EagerWatchSource
+from rxdb.engines.sqlite.eager import EagerReads, Fresh
 from rxdb.engines.sqlite.engine import Engine, Synchronous
 from rxdb.engines.sqlite.foreign import ForeignWritePoller
 from rxdb.engines.sqlite.journal import JOURNAL_TABLE, ForeignJournal
@@ -83,6 +84,7 @@ class SQLiteEngine(Engine):
         self._sequence = itertools.count(1)
         self._foreign_sequence = itertools.count(1)
         self.read_sets = ReadSets(self.fetch_committed, self.probe_reads)
+        self.eager = EagerReads(bus, self.key, self.costs, lambda: self.closed)
         self.poller: ForeignWritePoller | None = None
         self.journal: ForeignJournal | None = None
         self.membership: Membership | None = None
@@ -96,6 +98,7 @@ class SQLiteEngine(Engine):
         poller (its baseline before anyone reads), the hub. A failure after the connections
         opened closes everything again."""
         await super().open()
+        self.eager.attach(self._check().worker)
         try:
             await self._start_changes()
         except BaseException:
@@ -118,8 +121,11 @@ class SQLiteEngine(Engine):
                 self._watch_files,
                 self.writer_busy,
             )
+            # Only stamped commits carry a claim: the others must not wake the loop for it.
             self._claims = bus.subscribe(
-                self.key, lambda m: None if m.wal_changes is None else poller.claim(m.wal_changes)
+                self.key,
+                lambda m: None if m.wal_changes is None else poller.claim(m.wal_changes),
+                wanted=lambda m: m.wal_changes is not None,
             )
             self.journal = ForeignJournal(self, self._track)
             await poller.start()
@@ -172,7 +178,9 @@ class SQLiteEngine(Engine):
         # Called on the writer's worker thread, right after the outermost commit.
         if any(update.table == JOURNAL_TABLE for update in updates):
             updates = frozenset(u for u in updates if u.table != JOURNAL_TABLE)
-        self._publish(updates, everything=everything, wal_changes=wal_changes)
+        self.eager.publish(
+            lambda: self._publish(updates, everything=everything, wal_changes=wal_changes)
+        )
 
     def announce(self, updates: frozenset[TableUpdate], *, everything: bool) -> None:
         self._publish(updates, everything=everything)
@@ -220,6 +228,16 @@ class SQLiteEngine(Engine):
     async def read_set(self, sql: str) -> frozenset[str] | None:
         return await self.read_sets.read_set(sql)
 
+    def subscribe_query(
+        self,
+        sql: str,
+        params: Params,
+        tables: frozenset[str] | None,
+        notified: Callback,
+        fresh: Fresh,
+    ) -> Subscription:
+        return self.eager.subscribe(sql, params, tables, notified, fresh)
+
     async def backup(
         self,
         target: str | Engine | DatabaseEngine,
@@ -247,3 +265,4 @@ class SQLiteEngine(Engine):
 
 if TYPE_CHECKING:
     _conforms: type[DatabaseEngine] = SQLiteEngine  # the seam, checked by mypy
+    _eager: type[EagerWatchSource] = SQLiteEngine

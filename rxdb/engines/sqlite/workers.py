@@ -24,9 +24,11 @@ import aiosqlite.core
 from rxdb.errors import ClosedError
 from rxdb.shutdown import at_thread_shutdown
 
-__all__ = ("Worker", "uninterrupted")
+__all__ = ("AfterCall", "Worker", "uninterrupted")
 
 T = TypeVar("T")
+AfterCall = Callable[[asyncio.AbstractEventLoop], Callable[[], None] | None]
+"""See :attr:`Worker.after_call`: given the loop the call's caller waits on."""
 C = TypeVar("C", bound=sqlite3.Connection)
 C_co = TypeVar("C_co", bound=sqlite3.Connection, covariant=True)
 
@@ -36,6 +38,12 @@ _ABANDON_GRACE = 1.0
 
 class Worker(Generic[C_co]):
     """A connection of type ``C_co`` (one of rxdb's sqlite3 subclasses) and its worker thread."""
+
+    after_call: AfterCall | None = None
+    """Set before the worker runs anything (the writer's, by
+    :class:`~rxdb.engines.sqlite.eager.EagerReads`): called on the worker thread after each
+    call started here, whether it raised or not; what it returns runs on the loop right
+    before the call's result is set there, in the same wake-up of the loop."""
 
     def __init__(self, conn: aiosqlite.Connection, raw: C_co, path: str) -> None:
         self._conn = conn
@@ -97,8 +105,17 @@ class Worker(Generic[C_co]):
         if not conn._running or conn._connection is None:
             raise ClosedError("the database is closed; open a new one (rxdb.open)")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._tx.put_nowait((future, functools.partial(_converting, fn, *args)))
+        after = self.after_call
+        if after is None:
+            self._tx.put_nowait((future, functools.partial(_converting, fn, *args)))
+        else:
+            self._tx.put_nowait((None, functools.partial(_reporting, future, after, fn, *args)))
         return future
+
+    def idle(self) -> bool:
+        """Whether no call waits in the queue now (the one running, if any, not counted).
+        Safe from any thread; a moment later it may be wrong."""
+        return self._tx.empty()
 
     async def settle(self) -> None:
         """Wait until every call queued so far has run, even if the caller is cancelled
@@ -182,6 +199,43 @@ def _queue(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> Awai
 
 def _nothing() -> None:
     return None
+
+
+def _reporting(
+    future: asyncio.Future[T], after: AfterCall, fn: Callable[..., T], *args: Any
+) -> None:
+    """What aiosqlite's worker does with a call and its future, plus :attr:`Worker.after_call`
+    (on the worker thread): the call's outcome and the work ``after`` returns reach the loop
+    in one ``call_soon_threadsafe``."""
+    loop = future.get_loop()
+    try:
+        outcome: tuple[Callable[..., None], Any] = (_set_result, _converting(fn, *args))
+    except BaseException as error:  # handed to the caller, as aiosqlite does
+        outcome = (_set_exception, error)
+    then = after(loop)
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to tell
+        loop.call_soon_threadsafe(_report, future, then, *outcome)
+
+
+def _report(
+    future: asyncio.Future[Any],
+    then: Callable[[], None] | None,
+    settle: Callable[[asyncio.Future[Any], Any], None],
+    value: Any,
+) -> None:
+    if then is not None:
+        then()
+    settle(future, value)
+
+
+def _set_result(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():  # cancelled meanwhile
+        future.set_result(value)
+
+
+def _set_exception(future: asyncio.Future[Any], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
 
 
 def _converting(fn: Callable[..., T], *args: Any) -> T:

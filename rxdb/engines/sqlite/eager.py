@@ -1,0 +1,227 @@
+"""Eager re-runs: a cheap watch re-runs on the writer's thread right after the commit.
+
+The usual road from a commit to a watch's new result has two thread hops after the commit:
+the bus wakes the loop, whose scheduler sends the re-run to a reader thread, whose result
+wakes the loop again. Here, as GRDB's writer queue does, the writer's thread runs the
+re-run itself once the commit is over, and the rows reach the loop with the write's own
+result, in the one ``call_soon_threadsafe`` that result needs anyway: no scheduler task, no
+reader hop, no extra wake-up of the loop.
+
+**Which watches.** Those subscribed through :meth:`EagerReads.subscribe` (the single
+watches of the SQLite engine's own database, ``SQLiteEngine.subscribe_query``), for a
+commit of this engine's writer (not a foreign one, not one the hub brings, never a schema
+change: ``everything`` goes the usual way, with its re-analysis), whose tables the commit
+touched (the bus's own index decides: a watch is asked through its subscription's
+``wanted``), and whose query is known to be cheap: the last run of its text
+(:class:`~rxdb.engines.sqlite.readers.ReadCosts`: on a reader, the whole hop, an upper
+bound; here, the query alone) took at most :data:`BUDGET`, and all the eager re-runs of one
+commit fit in :data:`BUDGET` together, so a commit never pays for many or slow watches. A
+text never run is not known: its first run goes the usual way. The rest go the usual way
+(the bus, the scheduler, a reader), and so does every watch when the writer is not free (a
+call already queued behind the one that committed) or the database is closing. When in
+doubt, the usual way.
+
+**When.** Only after the outermost COMMIT (claims are made in the commit callback, which a
+rollback never reaches), and after the writer's call that committed has ended
+(:attr:`Worker.after_call <rxdb.engines.sqlite.workers.Worker.after_call>`), before the
+worker takes its next call; the rows and the call's result then reach the loop together
+(the rows first). The call may have opened a transaction after its commit (a script's
+``BEGIN``): then nothing is read (the writer would see uncommitted rows) and every watch
+claimed goes the usual way. So the writer's caller waits for the re-runs (at most about
+:data:`BUDGET`); sending the result first and the rows after, in a wake-up of their own,
+was slower from write start to emission (docs/benchmarks.md, "Fewer hops").
+
+**Freshness.** The writer connection sees its own commit and every commit before it, so
+rows read there are a real committed state, at least as new as the commit. The loop gets
+them through :meth:`SharedQuery._fresh <rxdb.watch.stream.SharedQuery._fresh>`, which takes
+them only when no run of the watch is queued or in flight (else it marks a re-run pending,
+as for any commit). The writer's thread publishes commits and sends eager results in order,
+and the loop runs what it is sent in order, so a result sent here never lands after a
+result the loop got from a later state.
+
+**Threads.** :meth:`EagerReads.subscribe` runs on the loop (closing is the subscription's);
+:meth:`EagerWatch.wanted` on whatever thread publishes (it claims only what the writer's
+thread publishes while :meth:`EagerReads.publish` runs there: its own commit); the
+re-runs on the writer's thread. What the writer's thread reads of a watch is set once
+(``sql``, ``params``, the subscription) or is a single attribute (the subscription's
+``closed``); costs are single dict operations. The writer has no statement cache and an
+authorizer that records writes: a SELECT there records nothing (the recorder is reset
+before each tracked statement anyway), and a read here goes around the tracked ``execute``
+(no commit stamp, no publish).
+
+**Closing and interrupts.** Once the engine refuses new work, claimed re-runs read nothing
+(their watches are being completed anyway). A re-run runs inside the writer's call, under
+the write lock its caller holds, so ``close()`` treats a slow one as it treats a slow
+write: after its grace it interrupts the writer. ``interrupt_writer()`` cuts what the
+writer runs now, a re-run included; the write before it has committed and returns as
+such, and the watch goes the usual way.
+
+Internal: not covered by rxdb's versioning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from rxdb._types import Params
+from rxdb.bus import Bus, Callback, Subscription
+from rxdb.engines.sqlite.readers import ReadCosts
+from rxdb.engines.sqlite.workers import Worker
+from rxdb.rows import Rows, make_rows
+from rxdb.updates import NotifyTablesUpdated
+
+__all__ = ("BUDGET", "EagerReads", "EagerWatch", "Fresh")
+
+LOG = logging.getLogger("rxdb.watch")
+
+
+BUDGET = 0.0003
+"""Seconds of eager re-runs one commit may cost the writer's thread, by their last runs."""
+
+Fresh = Callable[[Rows | None], None]
+"""Called on the loop with the rows read right after a commit (``None``: not read; run the
+query the usual way)."""
+
+
+class EagerWatch:
+    """One watch's query as the writer's thread may re-run it after a commit."""
+
+    __slots__ = ("_reads", "fresh", "params", "sql", "subscription")
+
+    def __init__(self, reads: EagerReads, sql: str, params: Params, fresh: Fresh) -> None:
+        self._reads = reads
+        self.sql = sql
+        self.params = params
+        self.fresh = fresh
+        self.subscription: Subscription | None = None
+
+    def wanted(self, message: NotifyTablesUpdated) -> bool:
+        """The bus's question, on the publishing thread: ``False`` when the writer's thread
+        takes this watch's re-run for ``message`` (the message then reaches the watch with
+        its rows), ``True`` for the usual delivery."""
+        return not self._reads.claim(self, message)
+
+
+class EagerReads:
+    """The eager re-runs of one SQLite engine's writer."""
+
+    def __init__(self, bus: Bus, key: str, costs: ReadCosts, closed: Callable[[], bool]) -> None:
+        self._bus = bus
+        self._key = key
+        self._costs = costs
+        self._closed = closed
+        self._writer: Worker[sqlite3.Connection] | None = None
+        # Set and read on the writer's thread only: while it publishes one of its commits
+        # (``_publishing`` is that thread's id then: read from any thread), and after a call.
+        self._publishing: int | None = None
+        self._claimed: list[EagerWatch] = []
+        self._spent = 0.0
+
+    def attach(self, writer: Worker[sqlite3.Connection]) -> None:
+        """Re-run on ``writer``'s thread from now on (before any watch subscribes)."""
+        writer.after_call = self._after_call
+        self._writer = writer
+
+    def subscribe(
+        self,
+        sql: str,
+        params: Params,
+        tables: Iterable[str] | None,
+        notified: Callback,
+        fresh: Fresh,
+    ) -> Subscription:
+        """A bus subscription of the running loop for a watch of ``sql``: ``notified`` for
+        each message the usual way, ``fresh`` for a commit whose re-run the writer took."""
+        watch = EagerWatch(self, sql, params, fresh)
+        sub = self._bus.subscribe(self._key, notified, tables=tables, wanted=watch.wanted)
+        watch.subscription = sub
+        return sub
+
+    def publish(self, publish: Callable[[], None]) -> None:
+        """On the writer's thread, right after its outermost commit: ``publish()`` (which puts
+        the commit's message on the bus), claiming eager re-runs meanwhile; they run once
+        the writer's call is over (see the module's docstring)."""
+        writer = self._writer
+        if writer is None or self._closed() or not writer.idle():
+            publish()
+            return
+        self._publishing, self._spent = threading.get_ident(), 0.0
+        try:
+            publish()
+        finally:
+            self._publishing = None
+
+    def claim(self, watch: EagerWatch, message: NotifyTablesUpdated) -> bool:
+        """Whether the writer's thread takes ``watch``'s re-run for ``message`` (see the
+        module's docstring); ``False`` for any message but the commit it publishes now."""
+        if self._publishing != threading.get_ident() or message.everything:
+            return False
+        cost = self._costs.seconds(watch.sql)
+        if cost is None or self._spent + cost > BUDGET:
+            return False
+        self._spent += cost
+        self._claimed.append(watch)
+        return True
+
+    def _after_call(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None] | None:
+        """On the writer's thread, after each call: run the re-runs its commits claimed (none
+        inside a transaction, or once closing), send their rows to other loops, and return
+        the delivery to ``loop`` (the caller's), which goes with the call's result."""
+        claimed = self._claimed
+        if not claimed:
+            return None
+        self._claimed = []
+        writer = self._writer
+        connection = None if writer is None or self._closed() else writer.raw
+        if connection is not None and connection.in_transaction:
+            connection = None  # a call opened a transaction after the commit
+        results: dict[asyncio.AbstractEventLoop, list[tuple[EagerWatch, Rows | None]]] = {}
+        record = self._costs.record
+        for watch in dict.fromkeys(claimed):  # once each, if several commits claimed it
+            sub = watch.subscription
+            if sub is None or sub.closed:
+                continue  # nobody listens any more
+            rows = None
+            if connection is not None:
+                started = time.perf_counter()
+                try:
+                    rows = _fetch(connection, watch.sql, watch.params)
+                except Exception:  # the usual way reports it (or finds it gone)
+                    LOG.debug("an eager re-run failed; the usual run follows", exc_info=True)
+                else:
+                    record(watch.sql, started)
+            results.setdefault(sub.loop, []).append((watch, rows))
+        own = results.pop(loop, None)
+        for other, taken in results.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody to tell
+                other.call_soon_threadsafe(_deliver, taken)
+        return None if own is None else functools.partial(_deliver, own)
+
+
+def _fetch(connection: sqlite3.Connection, sql: str, params: Params) -> Rows:
+    # Around TrackedConnection.execute: a plain cursor, closed whatever happens, so the
+    # statement is reset and its read transaction over before the next call.
+    cursor = sqlite3.Connection.execute(connection, sql, params)
+    try:
+        return make_rows(cursor.description, cursor)
+    finally:
+        cursor.close()
+
+
+def _deliver(results: list[tuple[EagerWatch, Rows | None]]) -> None:
+    # On the watches' loop.
+    for watch, rows in results:
+        sub = watch.subscription
+        if sub is None or sub.closed:
+            continue
+        try:
+            watch.fresh(rows)
+        except Exception:
+            LOG.exception("a watch failed to take its eager result")
