@@ -27,6 +27,7 @@ from . import (
     peer,
     polling,
     postgres,
+    precision,
     processes,
     repeat,
     report,
@@ -49,6 +50,7 @@ GROUPS: dict[str, tuple[str, Group]] = {
     "postgres": ("P1-P5: the same watches on PostgreSQL (its server on loopback)", postgres.run),
     "peer": ("write start -> emission vs litewriter, both at NORMAL (issue #14)", peer.run),
     "imports": ("import rxdb vs import aiosqlite, sqlglot, reactivex (issue #14)", imports.run),
+    "precision": ("R1-R15, C1, C2: re-runs per commit, column- vs table-level", precision.run),
 }
 
 

@@ -73,6 +73,10 @@ ORDER = [
     "peer",
     "imp",
     "imp.o",
+    "C1",
+    "R",
+    *(f"R{n}" for n in range(1, 16)),
+    "C2",
 ]
 
 

@@ -4,7 +4,8 @@ Writers publish from whatever thread commits (usually a connection's worker thre
 subscribers live on event loops. A message crosses to a loop through exactly one door,
 ``loop.call_soon_threadsafe``, once per loop and message however many subscribers that loop
 holds, so a commit costs one wake-up per interested loop plus O(interested subscribers).
-Subscriptions are indexed by database and table, so uninterested subscribers cost nothing.
+Subscriptions are indexed by database and table (and column, for a read set that knows its
+columns), so uninterested subscribers cost nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from rxdb.updates import NotifyTablesUpdated, UpdateKind
+from rxdb.updates import NotifyTablesUpdated, UpdateKind, columns_read
 
 __all__ = ("Bus", "BusStatistics", "Membership", "Subscription", "Transport", "default_bus")
 
@@ -69,7 +70,7 @@ class Subscription:
 
     def retarget(self, tables: Iterable[str] | None) -> None:
         """Change the tables of interest (e.g. after a schema change redefined a view)."""
-        self._bus._reindex(self, None if tables is None else frozenset(tables))
+        self._bus._reindex(self, _read_set(tables))
 
     def close(self) -> None:
         if not self._closed:
@@ -83,22 +84,34 @@ class Subscription:
 
 class _DatabaseIndex:
     """Subscriptions of one database: all of them (for "anything may have changed"), those
-    that want every table, and the rest by table."""
+    that want every table, and the rest by table; of those, the ones that read known columns
+    of a table (:class:`~rxdb.updates.Reads`) also by column, so that an ``UPDATE`` of other
+    columns passes them by at the cost of one lookup per updated column."""
 
-    __slots__ = ("all", "by_table", "every_table")
+    __slots__ = ("all", "by_column", "by_table", "every_table", "whole")
 
     def __init__(self) -> None:
         self.all: set[Subscription] = set()
         self.every_table: set[Subscription] = set()
         self.by_table: dict[str, set[Subscription]] = {}
+        # by_table[t] split: whole[t] may read any column of t, by_column[t][c] reads c.
+        self.whole: dict[str, set[Subscription]] = {}
+        self.by_column: dict[str, dict[str, set[Subscription]]] = {}
 
     def add(self, sub: Subscription) -> None:
         self.all.add(sub)
         if sub.tables is None:
             self.every_table.add(sub)
-        else:
-            for table in sub.tables:
-                self.by_table.setdefault(table, set()).add(sub)
+            return
+        for table in sub.tables:
+            self.by_table.setdefault(table, set()).add(sub)
+            columns = columns_read(sub.tables, table)
+            if columns is None:
+                self.whole.setdefault(table, set()).add(sub)
+                continue
+            readers = self.by_column.setdefault(table, {})
+            for column in columns:
+                readers.setdefault(column, set()).add(sub)
 
     def discard(self, sub: Subscription) -> None:
         self.all.discard(sub)
@@ -106,21 +119,53 @@ class _DatabaseIndex:
             self.every_table.discard(sub)
             return
         for table in sub.tables:
-            subs = self.by_table.get(table)
-            if subs is not None:
-                subs.discard(sub)
-                if not subs:
-                    del self.by_table[table]
+            _discard(self.by_table, table, sub)
+            columns = columns_read(sub.tables, table)
+            if columns is None:
+                _discard(self.whole, table, sub)
+                continue
+            readers = self.by_column.get(table)
+            if readers is not None:
+                for column in columns:
+                    _discard(readers, column, sub)
+                if not readers:
+                    del self.by_column[table]
 
     def interested(self, message: NotifyTablesUpdated) -> set[Subscription]:
         if message.everything:
             return set(self.all)
         found = set(self.every_table)
-        for table in message.tables:
-            subs = self.by_table.get(table)
+        for update in message.updates:
+            table = update.table
+            columns = update.columns
+            if columns is None or update.kind is not UpdateKind.UPDATE:
+                subs = self.by_table.get(table)
+                if subs:
+                    found.update(subs)
+                continue
+            subs = self.whole.get(table)
             if subs:
                 found.update(subs)
+            readers = self.by_column.get(table)
+            if readers:
+                for column in columns:
+                    subs = readers.get(column)
+                    if subs:
+                        found.update(subs)
         return found
+
+
+def _read_set(tables: Iterable[str] | None) -> frozenset[str] | None:
+    # A frozenset is kept as it is: a Reads keeps its columns.
+    return tables if tables is None or isinstance(tables, frozenset) else frozenset(tables)
+
+
+def _discard(index: dict[str, set[Subscription]], key: str, sub: Subscription) -> None:
+    subs = index.get(key)
+    if subs is not None:
+        subs.discard(sub)
+        if not subs:
+            del index[key]
 
 
 class Bus:
@@ -144,6 +189,9 @@ class Bus:
     ) -> Subscription:
         """Call ``callback(message)`` on ``loop`` for each message that may affect ``tables``.
 
+        :param tables: a :class:`~rxdb.updates.Reads` also skips updates of columns it does
+            not read; any other set hears every change to its tables.
+
         :param loop: where the callback runs; defaults to the running loop.
         :param wanted: asked on the *publishing* thread, before anything is scheduled:
             ``False`` skips the delivery, and the wake-up of ``loop`` with it. Must be cheap
@@ -153,7 +201,7 @@ class Bus:
         sub = Subscription(
             self,
             database,
-            None if tables is None else frozenset(tables),
+            _read_set(tables),
             None if kinds is None else frozenset(kinds),
             callback,
             loop or asyncio.get_running_loop(),
@@ -214,7 +262,7 @@ class Bus:
 def _deliver_all(subs: list[Subscription], message: NotifyTablesUpdated) -> None:
     # On the subscribers' loop; one call per subscriber on the hot path of every commit.
     for sub in subs:
-        # The index already matched the tables; only a kind filter is left to check.
+        # The index already matched tables and columns; only a kind filter is left to check.
         if sub._closed or (sub.kinds is not None and not message.affects(sub.tables, sub.kinds)):
             continue
         try:

@@ -7,10 +7,18 @@ cross-process hub can all speak them.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ("NotifyTablesUpdated", "TableUpdate", "UpdateKind")
+__all__ = (
+    "NotifyTablesUpdated",
+    "Reads",
+    "TableUpdate",
+    "UpdateKind",
+    "columns_read",
+    "merge_updates",
+    "union_reads",
+)
 
 
 class UpdateKind(enum.Enum):
@@ -28,13 +36,92 @@ class TableUpdate:
     ``kind`` is ``None`` when the kind is unknown (for example a change announced with
     :meth:`rxdb.Database.notify_updates` by table name only); an unknown kind matches every
     kind filter, so announcing less never hides a change.
+
+    ``columns`` names (folded) every column an ``UPDATE`` may have assigned, the writes of its
+    triggers and foreign-key actions included; ``None`` means any column may have changed, and
+    is what every other kind, and every writer that cannot tell, announces.
     """
 
     table: str
     kind: UpdateKind | None = None
+    columns: frozenset[str] | None = None
 
     def matches(self, kinds: frozenset[UpdateKind] | None) -> bool:
         return kinds is None or self.kind is None or self.kind in kinds
+
+    def touches(self, columns: frozenset[str] | None) -> bool:
+        """Tell whether this change can move a result that reads ``columns`` of the table
+        (``None``: any of them). Only an ``UPDATE`` with known columns can leave it alone:
+        an insert or a delete adds or removes rows, whatever columns are read."""
+        return (
+            columns is None
+            or self.columns is None
+            or self.kind is not UpdateKind.UPDATE
+            or not self.columns.isdisjoint(columns)
+        )
+
+
+def merge_updates(updates: Iterable[TableUpdate]) -> frozenset[TableUpdate]:
+    """One update per (table, kind), its columns the union of theirs (``None`` wins), so a
+    transaction that updates one table in several statements announces it once."""
+    merged: dict[tuple[str, UpdateKind | None], frozenset[str] | None] = {}
+    for update in updates:
+        key = (update.table, update.kind)
+        if key not in merged:
+            merged[key] = update.columns
+        else:
+            known = merged[key]
+            if known is not None:
+                merged[key] = None if update.columns is None else known | update.columns
+    return frozenset(TableUpdate(table, kind, columns) for (table, kind), columns in merged.items())
+
+
+class Reads(frozenset[str]):
+    """The tables a watch reads, and of some of them the columns.
+
+    A set of table names like any other read set, so that whatever only cares about tables
+    (the bus index, diagnostics, older callers) takes it unchanged. ``columns`` maps a table
+    to the columns (folded) whose changes can move the result; a table it does not map may
+    depend on every column.
+    """
+
+    __slots__ = ("columns",)
+    columns: Mapping[str, frozenset[str]]
+
+    def __new__(
+        cls, tables: Iterable[str] = (), columns: Mapping[str, frozenset[str]] | None = None
+    ) -> Reads:
+        self = super().__new__(cls, tables)
+        self.columns = {} if columns is None else {t: c for t, c in columns.items() if t in self}
+        return self
+
+    def columns_of(self, table: str) -> frozenset[str] | None:
+        """The columns of ``table`` a result depends on; ``None``: maybe any."""
+        return self.columns.get(table)
+
+    def __repr__(self) -> str:
+        return f"Reads({sorted(self)!r}, columns={dict(sorted(self.columns.items()))!r})"
+
+
+def union_reads(read_sets: Iterable[frozenset[str]]) -> Reads:
+    """What several read sets read together (``db.watch_many``): a table any of them reads
+    with unknown columns has unknown columns; otherwise the union of their columns."""
+    sets = tuple(read_sets)
+    tables = frozenset[str]().union(*sets)
+    columns: dict[str, frozenset[str]] = {}
+    for table in tables:
+        read = [columns_read(one, table) for one in sets]
+        if None not in read:
+            columns[table] = frozenset[str]().union(*(c for c in read if c is not None))
+    return Reads(tables, columns)
+
+
+def columns_read(tables: frozenset[str], table: str) -> frozenset[str] | None:
+    """What ``tables`` (a read set) reads of ``table``: no column if it does not read the
+    table, its known columns if it is :class:`Reads`, else ``None`` (every column)."""
+    if table not in tables:
+        return frozenset()
+    return tables.columns_of(table) if isinstance(tables, Reads) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +148,16 @@ class NotifyTablesUpdated:
     def affects(
         self, tables: Iterable[str] | None, kinds: frozenset[UpdateKind] | None = None
     ) -> bool:
-        """Tell whether a reader of ``tables`` (``None``: all tables) must look again."""
+        """Tell whether a reader of ``tables`` (``None``: all tables) must look again; with
+        :class:`Reads`, an update of columns it does not read of a table leaves it alone."""
         if self.everything:
             return True
         if tables is None:
             return any(u.matches(kinds) for u in self.updates)
+        if isinstance(tables, Reads):
+            return any(
+                u.table in tables and u.matches(kinds) and u.touches(tables.columns_of(u.table))
+                for u in self.updates
+            )
         wanted = tables if isinstance(tables, frozenset | set) else frozenset(tables)
         return any(u.table in wanted and u.matches(kinds) for u in self.updates)

@@ -29,7 +29,7 @@ from rxdb.bus import Subscription
 from rxdb.engines.seam import EagerWatchSource, WatchSource
 from rxdb.rows import Row, Rows
 from rxdb.streams import QueryStream, Stream
-from rxdb.updates import NotifyTablesUpdated, UpdateKind
+from rxdb.updates import NotifyTablesUpdated, UpdateKind, union_reads
 from rxdb.watch.group import GroupStream, SharedGroup
 from rxdb.watch.scheduler import RunScheduler
 from rxdb.watch.stream import SharedQuery, SharedRows, SharedStream, Subscribe, params_key
@@ -176,15 +176,16 @@ class WatchRegistry:
             completed()
 
     async def _read_set(self, texts: tuple[str, ...]) -> frozenset[str] | None:
-        """The tables ``texts`` read together (``None``: every table)."""
+        """The tables ``texts`` read together (``None``: every table), with the columns
+        all of them know (a :class:`~rxdb.updates.Reads`; see :func:`union_reads`)."""
         await self._ready()
-        tables: set[str] = set()
+        reads: list[frozenset[str]] = []
         for sql in texts:
             read = await self._engine.read_set(sql)
             if read is None:
                 return None
-            tables |= read
-        return frozenset(tables)
+            reads.append(read)
+        return reads[0] if len(reads) == 1 else union_reads(reads)
 
     def _subscribe(
         self,

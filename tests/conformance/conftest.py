@@ -36,7 +36,7 @@ import pytest
 import rxdb
 from rxdb.api import AsyncDatabase
 from rxdb.boundary.loop_thread import LoopThread
-from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
+from rxdb.updates import NotifyTablesUpdated, UpdateKind
 from tests.conformance.async_over_blocking import AsyncOverBlocking
 from tests.conformance.dialects import dialect
 from tests.conftest import Recorder, subscribed
@@ -276,9 +276,6 @@ async def caught_up(db: AsyncDatabase) -> None:
         await marker_commit(db, heard)
 
 
-MARKER = TableUpdate("t", UpdateKind.UPDATE)
-
-
 async def marker_commit(
     db: AsyncDatabase, heard: Recorder[NotifyTablesUpdated]
 ) -> list[NotifyTablesUpdated]:
@@ -291,7 +288,8 @@ async def marker_commit(
     marker's has, every earlier one has.
     """
     await db.execute("UPDATE t SET x = x WHERE id = (SELECT min(id) FROM t)")
-    await heard.wait_for(lambda seen: any(MARKER in m.updates for m in seen.values))
+    marker = dialect(db).updates("t", UpdateKind.UPDATE, "x")
+    await heard.wait_for(lambda seen: any(marker <= m.updates for m in seen.values))
     return list(heard.values)
 
 

@@ -46,6 +46,8 @@ class Dialect:
     :ivar one_message_per_commit: whether ``table_updates`` gives each commit exactly one
         message (PostgreSQL's listener hands a commit's notifications over together most of
         the time, and those of commits it hears together as one).
+    :ivar update_columns: whether a message names the columns an ``UPDATE`` assigned (else
+        any column may have changed).
     :ivar schema: the schema that qualifies table names in messages, if any.
     :ivar missing_table: the code of an error naming a table that does not exist.
     :ivar duplicate_key: the code of an error inserting a primary key that exists.
@@ -57,6 +59,7 @@ class Dialect:
     has_rowid: bool
     atomic_batches: bool
     one_message_per_commit: bool
+    update_columns: bool
     schema: str | None
     missing_table: str
     duplicate_key: str
@@ -67,9 +70,11 @@ class Dialect:
         """Every name a message gives a table of the default schema."""
         return frozenset({table, f"{self.schema}.{table}"} if self.schema else {table})
 
-    def updates(self, table: str, kind: UpdateKind) -> frozenset[TableUpdate]:
-        """What a message of one write of ``kind`` to ``table`` holds."""
-        return frozenset(TableUpdate(name, kind) for name in self.names(table))
+    def updates(self, table: str, kind: UpdateKind, *columns: str) -> frozenset[TableUpdate]:
+        """What a message of one write of ``kind`` to ``table`` holds; an ``UPDATE``
+        assigned ``columns``."""
+        named = frozenset(columns) if columns and self.update_columns else None
+        return frozenset(TableUpdate(name, kind, named) for name in self.names(table))
 
 
 async def read_sqlite_file(target: Path, sql: str) -> Values:
@@ -106,6 +111,7 @@ SQLITE = Dialect(
     has_rowid=True,
     atomic_batches=False,
     one_message_per_commit=True,
+    update_columns=True,
     schema=None,
     missing_table="SQLITE_ERROR",  # SQLite's code for every refusal at prepare time
     duplicate_key="SQLITE_CONSTRAINT_PRIMARYKEY",
@@ -117,6 +123,7 @@ POSTGRES = Dialect(
     has_rowid=False,
     atomic_batches=True,
     one_message_per_commit=False,
+    update_columns=False,
     schema="public",
     missing_table="42P01",  # undefined_table
     duplicate_key="23505",  # unique_violation

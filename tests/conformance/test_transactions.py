@@ -105,7 +105,7 @@ class TestWatchersHearOnce:
             heard = await marker_commit(db, updates)
         codes = dialect(db)
         wrote = codes.updates("t", UpdateKind.INSERT) | codes.updates("t", UpdateKind.DELETE)
-        marker = codes.updates("t", UpdateKind.UPDATE)
+        marker = codes.updates("t", UpdateKind.UPDATE, "x")
         if codes.one_message_per_commit:
             assert [m.updates for m in heard] == [wrote, marker]
         else:  # what it wrote, in messages after its commit
@@ -117,4 +117,4 @@ class TestWatchersHearOnce:
         with subscribed(db.table_updates(["t"]), updates):
             await undone(db, lambda: db.execute("INSERT INTO t(x) VALUES (2)"))
             heard = await marker_commit(db, updates)
-        assert [m.updates for m in heard] == [dialect(db).updates("t", UpdateKind.UPDATE)]
+        assert [m.updates for m in heard] == [dialect(db).updates("t", UpdateKind.UPDATE, "x")]

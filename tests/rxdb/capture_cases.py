@@ -23,8 +23,9 @@ Call = tuple[frozenset[TableUpdate], bool]
 Rows = list[tuple[Any, ...]]
 
 
-def tu(table: str, kind: UpdateKind | None = None) -> TableUpdate:
-    return TableUpdate(table, kind)
+def tu(table: str, kind: UpdateKind | None = None, *columns: str) -> TableUpdate:
+    """A table update; an ``UPDATE`` names the columns it assigned (none: unknown)."""
+    return TableUpdate(table, kind, frozenset(columns) if columns else None)
 
 
 def writes(*updates: TableUpdate) -> Call:
@@ -117,7 +118,7 @@ PLAIN_WRITES = [
         "update_reports_table_with_update_kind",
         ONE_T,
         ("UPDATE t SET x = 2",),
-        (writes(tu("t", UPDATE)),),
+        (writes(tu("t", UPDATE, "x")),),
     ),
     Case(
         "delete_reports_table_with_delete_kind",
@@ -199,7 +200,7 @@ INDIRECT_WRITES = [
         CREATE TRIGGER b_c AFTER INSERT ON b BEGIN UPDATE c SET x = new.x; DELETE FROM c; END;
         """,
         ("INSERT INTO a VALUES (1)",),
-        (writes(tu("a", INSERT), tu("b", INSERT), tu("c", UPDATE), tu("c", DELETE)),),
+        (writes(tu("a", INSERT), tu("b", INSERT), tu("c", UPDATE, "x"), tu("c", DELETE)),),
         at_least=True,
     ),
     Case(
@@ -216,7 +217,7 @@ INDIRECT_WRITES = [
         INSERT INTO grandchild VALUES (100, 10);
         """,
         ("DELETE FROM parent WHERE id = 1",),
-        (writes(tu("parent", DELETE), tu("child", DELETE), tu("grandchild", UPDATE)),),
+        (writes(tu("parent", DELETE), tu("child", DELETE), tu("grandchild", UPDATE, "cid")),),
         rows={"SELECT * FROM grandchild": [(100, None)]},
     ),
     Case(
@@ -255,7 +256,7 @@ INDIRECT_WRITES = [
             Run(UPSERT, ("a",)),  # the UPDATE branch
             Run(UPSERT, ("b",)),  # the INSERT branch
         ),
-        (writes(tu("t", INSERT), tu("t", UPDATE)),) * 2,
+        (writes(tu("t", INSERT), tu("t", UPDATE, "n")),) * 2,
         rows={"SELECT * FROM t ORDER BY k": [("a", 2), ("b", 1)]},
     ),
     Case(
@@ -323,7 +324,7 @@ TRANSACTIONS = [
             NOTHING_YET,
             "COMMIT",
         ),
-        (writes(tu("a", INSERT), tu("b", UPDATE)),),
+        (writes(tu("a", INSERT), tu("b", UPDATE, "x")),),
     ),
     *(
         Case(
@@ -649,7 +650,7 @@ TABLE_NAMES = [
         ("INSERT INTO t VALUES (1)", "UPDATE aux.t SET x = 2"),
         (
             writes(tu("aux.t", INSERT), tu("t", INSERT)),
-            writes(tu("aux.t", UPDATE), tu("t", UPDATE)),
+            writes(tu("aux.t", UPDATE, "x"), tu("t", UPDATE, "x")),
         ),
     ),
     Case(
@@ -698,4 +699,87 @@ TABLE_NAMES = [
     ),
 ]
 
-CASES = PLAIN_WRITES + INDIRECT_WRITES + BATCHES + TRANSACTIONS + SCHEMA_CHANGES + TABLE_NAMES
+KEYED = "CREATE TABLE t(id INTEGER PRIMARY KEY, x, y, z); INSERT INTO t VALUES (1, 1, 1, 1);"
+
+# What an UPDATE announces of its columns: those it assigns, folded, including what its
+# triggers and foreign-key actions assign; None (any column) where more may change.
+UPDATED_COLUMNS = [
+    Case(
+        "update_names_each_assigned_column_folded",
+        KEYED,
+        ('UPDATE t SET X = 2, "y" = 3',),
+        (writes(tu("t", UPDATE, "x", "y")),),
+    ),
+    Case(
+        "row_value_assignment_names_every_column",
+        KEYED,
+        ("UPDATE t SET (x, z) = (5, 6)",),
+        (writes(tu("t", UPDATE, "x", "z")),),
+    ),
+    Case(
+        "integer_primary_key_is_named_as_itself",
+        KEYED,
+        ("UPDATE t SET id = 2",),
+        (writes(tu("t", UPDATE, "id")),),
+    ),
+    *(
+        Case(
+            f"assigning_{alias}_may_change_any_column",
+            KEYED,
+            (f"UPDATE t SET {alias} = 7",),
+            (writes(tu("t", UPDATE)),),
+        )
+        for alias in ("rowid", "oid", "_rowid_")
+    ),
+    Case(
+        # The row it deletes goes unreported: the read side counts x (a unique key) as read
+        # by every reader of t (see rxdb/engines/sqlite/read_columns.py).
+        "update_or_replace_names_only_what_it_assigns",
+        KEYED + "CREATE UNIQUE INDEX tx ON t(x); INSERT INTO t VALUES (2, 2, 2, 2);",
+        ("UPDATE OR REPLACE t SET x = 1 WHERE id = 2",),
+        (writes(tu("t", UPDATE, "x")),),
+        rows={"SELECT id FROM t": [(2,)]},
+    ),
+    Case(
+        "trigger_and_cascade_assignments_are_named",
+        """
+        PRAGMA foreign_keys = ON;
+        CREATE TABLE p(id INTEGER PRIMARY KEY, k UNIQUE, note);
+        CREATE TABLE c(id INTEGER PRIMARY KEY, pk REFERENCES p(k) ON UPDATE CASCADE, w);
+        CREATE TABLE log(at, n);
+        CREATE TRIGGER p_log AFTER UPDATE OF note ON p BEGIN UPDATE log SET at = 1; END;
+        INSERT INTO p VALUES (1, 'a', ''); INSERT INTO c VALUES (1, 'a', 0);
+        INSERT INTO log VALUES (0, 0);
+        """,
+        ("UPDATE p SET k = 'b', note = 'x'",),
+        (writes(tu("p", UPDATE, "k", "note"), tu("c", UPDATE, "pk"), tu("log", UPDATE, "at")),),
+    ),
+    Case(
+        "one_transaction_announces_a_table_once_with_all_its_columns",
+        KEYED,
+        ("BEGIN", "UPDATE t SET x = 2", "UPDATE t SET y = 2", "COMMIT"),
+        (writes(tu("t", UPDATE, "x", "y")),),
+    ),
+    Case(
+        "a_rowid_assignment_in_a_transaction_makes_the_table_any_column",
+        KEYED,
+        ("BEGIN", "UPDATE t SET x = 2", "UPDATE t SET rowid = 5", "COMMIT"),
+        (writes(tu("t", UPDATE)),),
+    ),
+    Case(
+        "setting_pragma_announces_any_column",
+        "",
+        ("PRAGMA user_version = 3",),
+        (writes(tu("pragma_user_version", UPDATE)),),
+    ),
+]
+
+CASES = (
+    PLAIN_WRITES
+    + INDIRECT_WRITES
+    + BATCHES
+    + TRANSACTIONS
+    + SCHEMA_CHANGES
+    + TABLE_NAMES
+    + UPDATED_COLUMNS
+)

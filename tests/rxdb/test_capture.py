@@ -335,7 +335,7 @@ class TestNotifications:
             assert message.origin == db.origin
             assert not message.everything
         assert first.updates == {tu("a", INSERT)}
-        assert second.updates == {tu("a", INSERT), tu("a", UPDATE), tu("b", INSERT)}
+        assert second.updates == {tu("a", INSERT), tu("a", UPDATE, "x"), tu("b", INSERT)}
         assert third.updates == {tu("b", INSERT)}
         assert second.sequence == first.sequence + 1
         assert third.sequence == second.sequence + 1
@@ -581,7 +581,7 @@ class TestExplicitTransactions:
                 async with db.transaction():
                     await db.execute("UPDATE a SET x = 2")
             [message] = await recorder.wait_count(1)
-        assert message.updates == {tu("a", INSERT), tu("a", UPDATE)}
+        assert message.updates == {tu("a", INSERT), tu("a", UPDATE, "x")}
         assert await db.fetch_all("SELECT x FROM a") == [(2,)]
         assert await db.fetch_all("SELECT x FROM b") == []
 

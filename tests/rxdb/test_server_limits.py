@@ -17,9 +17,13 @@ from hypothesis import strategies as st
 import rxdb
 from rxdb.remote.server import Server, serve
 from rxdb.remote.wire.errors import error_from_wire
-from rxdb.remote.wire.messages import Failure, Response
+from rxdb.remote.wire.messages import PROTOCOL_VERSION, Failure, Response
 from tests.conftest import WAIT, Recorder
 from tests.rxdb.raw_peer import RawPeer, raw_peer
+
+# The start of a msgpack array of 4 (3) whose first item is this side's protocol version.
+V4 = bytes((0x94, PROTOCOL_VERSION))
+V3 = bytes((0x93, PROTOCOL_VERSION))
 
 COUNT = "SELECT count(*) FROM t"
 
@@ -222,11 +226,11 @@ async def _malformed_then_well_formed(peer: RawPeer, operation: Any) -> None:
     "payload",
     [
         # text that is not UTF-8, as the SQL
-        b"\x94\x05\xa7request\x01\x94\xa7execute\xa1\xff\x90\xc0",
+        V4 + b"\xa7request\x01\x94\xa7execute\xa1\xff\x90\xc0",
         # an extension value (a row) whose body is not an array
-        b"\x94\x05\xa7request\x01\x94\xa7execute\xa1x\x91\xd4\x01\x01\xc0",
+        V4 + b"\xa7request\x01\x94\xa7execute\xa1x\x91\xd4\x01\x01\xc0",
         # an extension code nobody knows
-        b"\x94\x05\xa7request\x01\x94\xa7execute\xa1x\x91\xd4\x63\x01\xc0",
+        V4 + b"\xa7request\x01\x94\xa7execute\xa1x\x91\xd4\x63\x01\xc0",
     ],
     ids=["not-utf8", "bad-row", "unknown-ext"],
 )
@@ -250,8 +254,8 @@ async def test_values_msgpack_refuses_fail_only_their_request(
     "payload",
     [
         b"\xc1\xc1",  # not msgpack
-        b"\x94\x05\xa7request\xcf\x80\x00\x00\x00\x00\x00\x00\x00\x90",  # an id over 63 bits
-        b"\x93\x05\xa7request\x01",  # no operation at all
+        V4 + b"\xa7request\xcf\x80\x00\x00\x00\x00\x00\x00\x00\x90",  # an id over 63 bits
+        V3 + b"\xa7request\x01",  # no operation at all
     ],
     ids=["garbage", "id-over-63-bits", "no-operation"],
 )

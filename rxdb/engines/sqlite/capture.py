@@ -5,6 +5,13 @@ including trigger bodies, foreign-key cascades, REPLACE's implicit deletes and I
 triggers — plus DDL and transaction control. The authorizer only fires on prepare, so
 the writer runs without the sqlite3 module's statement cache.
 
+An ``UPDATE`` is announced with the columns it assigns (SQLite reports each, for the
+statement, its triggers and its foreign-key actions), so that a watch reading none of them can
+stay put; an assignment to the rowid (reported as ``ROWID`` whichever alias was written; an
+``INTEGER PRIMARY KEY`` is reported by its own name) announces ``None`` (any column). What else
+an UPDATE can move (generated columns, rows deleted by a ``REPLACE`` conflict) is the read
+side's to account for: see :mod:`rxdb.engines.sqlite.read_columns`.
+
 A ``PRAGMA name = value`` that changes the file for every connection (``user_version``...)
 changes no row, yet moves what ``pragma_<name>`` reads: it is announced as a change to the
 table ``pragma_<name>``, the name under which ``parser.dependencies`` lets a watch depend on it.
@@ -21,7 +28,7 @@ from dataclasses import dataclass, field
 
 from parser import fold_name
 from parser.dependencies import SETTING_PRAGMAS
-from rxdb.updates import TableUpdate, UpdateKind
+from rxdb.updates import TableUpdate, UpdateKind, merge_updates
 
 __all__ = (
     "BufferCallback",
@@ -36,11 +43,10 @@ CommitCallback = Callable[[frozenset[TableUpdate], bool, tuple[int, int] | None]
 something; ``wal_changes`` as in :class:`rxdb.updates.NotifyTablesUpdated`."""
 BufferCallback = Callable[[frozenset[TableUpdate], bool], None]
 
-_WRITE_KINDS = {
-    sqlite3.SQLITE_INSERT: UpdateKind.INSERT,
-    sqlite3.SQLITE_UPDATE: UpdateKind.UPDATE,
-    sqlite3.SQLITE_DELETE: UpdateKind.DELETE,
-}
+_ROW_KINDS = {sqlite3.SQLITE_INSERT: UpdateKind.INSERT, sqlite3.SQLITE_DELETE: UpdateKind.DELETE}
+# What SQLite reports for an assignment to the rowid, whichever alias; the other aliases too,
+# in case a version reports the name written.
+_ROWID_NAMES = frozenset({"rowid", "oid", "_rowid_"})
 _SCHEMA_CODES = frozenset(
     getattr(sqlite3, name)
     for name in (
@@ -80,14 +86,35 @@ class StatementEffects:
 @dataclass(slots=True)
 class _Recorder:
     writes: set[TableUpdate] = field(default_factory=set)
+    # Table -> columns an UPDATE assigns; None: any column.
+    updated: dict[str, set[str] | None] = field(default_factory=dict)
     schema: bool = False
     transaction: str | None = None
     savepoint: tuple[str, str] | None = None
     settings: set[TableUpdate] = field(default_factory=set)
 
+    def update(self, table: str, column: str | None) -> None:
+        folded = None if not column else fold_name(column)
+        known = self.updated.get(table, set())
+        if known is None:
+            return
+        if folded is None or folded in _ROWID_NAMES:
+            self.updated[table] = None
+        else:
+            known.add(folded)
+            self.updated[table] = known
+
     def build(self) -> StatementEffects:
+        writes = self.writes
+        if self.updated:
+            writes = writes | {
+                TableUpdate(
+                    table, UpdateKind.UPDATE, None if columns is None else frozenset(columns)
+                )
+                for table, columns in self.updated.items()
+            }
         return StatementEffects(
-            frozenset(self.writes),
+            frozenset(writes),
             self.schema,
             self.transaction,
             self.savepoint,
@@ -113,9 +140,12 @@ class WriteCapture:
         _trigger: str | None,
     ) -> int:
         rec = self._recorder
-        kind = _WRITE_KINDS.get(code)
+        kind = _ROW_KINDS.get(code)
         if kind is not None and arg1 is not None:
             rec.writes.update(TableUpdate(name, kind) for name in table_names(schema, arg1))
+        elif code == sqlite3.SQLITE_UPDATE and arg1 is not None:
+            for name in table_names(schema, arg1):
+                rec.update(name, arg2)
         elif code in _SCHEMA_CODES:
             rec.schema = True
         elif code == sqlite3.SQLITE_TRANSACTION:
@@ -186,7 +216,7 @@ class TransactionBuffer:
             updates |= level.updates
             schema = schema or level.schema
         if updates or schema:
-            self._on_commit(frozenset(updates), schema)
+            self._on_commit(merge_updates(updates), schema)
 
     def _savepoint(self, op: str, name: str) -> None:
         if op == "BEGIN":

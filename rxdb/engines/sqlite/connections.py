@@ -67,9 +67,10 @@ class ReaderConnection(sqlite3.Connection):
 
     def probe_reads(
         self, sql: str, restore: Authorizer | None = None
-    ) -> list[tuple[str | None, str]]:
-        """The ``(schema, table)`` pairs SQLite's authorizer reports reading while it prepares
-        ``sql`` (without running it), for a cross-check of the parser's read set.
+    ) -> list[tuple[str | None, str, str]]:
+        """The ``(schema, table, column)`` reads SQLite's authorizer reports while it prepares
+        ``sql`` (without running it; column ``""`` for a table no column of which is read),
+        for a cross-check of the parser's read set and the columns a result depends on.
 
         ``EXPLAIN`` goes through ``executescript``, which prepares afresh, outside the
         statement cache (a cached statement is not prepared, so reports nothing) and binds no
@@ -77,13 +78,13 @@ class ReaderConnection(sqlite3.Connection):
         """
         if len(split_script(sql)) != 1:  # EXPLAIN would cover the first statement only
             raise sqlite3.ProgrammingError("You can only execute one statement at a time.")
-        reads: list[tuple[str | None, str]] = []
+        reads: list[tuple[str | None, str, str]] = []
 
         def authorize(
-            code: int, arg1: str | None, _arg2: str | None, schema: str | None, _: str | None
+            code: int, arg1: str | None, arg2: str | None, schema: str | None, _: str | None
         ) -> int:
             if code == sqlite3.SQLITE_READ and arg1 is not None:
-                reads.append((schema, arg1))
+                reads.append((schema, arg1, arg2 or ""))
             return sqlite3.SQLITE_OK
 
         self.set_authorizer(authorize)

@@ -245,8 +245,8 @@ class Engine:
                 record(queries[index][0], started)
         return translated
 
-    async def probe_reads(self, sql: str) -> list[tuple[str | None, str]]:
-        """The ``(schema, table)`` pairs SQLite's authorizer reports that ``sql`` reads, as the
+    async def probe_reads(self, sql: str) -> list[tuple[str | None, str, str]]:
+        """The ``(schema, table, column)`` reads SQLite's authorizer reports of ``sql``, as the
         connection that runs watches prepares it (a reader; the writer when there is only
         one), without running it. One hop; a cross-check of the parser, not on any re-run.
 

@@ -5,8 +5,11 @@ schemas of the connection that runs the watch (every schema it has: temp, main, 
 replaces views, virtual tables, ``sqlite_sequence`` and pragma functions by the tables whose
 announced writes move them. As a safety net for the parser's blind spots, SQLite's own
 authorizer is asked once per query and schema what preparing the query reads, and that is added
-(never subtracted: the authorizer alone misses tables, see NOTES.md). Both run when a watch
-analyses its query (at its start, after a schema change), never on a re-run.
+(never subtracted: the authorizer alone misses tables, see NOTES.md). The same reports name the
+columns read, from which :mod:`~rxdb.engines.sqlite.read_columns` tells, with facts from the
+schema, which columns of each table a result depends on: the answer is a
+:class:`~rxdb.updates.Reads`. All of it runs when a watch analyses its query (at its start,
+after a schema change), never on a re-run.
 
 This module knows nothing of :class:`rxdb.Database`: it is given the two reads it needs.
 """
@@ -20,15 +23,24 @@ from parser import Catalog, StatementKind, Unanalyzable, analyze, dependencies
 from parser.names import qualified_name
 from rxdb._types import Params
 from rxdb.engines.schema_cache import SchemaCache
-from rxdb.errors import BusyError, ProgrammingError
+from rxdb.engines.sqlite.read_columns import (
+    ColumnFacts,
+    Report,
+    facts_sql,
+    parse_facts,
+    read_columns,
+)
+from rxdb.errors import BusyError, DatabaseError, ProgrammingError
 from rxdb.rows import Row
+from rxdb.updates import Reads
 
 __all__ = ("ReadSets",)
 
 Fetch = Callable[[str, Params], Awaitable[list[Row]]]
 """Run a query on a connection that runs watches; its rows."""
-Probe = Callable[[str], Awaitable[Iterable[tuple[str | None, str]]]]
-"""Prepare a query there and return the ``(schema, table)`` pairs the authorizer reports read."""
+Probe = Callable[[str], Awaitable[Iterable[Report]]]
+"""Prepare a query there and return the ``(schema, table, column)`` reads the authorizer
+reports (column ``""``: the table, no column of it)."""
 
 # Bounds the memo of authorizer reports: one entry per distinct watched text.
 _PROBED_SIZE = 4096
@@ -61,15 +73,19 @@ class ReadSets:
         self._fetch = fetch
         self._probe = probe
         self._catalog = SchemaCache(self._load)
-        self._probed: dict[str, asyncio.Future[frozenset[str]]] = {}
+        self._facts = SchemaCache(self._load_facts)
+        self._probed: dict[str, asyncio.Future[frozenset[Report]]] = {}
         self._probed_in: Catalog | None = None
 
     def schema_may_have_changed(self) -> None:
         """Forget the schemas: the next analysis reads them again."""
         self._catalog.forget()
+        self._facts.forget()  # indexes and triggers change no catalog
 
     async def read_set(self, sql: str) -> frozenset[str] | None:
-        """The tables a watch of ``sql`` depends on; ``None`` means "all of them".
+        """The tables a watch of ``sql`` depends on; ``None`` means "all of them". A
+        :class:`~rxdb.updates.Reads` when the query could be probed: then with the columns
+        of those tables that can be told.
 
         :raises rxdb.ProgrammingError: if ``sql`` is not a query.
         :raises rxdb.DatabaseError: if SQLite cannot prepare it where watches run (a TEMP
@@ -85,14 +101,22 @@ class ReadSets:
             )
         catalog = await self._catalog.get()
         names = analysis.reads | analysis.functions
-        if not analysis.multiple:  # several statements cannot run as a watch anyway
-            probed = await self._probed_reads(sql, catalog)
-            if probed is None:
-                return None
-            names |= probed
-        return dependencies(names, catalog)
+        if analysis.multiple:  # several statements cannot run as a watch anyway
+            return dependencies(names, catalog)
+        reports = await self._probed_reads(sql, catalog)
+        if reports is None:
+            return None
+        names |= {qualified_name(table, schema or "") for schema, table, _ in reports}
+        tables = dependencies(names, catalog)
+        if tables is None:
+            return None
+        try:
+            facts = await self._facts.get()
+        except DatabaseError:
+            return tables  # no facts (a table SQLite cannot describe): every column
+        return Reads(tables, read_columns(sql, tables, reports, catalog, facts))
 
-    async def _probed_reads(self, sql: str, catalog: Catalog) -> frozenset[str] | None:
+    async def _probed_reads(self, sql: str, catalog: Catalog) -> frozenset[Report] | None:
         # Memoised per catalog (an equal catalog means SQLite prepares the query the same way),
         # and shared by the watches of one text that start together.
         if self._probed_in != catalog:
@@ -111,9 +135,8 @@ class ReadSets:
             if failed and self._probed.get(sql) is probing:
                 del self._probed[sql]  # the next analysis looks again
 
-    async def _probe_once(self, sql: str) -> frozenset[str]:
-        reports = await self._probe(sql)
-        return frozenset(qualified_name(table, schema or "") for schema, table in reports)
+    async def _probe_once(self, sql: str) -> frozenset[Report]:
+        return frozenset(await self._probe(sql))
 
     async def _load(self) -> Catalog:
         # Only the names: the file column is text SQLite may fail to decode (a file name
@@ -124,3 +147,8 @@ class ReadSets:
         for index, kind, name, sql in await self._fetch(_catalog_sql(schemas), ()):
             rows[schemas[index]].append((kind, name, sql))
         return Catalog(rows)
+
+    async def _load_facts(self) -> ColumnFacts:
+        catalog = await self._catalog.get()
+        schemas = catalog.schemas
+        return parse_facts(schemas, await self._fetch(facts_sql(schemas), ()))

@@ -63,10 +63,11 @@ __all__ = (
     "tokens_match",
 )
 
-PROTOCOL_VERSION: Final = 5
+PROTOCOL_VERSION: Final = 6
 """2 -> 3: typed operations, ``Notify`` and table-updates events in one encoding, backup
 progress as its own value, ``Welcome.database`` required. 3 -> 4: errors carry the SQLSTATE.
-4 -> 5: ``watch`` carries ``recover`` and ``states``; ``watch_many``; state events."""
+4 -> 5: ``watch`` carries ``recover`` and ``states``; ``watch_many``; state events.
+5 -> 6: a table update may name the columns an ``UPDATE`` assigned (``[table, kind, columns]``)."""
 
 MAX_TOKEN_LEN: Final = 1024
 MAX_NAME_LEN: Final = 256  # roles, epochs

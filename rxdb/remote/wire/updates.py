@@ -3,8 +3,9 @@
 A hub's ``Notify`` message and a server's table-updates event carry the same fields, made and
 checked here: ``[database, origin, sequence, everything, updates, wal_changes]``, where
 ``updates`` is ``[[table, kind or null], ...]`` sorted by table and kind (so that equal
-messages encode to equal bytes) and ``wal_changes`` is ``null`` or two unsigned 32-bit
-integers. Anything else from a peer is a :class:`~rxdb.errors.ProtocolError`.
+messages encode to equal bytes), an ``UPDATE`` whose columns are known being
+``[table, "update", [column, ...]]`` (columns sorted), and ``wal_changes`` is ``null`` or two
+unsigned 32-bit integers. Anything else from a peer is a :class:`~rxdb.errors.ProtocolError`.
 """
 
 from __future__ import annotations
@@ -70,17 +71,28 @@ def notify_from_wire(fields: Any) -> NotifyTablesUpdated:
 
 
 def update_to_wire(update: TableUpdate) -> list[Any]:
-    return [update.table, None if update.kind is None else update.kind.value]
+    fields: list[Any] = [update.table, None if update.kind is None else update.kind.value]
+    if update.columns is not None and update.kind is UpdateKind.UPDATE:
+        fields.append(sorted(update.columns))
+    return fields
 
 
-def update_from_wire(pair: Any) -> TableUpdate:
-    """:raises ProtocolError: for anything but ``[table, kind or null]``."""
-    if not isinstance(pair, list) or len(pair) != 2:
-        raise ProtocolError("a table update must be [table, kind]")
-    table, kind = pair
+def update_from_wire(fields: Any) -> TableUpdate:
+    """:raises ProtocolError: for anything but ``[table, kind or null]`` or
+    ``[table, "update", [column, ...]]``."""
+    if not isinstance(fields, list) or len(fields) not in (2, 3):
+        raise ProtocolError("a table update must be [table, kind] or [table, kind, columns]")
+    table, kind = fields[0], fields[1]
     if type(kind) not in (str, type(None)) or kind not in _KINDS:
         raise ProtocolError(f"unknown update kind {kind!r}")
-    return TableUpdate(check_str(table), _KINDS[kind])
+    columns = None
+    if len(fields) == 3:
+        if _KINDS[kind] is not UpdateKind.UPDATE:
+            raise ProtocolError(f"only an update names columns, not {kind!r}")
+        if not isinstance(fields[2], list):
+            raise ProtocolError("an update's columns must be an array")
+        columns = frozenset(check_str(column) for column in fields[2])
+    return TableUpdate(check_str(table), _KINDS[kind], columns)
 
 
 def kinds_from_wire(values: Iterable[Any]) -> list[UpdateKind]:
@@ -94,5 +106,5 @@ def kinds_from_wire(values: Iterable[Any]) -> list[UpdateKind]:
     return kinds
 
 
-def _update_order(pair: list[Any]) -> tuple[str, str]:
-    return pair[0], pair[1] or ""
+def _update_order(fields: list[Any]) -> tuple[str, str, list[str]]:
+    return fields[0], fields[1] or "", fields[2] if len(fields) == 3 else []
