@@ -107,9 +107,10 @@ class TestTheWriterRunsCheapWatches:
     ) -> None:
         await make_t(any_db)
         await any_db.execute("INSERT INTO t(x) VALUES (1)")
+        counted = "SELECT count(*) FROM t WHERE x > 0"  # reads x: an update of x re-runs it
         async with (
-            watching(any_db, distinct=False) as (_, rec),
-            watching(any_db) as (_, rec_distinct),
+            watching(any_db, counted, distinct=False) as (_, rec),
+            watching(any_db, counted) as (_, rec_distinct),
         ):
             await any_db.execute("UPDATE t SET x = 2")  # the count stays 1
             assert rec.values == [[(1,)], [(1,)]]
