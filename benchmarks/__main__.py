@@ -9,6 +9,7 @@ import gc
 import shlex
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -81,12 +82,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-async def run_groups(sizes: Sizes, names: Sequence[str], results: Results) -> dict[str, float]:
+async def run_groups(
+    sizes: Sizes, names: Sequence[str], results: Results, failed: list[str] | None = None
+) -> dict[str, float]:
+    """Run the groups in turn. Given ``failed``, a group that raises is reported (its
+    traceback printed, its name appended) and the others still run: one PostgreSQL restart by
+    another suite must not cost a long ``--repeat`` run everything it measured."""
     seconds = {}
     for name in names:
         gc.collect()
         t0 = time.perf_counter()
-        await GROUPS[name][1](sizes, results)
+        try:
+            await GROUPS[name][1](sizes, results)
+        except Exception:
+            if failed is None:
+                raise
+            traceback.print_exc()
+            print(f"group {name} failed (traceback above); the run goes on without the rest of it")
+            failed.append(name)
         seconds[name] = round(time.perf_counter() - t0, 1)
     return seconds
 
@@ -101,12 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: list[Results] = []
     seconds: list[dict[str, float]] = []
     loads = []
+    failed: list[str] = []
     t0 = time.perf_counter()
     for n in range(args.repeat):
         if args.repeat > 1:
             print(f"run {n + 1} of {args.repeat}, load average {machine.load_average()}")
         runs.append(Results())
-        seconds.append(asyncio.run(run_groups(sizes, args.groups, runs[-1])))
+        seconds.append(asyncio.run(run_groups(sizes, args.groups, runs[-1], failed)))
         loads.append(machine.load_average())
     elapsed = time.perf_counter() - t0
     results = runs[0] if args.repeat == 1 else repeat.merge(runs)
@@ -130,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load average after each run": loads,
         "seconds": seconds[0] if args.repeat == 1 else seconds,
         "issue_14": issue14.judge(results),
+        "failed groups": failed,
     }
     if args.charts:
         if charts.available():
@@ -144,7 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         report.write_json(args.json, report.to_json(results, meta))
         print(f"json: {args.json}")
-    return 0
+    if failed:
+        print(f"failed groups (their tracebacks are above): {failed}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import pytest
 
 from benchmarks import __main__ as cli
 from benchmarks import charts, issue14, peer, repeat, report
-from benchmarks._common import SMOKE, Figure, Results
+from benchmarks._common import SMOKE, Figure, Results, Sizes
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every figure the report knows how to order must be produced by some group, and no other.
@@ -76,6 +76,21 @@ def test_benchmarks_command_line_writes_json(tmp_path: Path) -> None:
     assert payload["machine"]["sqlite"]
 
 
+def test_benchmarks_a_failing_group_is_reported_and_the_others_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def failing(sizes: Sizes, results: Results) -> None:
+        raise ConnectionResetError("the server restarted")
+
+    monkeypatch.setitem(cli.GROUPS, "boom", ("fails", failing))
+    results, failed = Results(), list[str]()
+    asyncio.run(cli.run_groups(SMOKE, ["boom", "parser"], results, failed))
+    assert failed == ["boom"]
+    assert {f.id for f in results.figures} == {"9c", "9w"}
+    with pytest.raises(ConnectionResetError):  # without a list to report into, it raises
+        asyncio.run(cli.run_groups(SMOKE, ["boom"], Results()))
+
+
 def test_benchmarks_command_line_rejects_unknown_group() -> None:
     with pytest.raises(SystemExit):
         cli.parse_args(["--only", "nope"])
@@ -122,12 +137,16 @@ def test_benchmarks_issue14_table_judges_each_row_by_the_issue_goal() -> None:
     results.add(_figure("imp.o", 600.0, 1.9))
     results.add(_figure("3", 0.4, 5.0, p99=3.0))  # median met, p99 over 2 ms
     results.add(_figure("peer", 0.2, None))  # ran without the peer
+    # The big group ranks its sizes: in quick mode 100,000 rows is its second figure.
+    results.add(_figure("B1e", 30.0, 0.5)).title = "commit -> emission, 30,000 rows"
+    results.add(_figure("B2e", 90.0, 1.1)).title = "commit -> emission, 100,000 rows"
     verdicts = {row["figures"][0]: row["result"] for row in issue14.judge(results)}
     assert verdicts["1"] == "pass"
     assert verdicts["imp.o"] == "miss"
     assert verdicts["3"] == "miss"
     assert verdicts["peer"] == "no baseline"
     assert verdicts["4"] == "not run"
+    assert verdicts["B2e"] == "miss"
     assert "not run" in issue14.table(results)
 
 
