@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 import rxdb
 from rxdb.bus import Bus
 from rxdb.errors import ProtocolError
+from rxdb.remote.wire.messages import Notify, Request, decode_message, encode_message
+from rxdb.remote.wire.operations import NotifyUpdates
 from rxdb.remote.wire.updates import notify_from_wire, notify_to_wire, update_from_wire
 from rxdb.updates import (
     NotifyTablesUpdated,
@@ -195,6 +197,16 @@ class TestWire:
         fields = notify_to_wire(message)
         assert fields[4] == [["t", "insert"], ["t", "update", ["a", "b"]], ["u", "update"]]
         assert notify_from_wire(fields) == message
+
+    def test_a_hub_notify_and_a_served_announcement_keep_the_columns(self) -> None:
+        message = committed(TableUpdate("t", UPDATE, cols("a")), TableUpdate("u", DELETE))
+        back = decode_message(encode_message(Notify(message, "epoch")))
+        assert isinstance(back, Notify)
+        assert back.message == message
+        announced = NotifyUpdates([TableUpdate("t", UPDATE, cols("a", "b"))])
+        request = decode_message(encode_message(Request(1, announced)))
+        assert isinstance(request, Request)
+        assert request.operation == announced
 
     def test_an_update_from_an_older_peer_is_any_column(self) -> None:
         assert update_from_wire(["t", "update"]) == TableUpdate("t", UPDATE, None)
