@@ -21,6 +21,7 @@ import pytest
 import rxdb
 import rxdb.engines.sqlite.engine as engine_module
 from rxdb.engines.sqlite import eager
+from rxdb.engines.sqlite.connections import TrackedConnection
 from tests.conftest import WAIT, Recorder, settle, sqlite_engine, subscribed
 from tests.rxdb.test_watch import COUNT, make_t
 
@@ -229,7 +230,7 @@ class TestFreshness:
             def failing(*args: Any) -> Any:
                 raise sqlite3.OperationalError("database is locked")
 
-            monkeypatch.setattr(eager, "_fetch", failing)
+            monkeypatch.setattr(TrackedConnection, "fetch_untracked", failing)
             await any_db.execute("INSERT INTO t(x) VALUES (1)")
             await rec.wait_value([(1,)])
             assert batches == [[COUNT]]
@@ -289,9 +290,9 @@ async def slow_read(
         await make_t(db)
         loop = asyncio.get_running_loop()
         started = asyncio.Event()
-        real = eager._fetch
+        real = TrackedConnection.fetch_untracked
 
-        def fetch(connection: sqlite3.Connection, *args: Any) -> Any:
+        def fetch(connection: TrackedConnection, *args: Any) -> Any:
             def running() -> int:  # called from inside the statement: it runs now
                 loop.call_soon_threadsafe(started.set)
                 return 0
@@ -306,7 +307,7 @@ async def slow_read(
         subscription = db.watch(SLOW).subscribe(rec)
         await rec.wait_value([(1,)])
         await settle(db)
-        monkeypatch.setattr(eager, "_fetch", fetch)
+        monkeypatch.setattr(TrackedConnection, "fetch_untracked", fetch)
         write = asyncio.create_task(db.execute("INSERT INTO t(x) VALUES (?)", (10**12,)))
         await asyncio.wait_for(started.wait(), WAIT)
         yield db, write, subscription.dispose

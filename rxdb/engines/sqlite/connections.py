@@ -158,6 +158,21 @@ class TrackedConnection(ReaderConnection):
     def fetch(self, sql: str, parameters: Any) -> list[Row]:
         return self.execute(sql, parameters).fetchall()  # tracked: it may write (RETURNING)
 
+    def fetch_untracked(self, sql: str, parameters: Any) -> list[Row]:
+        """Run a query around the write capture: without the authorizer (nothing to record,
+        and preparing is cheaper without it), no commit stamp, no publish. For rxdb's own
+        reads between statements (:mod:`rxdb.engines.sqlite.eager`), never a user's
+        statement, which may write."""
+        self.set_authorizer(None)
+        try:
+            cursor = sqlite3.Connection.execute(self, sql, parameters)
+            try:
+                return make_rows(cursor.description, cursor)
+            finally:
+                cursor.close()  # reset: its read transaction is over before the next call
+        finally:
+            self.set_authorizer(self._capture.authorize)
+
     def run(self, sql: str, parameters: Any) -> ExecuteResult:
         """Execute one statement, fetch its rows: the whole of ``db.execute`` in one hop."""
         cursor = self.execute(sql, parameters)

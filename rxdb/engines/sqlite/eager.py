@@ -45,9 +45,10 @@ thread publishes while :meth:`EagerReads.publish` runs there: its own commit); t
 re-runs on the writer's thread. What the writer's thread reads of a watch is set once
 (``sql``, ``params``, the subscription) or is a single attribute (the subscription's
 ``closed``); costs are single dict operations. The writer has no statement cache and an
-authorizer that records writes: a SELECT there records nothing (the recorder is reset
-before each tracked statement anyway), and a read here goes around the tracked ``execute``
-(no commit stamp, no publish).
+authorizer that records writes: a read here goes around both the authorizer and the tracked
+``execute`` (:meth:`TrackedConnection.fetch_untracked
+<rxdb.engines.sqlite.connections.TrackedConnection.fetch_untracked>`: nothing recorded, no
+commit stamp, no publish).
 
 **Closing and interrupts.** Once the engine refuses new work, claimed re-runs read nothing
 (their watches are being completed anyway). A re-run runs inside the writer's call, under
@@ -65,16 +66,16 @@ import asyncio
 import contextlib
 import functools
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
 
 from rxdb._types import Params
 from rxdb.bus import Bus, Callback, Subscription
+from rxdb.engines.sqlite.connections import TrackedConnection
 from rxdb.engines.sqlite.readers import ReadCosts
 from rxdb.engines.sqlite.workers import Worker
-from rxdb.rows import Rows, make_rows
+from rxdb.rows import Rows
 from rxdb.updates import NotifyTablesUpdated
 
 __all__ = ("BUDGET", "EagerReads", "EagerWatch", "Fresh")
@@ -117,14 +118,14 @@ class EagerReads:
         self._key = key
         self._costs = costs
         self._closed = closed
-        self._writer: Worker[sqlite3.Connection] | None = None
+        self._writer: Worker[TrackedConnection] | None = None
         # Set and read on the writer's thread only: while it publishes one of its commits
         # (``_publishing`` is that thread's id then: read from any thread), and after a call.
         self._publishing: int | None = None
         self._claimed: list[EagerWatch] = []
         self._spent = 0.0
 
-    def attach(self, writer: Worker[sqlite3.Connection]) -> None:
+    def attach(self, writer: Worker[TrackedConnection]) -> None:
         """Re-run on ``writer``'s thread from now on (before any watch subscribes)."""
         writer.after_call = self._after_call
         self._writer = writer
@@ -192,7 +193,7 @@ class EagerReads:
             if connection is not None:
                 started = time.perf_counter()
                 try:
-                    rows = _fetch(connection, watch.sql, watch.params)
+                    rows = connection.fetch_untracked(watch.sql, watch.params)
                 except Exception:  # the usual way reports it (or finds it gone)
                     LOG.debug("an eager re-run failed; the usual run follows", exc_info=True)
                 else:
@@ -203,16 +204,6 @@ class EagerReads:
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody to tell
                 other.call_soon_threadsafe(_deliver, taken)
         return None if own is None else functools.partial(_deliver, own)
-
-
-def _fetch(connection: sqlite3.Connection, sql: str, params: Params) -> Rows:
-    # Around TrackedConnection.execute: a plain cursor, closed whatever happens, so the
-    # statement is reset and its read transaction over before the next call.
-    cursor = sqlite3.Connection.execute(connection, sql, params)
-    try:
-        return make_rows(cursor.description, cursor)
-    finally:
-        cursor.close()
 
 
 def _deliver(results: list[tuple[EagerWatch, Rows | None]]) -> None:
