@@ -17,14 +17,17 @@ changes no row, yet moves what ``pragma_<name>`` reads: it is announced as a cha
 table ``pragma_<name>``, the name under which ``parser.dependencies`` lets a watch depend on it.
 
 Effects are buffered per transaction (one level per savepoint) and handed on only when the
-outermost transaction commits; a rollback drops them.
+outermost transaction commits; a rollback drops them. So are the rowids that
+:mod:`rxdb.engines.sqlite.changed_rows` captures for the tables in
+:attr:`TransactionBuffer.row_tables`.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from parser import fold_name
 from parser.dependencies import SETTING_PRAGMAS
@@ -42,6 +45,14 @@ CommitCallback = Callable[[frozenset[TableUpdate], bool, tuple[int, int] | None]
 """Called with (updates, everything, wal_changes) once per committed transaction that changed
 something; ``wal_changes`` as in :class:`rxdb.updates.NotifyTablesUpdated`."""
 BufferCallback = Callable[[frozenset[TableUpdate], bool], None]
+ChangedRowids = Mapping[str, frozenset[Any] | None]
+"""Per table of :attr:`TransactionBuffer.row_tables` that a commit wrote, the rowids it
+changed, or ``None`` when they are not known (too many, or a REPLACE that may have deleted
+rows no trigger reported)."""
+
+ROWIDS_LIMIT = 500
+"""More rowids than this changed in one table by one transaction are not kept (``None``):
+re-reading them would cost about what re-running a query does."""
 
 _ROW_KINDS = {sqlite3.SQLITE_INSERT: UpdateKind.INSERT, sqlite3.SQLITE_DELETE: UpdateKind.DELETE}
 # What SQLite reports for an assignment to the rowid, whichever alias; the other aliases too,
@@ -175,6 +186,21 @@ class _Level:
     name: str | None
     updates: set[TableUpdate] = field(default_factory=set)
     schema: bool = False
+    rowids: dict[str, set[Any] | None] = field(default_factory=dict)
+
+    def absorb(self, other: _Level) -> None:
+        self.updates |= other.updates
+        self.schema = self.schema or other.schema
+        for table, rowids in other.rowids.items():
+            _add_rowids(self.rowids, table, rowids)
+
+
+def _add_rowids(into: dict[str, set[Any] | None], table: str, rowids: set[Any] | None) -> None:
+    mine = into.get(table, set())
+    if mine is None or rowids is None or len(mine) + len(rowids) > ROWIDS_LIMIT:
+        into[table] = None
+    else:
+        into[table] = mine | rowids
 
 
 class TransactionBuffer:
@@ -183,6 +209,20 @@ class TransactionBuffer:
     def __init__(self, on_commit: BufferCallback) -> None:
         self._on_commit = on_commit
         self._levels: list[_Level] = [_Level(None)]
+        self.row_tables: frozenset[str] = frozenset()
+        """Tables whose changed rowids are captured (set on the writer's thread)."""
+        self.rows_committed: Callable[[ChangedRowids], None] | None = None
+        """Called with the changed rowids of each outermost commit, before ``on_commit``."""
+
+    def changed_row(self, table: str, rowid: Any) -> None:
+        """Note that the statement running now changed row ``rowid`` of ``table`` (one of
+        :attr:`row_tables`); called by the capture triggers."""
+        rowids = self._levels[-1].rowids
+        mine = rowids.setdefault(table, set())
+        if mine is not None:
+            mine.add(rowid)
+            if len(mine) > ROWIDS_LIMIT:
+                rowids[table] = None
 
     def record(
         self,
@@ -192,13 +232,17 @@ class TransactionBuffer:
         failed: bool,
         was_in_transaction: bool,
         in_transaction: bool,
+        replacing: bool = False,
     ) -> None:
-        """Account for one statement, given SQLite's transaction state before and after."""
+        """Account for one statement, given SQLite's transaction state before and after;
+        ``replacing``: the statement may resolve a conflict by REPLACE."""
         if effects.savepoint is not None and not failed:
             self._savepoint(*effects.savepoint)
         top = self._levels[-1]
         if changed:
             top.updates.update(effects.writes)
+            if replacing:
+                self._replaced(top, effects.writes)
         if not failed:
             top.updates.update(effects.settings)  # a setting changes no row: changed is False
             top.schema = top.schema or effects.schema
@@ -210,13 +254,23 @@ class TransactionBuffer:
         levels, self._levels = self._levels, [_Level(None)]
         if rolled_back:
             return
-        updates: set[TableUpdate] = set()
-        schema = False
+        merged = _Level(None)
         for level in levels:
-            updates |= level.updates
-            schema = schema or level.schema
-        if updates or schema:
-            self._on_commit(merge_updates(updates), schema)
+            merged.absorb(level)
+        if merged.rowids and self.rows_committed is not None and not merged.schema:
+            self.rows_committed(
+                {t: None if r is None else frozenset(r) for t, r in merged.rowids.items()}
+            )
+        if merged.updates or merged.schema:
+            self._on_commit(merge_updates(merged.updates), merged.schema)
+
+    def _replaced(self, top: _Level, writes: frozenset[TableUpdate]) -> None:
+        """After a statement that may resolve a conflict by REPLACE, which deletes rows
+        without firing DELETE triggers while recursive triggers are off (and the authorizer
+        reports no DELETE for it): which rows of the captured tables it deleted is unknown."""
+        for update in writes:
+            if update.table in self.row_tables:
+                top.rowids[update.table] = None
 
     def _savepoint(self, op: str, name: str) -> None:
         if op == "BEGIN":
@@ -232,8 +286,7 @@ class TransactionBuffer:
         elif op == "RELEASE":
             below = self._levels[index - 1]
             for level in self._levels[index:]:
-                below.updates |= level.updates
-                below.schema = below.schema or level.schema
+                below.absorb(level)
             del self._levels[index:]
 
     def _find(self, name: str) -> int | None:

@@ -7,6 +7,7 @@ same hop as the statement itself.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -131,6 +132,11 @@ class TrackedConnection(ReaderConnection):
         self._buffer = TransactionBuffer(self._committed)
         self.set_authorizer(self._capture.authorize)
 
+    @property
+    def buffer(self) -> TransactionBuffer:
+        """The open transaction's effects (use on the writer's thread only)."""
+        return self._buffer
+
     def execute(self, sql: str, parameters: Any = (), /) -> RowCursor:
         cursor = self.cursor(RowCursor)
 
@@ -203,6 +209,7 @@ class TrackedConnection(ReaderConnection):
                 failed=failed,
                 was_in_transaction=was_in_transaction,
                 in_transaction=self.in_transaction,
+                replacing=bool(self._buffer.row_tables) and _REPLACE.search(sql) is not None,
             )
 
     def _committed(self, updates: frozenset[TableUpdate], everything: bool) -> None:
@@ -211,6 +218,11 @@ class TrackedConnection(ReaderConnection):
         after = self.after_commit
         if after is not None:
             after(self)
+
+
+_REPLACE = re.compile("replace", re.IGNORECASE)
+"""``REPLACE INTO``, ``OR REPLACE``: a statement that may delete rows no trigger reports (a
+``replace()`` call matches too, which only costs a full re-run)."""
 
 
 def split_script(script: str) -> list[str]:
