@@ -59,7 +59,8 @@ class Maintainable:
 
     :ivar table: the table it reads (folded, as the parser names tables).
     :ivar sql: the query with the rowid appended to its ``ORDER BY``: what a full run executes.
-    :ivar order: the total order of ``sql``'s rows, the rowid's term last.
+    :ivar order: the total order of ``sql``'s rows, the rowid's term last (in the direction
+        of the term before it).
     :ivar rowid: the position of the rowid in a result row.
     """
 
@@ -104,10 +105,13 @@ def maintainable(sql: str, facts: Callable[[str], TableFacts | None]) -> Maintai
     order = _order(select, known, names, {table, alias})
     if order is None:
         return None
-    rewritten = _with_tiebreak(sql, rowid, bool(order))
+    # The rowid goes the way of the last term: an index that serves that term ends in the
+    # rowid, read in the same direction, so the rewritten query needs no sort of its own.
+    descending = bool(order) and order[-1].descending
+    rewritten = _with_tiebreak(sql, rowid, bool(order), descending)
     if rewritten is None:
         return None
-    terms = (*order, OrderTerm(rowid, descending=False, nulls_first=True))
+    terms = (*order, OrderTerm(rowid, descending=descending, nulls_first=not descending))
     return Maintainable(table, rewritten, terms, rowid, names[rowid])
 
 
@@ -280,14 +284,15 @@ def _result_column(
     return None
 
 
-def _with_tiebreak(sql: str, rowid: int, ordered: bool) -> str | None:
+def _with_tiebreak(sql: str, rowid: int, ordered: bool, descending: bool) -> str | None:
     """``sql`` with the rowid's result column (by position) as its last ``ORDER BY`` term,
     appended as text (on a line of its own: the text may end in a ``--`` comment), or
     ``None`` if the result does not parse as one query with that last term."""
     body = sql.rstrip()
     while body.endswith(";"):
         body = body[:-1].rstrip()
-    rewritten = f"{body}\n{', ' if ordered else 'ORDER BY '}{rowid + 1}"
+    term = f"{rowid + 1}{' DESC' if descending else ''}"
+    rewritten = f"{body}\n{', ' if ordered else 'ORDER BY '}{term}"
     select = _one_select(rewritten)
     order = None if select is None else select.args.get("order")
     if order is None:

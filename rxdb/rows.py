@@ -222,6 +222,15 @@ class FrozenRows:
         self._row = rows._row if isinstance(rows, RowList) else None
         self._pure = rows._pure if isinstance(rows, RowList) else False
 
+    def replaced(self, values: list[Any]) -> tuple[list[Row], FrozenRows]:
+        """Return ``values`` (plain tuples of this result's columns) as a new result of this
+        one's row type, and that result frozen: for a result patched from this one."""
+        frozen = FrozenRows.__new__(FrozenRows)
+        frozen.values = tuple(values)  # from a plain list: one copy, no iteration
+        frozen._row = self._row
+        frozen._pure = self._pure
+        return frozen.thaw(), frozen
+
     def thaw(self) -> list[Row]:
         """Return a new list of these rows."""
         if self._row is None:

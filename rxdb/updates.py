@@ -7,12 +7,14 @@ cross-process hub can all speak them.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = (
     "NotifyTablesUpdated",
     "Reads",
+    "RowPatch",
     "TableUpdate",
     "UpdateKind",
     "columns_read",
@@ -125,13 +127,34 @@ def columns_read(tables: frozenset[str], table: str) -> frozenset[str] | None:
 
 
 @dataclass(frozen=True, slots=True)
+class RowPatch:
+    """What one commit did to one maintained query (:mod:`rxdb.watch.incremental`).
+
+    :ivar changed: the rowids the commit changed in the query's table.
+    :ivar rows: those of them the query returns after the commit, read at exactly that
+        commit, in the query's order.
+    :ivar epoch: moves whenever the engine saw a commit it has no rowids for (another
+        connection's): patches of different epochs do not follow each other.
+    :ivar sequence: counts the commits to the table within an epoch: a patch applies to a
+        result of an earlier one only.
+    """
+
+    changed: frozenset[Any]
+    rows: list[tuple[Any, ...]]
+    epoch: int
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
 class NotifyTablesUpdated:
     """The bus message: one committed transaction (or one announcement) on one database.
 
     ``everything`` means "anything may have changed" (a schema change, a foreign writer, a
     resync); then ``updates`` may be empty and every subscriber of ``database`` is told.
     ``origin`` names the writer that produced the message and ``sequence`` counts that
-    origin's messages from 1, so a receiver can tell a gap from a duplicate.
+    origin's messages from 1, so a receiver can tell a gap from a duplicate. ``patches``, by
+    maintained query, says which rows the commit changed and what they are now (this
+    process's own commits only; never carried to other processes).
     """
 
     database: str
@@ -140,6 +163,7 @@ class NotifyTablesUpdated:
     updates: frozenset[TableUpdate] = frozenset()
     everything: bool = False
     wal_changes: tuple[int, int] | None = None
+    patches: Mapping[Hashable, RowPatch] | None = field(default=None, repr=False, compare=False)
     tables: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -34,10 +34,11 @@ Internal: not covered by rxdb's versioning.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
+from parser.maintainable import Maintainable
 from rxdb._types import Params, ProgressCallback, TransactionMode
 from rxdb.api import AsyncReadSession
 from rxdb.bus import Bus, Subscription
@@ -45,6 +46,27 @@ from rxdb.rows import ExecuteResult, Row, Rows
 from rxdb.updates import NotifyTablesUpdated, TableUpdate
 
 __all__ = ("DatabaseEngine", "EagerWatchSource", "WatchSource")
+
+
+@runtime_checkable
+class RowMaintenance(Protocol):
+    """An engine that can tell watches which rows its own commits changed (SQLite's
+    :mod:`rxdb.engines.sqlite.maintenance`): a watch it maintains patches its last result
+    with each commit's :class:`rxdb.updates.RowPatch` instead of re-running."""
+
+    def maintain(self, key: Hashable, sql: str, params: Params) -> Awaitable[Maintainable | None]:
+        """Start sending patches for ``sql`` under ``key``; ``None`` if it cannot be
+        maintained (then the watch re-runs as usual)."""
+        ...
+
+    def stop_maintaining(self, key: Hashable) -> None:
+        """Undo :meth:`maintain`; safe to call more than once."""
+        ...
+
+    def maintenance_mark(self, table: str) -> tuple[int, int] | None:
+        """(epoch, sequence) of ``table``'s last patch: a result read while it did not move
+        can be patched with the next patch."""
+        ...
 
 
 class WatchSource(Protocol):

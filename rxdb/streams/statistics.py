@@ -17,6 +17,8 @@ class WatchStatistics:
         emitted is not handed on, unless the watch was made with ``distinct=False``).
     :ivar running: a run is in flight.
     :ivar pending: another run will follow the one in flight.
+    :ivar patched: results made by patching the last one with the rows a commit changed,
+        without a run (a maintained query, docs/guide.md); not counted in ``runs``.
     """
 
     subscribers: int = 0
@@ -24,3 +26,4 @@ class WatchStatistics:
     emissions: int = 0
     running: bool = False
     pending: bool = False
+    patched: int = 0

@@ -16,13 +16,20 @@ lead with the rowid), kept up to date afterwards; placing a row is a binary sear
 from __future__ import annotations
 
 import functools
+import logging
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
-from parser.maintainable import OrderTerm
+from parser.maintainable import Maintainable, OrderTerm
+from rxdb._types import Params
+from rxdb.engines.seam import RowMaintenance
+from rxdb.updates import NotifyTablesUpdated
 
-__all__ = ("MaintainedRows", "OutOfOrder", "compare_values")
+__all__ = ("MaintainedRows", "Maintenance", "OutOfOrder", "compare_values")
+
+LOG = logging.getLogger("rxdb.watch")
+Mark = tuple[int, int]
 
 Values = tuple[Any, ...]
 
@@ -133,3 +140,108 @@ class MaintainedRows:
             by_rowid[row[self._rowid]] = row
         self.rows = rows
         return rows
+
+
+class Maintenance:
+    """One watch's side of a maintained query (on the watch's loop): the shape the engine
+    accepted, the last result as :class:`MaintainedRows`, and the mark of the commit that
+    result reflects, which decides whether a commit's patch applies to it.
+
+    A run's result reflects a known commit only if the table's mark did not move while the
+    run was out (:meth:`run_starts`, :meth:`run_ended`): then the result includes every
+    patch up to that mark, and at most the next one (committed, not yet counted), which
+    applied again changes nothing. A patch applies to a result of an earlier commit of the
+    same epoch (a commit in between that the bus did not bring changed no column the watch
+    reads); anything else makes the watch re-run.
+    """
+
+    __slots__ = (
+        "_base",
+        "_before",
+        "_engine",
+        "_params",
+        "_rows",
+        "_sql",
+        "key",
+        "patched",
+        "shape",
+    )
+
+    def __init__(self, engine: RowMaintenance, sql: str, params: Params) -> None:
+        self._engine = engine
+        self._sql = sql
+        self._params = params
+        self.key: Hashable = object()
+        self.shape: Maintainable | None = None
+        self._rows: MaintainedRows | None = None
+        self._base: Mark | None = None
+        self._before: Mark | None = None
+        self.patched = 0
+
+    @property
+    def sql(self) -> str:
+        """What a run executes: the query with its rowid tie-break once maintained."""
+        return self._sql if self.shape is None else self.shape.sql
+
+    async def start(self) -> None:
+        """Ask the engine to maintain the query (again, after a schema change)."""
+        self._rows = None
+        try:
+            self.shape = await self._engine.maintain(self.key, self._sql, self._params)
+        except Exception:  # the database is closing, or another loop's: plain re-runs
+            LOG.debug("a watch is not maintained", exc_info=True)
+            self.shape = None
+
+    def stop(self) -> None:
+        self._engine.stop_maintaining(self.key)
+        self.shape = None
+        self._rows = None
+
+    def _mark(self) -> Mark | None:
+        return None if self.shape is None else self._engine.maintenance_mark(self.shape.table)
+
+    def run_starts(self) -> None:
+        self._before = self._mark()
+
+    def run_ended(self, values: Sequence[Values]) -> None:
+        """The run's result (or the equal one kept) is ``values``."""
+        after = self._mark()
+        if self.shape is None or after is None or after != self._before:
+            self._rows = None
+            return
+        self._rows = MaintainedRows(values, self.shape.order, self.shape.rowid)
+        self._base = after
+
+    def forget(self) -> None:
+        """The next result is not a base for patches (until a run says otherwise)."""
+        self._rows = None
+        self._before = None
+
+    def rebase(self, values: Sequence[Values]) -> None:
+        """The patched result was frozen as ``values`` (the same row objects)."""
+        if self._rows is not None:
+            self._rows.rows = values
+
+    def apply(self, message: NotifyTablesUpdated) -> list[Values] | bool:
+        """Patch the last result with ``message``'s patch: the new rows; ``True`` if the
+        result is the same (the patch changed nothing, or was in it already); ``False`` if
+        the watch must re-run."""
+        rows, base, patches = self._rows, self._base, message.patches
+        if rows is None or base is None or patches is None or message.everything:
+            return False
+        patch = patches.get(self.key)
+        # A sequence number skipped is a commit the bus did not bring: one that changed only
+        # columns this watch does not read (rxdb.updates.Reads), which moved nothing here.
+        if patch is None or patch.epoch != base[0]:
+            return False
+        if patch.sequence <= base[1]:
+            return True
+        try:
+            new = rows.patch(patch.changed, patch.rows)
+        except OutOfOrder:
+            LOG.warning("a maintained watch's result was out of order; it re-runs")
+            self._rows = None
+            return False
+        self._base = (patch.epoch, patch.sequence)
+        self.patched += 1
+        return True if new is None else new

@@ -26,11 +26,12 @@ from reactivex.disposable import Disposable
 
 from rxdb._types import Params
 from rxdb.bus import Subscription
-from rxdb.engines.seam import EagerWatchSource, WatchSource
+from rxdb.engines.seam import EagerWatchSource, RowMaintenance, WatchSource
 from rxdb.rows import Row, Rows
 from rxdb.streams import QueryStream, Stream
 from rxdb.updates import NotifyTablesUpdated, UpdateKind, union_reads
 from rxdb.watch.group import GroupStream, SharedGroup
+from rxdb.watch.incremental import Maintenance
 from rxdb.watch.scheduler import RunScheduler
 from rxdb.watch.stream import SharedQuery, SharedRows, SharedStream, Subscribe, params_key
 
@@ -83,6 +84,12 @@ class WatchRegistry:
                     submit=functools.partial(self.scheduler.submit, sql, params),
                     read_set=functools.partial(self._read_set, (sql,)),
                     subscribe=subscribe,
+                    maintenance=(
+                        Maintenance(engine, sql, params)
+                        if isinstance(engine, RowMaintenance)
+                        else None
+                    ),
+                    submit_sql=lambda text, done: self.scheduler.submit(text, params, done),
                     **common,
                 ),
                 distinct=distinct,

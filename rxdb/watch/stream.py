@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
+import functools
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Hashable
@@ -29,6 +31,7 @@ from rxdb.rows import FrozenRows, Rows, release, same_rows
 from rxdb.streams.iteration import QueryIterator
 from rxdb.streams.statistics import WatchStatistics
 from rxdb.updates import NotifyTablesUpdated
+from rxdb.watch.incremental import Maintenance
 from rxdb.watch.scheduler import Run
 from rxdb.watch.states import WatchState
 
@@ -298,14 +301,89 @@ class SharedQuery(Generic[V]):
 
 
 class SharedRows(SharedQuery[Rows]):
-    """The shared query of one ``db.watch(sql)``."""
+    """The shared query of one ``db.watch(sql)``.
 
-    def __init__(self, **kwargs: Any) -> None:
+    With ``maintenance`` (:mod:`rxdb.watch.incremental`), a commit whose message carries a
+    patch for this query that applies to the last result is handled by patching that
+    result, without a run; every other commit runs the query as usual.
+    """
+
+    def __init__(
+        self,
+        *,
+        maintenance: Maintenance | None = None,
+        submit_sql: Callable[[str, Callable[[Any], None]], Run] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if maintenance is not None and submit_sql is not None:
+            read_set = kwargs["read_set"]
+            kwargs["read_set"] = lambda: self._analysed(read_set)
+            kwargs["submit"] = functools.partial(self._submit_maintained, maintenance, submit_sql)
+        else:
+            maintenance = None
+        self._maintenance = maintenance
         super().__init__(**kwargs)
         self._latest: FrozenRows | None = None  # the result emitted last
 
     def _latest_value(self) -> Rows | None:
         return None if self._latest is None else self._latest.thaw()
+
+    def statistics(self) -> WatchStatistics:
+        found = super().statistics()
+        if self._maintenance is None:
+            return found
+        return dataclasses.replace(found, patched=self._maintenance.patched)
+
+    async def _analysed(self, read_set: ReadSet) -> frozenset[str] | None:
+        tables = await read_set()
+        if self._maintenance is not None and not self._stopped:
+            await self._maintenance.start()
+        return tables
+
+    @staticmethod
+    def _submit_maintained(
+        maintenance: Maintenance,
+        submit_sql: Callable[[str, Callable[[Any], None]], Run],
+        done: Callable[[Any], None],
+    ) -> Run:
+        maintenance.run_starts()
+        return submit_sql(maintenance.sql, done)
+
+    def _kick(self) -> None:
+        if self._maintenance is not None and not self._busy:
+            self._maintenance.run_starts()  # a paced re-run (Run.again) starts no later
+        super()._kick()
+
+    def _fresh(self, result: object | None) -> None:
+        # Rows the engine read itself (an eager re-run of the query as written, without the
+        # rowid tie-break): no base for a patch.
+        if self._maintenance is not None:
+            self._maintenance.forget()
+        super()._fresh(result)
+
+    def _notified(self, message: NotifyTablesUpdated) -> None:
+        maintenance = self._maintenance
+        latest = self._latest
+        if maintenance is None or latest is None or self._busy or self._stopped:
+            super()._notified(message)
+            return
+        patched = maintenance.apply(message)
+        if patched is False:
+            super()._notified(message)
+            return
+        # As a run would: refreshing, then live with the new result (or the same one).
+        self._set_state(WatchState("refreshing", self._state.value, self._state.error))
+        if patched is True:
+            self._settled(None if self._distinct else latest.thaw())
+            return
+        rows, self._latest = latest.replaced(patched)
+        maintenance.rebase(self._latest.values)
+        self._settled(rows)
+
+    def _stop(self) -> None:
+        if not self._stopped and self._maintenance is not None:
+            self._maintenance.stop()
+        super()._stop()
 
     def _compare(self, result: Rows) -> None:
         latest = self._latest if self._distinct else None
@@ -341,6 +419,8 @@ class SharedRows(SharedQuery[Rows]):
         """
         if frozen is not None:
             self._latest = frozen
+        if self._maintenance is not None and self._latest is not None:
+            self._maintenance.run_ended(self._latest.values)
         self._settled(None if frozen is None else result)
 
 

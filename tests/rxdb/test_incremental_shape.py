@@ -27,8 +27,8 @@ def shape(sql: str) -> Maintainable:
         ("SELECT * FROM big", "SELECT * FROM big\nORDER BY 1", [(0, False, True)]),
         (
             "SELECT * FROM big WHERE n > ? ORDER BY score DESC;",
-            "SELECT * FROM big WHERE n > ? ORDER BY score DESC\n, 1",
-            [(2, True, False), (0, False, True)],
+            "SELECT * FROM big WHERE n > ? ORDER BY score DESC\n, 1 DESC",
+            [(2, True, False), (0, True, False)],
         ),
         (
             "SELECT name, id FROM big b WHERE b.n % 2 = 0 ORDER BY b.name NULLS LAST -- why",
@@ -42,8 +42,8 @@ def shape(sql: str) -> Maintainable:
         ),
         (
             "SELECT big.* FROM big WHERE n IN (1, 2) ORDER BY 4 DESC NULLS FIRST",
-            "SELECT big.* FROM big WHERE n IN (1, 2) ORDER BY 4 DESC NULLS FIRST\n, 1",
-            [(3, True, True), (0, False, True)],
+            "SELECT big.* FROM big WHERE n IN (1, 2) ORDER BY 4 DESC NULLS FIRST\n, 1 DESC",
+            [(3, True, True), (0, True, False)],
         ),
         (
             "SELECT id, lower(name) AS l FROM big WHERE name LIKE :p ORDER BY l",
@@ -111,6 +111,8 @@ def test_changed_sql_reads_only_the_given_rowids_by_primary_key() -> None:
         found = shape("SELECT * FROM big WHERE n > ? ORDER BY score DESC")
         rows = conn.execute(found.changed_sql(named=False), (10, "[5, 11, 12, 13, 99]")).fetchall()
         assert rows == [(11, "n11", 2, 11), (13, "n13", 1, 13), (12, "n12", 0, 12)]
+        ties = conn.execute(found.changed_sql(named=False), (0, "[3, 6, 9]")).fetchall()
+        assert [row[0] for row in ties] == [9, 6, 3]  # the rowid breaks ties, descending
         plan = " ".join(
             str(row[-1])
             for row in conn.execute(

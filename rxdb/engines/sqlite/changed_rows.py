@@ -69,18 +69,7 @@ class RowCapture:
         if count is not None:
             self._wanted[table] = count + 1
             return True
-        if self._connection.in_transaction:
-            return False
-        try:
-            for suffix, event, rowids in _EVENTS:
-                sqlite3.Connection.execute(
-                    self._connection,
-                    f"CREATE TEMP TRIGGER IF NOT EXISTS {_trigger(table, suffix)} "
-                    f"AFTER {event} ON main.{_quoted(table)} "
-                    f"BEGIN SELECT {FUNCTION}({_literal(table)}, {rowids}); END",
-                )
-        except sqlite3.Error:
-            self._drop(table)
+        if self._connection.in_transaction or not self._create(table):
             return False
         self._wanted[table] = 1
         self._buffer.row_tables = frozenset(self._wanted)
@@ -106,16 +95,55 @@ class RowCapture:
         """``rowids`` (from ``rows_committed``), with the tables where a REPLACE conflict may
         have deleted rows unseen marked unknown: those whose definition says REPLACE, or all
         of them if a trigger does (it may write to any table, or be an outer statement's
-        override)."""
+        override); and those whose capture triggers a schema change moved or dropped.
+        Looks at the schema again only when it changed."""
+        broken: set[str] = set()
         schema = (_version(self._connection, "main"), _version(self._connection, "temp"))
         if schema != self._schema:
             self._replacing = _replacing(self._connection)
-            self._schema = schema
+            broken = self._repair()
+            self._schema = (_version(self._connection, "main"), _version(self._connection, "temp"))
         replacing = self._replacing
-        return {
+        result: dict[str, frozenset[Any] | None] = {
             table: None if replacing is None or table in replacing else changed
             for table, changed in rowids.items()
         }
+        for table in broken:
+            result[table] = None
+        return result
+
+    def _create(self, table: str) -> bool:
+        self._drop(table)  # one of that name may be left on a renamed table
+        try:
+            for suffix, event, rowids in _EVENTS:
+                sqlite3.Connection.execute(
+                    self._connection,
+                    f"CREATE TEMP TRIGGER {_trigger(table, suffix)} "
+                    f"AFTER {event} ON main.{_quoted(table)} "
+                    f"BEGIN SELECT {FUNCTION}({_literal(table)}, {rowids}); END",
+                )
+        except sqlite3.Error:
+            self._drop(table)
+            return False
+        return True
+
+    def _repair(self) -> set[str]:
+        """The tables whose triggers are not all there, on that table (a schema change may
+        have renamed or dropped the table under them): the rowids of the commit just made
+        are not known for them. Their triggers are made again (where the table exists)."""
+        present = {
+            name: fold_name(table)
+            for name, table in sqlite3.Connection.execute(self._connection, _OURS_SQL)
+        }
+        broken = {
+            table
+            for table in self._wanted
+            if any(present.get(f"rxdb_rows_{suffix}_{table}") != table for suffix, *_ in _EVENTS)
+        }
+        if broken and not self._connection.in_transaction:
+            for table in broken:
+                self._create(table)
+        return broken
 
     def _drop(self, table: str) -> None:
         for suffix, _event, _rowids in _EVENTS:
@@ -137,6 +165,12 @@ def _quoted(name: str) -> str:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+_OURS_SQL = r"""
+SELECT name, tbl_name FROM temp.sqlite_schema
+WHERE type = 'trigger' AND name LIKE 'rxdb\_rows\_%' ESCAPE '\'
+"""
 
 
 def _version(connection: sqlite3.Connection, schema: str) -> int:

@@ -20,21 +20,24 @@ import itertools
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING
 
+from parser.maintainable import Maintainable
 from rxdb._types import Params, ProgressCallback
 from rxdb.bus import Bus, Callback, Membership, Subscription, Transport
 from rxdb.engines.seam import DatabaseEngine, EagerWatchSource
+from rxdb.engines.sqlite.connections import TrackedConnection
 from rxdb.engines.sqlite.eager import EagerReads, Fresh
 from rxdb.engines.sqlite.engine import Engine, Synchronous
 from rxdb.engines.sqlite.foreign import ForeignWritePoller
 from rxdb.engines.sqlite.journal import JOURNAL_TABLE, ForeignJournal
 from rxdb.engines.sqlite.location import Location
+from rxdb.engines.sqlite.maintenance import Mark, RowFeed
 from rxdb.engines.sqlite.read_sets import ReadSets
 from rxdb.engines.sqlite.wal_watch import FileWatch
 from rxdb.errors import ProgrammingError
-from rxdb.updates import NotifyTablesUpdated, TableUpdate
+from rxdb.updates import NotifyTablesUpdated, RowPatch, TableUpdate
 
 __all__ = ("SQLiteEngine",)
 
@@ -90,6 +93,7 @@ class SQLiteEngine(Engine):
         self.membership: Membership | None = None
         self._schema_watch: Subscription | None = None
         self._claims: Subscription | None = None
+        self._feed: RowFeed | None = None  # created on the writer's thread when first needed
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -178,8 +182,12 @@ class SQLiteEngine(Engine):
         # Called on the writer's worker thread, right after the outermost commit.
         if any(update.table == JOURNAL_TABLE for update in updates):
             updates = frozenset(u for u in updates if u.table != JOURNAL_TABLE)
+        feed = self._feed
+        patches = None if feed is None else feed.take(everything)
         self.eager.publish(
-            lambda: self._publish(updates, everything=everything, wal_changes=wal_changes)
+            lambda: self._publish(
+                updates, everything=everything, wal_changes=wal_changes, patches=patches
+            )
         )
 
     def announce(self, updates: frozenset[TableUpdate], *, everything: bool) -> None:
@@ -191,10 +199,17 @@ class SQLiteEngine(Engine):
         *,
         everything: bool,
         wal_changes: tuple[int, int] | None = None,
+        patches: Mapping[Hashable, RowPatch] | None = None,
     ) -> None:
         self.bus.publish(
             NotifyTablesUpdated(
-                self.key, self.origin, next(self._sequence), updates, everything, wal_changes
+                self.key,
+                self.origin,
+                next(self._sequence),
+                updates,
+                everything,
+                wal_changes,
+                patches,
             )
         )
 
@@ -237,6 +252,32 @@ class SQLiteEngine(Engine):
         fresh: Fresh,
     ) -> Subscription:
         return self.eager.subscribe(sql, params, tables, notified, fresh)
+
+    # -- maintained queries (rxdb.engines.sqlite.maintenance) -------------------------------
+
+    async def maintain(self, key: Hashable, sql: str, params: Params) -> Maintainable | None:
+        """Send this process's commits to ``sql``'s rows with their messages, as patches
+        under ``key``, if ``sql`` can be maintained row by row; else ``None``."""
+        worker = self._check().worker
+        return await worker.call(self._maintain, worker.raw, key, sql, params)
+
+    def _maintain(
+        self, connection: TrackedConnection, key: Hashable, sql: str, params: Params
+    ) -> Maintainable | None:
+        if self._feed is None:
+            self._feed = RowFeed(connection)
+        return self._feed.start(key, sql, params)
+
+    def stop_maintaining(self, key: Hashable) -> None:
+        """Undo :meth:`maintain` (from the loop; the writer does it in its own time)."""
+        feed, writer = self._feed, self._writer
+        if feed is not None and writer is not None:
+            writer.worker.post(feed.stop, key)
+
+    def maintenance_mark(self, table: str) -> Mark | None:
+        """Where ``table``'s patches are (see :class:`RowFeed`); safe from any thread."""
+        feed = self._feed
+        return None if feed is None else feed.mark(table)
 
     async def backup(
         self,

@@ -117,6 +117,11 @@ class Worker(Generic[C_co]):
         Safe from any thread; a moment later it may be wrong."""
         return self._tx.empty()
 
+    def post(self, fn: Callable[..., object], *args: Any) -> None:
+        """Queue ``fn(*args)`` on the worker thread for nobody to await (what it returns or
+        raises is dropped): bookkeeping that may outlive the caller's event loop."""
+        self._tx.put_nowait((None, functools.partial(_converting, fn, *args)))
+
     async def settle(self) -> None:
         """Wait until every call queued so far has run, even if the caller is cancelled
         meanwhile (the queue is FIFO: once a no-op queued now has run, so has every call

@@ -1,0 +1,196 @@
+"""Maintained watches (docs/guide.md, "Big results"): db.watch patches the last result with
+the rows a commit changed, and each emission is what the full query returns at that commit."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rxdb
+from rxdb import Row
+from tests.rxdb import incremental_cases as cases
+
+SCHEMA = cases.SCHEMA
+QUERY = "SELECT * FROM t WHERE a IS NOT NULL ORDER BY b DESC"
+ORDERED = f"{QUERY}\n, 1 DESC"  # what rxdb runs: the rowid breaks ties
+TIMEOUT = 10.0
+
+
+class Watched:
+    """A watch with ``distinct=False`` (one emission per commit that touches ``t``) and the
+    count of the commits that touched ``t``."""
+
+    def __init__(self, db: rxdb.Database, sql: str = QUERY) -> None:
+        self.stream = db.watch(sql, distinct=False)
+        self.results: list[list[Row]] = []
+        self.messages = 0
+        self._changed = asyncio.Event()
+        self._subscriptions = [
+            db.table_updates(["t"]).subscribe(lambda _: self._count()),
+            self.stream.subscribe(self._got),
+        ]
+
+    def _count(self) -> None:
+        self.messages += 1
+        self._changed.set()
+
+    def _got(self, rows: list[Row]) -> None:
+        self.results.append(rows)
+        self._changed.set()
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(TIMEOUT):
+            while not condition():
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def settled(self) -> list[Row]:
+        """The result once every commit that touched ``t`` has been answered (a commit's
+        message reaches the loop before the write that made it returns)."""
+        await self.until(lambda: len(self.results) >= 1 + self.messages)
+        return self.results[-1]
+
+    def close(self) -> None:
+        for subscription in self._subscriptions:
+            subscription.dispose()
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[rxdb.Database]:
+    async with rxdb.open(str(tmp_path / "app.db")) as opened:
+        await opened.execute(SCHEMA)
+        yield opened
+
+
+async def test_a_maintained_watch_patches_instead_of_running(db: rxdb.Database) -> None:
+    await db.execute_many("INSERT INTO t (a, b) VALUES (?, ?)", [(i, i % 3) for i in range(20)])
+    watched = Watched(db)
+    try:
+        assert await watched.settled() == await db.fetch_all(ORDERED)
+        await db.execute("UPDATE t SET b = 7 WHERE id = 5")
+        async with db.transaction():
+            await db.execute("DELETE FROM t WHERE id = 6")
+            await db.execute("INSERT INTO t (a, b) VALUES ('x', 1)")
+        await db.execute("UPDATE t SET a = NULL WHERE id = 7")
+        assert await watched.settled() == await db.fetch_all(ORDERED)
+        statistics = watched.stream.statistics()
+        assert (statistics.runs, statistics.patched) == (1, 3)
+        assert watched.results[-1][0]["id"] == 5  # b = 7 came first
+        assert 21 in [row["id"] for row in watched.results[-1]]
+        assert watched.results[-1][0].keys() == ("id", "a", "b", "u")
+    finally:
+        watched.close()
+
+
+async def test_a_replace_makes_the_watch_run(db: rxdb.Database) -> None:
+    await db.execute("INSERT INTO t (a, b, u) VALUES (1, 1, 1)")
+    watched = Watched(db)
+    try:
+        await watched.settled()
+        await db.execute("INSERT OR REPLACE INTO t (a, b, u) VALUES (2, 2, 1)")
+        assert await watched.settled() == await db.fetch_all(ORDERED)
+        assert (watched.stream.statistics().runs, watched.stream.statistics().patched) == (2, 0)
+    finally:
+        watched.close()
+
+
+async def test_another_connections_commit_makes_the_watch_run(
+    db: rxdb.Database, tmp_path: Path
+) -> None:
+    await db.execute("INSERT INTO t (a, b) VALUES (1, 1)")
+    watched = Watched(db)
+    try:
+        await watched.settled()
+        other = sqlite3.connect(str(tmp_path / "app.db"), isolation_level=None)
+        try:
+            other.execute("INSERT INTO t (a, b) VALUES (2, 2)")
+        finally:
+            other.close()
+        await watched.until(lambda: watched.messages == 1)  # told by the poller, in its time
+        assert await watched.settled() == await db.fetch_all(ORDERED)
+        assert watched.stream.statistics().runs == 2
+        # The next own commit cannot patch across the foreign one: the epoch moved.
+        await db.execute("UPDATE t SET b = 9 WHERE id = 1")
+        assert await watched.settled() == await db.fetch_all(ORDERED)
+        assert watched.stream.statistics().patched == 0
+    finally:
+        watched.close()
+
+
+async def test_a_schema_change_makes_the_watch_run_and_maintain_again(db: rxdb.Database) -> None:
+    await db.execute("INSERT INTO t (a, b) VALUES (1, 1)")
+    watched = Watched(db, "SELECT * FROM t")
+    try:
+        await watched.settled()
+        await db.execute("ALTER TABLE t ADD COLUMN c DEFAULT 'new'")
+        await watched.settled()
+        await db.execute("INSERT INTO t (a, b) VALUES (2, 2)")
+        assert await watched.settled() == [(1, 1, 1, None, "new"), (2, 2, 2, None, "new")]
+        assert watched.stream.statistics().patched == 1
+    finally:
+        watched.close()
+
+
+async def test_other_shapes_run_as_before(db: rxdb.Database) -> None:
+    watched = Watched(db, "SELECT count(*) FROM t")
+    try:
+        await watched.settled()
+        await db.execute("INSERT INTO t (a) VALUES (1)")
+        assert await watched.settled() == [(1,)]
+        assert (watched.stream.statistics().runs, watched.stream.statistics().patched) == (2, 0)
+    finally:
+        watched.close()
+
+
+async def test_the_capture_is_removed_with_the_last_watch(db: rxdb.Database) -> None:
+    watched = Watched(db)
+    await watched.settled()
+    triggers = "SELECT count(*) FROM temp.sqlite_schema WHERE type = 'trigger'"
+    async with db.transaction():  # on the writer, where the TEMP triggers live
+        assert await db.fetch_all(triggers) == [(3,)]
+    watched.close()
+    async with db.transaction():  # queued on the writer after the removal
+        assert await db.fetch_all(triggers) == [(0,)]
+
+
+values = st.one_of(st.none(), st.integers(-2, 2), st.sampled_from([0.5, "a", "B", b"\x00"]))
+ids = st.integers(1, 8)
+steps = st.lists(cases.statements(values, ids), min_size=1, max_size=3)
+
+
+async def _replay(path: Path, script: list[tuple[bool, list[cases.Statement]]]) -> int:
+    async with rxdb.open(str(path)) as db:
+        await db.execute(SCHEMA)
+        watched = Watched(db)
+        try:
+            await watched.settled()  # the first result, once the watch hears commits
+            for together, statements in script:
+                try:
+                    if together:
+                        async with db.transaction():
+                            for sql, params in statements:
+                                await db.execute(sql, params)
+                    else:
+                        for sql, params in statements:
+                            await db.execute(sql, params)
+                except rxdb.IntegrityError:
+                    pass  # the transaction (or the statement) left no trace
+                assert await watched.settled() == await db.fetch_all(ORDERED)
+            return watched.stream.statistics().patched
+        finally:
+            watched.close()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), steps), min_size=1, max_size=6))
+def test_every_emission_is_the_full_result_at_that_commit(
+    tmp_path_factory: pytest.TempPathFactory,
+    script: list[tuple[bool, list[cases.Statement]]],
+) -> None:
+    asyncio.run(_replay(tmp_path_factory.mktemp("watch") / "app.db", script))
