@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -96,19 +97,28 @@ class ReaderConnection(sqlite3.Connection):
         return reads
 
     def fetch_many(
-        self, queries: Sequence[tuple[str, Any]], snapshot: bool = False
+        self,
+        queries: Sequence[tuple[str, Any]],
+        snapshot: bool = False,
+        record: Callable[[str, float], None] | None = None,
     ) -> list[list[Row] | sqlite3.Error]:
         """Run several queries in turn; a failing one yields its error, the others go on.
-        With ``snapshot``, inside one read transaction: all of them see the same commit."""
+        With ``snapshot``, inside one read transaction: all of them see the same commit.
+        ``record(sql, started)`` is told of each query that ran, with its start
+        (``time.perf_counter()``), right after its rows are made."""
         results: list[list[Row] | sqlite3.Error] = []
         if snapshot:
             sqlite3.Connection.execute(self, "BEGIN")
         try:
             for sql, parameters in queries:
+                started = time.perf_counter()
                 try:
                     results.append(self.fetch(sql, parameters))
                 except sqlite3.Error as error:
                     results.append(error)
+                else:
+                    if record is not None:
+                        record(sql, started)
         finally:
             if snapshot and self.in_transaction:
                 sqlite3.Connection.execute(self, "COMMIT")

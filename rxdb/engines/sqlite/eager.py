@@ -13,8 +13,8 @@ commit of this engine's writer (not a foreign one, not one the hub brings, never
 change: ``everything`` goes the usual way, with its re-analysis), whose tables the commit
 touched (the bus's own index decides: a watch is asked through its subscription's
 ``wanted``), and whose query is known to be cheap: the last run of its text
-(:class:`~rxdb.engines.sqlite.readers.ReadCosts`: on a reader, the whole hop, an upper
-bound; here, the query alone) took at most :data:`BUDGET`, and all the eager re-runs of one
+(:class:`~rxdb.engines.sqlite.readers.ReadCosts`: the query's own time, on the thread that
+ran it) took at most :data:`BUDGET`, and all the eager re-runs of one
 commit fit in :data:`BUDGET` together, so a commit never pays for many or slow watches. A
 text never run is not known: its first run goes the usual way. The rest go the usual way
 (the bus, the scheduler, a reader), and so does every watch when the writer is not free (a

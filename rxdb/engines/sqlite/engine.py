@@ -12,7 +12,6 @@ import contextlib
 import contextvars
 import functools
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final, Literal, cast
@@ -194,11 +193,10 @@ class Engine:
                     return await writer.worker.call(writer.worker.raw.fetch, sql, params)
             costs = self.costs
             cheap = costs.cheap(sql)
-            started = time.perf_counter()
             reader = pool.take(cheap) or await pool.borrow(cheap)
             try:
                 # Worker.call inlined (its rule on cancellation included): one coroutine less.
-                future = reader.start(reader.raw.fetch, sql, params)
+                future = reader.start(costs.fetch, reader.raw, sql, params)
                 try:
                     rows = await future
                 except asyncio.CancelledError:
@@ -206,7 +204,6 @@ class Engine:
                     raise
             finally:
                 pool.give_back(reader, cheap)
-            costs.record(sql, started)
             return rows
         except sqlite3.Error as error:
             raise from_sqlite(error, sql) from error
@@ -220,11 +217,11 @@ class Engine:
         commit comes between them anyway."""
         writer = self._check()
         pool = self._readers
-        started = time.perf_counter()
+        record = self.costs.record
         if pool is not None:
             reader = pool.take() or await pool.borrow()
             try:
-                future = reader.start(reader.raw.fetch_many, queries, snapshot)
+                future = reader.start(reader.raw.fetch_many, queries, snapshot, record)
                 try:
                     results = await future
                 except asyncio.CancelledError:
@@ -234,15 +231,13 @@ class Engine:
                 pool.give_back(reader)
         else:
             async with writer.lock:
-                results = await writer.worker.call(writer.worker.raw.fetch_many, queries)
+                results = await writer.worker.call(
+                    writer.worker.raw.fetch_many, queries, False, record
+                )
         translated = cast("list[Any]", results)  # a fresh list: errors are replaced in place
-        record = self.costs.record
         for index, result in enumerate(translated):
             if isinstance(result, sqlite3.Error):
                 translated[index] = from_sqlite(result, queries[index][0])
-            else:
-                # The whole hop's time, for each of its queries: an upper bound of each.
-                record(queries[index][0], started)
         return translated
 
     async def probe_reads(self, sql: str) -> list[tuple[str | None, str, str]]:

@@ -19,25 +19,31 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from rxdb._types import Params
 from rxdb.engines.closing import within
 from rxdb.engines.sqlite.connections import ReaderConnection
 from rxdb.engines.sqlite.workers import Worker, uninterrupted
+from rxdb.rows import Row
 
 __all__ = ("CHEAP", "ReadCosts", "ReaderPool")
 
 Reader = Worker[ReaderConnection]
 
 CHEAP = 0.002
-"""Seconds (from asking for a reader to the result) under which a read counts as cheap."""
+"""Seconds (the query's own run, on its connection's thread) under which a read counts as
+cheap."""
 
 
 class ReadCosts:
     """How long each query text took when last run (bounded: forgotten when full).
 
-    Written from the loop (reads on readers: from asking for a reader to the result, so an
-    upper bound of the query's own cost) and from the writer's thread (its eager re-runs,
-    :mod:`rxdb.engines.sqlite.eager`: the query alone); read from both. One dict operation
-    at a time, each atomic under the GIL, so no lock: a lost update only costs a guess.
+    The time is the query's own, taken on the thread that runs it (a reader's, or the
+    writer's for its eager re-runs, :mod:`rxdb.engines.sqlite.eager`), from the first step to
+    the last row made: not the hop around it. A hop's time also counts the wait for the
+    thread and the loop's wake-up, which on a busy or slow machine exceed the eager re-runs'
+    budget by themselves, so a cheap query measured that way would never be re-run eagerly
+    again. Written and read from several threads; one dict operation at a time, each atomic
+    under the GIL, so no lock: a lost update only costs a guess.
     """
 
     __slots__ = ("_seconds",)
@@ -54,12 +60,19 @@ class ReadCosts:
         return self._seconds.get(sql)
 
     def record(self, sql: str, started: float) -> None:
-        """Remember how the read of ``sql`` that started at ``started``
-        (``time.perf_counter()``) went; the last run decides."""
+        """Remember how the run of ``sql`` that started at ``started``
+        (``time.perf_counter()``, on the thread that ran it) went; the last run decides."""
         seconds = self._seconds
         if len(seconds) >= self._SIZE and sql not in seconds:
             seconds.clear()
         seconds[sql] = time.perf_counter() - started
+
+    def fetch(self, connection: ReaderConnection, sql: str, params: Params) -> list[Row]:
+        """``connection.fetch(sql, params)``, timed: on the connection's thread."""
+        started = time.perf_counter()
+        rows = connection.fetch(sql, params)
+        self.record(sql, started)
+        return rows
 
 
 class ReaderPool:
