@@ -10,6 +10,11 @@ write on one connection's thread stamps its commit and wakes the loop
 (``call_soon_threadsafe``), which starts a task that runs the watched query with
 ``execute_fetchall`` on a second connection. It costs what any library on this stack pays
 (a loop wake-up, then a reader round trip), and none of rxdb's work.
+
+The raw baselines write to a second file with the same table (``RAW_FILE``): a raw write to
+the watched file is a foreign commit to rxdb, which then re-runs the watch (every watch of
+the file, as for any foreign writer); that re-run, caused by the baseline, was often still in
+flight when the next measured commit came, and the measured emission waited behind it.
 """
 
 from __future__ import annotations
@@ -43,12 +48,30 @@ from ._common import (
 QUERY = "SELECT v FROM counter WHERE id = 1"
 UPDATE = "UPDATE counter SET v = ? WHERE id = 1"
 RAW_WRITE = "UPDATE counter SET v = ? WHERE id = 2"
+RAW_FILE = "latency-raw-writes.db"
+"""Where the raw baselines write (see the module's docstring)."""
 MS = 1e3
 
 
+SCHEMA = (
+    "CREATE TABLE counter (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)",
+    "INSERT INTO counter VALUES (1, -1), (2, -1)",
+)
+
+
 async def _prepare(db: rxdb.Database) -> None:
-    await db.execute("CREATE TABLE counter (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)")
-    await db.execute("INSERT INTO counter VALUES (1, -1), (2, -1)")
+    for statement in SCHEMA:
+        await db.execute(statement)
+
+
+@asynccontextmanager
+async def _raw_writer(tmp: str) -> AsyncIterator[aiosqlite.Connection]:
+    """A raw connection to a file of its own with the same table, for the raw writes."""
+    async with raw_connection(os.path.join(tmp, RAW_FILE)) as conn:
+        if not await conn.execute_fetchall("SELECT 1 FROM sqlite_schema"):
+            for statement in SCHEMA:
+                await conn.execute(statement)
+        yield conn
 
 
 async def _floor(writer: aiosqlite.Connection, reader: aiosqlite.Connection, value: int) -> float:
@@ -83,12 +106,13 @@ async def _measure(
     waiter: ValueWaiter,
     commits: CommitClock,
     first: int,
-    floor_writer: aiosqlite.Connection | None = None,
+    raw_writer: aiosqlite.Connection,
+    floor: bool = False,
 ) -> dict[str, list[float]]:
     """One write -> emission measurement per iteration, each followed by the baselines: a raw
-    round trip of the watched query, a raw autocommit write (on row 2, which no watch
-    reads) — the floor of "write start -> emission" on this stack — and, given
-    ``floor_writer``, the floor of commit -> emission (see the module)."""
+    round trip of the watched query on ``raw``, a raw autocommit write on ``raw_writer`` (a
+    file of its own) — the floor of "write start -> emission" on this stack — and, with
+    ``floor``, the floor of commit -> emission (see the module)."""
     out: dict[str, list[float]] = {
         "emit": [], "start_emit": [], "rt": [], "raw_write": [], "floor": []
     }  # fmt: skip
@@ -103,16 +127,16 @@ async def _measure(
         t0 = clock()
         await raw.execute_fetchall(QUERY)
         t1 = clock()
-        await raw.execute(RAW_WRITE, (i,))
+        await raw_writer.execute(RAW_WRITE, (i,))
         t2 = clock()
-        floor = None if floor_writer is None else await _floor(floor_writer, raw, i)
+        floored = await _floor(raw_writer, raw, i) if floor else None
         if n >= sizes.warmup:
             out["emit"].append((emitted - committed) * MS)
             out["start_emit"].append((emitted - start) * MS)
             out["rt"].append((t1 - t0) * MS)
             out["raw_write"].append((t2 - t1) * MS)
-            if floor is not None:
-                out["floor"].append(floor * MS)
+            if floored is not None:
+                out["floor"].append(floored * MS)
     return out
 
 
@@ -123,18 +147,20 @@ async def run(sizes: Sizes, results: Results) -> None:
         async with (
             rxdb.open(path, synchronous="full") as db,
             raw_connection(path) as raw,
-            raw_connection(path) as raw_writer,
+            _raw_writer(tmp) as raw_writer,
         ):
             async with _watched(db) as (stream, waiter, commits):
-                full = await _measure(sizes, db, raw, stream, waiter, commits, 0, raw_writer)
+                full = await _measure(
+                    sizes, db, raw, stream, waiter, commits, 0, raw_writer, floor=True
+                )
                 # The same with synchronous=NORMAL on both writers (WAL: no fsync per commit).
                 await db.execute("PRAGMA synchronous = NORMAL")
-                await raw.execute("PRAGMA synchronous = NORMAL")
-                normal = await _measure(sizes, db, raw, stream, waiter, commits, total)
+                await raw_writer.execute("PRAGMA synchronous = NORMAL")
+                normal = await _measure(sizes, db, raw, stream, waiter, commits, total, raw_writer)
                 await db.execute("PRAGMA synchronous = FULL")
-                await raw.execute("PRAGMA synchronous = FULL")
+                await raw_writer.execute("PRAGMA synchronous = FULL")
             thread_emit, thread_start_emit = await _other_thread(sizes, db, path, 2 * total)
-        no_hub = await _without_hub(sizes, os.path.join(tmp, "latency-nohub.db"))
+        no_hub = await _without_hub(sizes, tmp)
 
     emit, start_emit, round_trip = full["emit"], full["start_emit"], full["rt"]
     rt_median = median(round_trip)
@@ -145,7 +171,8 @@ async def run(sizes: Sizes, results: Results) -> None:
         "warmup": sizes.warmup,
         "query": QUERY,
         "write": UPDATE,
-        "files": "one WAL file in a temporary directory, synchronous=FULL on both writers "
+        "files": "one WAL file in a temporary directory (the raw writes: a second file, "
+        "RAW_FILE), synchronous=FULL on both writers "
         "(SQLite's default; rxdb's is NORMAL, asked for FULL here: 1b.n is both at NORMAL)",
         "commit instant": "CommitClock: SQLiteEngine._publish wrapped on the instance",
     }
@@ -272,15 +299,17 @@ async def _open(path: str) -> rxdb.Database:
     return await rxdb.open(path, synchronous="full")
 
 
-async def _without_hub(sizes: Sizes, path: str) -> dict[str, list[float]]:
+async def _without_hub(sizes: Sizes, tmp: str) -> dict[str, list[float]]:
     """#1 again on a database that does not join the cross-process hub: what the hub costs
     the commit -> emission path when no other process is there."""
+    path = os.path.join(tmp, "latency-nohub.db")
     async with (
         rxdb.open(path, share_across_processes=False, synchronous="full") as db,
         raw_connection(path) as raw,
+        _raw_writer(tmp) as raw_writer,
         _watched(db) as (stream, waiter, commits),
     ):
-        return await _measure(sizes, db, raw, stream, waiter, commits, 0)
+        return await _measure(sizes, db, raw, stream, waiter, commits, 0, raw_writer)
 
 
 @asynccontextmanager
