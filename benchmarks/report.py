@@ -11,6 +11,7 @@ from ._common import Figure, Results
 ORDER = [
     "1",
     "1.f",
+    "1.fe",
     "1.nh",
     "1b",
     "1b.f",
