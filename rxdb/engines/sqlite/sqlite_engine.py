@@ -35,6 +35,7 @@ from rxdb.engines.sqlite.journal import JOURNAL_TABLE, ForeignJournal
 from rxdb.engines.sqlite.location import Location
 from rxdb.engines.sqlite.maintenance import Mark, RowFeed
 from rxdb.engines.sqlite.read_sets import ReadSets
+from rxdb.engines.sqlite.receipt import ReceiptReads
 from rxdb.engines.sqlite.wal_watch import FileWatch
 from rxdb.errors import ProgrammingError
 from rxdb.updates import NotifyTablesUpdated, RowPatch, TableUpdate
@@ -88,6 +89,7 @@ class SQLiteEngine(Engine):
         self._foreign_sequence = itertools.count(1)
         self.read_sets = ReadSets(self.fetch_committed, self.probe_reads)
         self.eager = EagerReads(bus, self.key, self.costs, lambda: self.closed)
+        self.receipts: ReceiptReads | None = None  # WAL mode only (set at open)
         self.poller: ForeignWritePoller | None = None
         self.journal: ForeignJournal | None = None
         self.membership: Membership | None = None
@@ -103,6 +105,8 @@ class SQLiteEngine(Engine):
         opened closes everything again."""
         await super().open()
         self.eager.attach(self._check().worker)
+        if self._readers is not None:
+            self.receipts = ReceiptReads(self.location.target, self.origin, self.costs)
         try:
             await self._start_changes()
         except BaseException:
@@ -158,6 +162,8 @@ class SQLiteEngine(Engine):
 
     async def close(self) -> None:
         self.refuse_new_work()
+        if self.receipts is not None:
+            self.receipts.close()
         if self._schema_watch is not None:
             self._schema_watch.close()
         if self.poller is not None:
@@ -251,7 +257,9 @@ class SQLiteEngine(Engine):
         notified: Callback,
         fresh: Fresh,
     ) -> Subscription:
-        return self.eager.subscribe(sql, params, tables, notified, fresh)
+        sub = self.eager.subscribe(sql, params, tables, notified, fresh)
+        receipts = self.receipts
+        return sub if receipts is None else receipts.adopt(sub, sql, params, fresh)
 
     # -- maintained queries (rxdb.engines.sqlite.maintenance) -------------------------------
 
