@@ -447,6 +447,33 @@ async def test_relays_between_peers_answers_pings_and_forwards_only_local_origin
         await membership.leave()
 
 
+async def test_the_hub_relays_a_notify_before_it_publishes_it_here(directory: Path) -> None:
+    """Publishing here may re-run watches on the hub thread (rxdb.engines.sqlite.receipt):
+    the other members must not wait for them."""
+    bus = Bus()
+    membership = await hub.join(KEY, bus, local_origins=frozenset, directory=str(directory))
+    first, second = await RawPeer.connect(membership.path), await RawPeer.connect(membership.path)
+    relayed = threading.Event()
+
+    def held(message: NotifyTablesUpdated) -> bool:
+        relayed.wait(WAIT)  # the hub thread, publishing: held until the relay has arrived
+        return True
+
+    heard: asyncio.Queue[NotifyTablesUpdated] = asyncio.Queue()
+    subscription = bus.subscribe(KEY, heard.put_nowait, wanted=held)
+    try:
+        first.send(notify("peer", 1))
+        assert isinstance(await second.receive(), Notify)
+        relayed.set()
+        assert (await asyncio.wait_for(heard.get(), WAIT)).origin == "peer"
+    finally:
+        relayed.set()
+        subscription.close()
+        await first.close()
+        await second.close()
+        await membership.leave()
+
+
 async def test_a_silent_peer_is_dropped(
     directory: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

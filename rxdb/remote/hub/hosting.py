@@ -140,8 +140,13 @@ class Hosting:
         def handle(message: Message, payload: bytes) -> None:
             if not isinstance(message, Notify):
                 raise ProtocolError(f"unexpected {type(message).__name__} from a member")
-            self.relay.deliver(message)
+            database = message.message.database
+            if database != self.relay.key:  # refused before it reaches anyone
+                raise ProtocolError(f"a Notify for {database!r} on the hub of {self.relay.key!r}")
+            # The other members first: publishing here may re-run watches on this thread
+            # (rxdb.engines.sqlite.receipt) before it returns.
             self.relay.forward(encode_frame(payload), channel)
+            self.relay.deliver(message)
 
         await converse_directly(channel, handle, patience=TUNING.peer_timeout)
 
