@@ -28,6 +28,7 @@ from rxdb.rows import Rows
 from rxdb.updates import NotifyTablesUpdated, TableUpdate
 from tests.conftest import WAIT, settle, sqlite_engine
 from tests.rxdb.test_eager_reruns import cost, reader_runs, watching
+from tests.rxdb.test_processes import WRITER, run_script
 from tests.rxdb.test_watch import COUNT, make_t
 
 
@@ -68,6 +69,21 @@ class TestThePublishingThreadRunsCheapWatches:
             await settle(db)
             assert batches == []
             assert stream.statistics().runs == 2
+
+    async def test_another_process_commit_is_read_on_the_hub_thread(
+        self,
+        db_path: Path,
+        db: rxdb.Database,
+        generous: None,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        await db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x)")
+        async with watching(db, "SELECT x FROM t") as (_, rec):
+            batches = reader_runs(db, monkeypatch)
+            await run_script(WRITER, str(db_path))  # polling off: only the hub carries it
+            await rec.wait_value([(42,)])
+            await settle(db)
+            assert batches == []
 
     async def test_a_watch_whose_last_run_was_slow_reruns_on_a_reader(
         self, db: rxdb.Database, other: rxdb.Database, monkeypatch: pytest.MonkeyPatch

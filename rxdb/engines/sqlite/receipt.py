@@ -68,7 +68,9 @@ BUDGET = 0.001
 
 More than the writer's budget (:data:`rxdb.engines.sqlite.eager.BUDGET`, which the writer's
 caller waits for): what a read here spares is the usual way's three hops, about that much
-on a busy machine, and nobody waits for the hub thread but the other messages."""
+on a busy machine, and nobody waits for the hub thread but the other messages. (On a sibling
+engine's writer thread, two databases on one file in one process, that write's caller does
+wait for them: a rare setup, which the budget bounds.)"""
 
 
 class _Watch:
