@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from ._text import NOT_IDENT_CHARS
 from .names import fold_name
 
 __all__ = ("Catalog", "SchemaObject", "VirtualTable", "parse_virtual_table")
@@ -23,7 +24,7 @@ _VIRTUAL = re.compile(r"\s*CREATE\s+VIRTUAL\s+TABLE\b", re.IGNORECASE)
 # Tokens of a CREATE VIRTUAL TABLE text: quoted names and strings (doubled quotes escape),
 # bare words, and any other single character.
 _TOKEN = re.compile(
-    r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|[\w$\x80-\U0010ffff]+|\S"""
+    rf"""'(?:[^']|'')*'|"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|[^{NOT_IDENT_CHARS}]+|\S"""
 )
 
 
