@@ -18,7 +18,7 @@ import asyncio
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from rxdb.errors import ProgrammingError, ProtocolError
 from rxdb.remote.wire.errors import error_from_wire, error_to_wire
@@ -34,8 +34,10 @@ from rxdb.remote.wire.messages import (
     decode_message,
     encode_message,
 )
-from rxdb.remote.wire.operations import Operation
 from rxdb.remote.wire.stream import FramedStream
+
+if TYPE_CHECKING:
+    from rxdb.remote.wire.operations import Operation
 
 __all__ = ("KEEPALIVE", "Channel", "Handler", "Keepalive", "checked_payload")
 

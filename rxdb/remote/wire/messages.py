@@ -20,7 +20,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import msgpack  # type: ignore[import-untyped]
 
@@ -34,11 +34,13 @@ from rxdb.remote.wire.checks import (
     unpack,
 )
 from rxdb.remote.wire.errors import ErrorInfo, info_from_wire, info_to_wire
-from rxdb.remote.wire.operations import Operation, operation_from_wire, operation_to_wire
 from rxdb.remote.wire.updates import notify_from_wire, notify_to_wire
 from rxdb.remote.wire.values import check_value, decode_ext, value_out
 from rxdb.rows import Row
 from rxdb.updates import NotifyTablesUpdated
+
+if TYPE_CHECKING:
+    from rxdb.remote.wire.operations import Operation
 
 __all__ = (
     "PROTOCOL_VERSION",
@@ -251,6 +253,14 @@ def encode_message(message: Message) -> bytes:
     return packed
 
 
+def _operation_out(operation: Operation) -> Any:
+    # Only clients and servers send requests: a hub, or a process alone with its file,
+    # never loads the operations' schemas.
+    from rxdb.remote.wire.operations import operation_to_wire
+
+    return operation_to_wire(operation)
+
+
 def _event_out(m: Event) -> list[Any]:
     error = None if m.error is None else info_to_wire(m.error)
     return [m.subscription_id, m.kind.value, value_out(m.value), error]
@@ -261,7 +271,7 @@ _ENCODERS: Final[dict[type[Any], Callable[[Any], list[Any]]]] = {
     Welcome: lambda m: ["welcome", m.process_id, m.epoch, m.database],
     Refused: lambda m: ["refused", m.reason],
     Notify: lambda m: ["notify", m.epoch, notify_to_wire(m.message)],
-    Request: lambda m: ["request", m.id, operation_to_wire(m.operation)],
+    Request: lambda m: ["request", m.id, _operation_out(m.operation)],
     Response: lambda m: ["response", m.id, value_out(m.result)],
     Failure: lambda m: ["failure", m.id, *info_to_wire(m.error)],
     Event: lambda m: ["event", *_event_out(m)],
@@ -332,6 +342,8 @@ def _request_id(payload: bytes, limits: Limits) -> int | None:
 
 
 def _request_in(fields: list[Any], limits: Limits) -> Request | BadRequest:
+    from rxdb.remote.wire.operations import operation_from_wire  # see _operation_out
+
     request_id = _id(fields[0])
     try:
         return Request(request_id, operation_from_wire(fields[1], limits))

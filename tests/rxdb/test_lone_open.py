@@ -1,0 +1,48 @@
+"""What a process alone with its database file loads: the hub it hosts, not the wire schemas
+of remote clients and servers (``benchmarks/imports.py`` measures what loading costs)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Run by a fresh interpreter: open a file database (so that it joins the cross-process hub,
+# which it hosts, being alone), run one query, close; then list what is loaded.
+LONE_OPEN = """
+import asyncio, json, sys
+import rxdb
+
+async def main(path):
+    async with rxdb.open(path) as db:
+        rows = await db.fetch_all("SELECT 1 AS one")
+        assert [tuple(row) for row in rows] == [(1,)], rows
+
+asyncio.run(main(sys.argv[1]))
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_a_lone_open_hosts_the_hub_without_loading_the_remote_operations(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-E", "-s", "-c", LONE_OPEN, str(tmp_path / "lone.db")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stdout))
+    assert "rxdb.remote.hub.hosting" in loaded  # it did join the hub
+    assert not loaded & {
+        "rxdb.remote.wire.operations",
+        "rxdb.remote.wire.endpoint",
+        "rxdb.remote.client",
+        "rxdb.remote.server",
+    }
