@@ -21,7 +21,7 @@ import pytest
 import rxdb
 import rxdb.engines.sqlite.engine as engine_module
 from rxdb.engines.sqlite import eager
-from rxdb.engines.sqlite.connections import TrackedConnection
+from rxdb.engines.sqlite.connections import ReaderConnection, TrackedConnection
 from tests.conftest import WAIT, Recorder, settle, sqlite_engine, subscribed
 from tests.rxdb.test_watch import COUNT, make_t
 
@@ -230,7 +230,7 @@ class TestFreshness:
             def failing(*args: Any) -> Any:
                 raise sqlite3.OperationalError("database is locked")
 
-            monkeypatch.setattr(TrackedConnection, "fetch_untracked", failing)
+            monkeypatch.setattr(TrackedConnection, "fetch_committed", failing)
             await any_db.execute("INSERT INTO t(x) VALUES (1)")
             await rec.wait_value([(1,)])
             assert batches == [[COUNT]]
@@ -270,6 +270,71 @@ class TestNothingElseChanges:
             assert [m.tables for m in updates.values] == [{"t"}, {"other"}]
 
 
+def writer_of(db: rxdb.Database) -> TrackedConnection:
+    worker = sqlite_engine(db)._writer
+    assert worker is not None
+    return worker.worker.raw
+
+
+class TestTheSecondConnection:
+    async def test_a_file_reads_on_a_second_connection_that_cannot_write(
+        self, db: rxdb.Database, generous: None
+    ) -> None:
+        await make_t(db)
+        async with watching(db) as (_, rec):
+            await db.execute("INSERT INTO t(x) VALUES (1)")
+            assert rec.values[-1] == [(1,)]
+        reads = writer_of(db).committed_reads()
+        assert reads is not writer_of(db)
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reads.execute("INSERT INTO t(x) VALUES (2)")
+
+    async def test_memory_reads_on_the_writer(self, memdb: rxdb.Database) -> None:
+        assert writer_of(memdb).committed_reads() is writer_of(memdb)
+
+    async def test_reads_stay_on_the_writer_if_it_cannot_open(
+        self, db: rxdb.Database, generous: None, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def failing(target: str) -> Any:
+            raise sqlite3.OperationalError("unable to open database file")
+
+        monkeypatch.setattr(ReaderConnection, "open_read_only", failing)
+        await make_t(db)
+        async with watching(db) as (_, rec):
+            batches = reader_runs(db, monkeypatch)
+            await db.execute("INSERT INTO t(x) VALUES (1)")
+            assert rec.values[-1] == [(1,)]  # read on the writer, eagerly
+            await settle(db)
+            assert batches == []
+        assert writer_of(db).committed_reads() is writer_of(db)
+
+    async def test_no_read_transaction_outlives_a_read(
+        self, db: rxdb.Database, generous: None
+    ) -> None:
+        await make_t(db)
+        async with watching(db, "SELECT x FROM t ORDER BY x") as (_, rec):
+            for x in range(3):
+                await db.execute("INSERT INTO t(x) VALUES (?)", (x,))
+            assert rec.values[-1] == [(0,), (1,), (2,)]
+            await settle(db)
+            # A snapshot left open would pin the WAL: the checkpoint could not reset it.
+            result = await db.fetch_one("PRAGMA wal_checkpoint(TRUNCATE)")
+            assert result is not None
+            assert result[0] == 0  # not busy
+
+    async def test_it_closes_with_the_database(self, db_path: Path, generous: None) -> None:
+        db = await rxdb.open(db_path)
+        try:
+            await make_t(db)
+            async with watching(db):
+                await db.execute("INSERT INTO t(x) VALUES (1)")
+            reads = writer_of(db).committed_reads()
+        finally:
+            await db.close()
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            reads.execute("SELECT 1")
+
+
 SLOW = (
     "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c "
     "WHERE n < (SELECT max(x) FROM t)) SELECT count(*) FROM c"
@@ -290,24 +355,25 @@ async def slow_read(
         await make_t(db)
         loop = asyncio.get_running_loop()
         started = asyncio.Event()
-        real = TrackedConnection.fetch_untracked
+        real = TrackedConnection.fetch_committed
 
         def fetch(connection: TrackedConnection, *args: Any) -> Any:
             def running() -> int:  # called from inside the statement: it runs now
                 loop.call_soon_threadsafe(started.set)
                 return 0
 
-            connection.set_progress_handler(running, 1000)
+            reads = connection.committed_reads()
+            reads.set_progress_handler(running, 1000)
             try:
                 return real(connection, *args)
             finally:
-                connection.set_progress_handler(None, 0)
+                reads.set_progress_handler(None, 0)
 
         rec: Recorder[Any] = Recorder()
         subscription = db.watch(SLOW).subscribe(rec)
         await rec.wait_value([(1,)])
         await settle(db)
-        monkeypatch.setattr(TrackedConnection, "fetch_untracked", fetch)
+        monkeypatch.setattr(TrackedConnection, "fetch_committed", fetch)
         write = asyncio.create_task(db.execute("INSERT INTO t(x) VALUES (?)", (10**12,)))
         await asyncio.wait_for(started.wait(), WAIT)
         yield db, write, subscription.dispose

@@ -45,17 +45,19 @@ thread publishes while :meth:`EagerReads.publish` runs there: its own commit); t
 re-runs on the writer's thread. What the writer's thread reads of a watch is set once
 (``sql``, ``params``, the subscription) or is a single attribute (the subscription's
 ``closed``); costs are single dict operations. The writer has no statement cache and an
-authorizer that records writes: a read here goes around both the authorizer and the tracked
-``execute`` (:meth:`TrackedConnection.fetch_untracked
-<rxdb.engines.sqlite.connections.TrackedConnection.fetch_untracked>`: nothing recorded, no
+authorizer that records writes: a read here goes to a second connection of the writer's
+thread, with a statement cache, which sees every commit the writer has made (a WAL file), or
+on ``:memory:`` around the authorizer and the tracked ``execute``
+(:meth:`TrackedConnection.fetch_committed
+<rxdb.engines.sqlite.connections.TrackedConnection.fetch_committed>`: nothing recorded, no
 commit stamp, no publish).
 
 **Closing and interrupts.** Once the engine refuses new work, claimed re-runs read nothing
 (their watches are being completed anyway). A re-run runs inside the writer's call, under
 the write lock its caller holds, so ``close()`` treats a slow one as it treats a slow
-write: after its grace it interrupts the writer. ``interrupt_writer()`` cuts what the
-writer runs now, a re-run included; the write before it has committed and returns as
-such, and the watch goes the usual way.
+write: after its grace it interrupts the writer (its second connection with it).
+``interrupt_writer()`` cuts what the writer runs now, a re-run included; the write before
+it has committed and returns as such, and the watch goes the usual way.
 
 Internal: not covered by rxdb's versioning.
 """
@@ -193,7 +195,7 @@ class EagerReads:
             if connection is not None:
                 started = time.perf_counter()
                 try:
-                    rows = connection.fetch_untracked(watch.sql, watch.params)
+                    rows = connection.fetch_committed(watch.sql, watch.params)
                 except Exception:  # the usual way reports it (or finds it gone)
                     LOG.debug("an eager re-run failed; the usual run follows", exc_info=True)
                 else:

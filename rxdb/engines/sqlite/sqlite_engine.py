@@ -104,8 +104,10 @@ class SQLiteEngine(Engine):
         poller (its baseline before anyone reads), the hub. A failure after the connections
         opened closes everything again."""
         await super().open()
-        self.eager.attach(self._check().worker)
-        if self._readers is not None:
+        worker = self._check().worker
+        self.eager.attach(worker)
+        if self._readers is not None:  # WAL: other connections see the writer's commits
+            worker.raw.reads_target = self.location.target
             self.receipts = ReceiptReads(self.location.target, self.origin, self.costs)
         try:
             await self._start_changes()
