@@ -80,6 +80,7 @@ ORDER = [
     "peer",
     "imp",
     "imp.o",
+    "imp.q",
     "C1",
     "R",
     *(f"R{n}" for n in range(1, 16)),
