@@ -122,10 +122,12 @@ class ReceiptReads:
         first = sub.wanted
         marks = self._marks
         take = self._take
+        own = self._origin
 
         def wanted(message: NotifyTablesUpdated) -> bool:
+            # Asked for every commit the watch hears, in every storm: own ones cost one test.
             usual = first is None or first(message)
-            if usual and take(watch, message):
+            if usual and message.origin != own and take(watch, message):
                 return False
             # Taken by the eager re-runs, or going the usual way: its result may be of a
             # later state than rows read here before now.
@@ -149,12 +151,7 @@ class ReceiptReads:
     def _take(self, watch: _Watch, message: NotifyTablesUpdated) -> bool:
         """On the publishing thread: re-run ``watch``'s query for ``message`` and send the
         rows to its loop; ``False`` if that is not for here (see the module's docstring)."""
-        if (
-            message.everything
-            or message.origin == self._origin
-            or not self._usable
-            or threading.get_ident() == watch.thread
-        ):
+        if message.everything or not self._usable or threading.get_ident() == watch.thread:
             return False
         cost = self._costs.seconds(watch.sql)
         if cost is None:
