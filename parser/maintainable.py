@@ -2,7 +2,7 @@
 
 The shape is the common UI query: ``SELECT <columns> FROM <one table> [WHERE ...] [ORDER BY
 ...]`` with no aggregate, ``GROUP BY``, ``LIMIT``, ``DISTINCT``, window, join, subquery, CTE or
-compound, over a table with a rowid whose ``INTEGER PRIMARY KEY`` column is in the result.
+compound, over a table whose rowid is an ``INTEGER PRIMARY KEY`` column.
 For such a query every result row is one table row, decided by that row alone: after a commit,
 re-reading the rows the commit changed (by rowid) and putting them in their place gives what
 the whole query would return, provided the order is total. It is made total by appending the
@@ -13,9 +13,17 @@ Anything the analysis does not recognise, it refuses (``None``): the caller then
 whole query, which is never wrong. In particular it refuses any ``COLLATE`` (ordering would
 need SQLite's collation), any function it does not know to be deterministic (``random()``,
 ``datetime('now')`` and user functions would give changed and unchanged rows different
-evaluations), and ``ORDER BY`` terms that are not result columns (the order of a row must be
-computable from the row itself). Pure functions of the SQL text and of the table facts the
-caller passes in (:class:`TableFacts`), which it learns from SQLite.
+evaluations), and ``ORDER BY`` terms that are neither result columns nor plain columns of
+the table (the order of a row must be computable from the row itself).
+
+The rowid, and each ``ORDER BY`` column, that the query does not select are selected by the
+rewritten query as *hidden* columns after the user's (``rxdb_hidden_N``): a patch needs them,
+a subscriber must not see them (:attr:`Maintainable.visible`). A query without ``ORDER BY``
+that would need one is refused: that is mostly a lookup of a row or a few (``WHERE id = ?``),
+which a re-run answers as cheaply, and the engine's other cheap roads for re-runs (on the
+writer after its commit, on the thread that receives another process's) know a query by
+its own text, never run for a maintained one. Pure functions of the SQL text and of the
+table facts the caller passes in (:class:`TableFacts`), which it learns from SQLite.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlglot
-from sqlglot import exp
+from sqlglot import TokenType, exp
 from sqlglot.errors import SqlglotError
 
 from .names import fold_name
@@ -61,7 +69,9 @@ class Maintainable:
     :ivar sql: the query with the rowid appended to its ``ORDER BY``: what a full run executes.
     :ivar order: the total order of ``sql``'s rows, the rowid's term last (in the direction
         of the term before it).
-    :ivar rowid: the position of the rowid in a result row.
+    :ivar rowid: the position of the rowid in a result row of ``sql``.
+    :ivar visible: how many leading columns of ``sql``'s rows the query itself returns (the
+        others are hidden: the rowid or ``ORDER BY`` columns it does not select).
     """
 
     table: str
@@ -69,6 +79,7 @@ class Maintainable:
     order: tuple[OrderTerm, ...]
     rowid: int
     _rowid_name: str
+    visible: int
 
     def changed_sql(self, named: bool) -> str:
         """``sql`` restricted to the rows whose rowid is in a JSON array: one more parameter,
@@ -99,20 +110,81 @@ def maintainable(sql: str, facts: Callable[[str], TableFacts | None]) -> Maintai
     names = _output_names(select, known, {table, alias})
     if names is None:
         return None
+    if _HIDDEN in sql.lower() or any(_HIDDEN in name.lower() for name in known.columns):
+        return None  # our hidden columns' names must mean nothing else
+    hidden: list[str] = []  # table columns selected after the user's, in order
     rowid = _rowid_position(select, known, known.rowid_column, names, {table, alias})
     if rowid is None:
+        rowid = _hide(fold_name(known.rowid_column), names, hidden)
+    order = _order(select, known, names, {table, alias}, hidden)
+    if order is None or (hidden and not order):
         return None
-    order = _order(select, known, names, {table, alias})
-    if order is None:
+    with_hidden = _with_hidden(sql, select, hidden)
+    if with_hidden is None:
         return None
     # The rowid goes the way of the last term: an index that serves that term ends in the
     # rowid, read in the same direction, so the rewritten query needs no sort of its own.
     descending = bool(order) and order[-1].descending
-    rewritten = _with_tiebreak(sql, rowid, bool(order), descending)
+    rewritten = _with_tiebreak(with_hidden, rowid, bool(order), descending)
     if rewritten is None:
         return None
     terms = (*order, OrderTerm(rowid, descending=descending, nulls_first=not descending))
-    return Maintainable(table, rewritten, terms, rowid, names[rowid])
+    rowid_name = names[rowid] if rowid < len(names) else _hidden_name(rowid - len(names))
+    return Maintainable(table, rewritten, terms, rowid, rowid_name, len(names))
+
+
+_HIDDEN = "rxdb_hidden_"
+
+
+def _hidden_name(index: int) -> str:
+    return f"{_HIDDEN}{index}"
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _hide(column: str, names: list[str], hidden: list[str]) -> int:
+    """The position of the hidden column selecting ``column`` (folded), added if new."""
+    if column not in hidden:
+        hidden.append(column)
+    return len(names) + hidden.index(column)
+
+
+def _with_hidden(sql: str, select: exp.Select, hidden: list[str]) -> str | None:
+    """``sql`` selecting the ``hidden`` columns after its own, inserted as text before its
+    ``FROM`` (the query has no subquery: its first ``FROM`` that does not end ``IS [NOT]
+    DISTINCT FROM``), or ``None`` if the result does not parse as those columns added."""
+    if not hidden:
+        return sql
+    try:
+        tokens = sqlglot.Dialect.get_or_raise("sqlite").tokenize(sql)
+    except SqlglotError:
+        return None
+    start = next(
+        (
+            token.start
+            for previous, token in zip([None, *tokens], tokens, strict=False)
+            if token.token_type is TokenType.FROM
+            and (previous is None or previous.token_type is not TokenType.DISTINCT)
+        ),
+        None,
+    )
+    if start is None:
+        return None
+    columns = "".join(
+        f", {_quoted(column)} AS {_hidden_name(index)}" for index, column in enumerate(hidden)
+    )
+    rewritten = f"{sql[:start]}{columns}\n{sql[start:]}"
+    parsed = _one_select(rewritten)
+    if parsed is None or len(parsed.expressions) != len(select.expressions) + len(hidden):
+        return None
+    added = parsed.expressions[len(select.expressions) :]
+    if [item.alias for item in added] != [_hidden_name(i) for i in range(len(hidden))]:
+        return None
+    if parsed.args.get("from_") != select.args.get("from_"):
+        return None
+    return rewritten
 
 
 def _one_select(sql: str) -> exp.Select | None:
@@ -232,8 +304,14 @@ def _rowid_position(
 
 
 def _order(
-    select: exp.Select, facts: TableFacts, names: list[str], qualifiers: set[str]
+    select: exp.Select,
+    facts: TableFacts,
+    names: list[str],
+    qualifiers: set[str],
+    hidden: list[str],
 ) -> list[OrderTerm] | None:
+    """The ``ORDER BY`` terms; a term that is a column of the table the query does not
+    select adds that column to ``hidden``."""
     order = select.args.get("order")
     if order is None:
         return []
@@ -243,7 +321,10 @@ def _order(
     for ordered in order.expressions:
         position = _result_column(ordered.this, items, aliases, facts, qualifiers)
         if position is None:
-            return None
+            column = _unselected_column(ordered.this, aliases, facts, qualifiers)
+            if column is None:
+                return None
+            position = _hide(column, names, hidden)
         terms.append(OrderTerm(position, bool(ordered.args.get("desc")), _nulls_first(ordered)))
     return terms
 
@@ -282,6 +363,16 @@ def _result_column(
         if _column_of(inner, facts, qualifiers) == column:
             return position
     return None
+
+
+def _unselected_column(
+    term: exp.Expression, aliases: list[str], facts: TableFacts, qualifiers: set[str]
+) -> str | None:
+    """The table column (folded) a term names, if it names no ``AS`` alias (an ambiguous
+    alias is an error for SQLite, not a column)."""
+    if isinstance(term, exp.Column) and not term.table and fold_name(term.name) in aliases:
+        return None
+    return _column_of(term, facts, qualifiers)
 
 
 def _with_tiebreak(sql: str, rowid: int, ordered: bool, descending: bool) -> str | None:

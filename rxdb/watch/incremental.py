@@ -9,6 +9,11 @@ that commit. The order is SQLite's: values of different storage classes sort NUL
 numbers (integers and reals compared by value) < text (BINARY: UTF-8 bytes, the same order
 as code points) < blobs (bytes), each term ascending or descending, NULLs first or last.
 
+A query that does not select its rowid or an ``ORDER BY`` column is maintained through a
+rewrite that selects them after the user's columns (hidden columns): the full rows, with
+them, order the result; the rows handed out are their leading user columns, kept in a
+parallel list patched at the same positions.
+
 Finding an old row by rowid uses a dictionary built on the first patch (the order need not
 lead with the rowid), kept up to date afterwards; placing a row is a binary search.
 """
@@ -24,6 +29,7 @@ from typing import Any
 from parser.maintainable import Maintainable, OrderTerm
 from rxdb._types import Params
 from rxdb.engines.seam import RowMaintenance
+from rxdb.rows import RowList, row_class
 from rxdb.updates import NotifyTablesUpdated
 
 __all__ = ("MaintainedRows", "Maintenance", "OutOfOrder", "compare_values")
@@ -91,30 +97,45 @@ def _comparator(order: Sequence[OrderTerm]) -> Callable[[Values, Values], int]:
 class MaintainedRows:
     """A maintained query's last result, as plain tuples in the query's total order.
 
+    :attr:`rows` are the rows handed out; ``full`` (if the query has hidden columns) the
+    same rows with them, at the same positions, of which ``rows`` hold the first
+    ``visible`` columns.
+
     Not thread-safe: one owner at a time (the watch, on its loop, or a thread it hands the
     work to).
     """
 
-    __slots__ = ("_by_rowid", "_key", "_rowid", "rows")
+    __slots__ = ("_by_rowid", "_full", "_key", "_rowid", "_visible", "rows")
 
-    def __init__(self, rows: Sequence[Values], order: Sequence[OrderTerm], rowid: int) -> None:
+    def __init__(
+        self,
+        rows: Sequence[Values],
+        order: Sequence[OrderTerm],
+        rowid: int,
+        full: Sequence[Values] | None = None,
+        visible: int = 0,
+    ) -> None:
         self.rows: Sequence[Values] = rows
+        self._full = full
+        self._visible = visible
         self._rowid = rowid
         self._key = functools.cmp_to_key(_comparator(order))
         self._by_rowid: dict[Any, Values] | None = None
 
     def patch(self, changed: Iterable[Any], fresh: Iterable[Values]) -> list[Values] | None:
         """Apply one commit: ``changed`` are the rowids it changed (inserted, updated or
-        deleted), ``fresh`` the rows of those the query returns now. Return the new result
-        (a new list; :attr:`rows` becomes it), or ``None`` if the result did not change.
+        deleted), ``fresh`` the rows of those the query returns now (with its hidden
+        columns). Return the new result (a new list; :attr:`rows` becomes it), or ``None``
+        if the result did not change.
 
         :raises OutOfOrder: if :attr:`rows` was not in the query's order (then this object
             is left as it was, and the caller runs the whole query).
         """
+        source = self.rows if self._full is None else self._full
         by_rowid = self._by_rowid
         if by_rowid is None:
             rowid = self._rowid
-            by_rowid = self._by_rowid = {row[rowid]: row for row in self.rows}
+            by_rowid = self._by_rowid = {row[rowid]: row for row in source}
         fresh_by_rowid = {row[self._rowid]: row for row in fresh}
         gone = []
         for rowid in changed:
@@ -127,18 +148,27 @@ class MaintainedRows:
         if not gone and not added:
             return None
         key = self._key
-        rows = list(self.rows)
+        full = list(source)
+        rows = full if self._full is None else list(self.rows)
+        visible = self._visible
         for old in gone:
-            position = bisect_left(rows, key(old), key=key)
-            if position == len(rows) or rows[position] is not old:
+            position = bisect_left(full, key(old), key=key)
+            if position == len(full) or full[position] is not old:
                 self._by_rowid = None  # rebuilt from whatever rows the caller sets next
                 raise OutOfOrder(f"row {old[self._rowid]!r} is not where the order puts it")
-            del rows[position]
+            del full[position]
+            if rows is not full:
+                del rows[position]
             del by_rowid[old[self._rowid]]
         for row in added:
-            rows.insert(bisect_left(rows, key(row), key=key), row)
+            position = bisect_left(full, key(row), key=key)
+            full.insert(position, row)
+            if rows is not full:
+                rows.insert(position, row[:visible])
             by_rowid[row[self._rowid]] = row
         self.rows = rows
+        if self._full is not None:
+            self._full = full
         return rows
 
 
@@ -159,6 +189,7 @@ class Maintenance:
         "_base",
         "_before",
         "_engine",
+        "_full",
         "_params",
         "_rows",
         "_sql",
@@ -176,12 +207,36 @@ class Maintenance:
         self._rows: MaintainedRows | None = None
         self._base: Mark | None = None
         self._before: Mark | None = None
+        self._full: tuple[Maintainable, list[Values]] | None = None  # the last run's rows
         self.patched = 0
 
     @property
     def sql(self) -> str:
         """What a run executes: the query with its rowid tie-break once maintained."""
         return self._sql if self.shape is None else self.shape.sql
+
+    def submitted(self, done: Callable[[Any], None]) -> Callable[[Any], None]:
+        """``done`` for a run of :attr:`sql`: handed what the user's query returns (without
+        the hidden columns, kept to patch from)."""
+        shape = self.shape
+        if shape is None or not self._hides(shape):
+            return done
+        return functools.partial(self._strip, shape, done)
+
+    def _strip(self, shape: Maintainable, done: Callable[[Any], None], result: Any) -> None:
+        self._full = None
+        if isinstance(result, list):
+            full = list(list.__iter__(result))
+            self._full = (shape, full)
+            visible = shape.visible
+            names = result._row._names[:visible] if isinstance(result, RowList) else None
+            rows = [row[:visible] for row in full]
+            result = rows if names is None else RowList(row_class(names), rows)
+        done(result)
+
+    @staticmethod
+    def _hides(shape: Maintainable) -> bool:
+        return any(term.position >= shape.visible for term in shape.order)
 
     async def start(self) -> None:
         """Ask the engine to maintain the query (again, after a schema change)."""
@@ -205,17 +260,25 @@ class Maintenance:
 
     def run_ended(self, values: Sequence[Values]) -> None:
         """The run's result (or the equal one kept) is ``values``."""
-        after = self._mark()
-        if self.shape is None or after is None or after != self._before:
+        after, shape = self._mark(), self.shape
+        full, self._full = self._full, None
+        if shape is None or after is None or after != self._before:
             self._rows = None
             return
-        self._rows = MaintainedRows(values, self.shape.order, self.shape.rowid)
+        if not self._hides(shape):
+            self._rows = MaintainedRows(values, shape.order, shape.rowid)
+        elif full is not None and full[0] is shape and len(full[1]) == len(values):
+            self._rows = MaintainedRows(values, shape.order, shape.rowid, full[1], shape.visible)
+        else:
+            self._rows = None
+            return
         self._base = after
 
     def forget(self) -> None:
         """The next result is not a base for patches (until a run says otherwise)."""
         self._rows = None
         self._before = None
+        self._full = None
 
     def rebase(self, values: Sequence[Values]) -> None:
         """The patched result was frozen as ``values`` (the same row objects)."""

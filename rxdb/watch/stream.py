@@ -347,7 +347,7 @@ class SharedRows(SharedQuery[Rows]):
         done: Callable[[Any], None],
     ) -> Run:
         maintenance.run_starts()
-        return submit_sql(maintenance.sql, done)
+        return submit_sql(maintenance.sql, maintenance.submitted(done))
 
     def _kick(self) -> None:
         if self._maintenance is not None and not self._busy:

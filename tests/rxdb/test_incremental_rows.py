@@ -8,6 +8,7 @@ import contextlib
 import functools
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -47,7 +48,8 @@ class Writer:
         shape = maintainable(sql, lambda table: FACTS if table == "t" else None)
         assert shape is not None, sql
         self.shape: Maintainable = shape
-        self.result = MaintainedRows(self.full(), shape.order, shape.rowid)
+        self.sql = sql
+        self.result = self.maintained()
         self.patched = 0
 
     def _announced(self, updates: frozenset[Any], everything: bool, _wal: object) -> None:
@@ -55,6 +57,15 @@ class Writer:
 
     def full(self) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in sqlite3.Connection.execute(self.conn, self.shape.sql)]
+
+    def maintained(self) -> MaintainedRows:
+        """A result from a full run, as a watch keeps it (the user's columns apart)."""
+        full, shape = self.full(), self.shape
+        visible = [row[: shape.visible] for row in full]
+        return MaintainedRows(visible, shape.order, shape.rowid, full, shape.visible)
+
+    def user_rows(self) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in sqlite3.Connection.execute(self.conn, self.sql)]
 
     def run(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         # A constraint that fails leaves no change; the transaction goes on.
@@ -67,7 +78,7 @@ class Writer:
         for rowids in self.rowids:
             changed = self.capture.trusted(rowids).get("t", frozenset())
             if changed is None:
-                self.result = MaintainedRows(self.full(), self.shape.order, self.shape.rowid)
+                self.result = self.maintained()
                 continue
             fresh = sqlite3.Connection.execute(
                 self.conn, self.shape.changed_sql(named=False), (json.dumps(sorted(changed)),)
@@ -75,14 +86,20 @@ class Writer:
             self.result.patch(changed, [tuple(row) for row in fresh])
             self.patched += 1
         self.rowids.clear()
-        expected = self.full()
+        expected = [row[: self.shape.visible] for row in self.full()]
         assert list(self.result.rows) == expected
         assert [tuple(map(type, row)) for row in self.result.rows] == [
             tuple(map(type, row)) for row in expected
         ]
+        # The user's own query returns the same rows (its ties in an order of its own).
+        assert Counter(map(_typed, self.result.rows)) == Counter(map(_typed, self.user_rows()))
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _typed(row: tuple[Any, ...]) -> tuple[tuple[type, Any], ...]:
+    return tuple((type(value), value) for value in row)
 
 
 @pytest.fixture
@@ -121,6 +138,11 @@ queries = st.sampled_from(
         "SELECT id, a, b FROM t ORDER BY a DESC NULLS FIRST, b",
         "SELECT b, id FROM t WHERE b > 0 ORDER BY b NULLS LAST",
         "SELECT a AS b, b AS a, id FROM t WHERE a IS NOT b ORDER BY b, 2 DESC",
+        # Not selecting the rowid, or an ORDER BY column: hidden columns.
+        "SELECT b FROM t WHERE a IS NOT NULL ORDER BY id",
+        "SELECT a FROM t ORDER BY b DESC",
+        "SELECT u FROM t WHERE b IS NOT a ORDER BY b NULLS LAST, a DESC",
+        "SELECT u AS id, a FROM t ORDER BY id DESC, b",
     ]
 )
 

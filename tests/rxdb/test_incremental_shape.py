@@ -74,9 +74,19 @@ def test_maintainable_shapes_get_the_rowid_as_last_order_term(
         "SELECT * FROM big UNION SELECT * FROM big",
         "SELECT * FROM big WHERE id IN (SELECT id FROM other)",
         "SELECT *, (SELECT 1) FROM big",
-        "SELECT name FROM big",  # no rowid in the result
-        "SELECT id, id FROM big",  # the rowid's name is not unique
         "SELECT * FROM big ORDER BY lower(name)",  # not a result column
+        "SELECT name FROM big ORDER BY lower(name)",
+        "SELECT name FROM big ORDER BY score + 0",
+        "SELECT name FROM big ORDER BY nothere",
+        "SELECT name AS a, score AS a FROM big ORDER BY a",  # ambiguous: an error
+        "SELECT name FROM big ORDER BY other.score",
+        "SELECT name, 1 AS rxdb_hidden_0 FROM big",  # our hidden columns' names
+        "SELECT name FROM big WHERE id = ?",  # no key selected, no order: a lookup
+        "SELECT id, id FROM big",
+        "SELECT name FROM big ORDER BY score COLLATE NOCASE",
+        "SELECT name FROM big ORDER BY score LIMIT 3",
+        "SELECT DISTINCT name FROM big ORDER BY score",
+        "SELECT name FROM big JOIN other USING (id) ORDER BY score",
         "SELECT * FROM big ORDER BY 9",
         "SELECT * FROM big ORDER BY name COLLATE NOCASE",
         "SELECT * FROM big WHERE name = 'x' COLLATE NOCASE",
@@ -93,6 +103,71 @@ def test_maintainable_shapes_get_the_rowid_as_last_order_term(
 )
 def test_other_shapes_are_refused(sql: str) -> None:
     assert maintainable(sql, facts) is None
+
+
+@pytest.mark.parametrize(
+    ("sql", "rewritten", "order", "rowid"),
+    [
+        (
+            "SELECT name FROM big WHERE n = ? ORDER BY id",
+            'SELECT name , "id" AS rxdb_hidden_0\nFROM big WHERE n = ? ORDER BY id\n, 2',
+            [(1, False, True), (1, False, True)],
+            1,
+        ),
+        (
+            "SELECT name FROM big b ORDER BY b.score DESC NULLS FIRST, n",
+            'SELECT name , "id" AS rxdb_hidden_0, "score" AS rxdb_hidden_1, "n" AS rxdb_hidden_2'
+            "\nFROM big b ORDER BY b.score DESC NULLS FIRST, n\n, 2",
+            [(2, True, True), (3, False, True), (1, False, True)],
+            1,
+        ),
+        (
+            "SELECT id, name IS DISTINCT FROM 'x' AS d FROM big ORDER BY score DESC",
+            "SELECT id, name IS DISTINCT FROM 'x' AS d , \"score\" AS rxdb_hidden_0\n"
+            "FROM big ORDER BY score DESC\n, 1 DESC",
+            [(2, True, False), (0, True, False)],
+            0,
+        ),
+        (
+            "SELECT id, id FROM big ORDER BY name",  # the rowid's name is not unique: hidden
+            'SELECT id, id , "id" AS rxdb_hidden_0, "name" AS rxdb_hidden_1\n'
+            "FROM big ORDER BY name\n, 3",
+            [(3, False, True), (2, False, True)],
+            2,
+        ),
+        (
+            "SELECT name AS score FROM big ORDER BY score",  # the alias, not the column
+            'SELECT name AS score , "id" AS rxdb_hidden_0\nFROM big ORDER BY score\n, 2',
+            [(0, False, True), (1, False, True)],
+            1,
+        ),
+    ],
+)
+def test_unselected_rowid_and_order_columns_become_hidden_columns(
+    sql: str, rewritten: str, order: list[tuple[int, bool, bool]], rowid: int
+) -> None:
+    found = shape(sql)
+    assert found.sql == rewritten
+    assert found.order == tuple(OrderTerm(*term) for term in order)
+    assert found.rowid == rowid
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("CREATE TABLE big (id INTEGER PRIMARY KEY, name, score, n)")
+        conn.execute("INSERT INTO big VALUES (1, 'x', NULL, 3), (2, 'y', 2.5, 3)")
+        params = (3,) if "?" in sql else ()
+        user = conn.execute(sql, params)
+        names = [column[0] for column in user.description]
+        rows = user.fetchall()
+        cursor = conn.execute(found.sql, params)
+        assert [column[0] for column in cursor.description][: found.visible] == names
+        full = cursor.fetchall()
+        assert sorted(row[: found.visible] for row in full) == sorted(rows)
+        assert found.visible == len(names)
+        assert len(full[0]) > found.visible
+        changed = conn.execute(found.changed_sql(named=False), (*params, "[2]")).fetchall()
+        assert [row[found.rowid] for row in changed] == [2]
+    finally:
+        conn.close()
 
 
 def test_tables_without_a_rowid_alias_or_with_collations_are_refused() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tests.rxdb import incremental_cases as cases
 SCHEMA = cases.SCHEMA
 QUERY = "SELECT * FROM t WHERE a IS NOT NULL ORDER BY b DESC"
 ORDERED = f"{QUERY}\n, 1 DESC"  # what rxdb runs: the rowid breaks ties
+CHAT = "SELECT b FROM t WHERE a = 1 ORDER BY id"  # the chat room's shape: no key selected
 TIMEOUT = 10.0
 
 
@@ -42,6 +44,10 @@ class Watched:
 
     def _got(self, rows: list[Row]) -> None:
         self.results.append(rows)
+        self._changed.set()
+
+    def wake(self) -> None:
+        """Have :meth:`until` look again (something else it waits for happened)."""
         self._changed.set()
 
     async def until(self, condition: Callable[[], bool]) -> None:
@@ -85,6 +91,37 @@ async def test_a_maintained_watch_patches_instead_of_running(db: rxdb.Database) 
         assert 21 in [row["id"] for row in watched.results[-1]]
         assert watched.results[-1][0].keys() == ("id", "a", "b", "u")
     finally:
+        watched.close()
+
+
+async def test_a_watch_that_does_not_select_its_key_is_patched(db: rxdb.Database) -> None:
+    await db.execute_many("INSERT INTO t (a, b) VALUES (?, ?)", [(1, f"m{i}") for i in range(5)])
+    watched = Watched(db, CHAT)
+    typed = db.watch(CHAT, row_type=dict)
+    dicts: list[list[dict[str, object]]] = []
+
+    def got(rows: list[dict[str, object]]) -> None:
+        dicts.append(rows)
+        watched.wake()
+
+    subscription = typed.subscribe(got)
+    try:
+        assert await watched.settled() == [(f"m{i}",) for i in range(5)]
+        await db.execute("INSERT INTO t (a, b) VALUES (1, 'new')")
+        await db.execute("UPDATE t SET a = 2 WHERE id = 2")  # leaves the room
+        await db.execute("UPDATE t SET b = 'edited' WHERE id = 1")
+        await db.execute("INSERT INTO t (a, b) VALUES (2, 'elsewhere')")
+        emitted = await watched.settled()
+        assert emitted == [("edited",), ("m2",), ("m3",), ("m4",), ("new",)]
+        assert emitted[0].keys() == ("b",)
+        assert emitted[0].b == "edited"
+        assert repr(emitted[0]) == "Row(b='edited')"
+        statistics = watched.stream.statistics()
+        assert (statistics.runs, statistics.patched) == (1, 4)
+        await watched.until(lambda: bool(dicts) and len(dicts[-1]) == 5)
+        assert dicts[-1][0] == {"b": "edited"}
+    finally:
+        subscription.dispose()
         watched.close()
 
 
@@ -164,10 +201,29 @@ ids = st.integers(1, 8)
 steps = st.lists(cases.statements(values, ids), min_size=1, max_size=3)
 
 
-async def _replay(path: Path, script: list[tuple[bool, list[cases.Statement]]]) -> int:
+USER_QUERIES = [
+    # (what the watch runs, the same with its ties broken by the rowid, as rxdb does)
+    (QUERY, ORDERED),
+    # Queries that do not select the rowid, or an ORDER BY column: hidden columns.
+    (CHAT, CHAT),
+    (
+        "SELECT a, u AS x FROM t ORDER BY b DESC NULLS LAST",
+        "SELECT a, u AS x FROM t ORDER BY b DESC NULLS LAST, id DESC",
+    ),
+    (
+        "SELECT u FROM t WHERE b IS NOT NULL ORDER BY a",
+        "SELECT u FROM t WHERE b IS NOT NULL ORDER BY a, id",
+    ),
+]
+
+
+async def _replay(
+    path: Path, script: list[tuple[bool, list[cases.Statement]]], query: tuple[str, str]
+) -> int:
+    user_sql, ordered = query
     async with rxdb.open(str(path)) as db:
         await db.execute(SCHEMA)
-        watched = Watched(db)
+        watched = Watched(db, user_sql)
         try:
             await watched.settled()  # the first result, once the watch hears commits
             for together, statements in script:
@@ -181,16 +237,38 @@ async def _replay(path: Path, script: list[tuple[bool, list[cases.Statement]]]) 
                             await db.execute(sql, params)
                 except rxdb.IntegrityError:
                     pass  # the transaction (or the statement) left no trace
-                assert await watched.settled() == await db.fetch_all(ORDERED)
+                emitted = await watched.settled()
+                _same_result(emitted, await db.fetch_all(ordered), await db.fetch_all(user_sql))
             return watched.stream.statistics().patched
         finally:
             watched.close()
 
 
-@settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.booleans(), steps), min_size=1, max_size=6))
+def _same_result(emitted: list[Row], ordered: list[Row], user: list[Row]) -> None:
+    """``emitted`` is the user's query's result (names, row type, values of the same types),
+    in the order of a full run: of the query with the rowid breaking its ties (a maintained
+    run or patch), or of the query as written (an eager re-run by the engine)."""
+    assert emitted in (ordered, user)
+    full = ordered if emitted == ordered else user
+    assert [tuple(map(type, row)) for row in emitted] == [tuple(map(type, r)) for r in full]
+    assert Counter(map(_typed, emitted)) == Counter(map(_typed, user))
+    assert {type(row) for row in emitted} <= {type(row) for row in user}
+    assert all(row.keys() == user[0].keys() for row in emitted)
+    assert all(row.as_dict() == dict(zip(row.keys(), row, strict=True)) for row in emitted)
+
+
+def _typed(row: Row) -> tuple[tuple[type, object], ...]:
+    return tuple((type(value), value) for value in row)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.booleans(), steps), min_size=1, max_size=6),
+    st.sampled_from(USER_QUERIES),
+)
 def test_every_emission_is_the_full_result_at_that_commit(
     tmp_path_factory: pytest.TempPathFactory,
     script: list[tuple[bool, list[cases.Statement]]],
+    query: tuple[str, str],
 ) -> None:
-    asyncio.run(_replay(tmp_path_factory.mktemp("watch") / "app.db", script))
+    asyncio.run(_replay(tmp_path_factory.mktemp("watch") / "app.db", script, query))
