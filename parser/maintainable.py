@@ -81,12 +81,15 @@ class Maintainable:
     _rowid_name: str
     visible: int
 
-    def changed_sql(self, named: bool) -> str:
+    def changed_sql(self, named: bool, single: bool = False) -> str:
         """``sql`` restricted to the rows whose rowid is in a JSON array: one more parameter,
         ``:rxdb_rowids`` when the query's parameters are ``named`` (a mapping), else a last
-        ``?``. SQLite pushes the filter into the query (a lookup by rowid per row)."""
+        ``?``. SQLite pushes the filter into the query (a lookup by rowid per row). With
+        ``single``, the parameter is one rowid instead (no ``json_each``: cheaper to run)."""
         parameter = ":rxdb_rowids" if named else "?"
         quoted = self._rowid_name.replace('"', '""')
+        if single:
+            return f'SELECT * FROM ({self.sql}\n) WHERE "{quoted}" = {parameter}'
         return (
             f'SELECT * FROM ({self.sql}\n) WHERE "{quoted}" IN '
             f"(SELECT value FROM json_each({parameter}))"

@@ -161,7 +161,11 @@ class MaintainedRows:
                 del rows[position]
             del by_rowid[old[self._rowid]]
         for row in added:
-            position = bisect_left(full, key(row), key=key)
+            place = key(row)
+            if full and key(full[-1]) < place:
+                position = len(full)  # after the last row: where new rows mostly go
+            else:
+                position = bisect_left(full, place, key=key)
             full.insert(position, row)
             if rows is not full:
                 rows.insert(position, row[:visible])

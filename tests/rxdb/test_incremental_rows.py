@@ -43,7 +43,7 @@ class Writer:
         self.rowids: list[ChangedRowids] = []
         self.conn.execute(SCHEMA)
         self.capture = RowCapture(self.conn, self.conn.buffer)
-        self.conn.buffer.rows_committed = self.rowids.append
+        self.conn.buffer.rows_committed = self._rows_committed
         assert self.capture.want("t")
         shape = maintainable(sql, lambda table: FACTS if table == "t" else None)
         assert shape is not None, sql
@@ -51,6 +51,10 @@ class Writer:
         self.sql = sql
         self.result = self.maintained()
         self.patched = 0
+
+    def _rows_committed(self, rowids: ChangedRowids, schema: bool) -> None:
+        if rowids and not schema:
+            self.rowids.append(rowids)
 
     def _announced(self, updates: frozenset[Any], everything: bool, _wal: object) -> None:
         self.announced.append((updates, everything))

@@ -8,6 +8,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 import rxdb
 from rxdb import Row
+from rxdb.engines.sqlite import maintenance
 from tests.rxdb import incremental_cases as cases
 
 SCHEMA = cases.SCHEMA
@@ -118,8 +120,9 @@ async def test_a_watch_that_does_not_select_its_key_is_patched(db: rxdb.Database
         assert repr(emitted[0]) == "Row(b='edited')"
         statistics = watched.stream.statistics()
         assert (statistics.runs, statistics.patched) == (1, 4)
-        await watched.until(lambda: bool(dicts) and len(dicts[-1]) == 5)
-        assert dicts[-1][0] == {"b": "edited"}
+        # Its own emissions (one per commit) may come later than the other watch's.
+        await watched.until(lambda: bool(dicts) and dicts[-1][0] == {"b": "edited"})
+        assert dicts[-1] == [{"b": b} for b in ("edited", "m2", "m3", "m4", "new")]
     finally:
         subscription.dispose()
         watched.close()
@@ -158,6 +161,108 @@ async def test_another_connections_commit_makes_the_watch_run(
         assert watched.stream.statistics().patched == 0
     finally:
         watched.close()
+
+
+async def test_a_foreign_commit_nobody_announced_is_not_patched_across(tmp_path: Path) -> None:
+    # No poller: the watch hears of the foreign commit only through the next own commit,
+    # whose patch must not apply over a result that lacks the foreign row.
+    path = str(tmp_path / "app.db")
+    async with rxdb.open(path, foreign_poll=None) as db:
+        await db.execute(SCHEMA)
+        watched = Watched(db)
+        try:
+            await watched.settled()
+            await db.execute("INSERT INTO t (a, b) VALUES (1, 1)")  # patched
+            await watched.settled()
+            other = sqlite3.connect(path, isolation_level=None)
+            try:
+                other.execute("INSERT INTO t (a, b) VALUES (2, 2)")
+            finally:
+                other.close()
+            await db.execute("UPDATE t SET b = 9 WHERE id = 1")
+            assert await watched.settled() == await db.fetch_all(ORDERED)
+            assert len(watched.results[-1]) == 2
+            assert (watched.stream.statistics().runs, watched.stream.statistics().patched) == (2, 1)
+            await db.execute("UPDATE t SET b = 8 WHERE id = 2")  # patched again
+            assert await watched.settled() == await db.fetch_all(ORDERED)
+            assert watched.stream.statistics().patched == 2
+        finally:
+            watched.close()
+
+
+async def test_a_foreign_commit_during_the_reread_is_not_patched_across(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another program commits between an own commit and its re-read, changing the row the
+    # commit changed and another one: a patch of the row read then would show a state that
+    # never was (the other row as before that commit).
+    path = str(tmp_path / "app.db")
+    fetch = maintenance._fetch
+    foreign: list[int] = []
+
+    def interleaved(connection: sqlite3.Connection, *args: Any) -> list[tuple[Any, ...]]:
+        if not foreign:
+            other = sqlite3.connect(path, isolation_level=None)
+            try:
+                foreign.append(other.execute("UPDATE t SET b = 5 WHERE id <= 2").rowcount)
+            finally:
+                other.close()
+        return fetch(connection, *args)
+
+    async with rxdb.open(path, foreign_poll=None) as db:
+        await db.execute(SCHEMA)
+        await db.execute("INSERT INTO t (a, b) VALUES (1, 1)")
+        watched = Watched(db)
+        try:
+            await watched.settled()
+            await db.execute("INSERT INTO t (a, b) VALUES (2, 2)")  # patched
+            await watched.settled()
+            monkeypatch.setattr(maintenance, "_fetch", interleaved)
+            await db.execute("UPDATE t SET b = 9 WHERE id = 1")
+            assert await watched.settled() == await db.fetch_all(ORDERED)
+            assert [row["b"] for row in watched.results[-1]] == [5, 5]
+            assert foreign == [2]
+            assert watched.stream.statistics().patched == 1
+        finally:
+            watched.close()
+
+
+async def test_a_trigger_that_says_replace_is_seen_on_the_next_commit(db: rxdb.Database) -> None:
+    await db.execute("INSERT INTO t (a, b, u) VALUES (1, 1, 1)")
+    watched = Watched(db)
+    try:
+        await watched.settled()
+        await db.execute("INSERT INTO t (a, b, u) VALUES (2, 2, 2)")  # patched
+        await watched.settled()
+        await db.execute("CREATE TABLE v (x)")
+        await watched.settled()  # each schema change: a run
+        await db.execute(
+            "CREATE TRIGGER w AFTER INSERT ON v "
+            "BEGIN REPLACE INTO t (a, b, u) VALUES (3, 3, new.x); END"
+        )
+        await watched.settled()
+        await db.execute("INSERT INTO v (x) VALUES (1)")  # deletes row 1 unseen
+        assert await watched.settled() == await db.fetch_all(ORDERED)
+        assert [row["u"] for row in watched.results[-1]] == [1, 2]
+        assert watched.stream.statistics().patched == 1
+    finally:
+        watched.close()
+
+
+async def test_a_memory_database_is_maintained_on_the_writer() -> None:
+    async with rxdb.open(":memory:") as db:
+        await db.execute(SCHEMA)
+        watched = Watched(db, CHAT)
+        try:
+            await watched.settled()
+            await db.execute("INSERT INTO t (a, b) VALUES (1, 'x')")
+            async with db.transaction():
+                await db.execute("INSERT INTO t (a, b) VALUES (1, 'y')")
+                await db.execute("INSERT INTO t (a, b) VALUES (1, 'z')")
+            assert await watched.settled() == [("x",), ("y",), ("z",)]
+            assert watched.stream.statistics().patched == 2
+        finally:
+            watched.close()
 
 
 async def test_a_schema_change_makes_the_watch_run_and_maintain_again(db: rxdb.Database) -> None:

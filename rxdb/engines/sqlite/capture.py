@@ -211,8 +211,9 @@ class TransactionBuffer:
         self._levels: list[_Level] = [_Level(None)]
         self.row_tables: frozenset[str] = frozenset()
         """Tables whose changed rowids are captured (set on the writer's thread)."""
-        self.rows_committed: Callable[[ChangedRowids], None] | None = None
-        """Called with the changed rowids of each outermost commit, before ``on_commit``."""
+        self.rows_committed: Callable[[ChangedRowids, bool], None] | None = None
+        """Called for each outermost commit that changed anything, before ``on_commit``,
+        with the rowids it changed and whether it changed the schema."""
 
     def changed_row(self, table: str, rowid: Any) -> None:
         """Note that the statement running now changed row ``rowid`` of ``table`` (one of
@@ -257,9 +258,12 @@ class TransactionBuffer:
         merged = _Level(None)
         for level in levels:
             merged.absorb(level)
-        if merged.rowids and self.rows_committed is not None and not merged.schema:
+        if not (merged.updates or merged.schema or merged.rowids):
+            return
+        if self.rows_committed is not None:
             self.rows_committed(
-                {t: None if r is None else frozenset(r) for t, r in merged.rowids.items()}
+                {t: None if r is None else frozenset(r) for t, r in merged.rowids.items()},
+                merged.schema,
             )
         if merged.updates or merged.schema:
             self._on_commit(merge_updates(merged.updates), merged.schema)

@@ -50,6 +50,7 @@ class RowCapture:
         self._buffer = buffer
         self._wanted: dict[str, int] = {}
         self._schema: tuple[int, int] | None = None  # schema versions of the last look
+        self._stale = True  # the schema may have changed since the last look
         self._replacing: frozenset[str] | None = None  # tables that may REPLACE; None: all
         connection.create_function(FUNCTION, -1, self._changed)
 
@@ -71,6 +72,7 @@ class RowCapture:
             return True
         if self._connection.in_transaction or not self._create(table):
             return False
+        self._stale = True
         self._wanted[table] = 1
         self._buffer.row_tables = frozenset(self._wanted)
         return True
@@ -89,20 +91,32 @@ class RowCapture:
         del self._wanted[table]
         self._buffer.row_tables = frozenset(self._wanted)
         self._drop(table)
+        self._stale = True
         return True
 
-    def trusted(self, rowids: ChangedRowids) -> ChangedRowids:
+    def look_again(self) -> None:
+        """The schema may have changed: the next :meth:`trusted` looks, whatever it is told."""
+        self._stale = True
+
+    def trusted(self, rowids: ChangedRowids, unchanged: bool = False) -> ChangedRowids:
         """``rowids`` (from ``rows_committed``), with the tables where a REPLACE conflict may
         have deleted rows unseen marked unknown: those whose definition says REPLACE, or all
         of them if a trigger does (it may write to any table, or be an outer statement's
         override); and those whose capture triggers a schema change moved or dropped.
-        Looks at the schema again only when it changed."""
+        Looks at the schema again only when it changed; ``unchanged``: the caller knows it
+        did not since the last look, unless :meth:`look_again` was called (two ``PRAGMA``
+        statements saved)."""
         broken: set[str] = set()
-        schema = (_version(self._connection, "main"), _version(self._connection, "temp"))
-        if schema != self._schema:
-            self._replacing = _replacing(self._connection)
-            broken = self._repair()
-            self._schema = (_version(self._connection, "main"), _version(self._connection, "temp"))
+        if self._stale or not unchanged:
+            self._stale = False
+            schema = (_version(self._connection, "main"), _version(self._connection, "temp"))
+            if schema != self._schema:
+                self._replacing = _replacing(self._connection)
+                broken = self._repair()
+                self._schema = (
+                    _version(self._connection, "main"),
+                    _version(self._connection, "temp"),
+                )
         replacing = self._replacing
         result: dict[str, frozenset[Any] | None] = {
             table: None if replacing is None or table in replacing else changed

@@ -8,14 +8,32 @@ before the commit is announced, the feed re-reads those rows through each mainta
 of the table. The result goes out with the commit's message as a
 :class:`rxdb.updates.RowPatch` per query.
 
-Exactly at that commit: the re-read runs in a read transaction of the writer itself, and
-``PRAGMA data_version`` (which moves only when another connection's commit becomes visible)
-is compared with its value at the last check. If another connection (another process, a
-plain ``sqlite3`` program) committed since, the patches of this commit are not sent and the
-*epoch* moves, so no watch patches a result across a commit it has no rowids for; a commit
-that changed the schema moves it too. Each table counts its patched commits (the
-*sequence*): a watch applies a patch only to a result of an earlier commit (one it was not
-told of changed no column it reads).
+Exactly at that commit: no patch may cover a commit it has no rowids for. Whether another
+connection (another process, a plain ``sqlite3`` program) committed since the last check is
+told by ``PRAGMA data_version`` of the writer, which moves only when another connection's
+commit becomes visible to it; if one did, the patches of this commit are not sent and the
+*epoch* moves, so no watch patches a result across it; a commit that changed the schema
+moves it too. Each table counts its patched commits (the *sequence*): a watch applies a
+patch only to a result of an earlier commit (one it was not told of changed no column it
+reads).
+
+In WAL mode the check and the re-read are cheaper. The WAL-index change counter
+(:mod:`rxdb.engines.sqlite.walindex`), which every commit to the file moves (by one, or more
+when it also restarts the log), is read right after each commit of the writer: if it moved
+by exactly one since the reading after the previous one, the commit just made (which wrote
+rows, so moved it) is the only one in between, and no ``PRAGMA`` is needed (nor a new look
+at the schema: see :meth:`RowCapture.trusted
+<rxdb.engines.sqlite.changed_rows.RowCapture.trusted>`). After such a commit the re-read
+runs on the writer's second connection (:meth:`TrackedConnection.committed_reads
+<rxdb.engines.sqlite.connections.TrackedConnection.committed_reads>`: read-only, on the
+writer's thread), whose statement cache keeps it prepared (the writer prepares every
+statement afresh for its authorizer, which for the re-read costs more than running it), and
+the counter is read again after it: unchanged, no commit landed in between, so the re-read
+saw the commit just made; moved, one did, not the writer's (it is busy here): a new epoch.
+
+Otherwise (no WAL, no second connection, a counter that moved by more, or not at all, or
+was not read before), the re-read, ``data_version`` and a schema read share one read
+transaction of the writer itself (BEGIN ... COMMIT), prepared afresh.
 """
 
 from __future__ import annotations
@@ -32,7 +50,7 @@ from rxdb._types import Params
 from rxdb.engines.sqlite.capture import ChangedRowids
 from rxdb.engines.sqlite.changed_rows import RowCapture
 from rxdb.engines.sqlite.connections import TrackedConnection
-from rxdb.engines.sqlite.walindex import data_version
+from rxdb.engines.sqlite.walindex import WalIndex, counter_span, data_version
 from rxdb.updates import RowPatch
 
 __all__ = ("Mark", "RowFeed", "table_facts")
@@ -45,6 +63,7 @@ Mark = tuple[int, int]
 class _Query:
     shape: Maintainable
     sql: str  # shape.changed_sql for these parameters
+    single: str  # the same for one rowid
     params: Params
 
 
@@ -52,8 +71,12 @@ class RowFeed:
     """The maintained queries of one writer connection. :meth:`start`, :meth:`stop` and
     the commit hooks run on the writer's thread; :meth:`mark` may be called from any."""
 
-    def __init__(self, connection: TrackedConnection) -> None:
+    def __init__(self, connection: TrackedConnection, index: WalIndex | None = None) -> None:
+        """``index``: the file's WAL index, which proves re-reads on the writer's second
+        connection (see the module's docstring); without it, the writer re-reads."""
         self._connection = connection
+        self._index = index
+        self._counter: int | None = None  # the WAL-index counter at its last reading
         self._capture = RowCapture(connection, connection.buffer)
         connection.buffer.rows_committed = self._rows_committed
         self._queries: dict[Hashable, _Query] = {}
@@ -78,12 +101,13 @@ class RowFeed:
         if self._version is None:
             self._version = data_version(self._connection)
         with_rowids: Params
+        named = isinstance(params, Mapping)
         if isinstance(params, Mapping):
             with_rowids = {**params, "rxdb_rowids": None}
         else:
             with_rowids = (*params, None)
         self._queries[key] = _Query(
-            shape, shape.changed_sql(isinstance(params, Mapping)), with_rowids
+            shape, shape.changed_sql(named), shape.changed_sql(named, single=True), with_rowids
         )
         self._marks.setdefault(shape.table, (self._epoch, 0))
         return shape
@@ -103,6 +127,14 @@ class RowFeed:
             if table not in self._capture.tables:
                 del self._marks[table]
 
+    def _reader(self) -> sqlite3.Connection | None:
+        """The writer's second connection (read-only, with a statement cache), or ``None``
+        where it has none (``:memory:``) or there is no WAL index to prove a re-read there."""
+        if self._index is None:
+            return None
+        reader = self._connection.committed_reads()
+        return None if reader is self._connection else reader
+
     def take(self, everything: bool) -> Mapping[Hashable, RowPatch] | None:
         """The patches of the commit being reported now (then forgotten); ``everything``
         (the schema changed): none, and a new epoch."""
@@ -115,59 +147,106 @@ class RowFeed:
     def _new_epoch(self) -> None:
         self._epoch += 1
         self._marks = {table: (self._epoch, 0) for table in self._marks}
+        self._capture.look_again()  # whatever moved it may have changed the schema
 
-    def _rows_committed(self, rowids: ChangedRowids) -> None:
+    def _rows_committed(self, rowids: ChangedRowids, schema: bool) -> None:
         self._patches = None
-        tables = {
-            table: changed
-            for table, changed in self._capture.trusted(rowids).items()
-            if table in self._marks
-        }
-        if not tables:
+        if not self._marks:
+            self._counter = None  # not followed meanwhile
             return
+        reader, index = self._reader(), self._index
+        before = None if reader is None or index is None else index.read()
+        last, self._counter = self._counter, None
+        # The only commit since the last reading (see the module's docstring)?
+        alone = before is not None and last is not None and counter_span(last, before) == 1
+        if schema:
+            self._capture.look_again()
+            return  # the epoch moves (take); the next commit proves itself
+        trusted = self._capture.trusted(rowids, unchanged=alone) if rowids else {}
+        tables = {table: changed for table, changed in trusted.items() if table in self._marks}
         try:
-            self._patches = self._reread(tables)
+            if reader is None or index is None or before is None or not alone:
+                if tables:
+                    self._patches = self._reread(tables)
+                    self._counter = before  # every commit up to it is checked
+            elif tables:
+                self._patches = self._reread_aside(tables, reader, index, before)
+            else:
+                self._counter = before
         except sqlite3.Error:
             self._new_epoch()  # whatever failed, no watch patches across it
+            self._counter = before
         self._retry_leaving()
 
+    def _reread_aside(
+        self,
+        tables: dict[str, frozenset[Any] | None],
+        reader: sqlite3.Connection,
+        index: WalIndex,
+        before: int,
+    ) -> dict[Hashable, RowPatch]:
+        """Re-read on the second connection after a commit proven the only one since the last, up to
+        the counter's reading ``before``."""
+        patches = self._read(reader, tables)
+        after = self._counter = index.read()
+        if after != before:
+            self._new_epoch()  # a commit landed meanwhile: whose, which rows?
+            return {}
+        return patches
+
     def _reread(self, tables: dict[str, frozenset[Any] | None]) -> dict[Hashable, RowPatch]:
+        """Re-read on the writer, in a read transaction that also checks the version."""
         connection = self._connection
-        patches: dict[Hashable, RowPatch] = {}
         sqlite3.Connection.execute(connection, "BEGIN")
         try:
             # The snapshot starts at the first read; data_version then tells whether another
             # connection committed since the last check.
             sqlite3.Connection.execute(connection, "SELECT 1 FROM sqlite_schema LIMIT 1")
-            version = data_version(connection)
-            if version != self._version:
-                self._version = version
-                self._new_epoch()
-                return patches
-            for table, changed in tables.items():
-                epoch, sequence = self._marks[table]
-                self._marks[table] = mark = (epoch, sequence + 1)
-                if changed is None:
-                    continue  # not known: every watch of the table re-runs
-                rowids = json.dumps(sorted(changed))
-                for key, query in self._queries.items():
-                    if query.shape.table == table:
-                        patches[key] = RowPatch(
-                            changed, _read(connection, query, rowids), mark[0], mark[1]
-                        )
+            if not self._same_version():
+                return {}
+            return self._read(connection, tables)
         finally:
             with contextlib.suppress(sqlite3.Error):
                 sqlite3.Connection.execute(connection, "COMMIT")
+
+    def _same_version(self) -> bool:
+        """Whether no other connection committed since the last check (if one did, a new
+        epoch starts)."""
+        version = data_version(self._connection)
+        if version == self._version:
+            return True
+        self._version = version
+        self._new_epoch()
+        return False
+
+    def _read(
+        self, connection: sqlite3.Connection, tables: dict[str, frozenset[Any] | None]
+    ) -> dict[Hashable, RowPatch]:
+        patches: dict[Hashable, RowPatch] = {}
+        for table, changed in tables.items():
+            epoch, sequence = self._marks[table]
+            self._marks[table] = mark = (epoch, sequence + 1)
+            if changed is None:
+                continue  # not known: every watch of the table re-runs
+            single = len(changed) == 1
+            rowids: object = next(iter(changed)) if single else json.dumps(sorted(changed))
+            for key, query in self._queries.items():
+                if query.shape.table == table:
+                    sql = query.single if single else query.sql
+                    rows = _fetch(connection, sql, query.params, rowids)
+                    patches[key] = RowPatch(changed, rows, mark[0], mark[1])
         return patches
 
 
-def _read(connection: sqlite3.Connection, query: _Query, rowids: str) -> list[tuple[Any, ...]]:
-    params = query.params
+def _fetch(
+    connection: sqlite3.Connection, sql: str, params: Params, rowids: object
+) -> list[tuple[Any, ...]]:
+    bound: Params
     if isinstance(params, Mapping):
-        bound: Params = {**params, "rxdb_rowids": rowids}
+        bound = {**params, "rxdb_rowids": rowids}
     else:
         bound = (*params[:-1], rowids)
-    return sqlite3.Connection.execute(connection, query.sql, bound).fetchall()
+    return sqlite3.Connection.execute(connection, sql, bound).fetchall()
 
 
 def table_facts(connection: sqlite3.Connection, table: str) -> TableFacts | None:

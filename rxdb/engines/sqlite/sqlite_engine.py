@@ -275,7 +275,7 @@ class SQLiteEngine(Engine):
         self, connection: TrackedConnection, key: Hashable, sql: str, params: Params
     ) -> Maintainable | None:
         if self._feed is None:
-            self._feed = RowFeed(connection)
+            self._feed = RowFeed(connection, self.wal_index)
         return self._feed.start(key, sql, params)
 
     def stop_maintaining(self, key: Hashable) -> None:
