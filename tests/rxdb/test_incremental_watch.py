@@ -249,6 +249,44 @@ async def test_a_trigger_that_says_replace_is_seen_on_the_next_commit(db: rxdb.D
         watched.close()
 
 
+async def test_a_patch_rides_with_the_writes_result(tmp_path: Path) -> None:
+    async with rxdb.open(str(tmp_path / "app.db"), foreign_poll=None) as db:
+        await db.execute(SCHEMA)
+        results: list[list[Row]] = []
+        changed = asyncio.Event()
+
+        def got(rows: list[Row]) -> None:
+            results.append(rows)
+            changed.set()
+
+        subscription = db.watch(CHAT).subscribe(got)
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                while not results:  # the watch hears commits from its first result on
+                    changed.clear()
+                    await changed.wait()
+            await db.execute("INSERT INTO t (a, b) VALUES (1, 'first')")
+            loop = asyncio.get_running_loop()
+            wakeups = 0
+            threadsafe = loop.call_soon_threadsafe
+
+            def counted(*args: Any, **kwargs: Any) -> Any:
+                nonlocal wakeups
+                wakeups += 1
+                return threadsafe(*args, **kwargs)
+
+            loop.call_soon_threadsafe = counted  # type: ignore[method-assign, assignment]
+            try:
+                await db.execute("INSERT INTO t (a, b) VALUES (1, 'second')")
+            finally:
+                del loop.call_soon_threadsafe
+            assert results[-1] == [("first",), ("second",)]  # emitted as the write returned
+            assert wakeups == 1  # the patch came with the write's result
+            assert db.watch(CHAT).statistics().patched == 2
+        finally:
+            subscription.dispose()
+
+
 async def test_a_memory_database_is_maintained_on_the_writer() -> None:
     async with rxdb.open(":memory:") as db:
         await db.execute(SCHEMA)

@@ -21,6 +21,13 @@ text never run is not known: its first run goes the usual way. The rest go the u
 call already queued behind the one that committed) or the database is closing. When in
 doubt, the usual way.
 
+**Patches ride along.** A commit's message that carries patches (the rows of maintained
+watches, read right after the commit: :mod:`rxdb.engines.sqlite.maintenance`) needs no
+re-run: a watch of this engine that the budget does not claim is handed that message with
+the call's result instead of through the bus, so a maintained watch's emission costs no
+wake-up of the loop of its own either. The loop runs it where the bus would have (the
+watch's ``notified``), just later in the same call's wake-up.
+
 **When.** Only after the outermost COMMIT (claims are made in the commit callback, which a
 rollback never reaches), and after the writer's call that committed has ended
 (:attr:`Worker.after_call <rxdb.engines.sqlite.workers.Worker.after_call>`), before the
@@ -88,6 +95,10 @@ LOG = logging.getLogger("rxdb.watch")
 BUDGET = 0.0003
 """Seconds of eager re-runs one commit may cost the writer's thread, by their last runs."""
 
+Taken = Rows | NotifyTablesUpdated | None
+"""What a claimed watch gets with the call's result: rows read after the commit (``None``:
+not read), or a message whose patches need no read (:meth:`EagerReads.claim`)."""
+
 Fresh = Callable[[Rows | None], None]
 """Called on the loop with the rows read right after a commit (``None``: not read; run the
 query the usual way)."""
@@ -124,7 +135,7 @@ class EagerReads:
         # Set and read on the writer's thread only: while it publishes one of its commits
         # (``_publishing`` is that thread's id then: read from any thread), and after a call.
         self._publishing: int | None = None
-        self._claimed: list[EagerWatch] = []
+        self._claimed: list[tuple[EagerWatch, NotifyTablesUpdated | None]] = []
         self._spent = 0.0
 
     def attach(self, writer: Worker[TrackedConnection]) -> None:
@@ -167,11 +178,16 @@ class EagerReads:
         if self._publishing != threading.get_ident() or message.everything:
             return False
         cost = self._costs.seconds(watch.sql)
-        if cost is None or self._spent + cost > BUDGET:
-            return False
-        self._spent += cost
-        self._claimed.append(watch)
-        return True
+        if cost is not None and self._spent + cost <= BUDGET:
+            self._spent += cost
+            self._claimed.append((watch, None))
+            return True
+        if message.patches:
+            # Maintained watches' rows came with the commit: the message itself rides with
+            # the call's result, in the same wake-up, rather than waking the loop alone.
+            self._claimed.append((watch, message))
+            return True
+        return False
 
     def _after_call(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None] | None:
         """On the writer's thread, after each call: run the re-runs its commits claimed (none
@@ -185,12 +201,19 @@ class EagerReads:
         connection = None if writer is None or self._closed() else writer.raw
         if connection is not None and connection.in_transaction:
             connection = None  # a call opened a transaction after the commit
-        results: dict[asyncio.AbstractEventLoop, list[tuple[EagerWatch, Rows | None]]] = {}
+        results: dict[asyncio.AbstractEventLoop, list[tuple[EagerWatch, Taken]]] = {}
         record = self._costs.record
-        for watch in dict.fromkeys(claimed):  # once each, if several commits claimed it
+        reread: set[EagerWatch] = set()
+        for watch, message in claimed:
             sub = watch.subscription
             if sub is None or sub.closed:
                 continue  # nobody listens any more
+            if message is not None:
+                results.setdefault(sub.loop, []).append((watch, message))
+                continue
+            if watch in reread:
+                continue  # once each, if several commits claimed it
+            reread.add(watch)
             rows = None
             if connection is not None:
                 started = time.perf_counter()
@@ -208,13 +231,16 @@ class EagerReads:
         return None if own is None else functools.partial(_deliver, own)
 
 
-def _deliver(results: list[tuple[EagerWatch, Rows | None]]) -> None:
+def _deliver(results: list[tuple[EagerWatch, Taken]]) -> None:
     # On the watches' loop.
-    for watch, rows in results:
+    for watch, taken in results:
         sub = watch.subscription
         if sub is None or sub.closed:
             continue
         try:
-            watch.fresh(rows)
+            if isinstance(taken, NotifyTablesUpdated):
+                sub.callback(taken)
+            else:
+                watch.fresh(taken)
         except Exception:
             LOG.exception("a watch failed to take its eager result")
