@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 from bisect import bisect_left
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
@@ -94,6 +95,17 @@ def _comparator(order: Sequence[OrderTerm]) -> Callable[[Values, Values], int]:
     return compare
 
 
+def _key(order: Sequence[OrderTerm], rowid: int) -> Callable[[Values], Any]:
+    """A sort key for rows in ``order``. Ordered by the rowid alone (the common
+    chronological list), a row's key is its rowid, an integer (negated when descending):
+    compared natively, much faster than through the comparator."""
+    if all(term.position == rowid for term in order):
+        if order[0].descending:
+            return lambda row: -row[rowid]
+        return operator.itemgetter(rowid)
+    return functools.cmp_to_key(_comparator(order))
+
+
 class MaintainedRows:
     """A maintained query's last result, as plain tuples in the query's total order.
 
@@ -119,7 +131,7 @@ class MaintainedRows:
         self._full = full
         self._visible = visible
         self._rowid = rowid
-        self._key = functools.cmp_to_key(_comparator(order))
+        self._key = _key(order, rowid)
         self._by_rowid: dict[Any, Values] | None = None
 
     def patch(self, changed: Iterable[Any], fresh: Iterable[Values]) -> list[Values] | None:

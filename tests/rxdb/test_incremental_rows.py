@@ -147,6 +147,8 @@ queries = st.sampled_from(
         "SELECT a FROM t ORDER BY b DESC",
         "SELECT u FROM t WHERE b IS NOT a ORDER BY b NULLS LAST, a DESC",
         "SELECT u AS id, a FROM t ORDER BY id DESC, b",
+        # Ordered by the rowid alone: keyed by it.
+        "SELECT a, b FROM t WHERE b IS NOT NULL ORDER BY id DESC",
     ]
 )
 
