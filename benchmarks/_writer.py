@@ -5,8 +5,9 @@ the watching process), waits until it is connected to the hub, prints ``ready RO
 does ``COUNT`` updates of the counter (values 0, 1, ...) ``GAP`` seconds apart. For each it
 prints ``VALUE START COMMIT``: ``CLOCK_MONOTONIC`` instants (comparable across processes on
 one machine) taken before ``await db.execute(...)`` and when the writer thread published the
-commit (:class:`~benchmarks._common.CommitClock` on ``SQLiteEngine._publish``). Then it closes
-the database and exits 0.
+commit (:class:`~benchmarks._common.CommitClock` on ``SQLiteEngine._publish``), all of them
+after the last commit: a line per commit woke the watching process, which reads the pipe, in
+the middle of the path it measures. Then it closes the database and exits 0.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ async def main(path: str, count: int, gap: float) -> None:
             await asyncio.sleep(0.005)
         print(f"ready {membership.statistics().role}", flush=True)
         commits = CommitClock(db, monotonic)
+        lines = []
         for value in range(count):
             await asyncio.sleep(gap)
             start = monotonic()
             await db.execute(UPDATE, (value,))
-            print(f"{value} {start!r} {commits.last!r}", flush=True)
+            lines.append(f"{value} {start!r} {commits.last!r}")
+        print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":
