@@ -183,15 +183,8 @@ class ReceiptReads:
         if not self._usable:
             return None
         try:
-            connection = sqlite3.connect(
-                self._target,
-                factory=ReaderConnection,
-                isolation_level=None,
-                timeout=0,
-                check_same_thread=False,  # used on whichever thread publishes, one at a time
-                uri=True,
-            )
-            connection.execute("PRAGMA query_only = ON")
+            # Used on whichever thread publishes, one at a time.
+            connection = ReaderConnection.open_read_only(self._target)
         except sqlite3.Error:
             LOG.debug("no re-runs on receipt: the connection failed to open", exc_info=True)
             self._usable = False
