@@ -24,6 +24,7 @@ from typing import Any, cast
 import pytest
 
 import rxdb
+from rxdb.engines.sqlite.capture import StatementEffects, WriteCapture, effects_of
 from rxdb.engines.sqlite.connections import TrackedConnection, split_script
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
 from tests.rxdb.capture_cases import (
@@ -136,6 +137,42 @@ def test_capture(conn: TrackedConnection, calls: Calls, case: Case) -> None:
         assert [flag for _, flag in taken] == [flag for _, flag in case.calls]
         for (updates, _), (expected, _) in zip(taken, case.calls, strict=True):
             assert expected <= updates
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_capture_memo_and_filter_match_the_general_path(
+    conn: TrackedConnection, calls: Calls, case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``WriteCapture`` keeps only the events that record something and memoizes their
+    effects: for every statement of every case, what it returns (computed, then from the
+    memo) is what every event SQLite reported would give."""
+    events: list[tuple[int, str | None, str | None, str | None]] = []
+    checked: list[StatementEffects] = []
+    capture = conn._capture
+    start, finish = WriteCapture.start, WriteCapture.finish
+
+    def authorize(code: int, arg1: str | None, arg2: str | None, db: str | None, _: Any) -> int:
+        events.append((code, arg1, arg2, db))
+        return capture.authorize(code, arg1, arg2, db, _)
+
+    def starting(self: WriteCapture) -> None:
+        events.clear()
+        start(self)
+
+    def finishing(self: WriteCapture) -> StatementEffects:
+        expected = effects_of(events)
+        assert finish(self) == expected
+        assert finish(self) == expected
+        checked.append(expected)
+        return expected
+
+    monkeypatch.setattr(WriteCapture, "start", starting)
+    monkeypatch.setattr(WriteCapture, "finish", finishing)
+    conn.set_authorizer(authorize)
+    setup(conn, calls, case.schema)
+    for step in case.steps:
+        run_step(conn, calls, step)
+    assert checked
 
 
 def test_capture_case_ids_are_unique() -> None:

@@ -25,7 +25,7 @@ outermost transaction commits; a rollback drops them. So are the rowids that
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +94,30 @@ class StatementEffects:
     settings: frozenset[TableUpdate] = frozenset()  # pragma_<name> of a PRAGMA name = value
 
 
+_Event = tuple[int, str | None, str | None, str | None]
+"""What the authorizer reported: (code, arg1, arg2, schema); the trigger does not matter."""
+
+_RECORDED = frozenset(
+    {
+        sqlite3.SQLITE_INSERT,
+        sqlite3.SQLITE_DELETE,
+        sqlite3.SQLITE_UPDATE,
+        sqlite3.SQLITE_TRANSACTION,
+        sqlite3.SQLITE_SAVEPOINT,
+        sqlite3.SQLITE_PRAGMA,
+        *_SCHEMA_CODES,
+    }
+)
+"""The codes :func:`effects_of` can record something for; the others (reads, functions...)
+are most of what SQLite reports, and are dropped at once."""
+
+_NOTHING = StatementEffects()
+
+MEMO_LIMIT = 512
+"""Distinct event sequences whose effects :class:`WriteCapture` keeps; past that it starts
+afresh (a workload writes through few distinct statements)."""
+
+
 @dataclass(slots=True)
 class _Recorder:
     writes: set[TableUpdate] = field(default_factory=set)
@@ -103,6 +127,28 @@ class _Recorder:
     transaction: str | None = None
     savepoint: tuple[str, str] | None = None
     settings: set[TableUpdate] = field(default_factory=set)
+
+    def record(self, code: int, arg1: str | None, arg2: str | None, schema: str | None) -> None:
+        kind = _ROW_KINDS.get(code)
+        if kind is not None and arg1 is not None:
+            self.writes.update(TableUpdate(name, kind) for name in table_names(schema, arg1))
+        elif code == sqlite3.SQLITE_UPDATE and arg1 is not None:
+            for name in table_names(schema, arg1):
+                self.update(name, arg2)
+        elif code in _SCHEMA_CODES:
+            self.schema = True
+        elif code == sqlite3.SQLITE_TRANSACTION:
+            self.transaction = arg1
+        elif code == sqlite3.SQLITE_SAVEPOINT and arg1 is not None and arg2 is not None:
+            self.savepoint = (arg1, fold_name(arg2))
+        elif code == sqlite3.SQLITE_PRAGMA and arg1 is not None and arg2 is not None:
+            # arg2 is the value: "PRAGMA user_version" alone reads it.
+            pragma = fold_name(arg1)
+            if pragma == "schema_version":
+                self.schema = True  # every connection re-reads the schema
+            elif pragma in SETTING_PRAGMAS:
+                names = table_names(schema, f"pragma_{pragma}")
+                self.settings.update(TableUpdate(name, UpdateKind.UPDATE) for name in names)
 
     def update(self, table: str, column: str | None) -> None:
         folded = None if not column else fold_name(column)
@@ -133,14 +179,29 @@ class _Recorder:
         )
 
 
+def effects_of(events: Iterable[_Event]) -> StatementEffects:
+    """What a statement whose preparation reported ``events`` may do."""
+    recorder = _Recorder()
+    for event in events:
+        recorder.record(*event)
+    return recorder.build()
+
+
 class WriteCapture:
     """The authorizer side: install :meth:`authorize` on a connection opened with
     ``cached_statements=0`` (so every statement is prepared, and reported, afresh; that costs
     ~2.5 µs a statement and leaves no stale memo to get wrong after a schema change), and
-    bracket each statement with :meth:`start` and :meth:`finish`."""
+    bracket each statement with :meth:`start` and :meth:`finish`.
+
+    The authorizer runs for every action SQLite checks, so it only keeps the events that
+    record something; :meth:`finish` maps them to effects through a memo, since the same
+    statement reports the same events each time (the effects depend on nothing else)."""
+
+    __slots__ = ("_events", "_memo")
 
     def __init__(self) -> None:
-        self._recorder = _Recorder()
+        self._events: list[_Event] = []
+        self._memo: dict[tuple[_Event, ...], StatementEffects] = {}
 
     def authorize(
         self,
@@ -150,35 +211,25 @@ class WriteCapture:
         schema: str | None,
         _trigger: str | None,
     ) -> int:
-        rec = self._recorder
-        kind = _ROW_KINDS.get(code)
-        if kind is not None and arg1 is not None:
-            rec.writes.update(TableUpdate(name, kind) for name in table_names(schema, arg1))
-        elif code == sqlite3.SQLITE_UPDATE and arg1 is not None:
-            for name in table_names(schema, arg1):
-                rec.update(name, arg2)
-        elif code in _SCHEMA_CODES:
-            rec.schema = True
-        elif code == sqlite3.SQLITE_TRANSACTION:
-            rec.transaction = arg1
-        elif code == sqlite3.SQLITE_SAVEPOINT and arg1 is not None and arg2 is not None:
-            rec.savepoint = (arg1, fold_name(arg2))
-        elif code == sqlite3.SQLITE_PRAGMA and arg1 is not None and arg2 is not None:
-            # arg2 is the value: "PRAGMA user_version" alone reads it.
-            pragma = fold_name(arg1)
-            if pragma == "schema_version":
-                rec.schema = True  # every connection re-reads the schema
-            elif pragma in SETTING_PRAGMAS:
-                names = table_names(schema, f"pragma_{pragma}")
-                rec.settings.update(TableUpdate(name, UpdateKind.UPDATE) for name in names)
+        if code in _RECORDED:
+            self._events.append((code, arg1, arg2, schema))
         return sqlite3.SQLITE_OK
 
     def start(self) -> None:
-        self._recorder = _Recorder()
+        self._events.clear()
 
     def finish(self) -> StatementEffects:
         """Return what the statement just prepared may do."""
-        return self._recorder.build()
+        if not self._events:
+            return _NOTHING
+        events = tuple(self._events)
+        effects = self._memo.get(events)
+        if effects is None:
+            effects = effects_of(events)
+            if len(self._memo) >= MEMO_LIMIT:
+                self._memo.clear()
+            self._memo[events] = effects
+        return effects
 
 
 @dataclass(slots=True)
