@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import uuid
 import warnings
 import weakref
 from collections.abc import AsyncIterator, Generator, Iterable
@@ -334,7 +333,7 @@ class Database(AsyncFetches, AsyncWatches):
         await self._ready()
         if self._served is not None:
             return self._served
-        token = uuid.uuid4().hex
+        token = os.urandom(16).hex()
         with _LIVE_LOCK:
             for stale in [t for t, ref in _LIVE.items() if ref() is None]:
                 del _LIVE[stale]

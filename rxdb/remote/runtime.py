@@ -31,7 +31,6 @@ import re
 import socket
 import stat
 import tempfile
-import uuid
 from typing import Any, Final
 
 from rxdb.errors import HubError, NameNotFoundError, NameTakenError, ProgrammingError
@@ -200,7 +199,7 @@ def write_entry(
             f"the name {name!r} is taken by a live rxdb server (pid {existing['pid']}); "
             "choose another or stop that server"
         )
-    temporary = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
+    temporary = f"{path}.{os.urandom(4).hex()}.tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "w") as file:

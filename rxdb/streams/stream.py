@@ -16,7 +16,6 @@ from typing import Any, Generic, overload
 
 import reactivex
 from reactivex import Observable, abc
-from reactivex import operators as ops
 from reactivex.disposable import Disposable
 from typing_extensions import TypeVar
 
@@ -187,6 +186,8 @@ class DiffStream(Stream[RowDiff[T]], Generic[T]):
     """
 
     def __init__(self, results: QueryStream[T], key: Key) -> None:
+        from reactivex import operators as ops  # see first_values: not loaded at open
+
         def per_subscriber(_: abc.SchedulerBase) -> Observable[RowDiff[T]]:
             diff: Differ[T] = Differ(key)
             return ops.map(diff)(results)  # each subscriber's diffs start from nothing
@@ -226,6 +227,7 @@ def shaped(
     states = stream._states
     if states is None:
         return QueryStream(converted, stream.statistics)
+    from reactivex import operators as ops  # see first_values: not loaded at open
 
     def converted_states() -> Observable[Any]:
         return ops.map(converted.state)(states())
@@ -247,6 +249,8 @@ def first_rows(
     """What ``watch_one`` returns: each result's first row (or ``None``), converted to
     ``row_type``, emitted when it changes (other rows changing emit nothing)."""
     converter = None if row_type is None else converter_for(row_type)
+    from reactivex import operators as ops  # see first_values: not loaded at open
+
     paced = stream if throttle is None else stream.throttle(throttle)
     first = paced.pipe(ops.map(_first), ops.distinct_until_changed())
     return first if converter is None else first.pipe(ops.map(converter.one))
@@ -255,6 +259,10 @@ def first_rows(
 def first_values(stream: QueryStream[Row], throttle: float | None) -> Stream[Any]:
     """What ``watch_value`` returns: the first column of each result's first row (``None``
     for no row), emitted when it changes."""
+    # reactivex's operators (~300 functions) load when a stream first needs one, once per
+    # stream built (not per result): a program that opens and queries never pays for them.
+    from reactivex import operators as ops
+
     paced = stream if throttle is None else stream.throttle(throttle)
     return paced.pipe(ops.map(_first_value), ops.distinct_until_changed())
 

@@ -1,5 +1,6 @@
 """What a process alone with its database file loads: the hub it hosts, not the wire schemas
-of remote clients and servers (``benchmarks/imports.py`` measures what loading costs)."""
+of remote clients and servers, nor what only other paths need (``benchmarks/imports.py``
+measures what loading costs: ``imp.q`` is this program)."""
 
 from __future__ import annotations
 
@@ -26,9 +27,7 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-def test_a_lone_open_hosts_the_hub_without_loading_the_remote_operations(
-    tmp_path: Path,
-) -> None:
+def _loaded_by_a_lone_open(tmp_path: Path) -> set[str]:
     done = subprocess.run(
         [sys.executable, "-E", "-s", "-c", LONE_OPEN, str(tmp_path / "lone.db")],
         cwd=REPO,
@@ -38,7 +37,13 @@ def test_a_lone_open_hosts_the_hub_without_loading_the_remote_operations(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    loaded = set(json.loads(done.stdout))
+    return set(json.loads(done.stdout))
+
+
+def test_a_lone_open_hosts_the_hub_without_loading_the_remote_operations(
+    tmp_path: Path,
+) -> None:
+    loaded = _loaded_by_a_lone_open(tmp_path)
     assert "rxdb.remote.hub.hosting" in loaded  # it did join the hub
     assert not loaded & {
         "rxdb.remote.wire.operations",
@@ -46,3 +51,11 @@ def test_a_lone_open_hosts_the_hub_without_loading_the_remote_operations(
         "rxdb.remote.client",
         "rxdb.remote.server",
     }
+
+
+def test_a_lone_open_leaves_unloaded_what_only_other_paths_need(tmp_path: Path) -> None:
+    """Each of these costs a program's start milliseconds: ``uuid`` loads ``platform``, a
+    PostgreSQL URL's default user ``getpass`` (and ``termios``), a stream's operators
+    ``reactivex.operators``; none is needed to open a file, query it and close it."""
+    loaded = _loaded_by_a_lone_open(tmp_path)
+    assert not loaded & {"uuid", "platform", "getpass", "termios", "reactivex.operators"}

@@ -10,7 +10,6 @@ Internal: not covered by rxdb's versioning.
 
 from __future__ import annotations
 
-import getpass
 import os
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -76,7 +75,7 @@ def parse_dsn(url: str) -> Dsn:
             f"the PostgreSQL URL has a port that is not a number: {_without_password(url)!r}"
         ) from None
     host = parts.hostname or settings.get("host") or os.environ.get("PGHOST") or "localhost"
-    user = unquote(parts.username or "") or os.environ.get("PGUSER") or getpass.getuser()
+    user = unquote(parts.username or "") or os.environ.get("PGUSER") or _login_name()
     database = unquote(parts.path.lstrip("/")) or os.environ.get("PGDATABASE") or user
     return Dsn(
         url=url,
@@ -87,6 +86,14 @@ def parse_dsn(url: str) -> Dsn:
         password=unquote(parts.password) if parts.password is not None else None,
         settings=settings,
     )
+
+
+def _login_name() -> str:
+    """libpq's default user. ``getpass`` (with ``termios`` under it) loads here, for a URL
+    that names no user, not for every program that opens a SQLite file."""
+    import getpass
+
+    return getpass.getuser()
 
 
 def _without_password(url: str) -> str:

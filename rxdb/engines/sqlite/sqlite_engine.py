@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import uuid
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING
 
@@ -78,8 +77,8 @@ class SQLiteEngine(Engine):
             synchronous=synchronous,
             location=location,
         )
-        self.key = location.file or f"memory:{uuid.uuid4().hex}"
-        self.origin = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.key = location.file or f"memory:{os.urandom(16).hex()}"
+        self.origin = f"{os.getpid()}:{os.urandom(6).hex()}"
         self.bus = bus
         self.parallelism = 1 if self.memory else readers
         self._transport = transport

@@ -18,7 +18,6 @@ import itertools
 import os
 import random
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Collection
 
@@ -63,8 +62,8 @@ class Link:
         self.directory = directory
         self.path = path
         self.loop = loop
-        self.epoch = uuid.uuid4().hex[:16]
-        self.origin = f"{os.getpid()}:hub-{uuid.uuid4().hex[:12]}"
+        self.epoch = os.urandom(8).hex()
+        self.origin = f"{os.getpid()}:hub-{os.urandom(6).hex()}"
         self.refs = 0
         # Replaced, never mutated: the loop's thread iterates it without the registry lock.
         self.origin_sources: tuple[Callable[[], Collection[str]], ...] = ()
