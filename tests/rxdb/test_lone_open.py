@@ -56,6 +56,15 @@ def test_a_lone_open_hosts_the_hub_without_loading_the_remote_operations(
 def test_a_lone_open_leaves_unloaded_what_only_other_paths_need(tmp_path: Path) -> None:
     """Each of these costs a program's start milliseconds: ``uuid`` loads ``platform``, a
     PostgreSQL URL's default user ``getpass`` (and ``termios``), a stream's operators
-    ``reactivex.operators``; none is needed to open a file, query it and close it."""
+    ``reactivex.operators``, a server's token check ``hmac`` (and ``secrets``); none is
+    needed to open a file, query it and close it."""
     loaded = _loaded_by_a_lone_open(tmp_path)
-    assert not loaded & {"uuid", "platform", "getpass", "termios", "reactivex.operators"}
+    assert not loaded & {
+        "uuid",
+        "platform",
+        "getpass",
+        "termios",
+        "reactivex.operators",
+        "hmac",
+        "secrets",
+    }
