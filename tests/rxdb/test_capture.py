@@ -24,9 +24,16 @@ from typing import Any, cast
 import pytest
 
 import rxdb
-from rxdb.engines.sqlite.capture import StatementEffects, WriteCapture, effects_of
+from rxdb.engines.sqlite.capture import (
+    ROWIDS_LIMIT,
+    StatementEffects,
+    WriteCapture,
+    _Level,
+    announced,
+    effects_of,
+)
 from rxdb.engines.sqlite.connections import TrackedConnection, split_script
-from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
+from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind, merge_updates
 from tests.rxdb.capture_cases import (
     CASES,
     DELETE,
@@ -173,6 +180,39 @@ def test_capture_memo_and_filter_match_the_general_path(
     for step in case.steps:
         run_step(conn, calls, step)
     assert checked
+
+
+@pytest.mark.parametrize(
+    "update",
+    [tu("t", INSERT), tu("t", UPDATE, "a", "b"), tu("t", UPDATE), tu("t"), tu("s.t", DELETE)],
+    ids=repr,
+)
+def test_announced_skips_merging_one_update_with_the_same_result(update: TableUpdate) -> None:
+    assert announced({update}) == merge_updates({update})
+
+
+def test_announced_merges_several_updates() -> None:
+    updates = {tu("t", UPDATE, "a"), tu("t", UPDATE, "b"), tu("t", INSERT)}
+    assert (
+        announced(updates) == merge_updates(updates) == {tu("t", UPDATE, "a", "b"), tu("t", INSERT)}
+    )
+
+
+@pytest.mark.parametrize(
+    "rowids",
+    [{}, {"t": {1, 2}}, {"t": None}, {"t": set(range(ROWIDS_LIMIT))}, {"t": {1}, "u": None}],
+    ids=repr,
+)
+@pytest.mark.parametrize("schema", [False, True])
+def test_a_commit_without_savepoints_announces_its_only_level_as_absorbing_it_would(
+    rowids: dict[str, set[Any] | None], schema: bool
+) -> None:
+    """The outermost commit takes its only level as is, where it absorbs several into an
+    empty one: for one level, the same thing."""
+    level = _Level(None, {tu("t", UPDATE, "a"), tu("u", INSERT)}, schema, rowids)
+    merged = _Level(None)
+    merged.absorb(level)
+    assert merged == level
 
 
 def test_capture_case_ids_are_unique() -> None:

@@ -254,6 +254,14 @@ def _add_rowids(into: dict[str, set[Any] | None], table: str, rowids: set[Any] |
         into[table] = mine | rowids
 
 
+def announced(updates: set[TableUpdate]) -> frozenset[TableUpdate]:
+    """:func:`~rxdb.updates.merge_updates`, skipped for the usual commit, which wrote one
+    table in one way: a single update is merged already."""
+    if len(updates) == 1:
+        return frozenset(updates)
+    return merge_updates(updates)
+
+
 class TransactionBuffer:
     """Changes of the open transaction, one level per savepoint, flushed on outermost commit."""
 
@@ -306,9 +314,12 @@ class TransactionBuffer:
         levels, self._levels = self._levels, [_Level(None)]
         if rolled_back:
             return
-        merged = _Level(None)
-        for level in levels:
-            merged.absorb(level)
+        if len(levels) == 1:
+            merged = levels[0]  # no savepoint left open: nothing to absorb
+        else:
+            merged = _Level(None)
+            for level in levels:
+                merged.absorb(level)
         if not (merged.updates or merged.schema or merged.rowids):
             return
         if self.rows_committed is not None:
@@ -317,7 +328,7 @@ class TransactionBuffer:
                 merged.schema,
             )
         if merged.updates or merged.schema:
-            self._on_commit(merge_updates(merged.updates), merged.schema)
+            self._on_commit(announced(merged.updates), merged.schema)
 
     def _replaced(self, top: _Level, writes: frozenset[TableUpdate]) -> None:
         """After a statement that may resolve a conflict by REPLACE, which deletes rows
