@@ -4,12 +4,9 @@ measures what loading costs: ``imp.q`` is this program)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.rxdb.fresh_process import json_of_fresh_python
 
 # Run by a fresh interpreter: open a file database (so that it joins the cross-process hub,
 # which it hosts, being alone), run one query, close; then list what is loaded.
@@ -28,16 +25,7 @@ print(json.dumps(sorted(sys.modules)))
 
 
 def _loaded_by_a_lone_open(tmp_path: Path) -> set[str]:
-    done = subprocess.run(
-        [sys.executable, "-E", "-s", "-c", LONE_OPEN, str(tmp_path / "lone.db")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return set(json.loads(done.stdout))
+    return set(json_of_fresh_python(LONE_OPEN, str(tmp_path / "lone.db")))
 
 
 def test_a_lone_open_hosts_the_hub_without_loading_the_remote_operations(

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import ast
 import importlib
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import parser
 import rxdb
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.rxdb.fresh_process import json_of_fresh_python
 
 # Modules that define public names but have no __all__ yet; each fails the day it gets one
 # (xfail_strict), so take it off this list then.
@@ -112,16 +108,7 @@ print(json.dumps({"modules": sorted(sys.modules), "bound": sorted(vars(rxdb))}))
 
 
 def fresh_import_of_rxdb() -> dict[str, list[str]]:
-    done = subprocess.run(
-        [sys.executable, "-E", "-s", "-c", FRESH_IMPORT],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, list[str]] = json.loads(done.stdout)
+    result: dict[str, list[str]] = json_of_fresh_python(FRESH_IMPORT)
     return result
 
 
