@@ -438,6 +438,14 @@ class TestWatchErrors:
 # Ctrl-C, in a real process
 
 
+def _interruptible() -> None:
+    """In the child, before it runs Python: Ctrl-C as at a terminal. A command started in the
+    background by a non-interactive shell (``bash .ci/run &``) ignores SIGINT, and so do its
+    children: Python then installs no KeyboardInterrupt handler, and ``interrupt()`` would
+    wait for nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Process:
     """``python -m rxdb ARGS`` with its stdout read on a thread, so a test can wait for what it
     shows. With ``terminal_size``, stdout is a pseudo-terminal (the screen a user would see)."""
@@ -457,6 +465,7 @@ class Process:
                 stdout=stdout,
                 stderr=subprocess.PIPE,
                 env=env,
+                preexec_fn=_interruptible,
             )
         finally:
             os.close(stdout)
