@@ -57,6 +57,20 @@ class TestBigResultsAndTheCollector:
         assert rows[-1].name == f"n{ROWS - 1}"
         assert grown < 1000, f"{grown} more objects for the collector to walk"
 
+    async def test_a_big_watch_result_comes_with_its_rows_untracked_already(
+        self, any_db: rxdb.Database
+    ) -> None:
+        # Rows built past the young collections wait for the next full one, which then
+        # walks the whole result at once (rxdb.rows' docstring).
+        await make_big(any_db)
+        stream = any_db.watch(RERUN)
+        rec: Recorder[Any] = Recorder()
+        with subscribed(stream, rec):
+            await rec.wait_count(1)
+            tracked = sum(map(gc.is_tracked, list.__iter__(rec.values[0])))
+        assert len(rec.values[0]) == ROWS
+        assert tracked < ROWS // 10, f"{tracked} of {ROWS} rows left for a collection to see"
+
 
 class TestBigWatchEmissions:
     async def test_a_change_in_the_last_row_of_a_big_result_is_emitted(
