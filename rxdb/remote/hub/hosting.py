@@ -145,7 +145,8 @@ class Hosting:
                 raise ProtocolError(f"a Notify for {database!r} on the hub of {self.relay.key!r}")
             # The other members first: publishing here may re-run watches on this thread
             # (rxdb.engines.sqlite.receipt) before it returns.
-            self.relay.forward(encode_frame(payload), channel)
+            if len(self.peers) > 1:
+                self.relay.forward(encode_frame(payload), channel)
             self.relay.deliver(message)
 
         await converse_directly(channel, handle, patience=TUNING.peer_timeout)

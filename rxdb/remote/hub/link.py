@@ -36,7 +36,7 @@ from rxdb.remote.wire.messages import (
     Notify,
     Refused,
     Welcome,
-    encode_message,
+    encode_notify,
 )
 from rxdb.remote.wire.peers import peer_uid, uid_refusal
 from rxdb.updates import NotifyTablesUpdated
@@ -46,8 +46,8 @@ __all__ = ("Link",)
 _REMEMBERED_ORIGINS = 4096
 
 
-def _frame(message: Message) -> bytes:
-    return encode_frame(encode_message(message))
+def _frame(message: NotifyTablesUpdated, epoch: str) -> bytes:
+    return encode_frame(encode_notify(message, epoch))
 
 
 class Link:
@@ -116,7 +116,7 @@ class Link:
         if not any(message.origin in source() for source in self.origin_sources):
             return False
         try:
-            frame = _frame(Notify(message, self.epoch))
+            frame = _frame(message, self.epoch)
         except ProtocolError:
             return True
         sent = 0
@@ -136,7 +136,7 @@ class Link:
         if self._closing:
             return
         try:
-            frame = _frame(Notify(message, self.epoch))
+            frame = _frame(message, self.epoch)
         except ProtocolError as error:
             LOG.warning("hub of %s: cannot send %r (%s); others resync", self.key, message, error)
             self._resync(f"a local message could not be sent: {error}", broadcast=True)
@@ -163,7 +163,7 @@ class Link:
         self.resyncs += 1
         self._publish_here(message)
         if broadcast:
-            self.forward(_frame(Notify(message, self.epoch)), None)
+            self.forward(_frame(message, self.epoch), None)
 
     def deliver(self, notify: Notify) -> None:
         """A Notify from another process: publish it here, resync if something was lost."""

@@ -35,6 +35,7 @@ HANDSHAKE_MAX_PAYLOAD = 64 * 1024
 
 _HEADER = struct.Struct(">3sBI")
 _PREFIX = MAGIC + bytes((FRAME_VERSION,))
+_LENGTH = struct.Struct(">I")
 
 
 def encode_frame(payload: bytes) -> bytes:
@@ -94,6 +95,18 @@ class FrameDecoder:
 
     def _feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
         buffer = self._buffer
+        if (
+            self._expected is None
+            and not buffer
+            and type(data) is bytes
+            and len(data) > HEADER_SIZE
+            and data.startswith(_PREFIX)
+        ):
+            # One whole frame in one chunk, nothing before it: the usual case of a hub
+            # connection (a commit's Notify), cut out without copying it through the buffer.
+            length = _LENGTH.unpack_from(data, len(_PREFIX))[0]
+            if 0 < length <= self.max_payload and len(data) == HEADER_SIZE + length:
+                return [data[HEADER_SIZE:]]
         buffer += data
         payloads: list[bytes] = []
         start = 0

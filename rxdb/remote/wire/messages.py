@@ -60,6 +60,7 @@ __all__ = (
     "Welcome",
     "decode_message",
     "encode_message",
+    "encode_notify",
     "new_token",
     "tokens_match",
 )
@@ -69,6 +70,16 @@ PROTOCOL_VERSION: Final = 6
 progress as its own value, ``Welcome.database`` required. 3 -> 4: errors carry the SQLSTATE.
 4 -> 5: ``watch`` carries ``recover`` and ``states``; ``watch_many``; state events.
 5 -> 6: a table update may name the columns an ``UPDATE`` assigned (``[table, kind, columns]``)."""
+
+_NOTIFY_HEAD: Final = bytes((0x94, PROTOCOL_VERSION, 0xA6)) + b"notify"
+"""How a :class:`Notify`'s payload starts: an array of 4, the version, the tag."""
+_SMALL: Final = min(
+    DEFAULT_LIMITS.max_str_len,
+    DEFAULT_LIMITS.max_bin_len,
+    DEFAULT_LIMITS.max_array_len,
+    DEFAULT_LIMITS.max_map_len,
+)
+"""Payloads up to this size are under every default limit (see :func:`decode_message`)."""
 
 MAX_TOKEN_LEN: Final = 1024
 MAX_NAME_LEN: Final = 256  # roles, epochs
@@ -240,17 +251,32 @@ def encode_message(message: Message) -> bytes:
     :raises ProtocolError: if a value cannot cross exactly: an integer outside SQLite's
         64-bit range, text with a lone surrogate (not valid UTF-8), an unknown type.
     """
+    if type(message) is Notify:
+        return encode_notify(message.message, message.epoch)
     encoder = _ENCODERS.get(type(message))
     if encoder is None:
         raise ProtocolError(f"not an rxdb message: {message!r}")
+    return _pack([PROTOCOL_VERSION, *encoder(message)], type(message))
+
+
+def encode_notify(message: NotifyTablesUpdated, epoch: str) -> bytes:
+    """``encode_message(Notify(message, epoch))`` without the :class:`Notify`: a hub link
+    sends one for every commit, and Python on that road runs cold.
+
+    :raises ProtocolError: as :func:`encode_message`.
+    """
+    return _pack([PROTOCOL_VERSION, "notify", epoch, notify_to_wire(message)], Notify)
+
+
+def _pack(fields: list[Any], kind: type[Any]) -> bytes:
     try:
-        packed: bytes = msgpack.packb([PROTOCOL_VERSION, *encoder(message)], use_bin_type=True)
+        packed: bytes = msgpack.packb(fields, use_bin_type=True)
     except UnicodeEncodeError as error:
         raise ProtocolError(
             f"text is not valid UTF-8 (a lone surrogate?) and cannot be sent: {error}"
         ) from error
     except (TypeError, ValueError, OverflowError) as error:
-        raise ProtocolError(f"cannot encode {type(message).__name__}: {error}") from error
+        raise ProtocolError(f"cannot encode {kind.__name__}: {error}") from error
     return packed
 
 
@@ -271,7 +297,6 @@ _ENCODERS: Final[dict[type[Any], Callable[[Any], list[Any]]]] = {
     Hello: lambda m: ["hello", m.token, m.role, m.process_id, m.epoch],
     Welcome: lambda m: ["welcome", m.process_id, m.epoch, m.database],
     Refused: lambda m: ["refused", m.reason],
-    Notify: lambda m: ["notify", m.epoch, notify_to_wire(m.message)],
     Request: lambda m: ["request", m.id, _operation_out(m.operation)],
     Response: lambda m: ["response", m.id, value_out(m.result)],
     Failure: lambda m: ["failure", m.id, *info_to_wire(m.error)],
@@ -293,6 +318,18 @@ def decode_message(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     :raises ProtocolError: if the payload is anything but a well-formed message of this
         version; nothing else escapes, whatever the bytes.
     """
+    if payload.startswith(_NOTIFY_HEAD) and limits is DEFAULT_LIMITS and len(payload) <= _SMALL:
+        # The hub's every message, decoded on every commit of another process (cold): the
+        # leanest road. msgpack's own bounds are the payload's length, which is under every
+        # default limit here, so it decodes as unpack() would; the only difference is an
+        # extension value, refused below as a wrong type instead of by decode_ext. Anything
+        # msgpack refuses takes the usual road, which reports it.
+        try:
+            fields = msgpack.unpackb(payload)
+        except (ValueError, TypeError, OverflowError, msgpack.UnpackException):
+            pass
+        else:
+            return _notify_in(fields[2:], limits)  # the head says: an array of 4
     # Read the version before decoding the rest, so that a newer peer whose message this
     # side cannot even parse still gets "other version" rather than "garbage".
     early = _peek_version(payload)
@@ -387,6 +424,10 @@ def _hello_in(f: list[Any], limits: Limits) -> Hello:
     return Hello(token, _name(role), _id(process_id), _name(epoch))
 
 
+def _notify_in(f: list[Any], limits: Limits) -> Notify:
+    return Notify(notify_from_wire(f[1]), _name(f[0]))
+
+
 def _event_in(f: list[Any], limits: Limits) -> Event:
     subscription_id, kind, value, error = f
     try:
@@ -409,7 +450,7 @@ _DECODERS: Final[dict[str, tuple[int, Callable[[list[Any], Limits], Message]]]] 
     "hello": (4, _hello_in),
     "welcome": (3, lambda f, _: Welcome(_id(f[0]), _name(f[1]), check_str(f[2]))),
     "refused": (1, lambda f, _: Refused(check_str(f[0]))),
-    "notify": (2, lambda f, _: Notify(notify_from_wire(f[1]), _name(f[0]))),
+    "notify": (2, _notify_in),
     "request": (2, _request_in),
     "response": (2, lambda f, lim: Response(_id(f[0]), check_value(f[1], lim))),
     "failure": (7, lambda f, _: Failure(_id(f[0]), info_from_wire(f[1:]))),

@@ -27,18 +27,22 @@ __all__ = (
 
 _KINDS: Final[dict[Any, UpdateKind | None]] = {None: None} | {k.value: k for k in UpdateKind}
 _U32: Final = 1 << 32
+_BAD_WAL: Final = "wal_changes must be null or two 32-bit unsigned integers"
 
 
 def notify_to_wire(message: NotifyTablesUpdated) -> list[Any]:
-    updates = sorted((update_to_wire(u) for u in message.updates), key=_update_order)
-    wal = None if message.wal_changes is None else list(message.wal_changes)
+    # Once per commit another process hears of (the hub's Notify): no sort for one update.
+    updates = [update_to_wire(u) for u in message.updates]
+    if len(updates) > 1:
+        updates.sort(key=_update_order)
+    wal = message.wal_changes
     return [
         message.database,
         message.origin,
         message.sequence,
         message.everything,
         updates,
-        wal,
+        None if wal is None else [wal[0], wal[1]],
     ]
 
 
@@ -47,26 +51,32 @@ def notify_from_wire(fields: Any) -> NotifyTablesUpdated:
 
     :raises ProtocolError: for anything else.
     """
-    if not isinstance(fields, list) or len(fields) != 6:
+    # Exact types: what msgpack decodes is never a subclass (nor is anything legitimate).
+    if type(fields) is not list or len(fields) != 6:
         raise ProtocolError("table updates are an array of 6 fields")
     database, origin, sequence, everything, updates, wal = fields
     if type(everything) is not bool:
         raise ProtocolError(f"'everything' must be a bool, not {type(everything).__name__}")
-    if not isinstance(updates, list):
+    if type(updates) is not list:
         raise ProtocolError("updates must be an array")
-    if wal is not None and not (
-        isinstance(wal, list)
-        and len(wal) == 2
-        and all(type(v) is int and 0 <= v < _U32 for v in wal)
-    ):
-        raise ProtocolError("wal_changes must be null or two 32-bit unsigned integers")
+    if wal is not None:
+        if type(wal) is not list or len(wal) != 2:
+            raise ProtocolError(_BAD_WAL)
+        low, high = wal
+        if (
+            type(low) is not int
+            or type(high) is not int
+            or not (0 <= low < _U32 and 0 <= high < _U32)
+        ):
+            raise ProtocolError(_BAD_WAL)
+        wal = (low, high)
     return NotifyTablesUpdated(
-        database=check_str(database),
-        origin=check_str(origin),
-        sequence=check_int(sequence, 0),
-        updates=frozenset(update_from_wire(u) for u in updates),
-        everything=everything,
-        wal_changes=None if wal is None else (wal[0], wal[1]),
+        check_str(database),
+        check_str(origin),
+        check_int(sequence, 0),
+        frozenset(map(update_from_wire, updates)),
+        everything,
+        wal,
     )
 
 
