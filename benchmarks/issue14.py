@@ -73,7 +73,7 @@ ROWS = (
     Row("UPDATE of a column no watch reads (re-runs per commit)", ("C1",), "re-runs nothing",
         _nothing, beside=("C2",)),
     Row("commit in another process -> emission (hub)", ("3",),
-        "<= 0.5 ms median, p99 <= 2 ms", _hub),
+        "<= 0.5 ms median, p99 <= 2 ms", _hub, beside=("3.f",)),
     Row("commit by a plain sqlite3 program -> emission", ("4",),
         "<= 5 ms median at <= 0.5 % idle CPU", _told, beside=("4cpu",)),
     Row("import rxdb, vs import aiosqlite, sqlglot, reactivex", ("imp.o",), "<= 1.2x",
