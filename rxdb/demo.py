@@ -189,7 +189,11 @@ async def demo(seconds: float, rate: float, out: TextIO) -> int:
                         )
             finally:
                 writer.stop.set()
-                if writer.is_alive():
+                if writer.ident is not None:
+                    # The writer's statements run on this loop (its handle reaches this very
+                    # database): joining it here, while one is under way (Ctrl-C, a failure),
+                    # would block the loop that statement waits for. Its "done" comes last.
+                    await done.wait()
                     writer.join()
         # Closing the database completed every watch, so the followers have ended.
         ended = await asyncio.gather(*followers, return_exceptions=True)

@@ -541,9 +541,19 @@ class TestInterrupt:
         assert err == ""
 
     @pytest.mark.timeout(90)
-    def test_ctrl_c_ends_the_demo_without_a_traceback(self) -> None:
-        with running("demo", "--seconds", "60") as cmd:
-            cmd.wait_for(" ms  counter ")
+    @pytest.mark.parametrize(
+        ("rate", "shown"),
+        [
+            ("5", " ms  counter "),  # the watches have started; the writer may not have
+            # At 1000 commits a second the writer is inside a statement when Ctrl-C comes:
+            # the demo once blocked the loop that statement waits for, and never ended.
+            ("1000", " ms  writer "),
+        ],
+        ids=["as-the-watches-start", "while-the-writer-commits"],
+    )
+    def test_ctrl_c_ends_the_demo_without_a_traceback(self, rate: str, shown: str) -> None:
+        with running("demo", "--seconds", "60", "--rate", rate) as cmd:
+            cmd.wait_for(shown)
             status, err = cmd.interrupt()
         assert status == cli.INTERRUPTED
         assert "Traceback" not in err
