@@ -225,9 +225,9 @@ class StateReadings:
     most once as news (a poller must never go back to an older reading), and a reading
     stays good while the counter keeps its value (every commit moves it, so
     ``data_version`` cannot have moved either). With :attr:`after_commits`, the writer
-    takes one right after a commit when :attr:`wanted` (~9 µs, after the commit was
-    reported): a watch on the file's writes asks after every commit, this database's own
-    included, and finds the answer ready.
+    takes one after a call that committed when :attr:`wanted` (~9 µs, once the call's
+    result is on its way to the loop): a watch on the file's writes asks after every
+    commit, this database's own included, and finds the answer ready.
     """
 
     __slots__ = ("_handed", "_index", "_latest", "_taken", "after_commits", "wanted")

@@ -44,6 +44,11 @@ class Worker(Generic[C_co]):
     :class:`~rxdb.engines.sqlite.eager.EagerReads`): called on the worker thread after each
     call started here, whether it raised or not; what it returns runs on the loop right
     before the call's result is set there, in the same wake-up of the loop."""
+    after_report: Callable[[], None] | None = None
+    """Set like :attr:`after_call`: called on the worker thread after each call started here,
+    once its outcome is on its way to the loop, before the worker takes its next call. For
+    bookkeeping the caller does not wait for: done before the hand-off, it would delay the
+    result (and a watch's emission riding with it)."""
 
     def __init__(self, conn: aiosqlite.Connection, raw: C_co, path: str) -> None:
         self._conn = conn
@@ -105,11 +110,12 @@ class Worker(Generic[C_co]):
         if not conn._running or conn._connection is None:
             raise ClosedError("the database is closed; open a new one (rxdb.open)")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        after = self.after_call
-        if after is None:
+        after, later = self.after_call, self.after_report
+        if after is None and later is None:
             self._tx.put_nowait((future, functools.partial(_converting, fn, *args)))
         else:
-            self._tx.put_nowait((None, functools.partial(_reporting, future, after, fn, *args)))
+            call = functools.partial(_reporting, future, after, later, fn, *args)
+            self._tx.put_nowait((None, call))
         return future
 
     def idle(self) -> bool:
@@ -207,19 +213,25 @@ def _nothing() -> None:
 
 
 def _reporting(
-    future: asyncio.Future[T], after: AfterCall, fn: Callable[..., T], *args: Any
+    future: asyncio.Future[T],
+    after: AfterCall | None,
+    later: Callable[[], None] | None,
+    fn: Callable[..., T],
+    *args: Any,
 ) -> None:
     """What aiosqlite's worker does with a call and its future, plus :attr:`Worker.after_call`
-    (on the worker thread): the call's outcome and the work ``after`` returns reach the loop
-    in one ``call_soon_threadsafe``."""
+    and :attr:`Worker.after_report` (on the worker thread): the call's outcome and the work
+    ``after`` returns reach the loop in one ``call_soon_threadsafe``, then ``later`` runs."""
     loop = future.get_loop()
     try:
         outcome: tuple[Callable[..., None], Any] = (_set_result, _converting(fn, *args))
     except BaseException as error:  # handed to the caller, as aiosqlite does
         outcome = (_set_exception, error)
-    then = after(loop)
+    then = None if after is None else after(loop)
     with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to tell
         loop.call_soon_threadsafe(_report, future, then, *outcome)
+    if later is not None:
+        later()
 
 
 def _report(
