@@ -1,7 +1,8 @@
 """What the writer's thread does after a commit, and when: the foreign-write poller's state
 reading waits until the call that committed has handed its result to the loop
 (``Worker.after_report``), so that it never delays the result, nor a watch's emission riding
-with it; and it is never taken inside a transaction."""
+with it; it is never taken inside a transaction; and the poller's look that follows does not
+listen for the writer's next commit."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import pytest
 
 import rxdb
 from rxdb.engines.sqlite.connections import TrackedConnection
+from rxdb.engines.sqlite.foreign import CHASE_BUSY, SAFETY_INTERVAL
 from rxdb.engines.sqlite.walindex import StateReadings
 from tests.conftest import WAIT, sqlite_engine
+from tests.rxdb.test_attribution import FakeFile
+from tests.rxdb.test_wal_watch import started
 
 
 async def on_readings(
@@ -72,3 +76,23 @@ async def test_no_reading_inside_a_transaction_one_after_it(
     await db.execute("INSERT INTO t VALUES (4)")
     await readings_over(db)
     assert inside == [False, False]
+
+
+async def test_right_after_the_writers_commit_the_poller_does_not_listen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The writer's nudge comes once its call is over, when it may be free already; its next
+    commit may follow at once, and a poller listening then would wake the loop at that
+    commit's first write, while the writer works. So the look a nudge brings is the last
+    for CHASE_BUSY, as during a burst of commits."""
+    poller, watch = await started(FakeFile(), [])
+    listens: list[None] = []
+    monkeypatch.setattr(watch, "listen", lambda: listens.append(None))
+    try:
+        poller.nudge()
+        assert poller._next_delay(signalled=True, moved=True, now=1.0) == CHASE_BUSY
+        assert listens == []
+        assert poller._next_delay(signalled=False, moved=True, now=1.1) == SAFETY_INTERVAL
+        assert listens == [None]
+    finally:
+        await poller.stop()
