@@ -7,6 +7,7 @@ cross-process hub can all speak them.
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,6 +146,9 @@ class RowPatch:
     sequence: int
 
 
+_table_of = operator.attrgetter("table")
+
+
 @dataclass(frozen=True, slots=True)
 class NotifyTablesUpdated:
     """The bus message: one committed transaction (or one announcement) on one database.
@@ -167,7 +171,9 @@ class NotifyTablesUpdated:
     tables: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tables", frozenset(u.table for u in self.updates))
+        # map and attrgetter, not a generator: no Python frame per update, on the road from
+        # a commit to its emissions (built on the writer's thread right after the commit).
+        object.__setattr__(self, "tables", frozenset(map(_table_of, self.updates)))
 
     def affects(
         self, tables: Iterable[str] | None, kinds: frozenset[UpdateKind] | None = None

@@ -133,7 +133,10 @@ class SharedQuery(Generic[V]):
     def attach_states(self, observer: abc.ObserverBase[WatchState[V]]) -> Callable[[], None]:
         """Add a state subscriber; it gets the current state at once."""
         self._state_observers.append(observer)
-        observer.on_next(self._state)
+        state = self._state
+        if self._busy and not state.busy:  # an eager result being compared (see _fresh)
+            state = self._state = WatchState("refreshing", state.value, state.error)
+        observer.on_next(state)
         if not self._started():
             self._kick()
         return lambda: self.detach(observer)
@@ -182,7 +185,10 @@ class SharedQuery(Generic[V]):
         if self._stopped:
             return
         self._busy = True
-        if self._state.phase != "loading":
+        if self._state_observers and self._state.phase != "loading":
+            # Only for someone to see: without state observers the run's end replaces it
+            # unseen, and :meth:`attach_states` makes it for one that comes meanwhile (a big
+            # result is compared off the loop). Building it cost the emission several µs.
             self._set_state(WatchState("refreshing", self._state.value, self._state.error))
         self._finished(result)
 
@@ -273,7 +279,8 @@ class SharedQuery(Generic[V]):
             _safely(state.on_completed)  # the error went out as a state
 
     def _set_state(self, state: WatchState[V]) -> None:
-        if state == self._state:
+        current = self._state
+        if state.phase == current.phase and state == current:  # a change of phase: no __eq__
             return
         self._state = state
         for observer in list(self._state_observers):

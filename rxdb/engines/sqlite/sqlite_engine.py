@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import operator
 import os
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING
@@ -42,6 +43,8 @@ from rxdb.updates import NotifyTablesUpdated, RowPatch, TableUpdate
 __all__ = ("SQLiteEngine",)
 
 LOG = logging.getLogger("rxdb")
+
+_table_of = operator.attrgetter("table")
 
 
 class SQLiteEngine(Engine):
@@ -87,7 +90,7 @@ class SQLiteEngine(Engine):
         self._sequence = itertools.count(1)
         self._foreign_sequence = itertools.count(1)
         self.read_sets = ReadSets(self.fetch_committed, self.probe_reads)
-        self.eager = EagerReads(bus, self.key, self.costs, lambda: self.closed)
+        self.eager = EagerReads(bus, self.key, self.costs, lambda: self._closed)
         self.receipts: ReceiptReads | None = None  # WAL mode only (set at open)
         self.poller: ForeignWritePoller | None = None
         self.journal: ForeignJournal | None = None
@@ -187,7 +190,7 @@ class SQLiteEngine(Engine):
         wal_changes: tuple[int, int] | None,
     ) -> None:
         # Called on the writer's worker thread, right after the outermost commit.
-        if any(update.table == JOURNAL_TABLE for update in updates):
+        if JOURNAL_TABLE in map(_table_of, updates):  # no generator: see NotifyTablesUpdated
             updates = frozenset(u for u in updates if u.table != JOURNAL_TABLE)
         feed = self._feed
         patches = None if feed is None else feed.take(everything)
