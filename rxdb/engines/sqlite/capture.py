@@ -2,8 +2,15 @@
 
 SQLite's authorizer reports, while a statement is prepared, every table it may write —
 including trigger bodies, foreign-key cascades, REPLACE's implicit deletes and INSTEAD OF
-triggers — plus DDL and transaction control. The authorizer only fires on prepare, so
-the writer runs without the sqlite3 module's statement cache.
+triggers — plus DDL and transaction control. The authorizer only fires on prepare, and the
+writer keeps its statements prepared (the sqlite3 module's statement cache: preparing an
+INSERT with its triggers every time cost ~20 µs of a ~50 µs write in the peer benchmark),
+so what a statement may do is kept per SQL text, from its last prepare. That is never stale:
+whatever would change what a statement may do makes SQLite prepare it again before it runs,
+and report it again — a schema change by any connection (a new trigger, a dropped table, the
+capture's own TEMP triggers), a pragma that changes the code it compiles to
+(``foreign_keys``, ``recursive_triggers``), a new authorizer. A text the capture does not
+know is made to be prepared afresh (see :meth:`WriteCapture.start`).
 
 An ``UPDATE`` is announced with the columns it assigns (SQLite reports each, for the
 statement, its triggers and its foreign-key actions), so that a watch reading none of them can
@@ -114,8 +121,8 @@ are most of what SQLite reports, and are dropped at once."""
 _NOTHING = StatementEffects()
 
 MEMO_LIMIT = 512
-"""Distinct event sequences whose effects :class:`WriteCapture` keeps; past that it starts
-afresh (a workload writes through few distinct statements)."""
+"""Distinct event sequences, and distinct statement texts, whose effects :class:`WriteCapture`
+keeps; past that it starts afresh (a workload writes through few distinct statements)."""
 
 
 @dataclass(slots=True)
@@ -188,20 +195,21 @@ def effects_of(events: Iterable[_Event]) -> StatementEffects:
 
 
 class WriteCapture:
-    """The authorizer side: install :meth:`authorize` on a connection opened with
-    ``cached_statements=0`` (so every statement is prepared, and reported, afresh; that costs
-    ~2.5 µs a statement and leaves no stale memo to get wrong after a schema change), and
-    bracket each statement with :meth:`start` and :meth:`finish`.
+    """The authorizer side: install :meth:`authorize` on the connection and bracket each
+    statement with :meth:`start` and :meth:`finish`.
 
     The authorizer runs for every action SQLite checks, so it only keeps the events that
     record something; :meth:`finish` maps them to effects through a memo, since the same
-    statement reports the same events each time (the effects depend on nothing else)."""
+    statement reports the same events each time (the effects depend on nothing else), and
+    keeps them under the statement's text for its runs from the statement cache, which
+    report nothing (see the module's docstring)."""
 
-    __slots__ = ("_events", "_memo")
+    __slots__ = ("_events", "_memo", "_texts")
 
     def __init__(self) -> None:
         self._events: list[_Event] = []
         self._memo: dict[tuple[_Event, ...], StatementEffects] = {}
+        self._texts: dict[str, StatementEffects] = {}
 
     def authorize(
         self,
@@ -215,13 +223,28 @@ class WriteCapture:
             self._events.append((code, arg1, arg2, schema))
         return sqlite3.SQLITE_OK
 
-    def start(self) -> None:
+    def start(self, sql: str) -> bool:
+        """Start capturing for a statement of text ``sql``; ``False`` if what it may do is
+        not known from an earlier prepare of that text (a statement of it may still be
+        cached, prepared by rxdb's own untracked reads, say): the caller must then have it
+        prepared afresh (installing an authorizer expires every prepared statement)."""
         self._events.clear()
+        return sql in self._texts
 
-    def finish(self) -> StatementEffects:
-        """Return what the statement just prepared may do."""
-        if not self._events:
-            return _NOTHING
+    def finish(self, sql: str) -> StatementEffects:
+        """Return what the statement of text ``sql`` just run may do: what its prepare
+        reported, or, run from the statement cache without a prepare (nothing reported),
+        what its last prepare did. (A prepare that reports nothing after one that reported
+        writes is taken for a cached run: a commit is announced too widely, never missed.)"""
+        effects = self._prepared() if self._events else self._texts.get(sql, _NOTHING)
+        texts = self._texts
+        if sql not in texts and len(texts) >= MEMO_LIMIT:
+            texts.clear()  # the next statement of each text is prepared afresh (start)
+        texts[sql] = effects
+        return effects
+
+    def _prepared(self) -> StatementEffects:
+        """What the events reported since :meth:`start` say, through the memo."""
         events = tuple(self._events)
         effects = self._memo.get(events)
         if effects is None:

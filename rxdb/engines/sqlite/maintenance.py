@@ -26,14 +26,13 @@ at the schema: see :meth:`RowCapture.trusted
 <rxdb.engines.sqlite.changed_rows.RowCapture.trusted>`). After such a commit the re-read
 runs on the writer's second connection (:meth:`TrackedConnection.committed_reads
 <rxdb.engines.sqlite.connections.TrackedConnection.committed_reads>`: read-only, on the
-writer's thread), whose statement cache keeps it prepared (the writer prepares every
-statement afresh for its authorizer, which for the re-read costs more than running it), and
-the counter is read again after it: unchanged, no commit landed in between, so the re-read
-saw the commit just made; moved, one did, not the writer's (it is busy here): a new epoch.
+writer's thread), whose statement cache keeps it prepared, and the counter is read again
+after it: unchanged, no commit landed in between, so the re-read saw the commit just made;
+moved, one did, not the writer's (it is busy here): a new epoch.
 
 Otherwise (no WAL, no second connection, a counter that moved by more, or not at all, or
 was not read before), the re-read, ``data_version`` and a schema read share one read
-transaction of the writer itself (BEGIN ... COMMIT), prepared afresh.
+transaction of the writer itself (BEGIN ... COMMIT).
 """
 
 from __future__ import annotations
