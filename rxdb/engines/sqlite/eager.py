@@ -197,6 +197,25 @@ class EagerReads:
         if not claimed:
             return None
         self._claimed = []
+        try:
+            results = self._rerun(claimed)
+        except Exception:  # a bug: the claimed watches must still hear of their commits
+            LOG.exception("eager re-runs failed; their watches run their queries instead")
+            results = {}
+            for watch, message in claimed:
+                sub = watch.subscription
+                if sub is not None and not sub.closed:
+                    results.setdefault(sub.loop, []).append((watch, message))
+        own = results.pop(loop, None)
+        for other, taken in results.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody to tell
+                other.call_soon_threadsafe(_deliver, taken)
+        return None if own is None else functools.partial(_deliver, own)
+
+    def _rerun(
+        self, claimed: list[tuple[EagerWatch, NotifyTablesUpdated | None]]
+    ) -> dict[asyncio.AbstractEventLoop, list[tuple[EagerWatch, Taken]]]:
+        """The claimed watches' rows (or messages), by loop."""
         writer = self._writer
         connection = None if writer is None or self._closed() else writer.raw
         if connection is not None and connection.in_transaction:
@@ -224,11 +243,7 @@ class EagerReads:
                 else:
                     record(watch.sql, started)
             results.setdefault(sub.loop, []).append((watch, rows))
-        own = results.pop(loop, None)
-        for other, taken in results.items():
-            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody to tell
-                other.call_soon_threadsafe(_deliver, taken)
-        return None if own is None else functools.partial(_deliver, own)
+        return results
 
 
 def _deliver(results: list[tuple[EagerWatch, Taken]]) -> None:

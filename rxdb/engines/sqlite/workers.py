@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import sqlite3
 import threading
 import warnings
@@ -32,6 +33,7 @@ AfterCall = Callable[[asyncio.AbstractEventLoop], Callable[[], None] | None]
 C = TypeVar("C", bound=sqlite3.Connection)
 C_co = TypeVar("C_co", bound=sqlite3.Connection, covariant=True)
 
+LOG = logging.getLogger("rxdb.engine")
 _JOIN_TIMEOUT = 5.0
 _ABANDON_GRACE = 1.0
 
@@ -43,12 +45,14 @@ class Worker(Generic[C_co]):
     """Set before the worker runs anything (the writer's, by
     :class:`~rxdb.engines.sqlite.eager.EagerReads`): called on the worker thread after each
     call started here, whether it raised or not; what it returns runs on the loop right
-    before the call's result is set there, in the same wake-up of the loop."""
+    before the call's result is set there, in the same wake-up of the loop. If it raises,
+    the error is logged and the result reaches the caller all the same."""
     after_report: Callable[[], None] | None = None
     """Set like :attr:`after_call`: called on the worker thread after each call started here,
     once its outcome is on its way to the loop, before the worker takes its next call. For
     bookkeeping the caller does not wait for: done before the hand-off, it would delay the
-    result (and a watch's emission riding with it)."""
+    result (and a watch's emission riding with it). If it raises, the error is logged and
+    the worker goes on."""
 
     def __init__(self, conn: aiosqlite.Connection, raw: C_co, path: str) -> None:
         self._conn = conn
@@ -227,7 +231,12 @@ def _reporting(
         outcome: tuple[Callable[..., None], Any] = (_set_result, _converting(fn, *args))
     except BaseException as error:  # handed to the caller, as aiosqlite does
         outcome = (_set_exception, error)
-    then = None if after is None else after(loop)
+    then = None
+    if after is not None:
+        try:
+            then = after(loop)
+        except Exception:  # a bug of its owner's: the caller must get its result all the same
+            LOG.exception("the work after a call on %s failed", _thread_name())
     # Not contextlib.suppress: its enter and exit are Python calls on the road from a commit
     # to a watch's emission, each several µs there (the writer's thread is cold after fsync).
     try:  # noqa: SIM105
@@ -235,7 +244,14 @@ def _reporting(
     except RuntimeError:  # the loop is closed: nobody to tell
         pass
     if later is not None:
-        later()
+        try:
+            later()
+        except Exception:  # aiosqlite's worker would drop it with a debug line: say it
+            LOG.exception("the work after a call's report on %s failed", _thread_name())
+
+
+def _thread_name() -> str:
+    return threading.current_thread().name
 
 
 def _report(
