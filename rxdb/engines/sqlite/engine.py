@@ -101,7 +101,6 @@ class Engine:
                 self.location.target,
                 factory,
                 isolation_level=None,
-                cached_statements=0,
                 timeout=self._busy_timeout,
                 check_same_thread=False,  # in_transaction and interrupt() from the loop
                 uri=True,
