@@ -276,8 +276,13 @@ class Maintenance:
 
     def run_ended(self, values: Sequence[Values]) -> None:
         """The run's result (or the equal one kept) is ``values``."""
-        after, shape = self._mark(), self.shape
         full, self._full = self._full, None
+        if self._before is None:
+            # No mark at the start (:meth:`forget`: an eager result; or nothing to maintain):
+            # no base, whatever the mark now, so the engine is not asked for one.
+            self._rows = None
+            return
+        after, shape = self._mark(), self.shape
         if shape is None or after is None or after != self._before:
             self._rows = None
             return

@@ -190,7 +190,10 @@ class SharedQuery(Generic[V]):
             # unseen, and :meth:`attach_states` makes it for one that comes meanwhile (a big
             # result is compared off the loop). Building it cost the emission several µs.
             self._set_state(WatchState("refreshing", self._state.value, self._state.error))
-        self._finished(result)
+        # As :meth:`_finished` would, minus its checks: rows read by the engine, never an
+        # error, and not stopped (above). Each frame costs several µs here, cold after a commit.
+        self._runs += 1
+        self._compare(result)
 
     def _kick(self) -> None:
         if self._stopped:
@@ -261,7 +264,11 @@ class SharedQuery(Generic[V]):
         if value is not None:
             self._emissions += 1
             for observer in list(self._observers):
-                _safely(observer.on_next, value)
+                # :func:`_safely` inlined: one frame less on the road of every emission.
+                try:
+                    observer.on_next(value)
+                except Exception:
+                    LOG.exception(_SUBSCRIBER_RAISED)
         self._set_state(WatchState("live", self._state.value if value is None else value))
         if self._pending:
             self._kick()
@@ -445,11 +452,14 @@ def _prepare(result: Rows, latest: FrozenRows | None) -> FrozenRows | None:
     return FrozenRows(result)
 
 
+_SUBSCRIBER_RAISED = "a watch subscriber raised; other subscribers are unaffected"
+
+
 def _safely(callback: Callable[..., Any], *args: Any) -> None:
     try:
         callback(*args)
     except Exception:
-        LOG.exception("a watch subscriber raised; other subscribers are unaffected")
+        LOG.exception(_SUBSCRIBER_RAISED)
 
 
 class WatchStream(Observable[E]):

@@ -47,7 +47,7 @@ and the loop runs what it is sent in order, so a result sent here never lands af
 result the loop got from a later state.
 
 **Threads.** :meth:`EagerReads.subscribe` runs on the loop (closing is the subscription's);
-:meth:`EagerWatch.wanted` on whatever thread publishes (it claims only what the writer's
+:meth:`EagerReads.wanted` on whatever thread publishes (it claims only what the writer's
 thread publishes while :meth:`EagerReads.publish` runs there: its own commit); the
 re-runs on the writer's thread. What the writer's thread reads of a watch is set once
 (``sql``, ``params``, the subscription) or is a single attribute (the subscription's
@@ -97,7 +97,7 @@ BUDGET = 0.0003
 
 Taken = Rows | NotifyTablesUpdated | None
 """What a claimed watch gets with the call's result: rows read after the commit (``None``:
-not read), or a message whose patches need no read (:meth:`EagerReads.claim`)."""
+not read), or a message whose patches need no read (:meth:`EagerReads.wanted`)."""
 
 Fresh = Callable[[Rows | None], None]
 """Called on the loop with the rows read right after a commit (``None``: not read; run the
@@ -107,20 +107,13 @@ query the usual way)."""
 class EagerWatch:
     """One watch's query as the writer's thread may re-run it after a commit."""
 
-    __slots__ = ("_reads", "fresh", "params", "sql", "subscription")
+    __slots__ = ("fresh", "params", "sql", "subscription")
 
-    def __init__(self, reads: EagerReads, sql: str, params: Params, fresh: Fresh) -> None:
-        self._reads = reads
+    def __init__(self, sql: str, params: Params, fresh: Fresh) -> None:
         self.sql = sql
         self.params = params
         self.fresh = fresh
         self.subscription: Subscription | None = None
-
-    def wanted(self, message: NotifyTablesUpdated) -> bool:
-        """The bus's question, on the publishing thread: ``False`` when the writer's thread
-        takes this watch's re-run for ``message`` (the message then reaches the watch with
-        its rows), ``True`` for the usual delivery."""
-        return not self._reads.claim(self, message)
 
 
 class EagerReads:
@@ -153,8 +146,11 @@ class EagerReads:
     ) -> Subscription:
         """A bus subscription of the running loop for a watch of ``sql``: ``notified`` for
         each message the usual way, ``fresh`` for a commit whose re-run the writer took."""
-        watch = EagerWatch(self, sql, params, fresh)
-        sub = self._bus.subscribe(self._key, notified, tables=tables, wanted=watch.wanted)
+        watch = EagerWatch(sql, params, fresh)
+        # A partial (no frame of its own) straight to :meth:`wanted`: the bus asks it on the
+        # writer's thread for every commit, where each Python frame costs several µs.
+        wanted = functools.partial(self.wanted, watch)
+        sub = self._bus.subscribe(self._key, notified, tables=tables, wanted=wanted)
         watch.subscription = sub
         return sub
 
@@ -172,22 +168,24 @@ class EagerReads:
         finally:
             self._publishing = None
 
-    def claim(self, watch: EagerWatch, message: NotifyTablesUpdated) -> bool:
-        """Whether the writer's thread takes ``watch``'s re-run for ``message`` (see the
-        module's docstring); ``False`` for any message but the commit it publishes now."""
+    def wanted(self, watch: EagerWatch, message: NotifyTablesUpdated) -> bool:
+        """The bus's question for ``watch``, on the publishing thread: ``False`` when the
+        writer's thread takes its re-run for ``message`` (the message then reaches the
+        watch with its rows; see the module's docstring), ``True`` for the usual delivery,
+        always for any message but the commit the writer publishes now."""
         if self._publishing != threading.get_ident() or message.everything:
-            return False
+            return True
         cost = self._costs.seconds(watch.sql)
         if cost is not None and self._spent + cost <= BUDGET:
             self._spent += cost
             self._claimed.append((watch, None))
-            return True
+            return False
         if message.patches:
             # Maintained watches' rows came with the commit: the message itself rides with
             # the call's result, in the same wake-up, rather than waking the loop alone.
             self._claimed.append((watch, message))
-            return True
-        return False
+            return False
+        return True
 
     def _after_call(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None] | None:
         """On the writer's thread, after each call: run the re-runs its commits claimed (none

@@ -16,6 +16,7 @@ Internal: not covered by rxdb's versioning. Knows nothing of Rx, watches or the 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import operator
@@ -194,9 +195,14 @@ class SQLiteEngine(Engine):
             updates = frozenset(u for u in updates if u.table != JOURNAL_TABLE)
         feed = self._feed
         patches = None if feed is None else feed.take(everything)
+        # A partial, not a lambda: no Python frame of its own on the road to every emission.
         self.eager.publish(
-            lambda: self._publish(
-                updates, everything=everything, wal_changes=wal_changes, patches=patches
+            functools.partial(
+                self._publish,
+                updates,
+                everything=everything,
+                wal_changes=wal_changes,
+                patches=patches,
             )
         )
 
