@@ -51,10 +51,10 @@ result the loop got from a later state.
 thread publishes while :meth:`EagerReads.publish` runs there: its own commit); the
 re-runs on the writer's thread. What the writer's thread reads of a watch is set once
 (``sql``, ``params``, the subscription) or is a single attribute (the subscription's
-``closed``); costs are single dict operations. The writer has no statement cache and an
-authorizer that records writes: a read here goes to a second connection of the writer's
-thread, with a statement cache, which sees every commit the writer has made (a WAL file), or
-on ``:memory:`` around the authorizer and the tracked ``execute``
+``closed``); costs are single dict operations. The writer has an authorizer that records
+writes and may hold TEMP objects or attached databases of the user's: a read here goes to a
+second connection of the writer's thread, read-only, which sees every commit the writer has
+made (a WAL file), or on ``:memory:`` around the authorizer and the tracked ``execute``
 (:meth:`TrackedConnection.fetch_committed
 <rxdb.engines.sqlite.connections.TrackedConnection.fetch_committed>`: nothing recorded, no
 commit stamp, no publish).
