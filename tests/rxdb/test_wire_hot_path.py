@@ -4,6 +4,8 @@ what the general road gives, and refuse what it refuses."""
 
 from __future__ import annotations
 
+import threading
+from dataclasses import replace
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
@@ -43,6 +45,17 @@ NOTIFY_FIELDS = st.recursive(
     lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=2), inner),
     max_leaves=14,
 )
+
+
+UPDATE_FIELDS = st.lists(
+    st.lists(
+        st.sampled_from(["t", "s", "update", "insert", None, 1])
+        | st.lists(st.sampled_from(["a", "b", 2, None]), max_size=3),
+        max_size=4,
+    ),
+    max_size=3,
+)
+"""Update sets near the valid ones: most are refused, some by a single field."""
 
 
 class TestFrames:
@@ -116,3 +129,75 @@ class TestNotify:
             return
         general: Message = decode_message(payload, Limits())  # equal limits, general road
         assert fast == general
+
+
+class TestRemembered:
+    """A Notify's update set is decoded once per wire form, and its packer made once per
+    thread: the same tables arrive commit after commit."""
+
+    def test_a_known_update_set_is_not_decoded_again(self) -> None:
+        first = decode_message(encode_notify(MESSAGE, "e"))
+        again = decode_message(encode_notify(replace(MESSAGE, sequence=8), "e"))
+        assert isinstance(first, Notify)
+        assert isinstance(again, Notify)
+        assert again.message.updates is first.message.updates
+        assert again == Notify(replace(MESSAGE, sequence=8), "e")
+
+    def test_a_large_notify_is_decoded_whole_each_time(self) -> None:
+        # Past the size a peer may make this process keep: decoded, never remembered.
+        many = frozenset(TableUpdate(f"table_{i}") for i in range(80))
+        message = replace(MESSAGE, updates=many)
+        first = decode_message(encode_notify(message, "e"))
+        again = decode_message(encode_notify(message, "e"))
+        assert first == again == Notify(message, "e")
+        assert isinstance(first, Notify)
+        assert isinstance(again, Notify)
+        assert again.message.updates is not first.message.updates
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(UPDATE_FIELDS)
+    def test_a_remembered_update_set_decodes_as_the_general_road_does(
+        self, updates: list[Any]
+    ) -> None:
+        fields = ["db", "1:o", 1, False, updates, None]
+        payload = msgpack.packb([PROTOCOL_VERSION, "notify", "e", fields], use_bin_type=True)
+        for _ in range(2):  # the second time from what the first remembered, if valid
+            try:
+                general: Message | None = decode_message(payload, Limits())
+            except ProtocolError:
+                general = None
+            if general is None:
+                with pytest.raises(ProtocolError):
+                    decode_message(payload)
+            else:
+                assert decode_message(payload) == general
+
+    def test_notifies_are_packed_without_a_packer_per_call(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # msgpack.packb makes a packer, and its 256 KiB buffer, at every call.
+        def packb(*args: Any, **kwargs: Any) -> bytes:
+            raise AssertionError("msgpack.packb called")
+
+        expected = encode_notify(MESSAGE, "e")
+        monkeypatch.setattr(msgpack, "packb", packb)
+        assert encode_notify(MESSAGE, "e") == expected
+
+    def test_a_failed_packing_leaves_nothing_behind(self) -> None:
+        expected = encode_notify(MESSAGE, "e")
+        with pytest.raises(ProtocolError):
+            encode_notify(replace(MESSAGE, sequence=1 << 70), "e")
+        assert encode_notify(MESSAGE, "e") == expected
+
+    def test_each_thread_packs_on_its_own(self) -> None:
+        expected = encode_notify(MESSAGE, "e")
+        results: list[bytes] = []
+        threads = [
+            threading.Thread(target=lambda: results.append(encode_notify(MESSAGE, "e")))
+            for _ in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert results == [expected] * 4

@@ -17,7 +17,8 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
@@ -80,6 +81,9 @@ _SMALL: Final = min(
     DEFAULT_LIMITS.max_map_len,
 )
 """Payloads up to this size are under every default limit (see :func:`decode_message`)."""
+_REMEMBERED: Final = 512
+"""The largest Notify payload whose update set is remembered, by its wire form: bounds what a
+peer can make this process keep (:mod:`rxdb.remote.wire.updates` keeps a few dozen)."""
 
 MAX_TOKEN_LEN: Final = 1024
 MAX_NAME_LEN: Final = 256  # roles, epochs
@@ -268,9 +272,21 @@ def encode_notify(message: NotifyTablesUpdated, epoch: str) -> bytes:
     return _pack([PROTOCOL_VERSION, "notify", epoch, notify_to_wire(message)], Notify)
 
 
+class _Packers(threading.local):
+    """One msgpack packer per thread: ``msgpack.packb`` makes a new one per call, with a
+    256 KiB buffer (malloc'd and freed each time: ~15 µs of a commit's Notify, cold). A
+    packer empties its buffer after each call, a failed one included."""
+
+    def __init__(self) -> None:
+        self.packer = msgpack.Packer(use_bin_type=True)
+
+
+_PACKERS: Final = _Packers()
+
+
 def _pack(fields: list[Any], kind: type[Any]) -> bytes:
     try:
-        packed: bytes = msgpack.packb(fields, use_bin_type=True)
+        packed: bytes = _PACKERS.packer.pack(fields)
     except UnicodeEncodeError as error:
         raise ProtocolError(
             f"text is not valid UTF-8 (a lone surrogate?) and cannot be sent: {error}"
@@ -325,7 +341,8 @@ def decode_message(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
         # extension value, refused below as a wrong type instead of by decode_ext. Anything
         # msgpack refuses takes the usual road, which reports it.
         try:
-            fields = msgpack.unpackb(payload)
+            # Tuples (hashable) from a small one: its updates are remembered (wire.updates).
+            fields = msgpack.unpackb(payload, use_list=len(payload) > _REMEMBERED)
         except (ValueError, TypeError, OverflowError, msgpack.UnpackException):
             pass
         else:
@@ -424,7 +441,7 @@ def _hello_in(f: list[Any], limits: Limits) -> Hello:
     return Hello(token, _name(role), _id(process_id), _name(epoch))
 
 
-def _notify_in(f: list[Any], limits: Limits) -> Notify:
+def _notify_in(f: Sequence[Any], limits: Limits) -> Notify:
     return Notify(notify_from_wire(f[1]), _name(f[0]))
 
 

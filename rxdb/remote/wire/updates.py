@@ -6,6 +6,10 @@ checked here: ``[database, origin, sequence, everything, updates, wal_changes]``
 messages encode to equal bytes), an ``UPDATE`` whose columns are known being
 ``[table, "update", [column, ...]]`` (columns sorted), and ``wal_changes`` is ``null`` or two
 unsigned 32-bit integers. Anything else from a peer is a :class:`~rxdb.errors.ProtocolError`.
+
+An array may arrive as a list or, from the hub's fast road (msgpack's ``use_list=False``), as a
+tuple: then ``updates`` is hashable, and the same few update sets arrive commit after commit,
+so their decoded form is remembered by wire form (see :func:`notify_from_wire`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,14 @@ __all__ = (
 _KINDS: Final[dict[Any, UpdateKind | None]] = {None: None} | {k.value: k for k in UpdateKind}
 _U32: Final = 1 << 32
 _BAD_WAL: Final = "wal_changes must be null or two 32-bit unsigned integers"
+_ARRAYS: Final = (list, tuple)
+
+_DECODED: dict[tuple[Any, ...], frozenset[TableUpdate]] = {}
+"""Wire form (tuples) -> its updates, each checked once. Only a valid form is ever stored,
+and a valid form (text, null, arrays of them) equals no invalid one, so a hit is as checked as
+a decode. Read and written by any thread, one dict operation at a time (atomic under the
+GIL); emptied when full."""
+_DECODED_SIZE: Final = 64
 
 
 def notify_to_wire(message: NotifyTablesUpdated) -> list[Any]:
@@ -52,15 +64,15 @@ def notify_from_wire(fields: Any) -> NotifyTablesUpdated:
     :raises ProtocolError: for anything else.
     """
     # Exact types: what msgpack decodes is never a subclass (nor is anything legitimate).
-    if type(fields) is not list or len(fields) != 6:
+    if type(fields) not in _ARRAYS or len(fields) != 6:
         raise ProtocolError("table updates are an array of 6 fields")
     database, origin, sequence, everything, updates, wal = fields
     if type(everything) is not bool:
         raise ProtocolError(f"'everything' must be a bool, not {type(everything).__name__}")
-    if type(updates) is not list:
+    if type(updates) not in _ARRAYS:
         raise ProtocolError("updates must be an array")
     if wal is not None:
-        if type(wal) is not list or len(wal) != 2:
+        if type(wal) not in _ARRAYS or len(wal) != 2:
             raise ProtocolError(_BAD_WAL)
         low, high = wal
         if (
@@ -74,10 +86,27 @@ def notify_from_wire(fields: Any) -> NotifyTablesUpdated:
         check_str(database),
         check_str(origin),
         check_int(sequence, 0),
-        frozenset(map(update_from_wire, updates)),
+        _updates_from_wire(updates),
         everything,
         wal,
     )
+
+
+def _updates_from_wire(updates: list[Any] | tuple[Any, ...]) -> frozenset[TableUpdate]:
+    # Building and checking TableUpdates is most of a Notify's decoding, on every commit of
+    # another process, with Python cold: a tuple form costs one lookup the second time.
+    if type(updates) is not tuple:
+        return frozenset(map(update_from_wire, updates))
+    try:
+        known = _DECODED.get(updates)
+    except TypeError:  # a map inside: no valid form, refused by the decoding
+        return frozenset(map(update_from_wire, updates))
+    if known is None:
+        known = frozenset(map(update_from_wire, updates))
+        if len(_DECODED) >= _DECODED_SIZE:
+            _DECODED.clear()
+        _DECODED[updates] = known
+    return known
 
 
 def update_to_wire(update: TableUpdate) -> list[Any]:
@@ -90,7 +119,7 @@ def update_to_wire(update: TableUpdate) -> list[Any]:
 def update_from_wire(fields: Any) -> TableUpdate:
     """:raises ProtocolError: for anything but ``[table, kind or null]`` or
     ``[table, "update", [column, ...]]``."""
-    if not isinstance(fields, list) or len(fields) not in (2, 3):
+    if type(fields) not in _ARRAYS or len(fields) not in (2, 3):
         raise ProtocolError("a table update must be [table, kind] or [table, kind, columns]")
     table, kind = fields[0], fields[1]
     if type(kind) not in (str, type(None)) or kind not in _KINDS:
@@ -99,7 +128,7 @@ def update_from_wire(fields: Any) -> TableUpdate:
     if len(fields) == 3:
         if _KINDS[kind] is not UpdateKind.UPDATE:
             raise ProtocolError(f"only an update names columns, not {kind!r}")
-        if not isinstance(fields[2], list):
+        if type(fields[2]) not in _ARRAYS:
             raise ProtocolError("an update's columns must be an array")
         columns = frozenset(check_str(column) for column in fields[2])
     return TableUpdate(check_str(table), _KINDS[kind], columns)
