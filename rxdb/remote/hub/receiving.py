@@ -74,9 +74,15 @@ class DirectReader(asyncio.StreamReader):
         except Exception as error:  # a broken frame, or the role refused a message
             self._end(error)
             return
-        if len(self._inbox) > _INBOX_LIMIT:
-            self._pause(True)
-        self._wake()
+        self._heard = self._hub_loop.time()
+        if self._inbox:
+            # Only next_payload waits for frames. A frame handled in the callback (every
+            # Notify, in a conversation) wakes nobody, handle_each waiting for the end alone:
+            # no task turn on the hub thread, which holds the GIL the watch's loop, just
+            # woken for the re-run's rows, wants.
+            if len(self._inbox) > _INBOX_LIMIT:
+                self._pause(True)
+            self._wake()
 
     def feed_eof(self) -> None:
         self._end(None)
@@ -151,7 +157,6 @@ class DirectReader(asyncio.StreamReader):
                 transport.resume_reading()
 
     def _wake(self) -> None:
-        self._heard = self._hub_loop.time()
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
