@@ -20,6 +20,7 @@ from rxdb.remote.wire.messages import (
     PROTOCOL_VERSION,
     Message,
     Notify,
+    _pack,
     decode_message,
     encode_message,
     encode_notify,
@@ -187,6 +188,22 @@ class TestRemembered:
         expected = encode_notify(MESSAGE, "e")
         with pytest.raises(ProtocolError):
             encode_notify(replace(MESSAGE, sequence=1 << 70), "e")
+        assert encode_notify(MESSAGE, "e") == expected
+
+    def test_a_packing_re_entered_on_its_thread_spoils_neither(self) -> None:
+        # As a finalizer the GC runs mid-packing would (msgpack calls a dict subclass's
+        # items()): the inner packing must not write into the outer's buffer.
+        inner: list[bytes] = []
+
+        class Reentering(dict[str, int]):
+            def items(self) -> Any:
+                inner.append(encode_notify(MESSAGE, "e"))
+                return super().items()
+
+        expected = encode_notify(MESSAGE, "e")
+        outer = _pack([1, Reentering(a=1)], Notify)
+        assert outer == msgpack.packb([1, {"a": 1}], use_bin_type=True)
+        assert inner == [expected]
         assert encode_notify(MESSAGE, "e") == expected
 
     def test_each_thread_packs_on_its_own(self) -> None:
