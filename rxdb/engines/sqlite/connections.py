@@ -224,7 +224,7 @@ class TrackedConnection(ReaderConnection):
         """Run a query of rxdb's own on the committed state, between the writer's calls,
         outside any transaction (:mod:`rxdb.engines.sqlite.eager`); never a user's
         statement, which may write. Nothing is recorded, stamped or published."""
-        reads = self.committed_reads()
+        reads = self._reads or self.committed_reads()  # the method once, at the first read
         if reads is self:
             return self.fetch_untracked(sql, parameters)
         cursor = sqlite3.Connection.execute(reads, sql, parameters)
@@ -264,7 +264,9 @@ class TrackedConnection(ReaderConnection):
     def run(self, sql: str, parameters: Any) -> ExecuteResult:
         """Execute one statement, fetch its rows: the whole of ``db.execute`` in one hop."""
         cursor = self.execute(sql, parameters)
-        rows = cursor.fetchall()
+        # A statement without rows (a plain write) skips RowCursor.fetchall (a frame and an
+        # empty fetch): it is on the road from a commit to its emission.
+        rows = make_rows(None, ()) if cursor.description is None else cursor.fetchall()
         return ExecuteResult(cursor.rowcount, cursor.lastrowid or None, rows)
 
     def run_many(self, sql: str, seq_of_parameters: Iterable[Any]) -> int:
