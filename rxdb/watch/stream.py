@@ -443,9 +443,9 @@ _OFF_LOOP_ROWS = 10_000
 
 
 def _prepare(result: Rows, latest: FrozenRows | None) -> FrozenRows | None:
-    """Return ``None`` if ``result`` equals ``latest`` (and empty ``result``, this run's own
-    list, which nobody else holds: here, off the loop, is where its rows are best freed),
-    else ``result`` frozen."""
+    """Return ``None`` if ``result`` equals ``latest`` (and empty a long ``result``, this
+    run's own list, which nobody else holds: here, off the loop, is where its rows are best
+    freed), else ``result`` frozen."""
     if len(result) <= _FEW_ROWS:
         # Frozen first, then compared as one tuple: same_rows' slicing (its iterators, and
         # a release) cost an emission ~5 µs on the loop, cold after a commit's wake-up.

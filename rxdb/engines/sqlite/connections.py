@@ -224,7 +224,7 @@ class TrackedConnection(ReaderConnection):
         """Run a query of rxdb's own on the committed state, between the writer's calls,
         outside any transaction (:mod:`rxdb.engines.sqlite.eager`); never a user's
         statement, which may write. Nothing is recorded, stamped or published."""
-        reads = self._reads or self.committed_reads()  # the method once, at the first read
+        reads = self._reads or self.committed_reads()  # the method only while none is open
         if reads is self:
             return self.fetch_untracked(sql, parameters)
         cursor = sqlite3.Connection.execute(reads, sql, parameters)
