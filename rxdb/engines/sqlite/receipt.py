@@ -45,7 +45,6 @@ Internal: not covered by rxdb's versioning.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import sqlite3
@@ -174,8 +173,12 @@ class ReceiptReads:
         finally:
             self._lock.release()
         spent.seconds += cost
-        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody to tell
+        # Not contextlib.suppress: its three calls, cold, would run after the loop is woken,
+        # and the loop waits for this thread to let go of the GIL.
+        try:  # noqa: SIM105
             watch.loop.call_soon_threadsafe(_deliver, watch, mark, rows)
+        except RuntimeError:  # that loop is closed: nobody to tell
+            pass
         return True
 
     def _open(self) -> ReaderConnection | None:

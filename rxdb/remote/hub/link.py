@@ -78,6 +78,7 @@ class Link:
         self.elections = 0
         self.coalesced = 0
         self._held: NotifyTablesUpdated | None = None  # a resync from others, due later
+        self._delivering: NotifyTablesUpdated | None = None  # being published by deliver()
         self._quiet_until = float("-inf")  # no other resync is published before then
         self._resync_sequence = itertools.count(1)
         self._seen: OrderedDict[str, tuple[str, int]] = OrderedDict()
@@ -104,16 +105,25 @@ class Link:
         :meth:`rxdb.bus.Bus.subscribe`), which sends it itself: the hub thread is not woken
         for it (a commit reaches the socket one thread wake-up sooner), nor at all while a
         process is alone with its file. ``True`` only when the hub thread must take over
-        (:meth:`_local`: the message cannot be encoded)."""
-        if message.origin == self.origin or self._closing:
+        (:meth:`_local`: the message cannot be encoded).
+
+        Another process's message, which :meth:`deliver` publishes here, is turned away by
+        identity first: the hub thread asks this of it too, often after the message's watches
+        have been handed their rows (:mod:`rxdb.engines.sqlite.receipt`), while their loop
+        waits for the GIL."""
+        if message is self._delivering or message.origin == self.origin or self._closing:
             return False
         hosting = self._hosting
         upstream = self._upstream
         peers = () if hosting is None else hosting.peers
         if not peers and upstream is None:
             return False  # a peer that connects later resyncs on its own
-        # Not ours: from another process (we published it), or from an unshared database.
-        if not any(message.origin in source() for source in self.origin_sources):
+        # Not ours: from another process (we published it), or from an unshared database. A
+        # loop, not any() over a generator: one Python frame fewer on the way to the socket.
+        for source in self.origin_sources:
+            if message.origin in source():
+                break
+        else:
             return False
         try:
             frame = _frame(message, self.epoch)
@@ -173,7 +183,11 @@ class Link:
                 f"a Notify for database {message.database!r} arrived on the hub of {self.key!r}"
             )
         self.received += 1
-        self._publish_here(message)
+        self._delivering = message
+        try:
+            self._publish_here(message)
+        finally:
+            self._delivering = None
         seen = self._seen.get(message.origin)
         if seen is None:
             last = message.sequence

@@ -43,8 +43,9 @@ _DECODED_SIZE: Final = 64
 
 
 def notify_to_wire(message: NotifyTablesUpdated) -> list[Any]:
-    # Once per commit another process hears of (the hub's Notify): no sort for one update.
-    updates = [update_to_wire(u) for u in message.updates]
+    # Once per commit another process hears of (the hub's Notify): no sort for one update,
+    # and map rather than a comprehension (a Python frame of its own).
+    updates = list(map(update_to_wire, message.updates))
     if len(updates) > 1:
         updates.sort(key=_update_order)
     wal = message.wal_changes
