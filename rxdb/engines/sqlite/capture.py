@@ -99,6 +99,7 @@ class StatementEffects:
     transaction: str | None = None  # BEGIN / COMMIT / ROLLBACK
     savepoint: tuple[str, str] | None = None  # (BEGIN | RELEASE | ROLLBACK, name)
     settings: frozenset[TableUpdate] = frozenset()  # pragma_<name> of a PRAGMA name = value
+    diverges: bool = False  # see WriteCapture.diverged
 
 
 _Event = tuple[int, str | None, str | None, str | None]
@@ -120,6 +121,35 @@ are most of what SQLite reports, and are dropped at once."""
 
 _NOTHING = StatementEffects()
 
+_DIVERGING = frozenset(
+    {sqlite3.SQLITE_CREATE_TEMP_TABLE, sqlite3.SQLITE_CREATE_TEMP_VIEW, sqlite3.SQLITE_ATTACH}
+)
+"""A TEMP table or view, which a query's unqualified name finds before ``main``'s (a TEMP
+trigger or index changes no query's rows), and an attached database."""
+_CREATING = frozenset(
+    {sqlite3.SQLITE_CREATE_TABLE, sqlite3.SQLITE_CREATE_VIEW, sqlite3.SQLITE_CREATE_VTABLE}
+)
+"""Reported with the schema ``temp`` for ``CREATE TABLE temp.t`` (the TEMP codes are for the
+``TEMP`` keyword only), and for every virtual table."""
+
+NEUTRAL_PRAGMAS = frozenset(
+    {
+        # Writes, durability, locking, memory: no query's rows.
+        "busy_timeout", "cache_size", "cache_spill", "defer_foreign_keys", "foreign_keys",
+        "journal_mode", "journal_size_limit", "mmap_size", "query_only", "recursive_triggers",
+        "secure_delete", "synchronous", "wal_autocheckpoint", "wal_checkpoint",
+        # The file's own, which every connection sees once committed.
+        *SETTING_PRAGMAS,
+        # Questions whose argument is no setting (PRAGMA table_info(t)).
+        "foreign_key_check", "foreign_key_list", "index_info", "index_list", "index_xinfo",
+        "integrity_check", "quick_check", "table_info", "table_xinfo",
+    }
+)  # fmt: skip
+"""Pragmas whose ``PRAGMA name = value`` (or ``name(argument)``) on the writer leaves what a
+query returns there the same as on a fresh connection of the file; any other one given a
+value (``case_sensitive_like``, ``reverse_unordered_selects``, ``temp_store``...) makes
+:attr:`WriteCapture.diverged` true."""
+
 MEMO_LIMIT = 512
 """Distinct event sequences, and distinct statement texts, whose effects :class:`WriteCapture`
 keeps; past that it starts afresh (a workload writes through few distinct statements)."""
@@ -134,6 +164,7 @@ class _Recorder:
     transaction: str | None = None
     savepoint: tuple[str, str] | None = None
     settings: set[TableUpdate] = field(default_factory=set)
+    diverges: bool = False
 
     def record(self, code: int, arg1: str | None, arg2: str | None, schema: str | None) -> None:
         kind = _ROW_KINDS.get(code)
@@ -144,6 +175,9 @@ class _Recorder:
                 self.update(name, arg2)
         elif code in _SCHEMA_CODES:
             self.schema = True
+            temp = schema is not None and fold_name(schema) == "temp"
+            if code in _DIVERGING or (temp and code in _CREATING):
+                self.diverges = True
         elif code == sqlite3.SQLITE_TRANSACTION:
             self.transaction = arg1
         elif code == sqlite3.SQLITE_SAVEPOINT and arg1 is not None and arg2 is not None:
@@ -151,6 +185,8 @@ class _Recorder:
         elif code == sqlite3.SQLITE_PRAGMA and arg1 is not None and arg2 is not None:
             # arg2 is the value: "PRAGMA user_version" alone reads it.
             pragma = fold_name(arg1)
+            if pragma not in NEUTRAL_PRAGMAS:
+                self.diverges = True
             if pragma == "schema_version":
                 self.schema = True  # every connection re-reads the schema
             elif pragma in SETTING_PRAGMAS:
@@ -183,6 +219,7 @@ class _Recorder:
             self.transaction,
             self.savepoint,
             frozenset(self.settings),
+            self.diverges,
         )
 
 
@@ -202,14 +239,28 @@ class WriteCapture:
     record something; :meth:`finish` maps them to effects through a memo, since the same
     statement reports the same events each time (the effects depend on nothing else), and
     keeps them under the statement's text for its runs from the statement cache, which
-    report nothing (see the module's docstring)."""
+    report nothing (see the module's docstring).
 
-    __slots__ = ("_events", "_memo", "_texts")
+    What the authorizer reports outside a :meth:`start` ... :meth:`finish` bracket is
+    dropped: it is rxdb's own statement run with the plain ``sqlite3.Connection.execute``
+    (a watch's query re-run on the writer, a capture trigger), prepared with this authorizer
+    in place, which records nothing and must not disturb the statement bracketed next."""
+
+    __slots__ = ("_events", "_memo", "_open", "_texts", "diverged")
 
     def __init__(self) -> None:
         self._events: list[_Event] = []
         self._memo: dict[tuple[_Event, ...], StatementEffects] = {}
         self._texts: dict[str, StatementEffects] = {}
+        self._open = False  # between start() and finish()
+        self.diverged = False
+        """Whether a bracketed statement may have made the connection see something else
+        than a fresh connection to the same file would: a TEMP table or view (which an
+        unqualified name finds before ``main``'s), an attached database, a pragma not in
+        :data:`NEUTRAL_PRAGMAS` given a value. Once true, it stays true (dropping the object
+        or resetting the pragma is not followed): the connection's reads of committed state
+        go to a connection of their own (:meth:`TrackedConnection.fetch_committed
+        <rxdb.engines.sqlite.connections.TrackedConnection.fetch_committed>`)."""
 
     def authorize(
         self,
@@ -219,7 +270,7 @@ class WriteCapture:
         schema: str | None,
         _trigger: str | None,
     ) -> int:
-        if code in _RECORDED:
+        if self._open and code in _RECORDED:
             self._events.append((code, arg1, arg2, schema))
         return sqlite3.SQLITE_OK
 
@@ -229,6 +280,7 @@ class WriteCapture:
         cached, prepared by rxdb's own untracked reads, say): the caller must then have it
         prepared afresh (installing an authorizer expires every prepared statement)."""
         self._events.clear()
+        self._open = True
         return sql in self._texts
 
     def finish(self, sql: str) -> StatementEffects:
@@ -236,7 +288,10 @@ class WriteCapture:
         reported, or, run from the statement cache without a prepare (nothing reported),
         what its last prepare did. (A prepare that reports nothing after one that reported
         writes is taken for a cached run: a commit is announced too widely, never missed.)"""
+        self._open = False
         effects = self._prepared() if self._events else self._texts.get(sql, _NOTHING)
+        if effects.diverges:
+            self.diverged = True
         texts = self._texts
         if sql not in texts and len(texts) >= MEMO_LIMIT:
             texts.clear()  # the next statement of each text is prepared afresh (start)

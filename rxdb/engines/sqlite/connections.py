@@ -159,7 +159,8 @@ class TrackedConnection(ReaderConnection):
     reads_target: str | None = None
     """Set before the writer reads anything through :meth:`fetch_committed`: what
     ``sqlite3.connect(..., uri=True)`` opens for a second connection that sees this one's
-    commits (a WAL file); ``None`` (``:memory:``): reads go around the write capture."""
+    commits (a WAL file), where the readers read; ``None`` (``:memory:``, no WAL): the
+    readers' road is this connection itself."""
 
     def __init__(self, *args: Any, on_commit: CommitCallback, **kwargs: Any) -> None:
         super().__init__(*args, **{**kwargs, "cached_statements": STATEMENT_CACHE})
@@ -202,11 +203,10 @@ class TrackedConnection(ReaderConnection):
         return self.execute(sql, parameters).fetchall()  # tracked: it may write (RETURNING)
 
     def committed_reads(self) -> sqlite3.Connection:
-        """The connection :meth:`fetch_committed` reads on (use on the writer's thread):
-        with :attr:`reads_target`, a second one, opened on first use, read-only, with a
-        statement cache and without this one's authorizer: a trivial read cost ~40 % less
-        there, even after a commit emptied its page cache, when this one prepared every
-        statement afresh; else this one."""
+        """A connection that sees this one's commits, as the readers do (use on the writer's
+        thread): with :attr:`reads_target`, a second one, opened on first use, read-only,
+        with a statement cache and without this one's authorizer; else, or while it cannot
+        be opened (tried again at the next call), this one."""
         reads = self._reads
         if reads is None:
             target = self.reads_target
@@ -216,17 +216,28 @@ class TrackedConnection(ReaderConnection):
                 reads = self._reads = ReaderConnection.open_read_only(target)
             except sqlite3.Error:
                 LOG.debug("no second connection: reads stay on the writer", exc_info=True)
-                self.reads_target = None
                 return self
         return reads
 
     def fetch_committed(self, sql: str, parameters: Any) -> list[Row]:
         """Run a query of rxdb's own on the committed state, between the writer's calls,
         outside any transaction (:mod:`rxdb.engines.sqlite.eager`); never a user's
-        statement, which may write. Nothing is recorded, stamped or published."""
-        reads = self._reads or self.committed_reads()  # the method only while none is open
-        if reads is self:
-            return self.fetch_untracked(sql, parameters)
+        statement, which may write. Nothing is recorded, stamped or published.
+
+        It reads here, with the plain ``sqlite3.Connection.execute`` (its statement cache,
+        no authorizer swap, which would expire every prepared write), unless this connection
+        may see something else than the readers (:attr:`WriteCapture.diverged
+        <rxdb.engines.sqlite.capture.WriteCapture.diverged>`, and the readers are others):
+        then on :meth:`committed_reads`, whose first read after a commit costs ~15 µs more
+        (a page cache emptied by the commit, a read lock, reads from the WAL).
+
+        :raises sqlite3.OperationalError: if it must read elsewhere and cannot.
+        """
+        reads: sqlite3.Connection = self
+        if self._capture.diverged and self.reads_target is not None:
+            reads = self._reads or self.committed_reads()  # the method only while none is open
+            if reads is self:
+                raise sqlite3.OperationalError("no second connection for a committed read")
         cursor = sqlite3.Connection.execute(reads, sql, parameters)
         try:
             return make_rows(cursor.description, cursor)
@@ -246,20 +257,6 @@ class TrackedConnection(ReaderConnection):
         if reads is not None:
             reads.close()
         super().close()
-
-    def fetch_untracked(self, sql: str, parameters: Any) -> list[Row]:
-        """Run a query around the write capture: without the authorizer (nothing to record,
-        and preparing is cheaper without it), no commit stamp, no publish. For
-        :meth:`fetch_committed` without a second connection."""
-        self.set_authorizer(None)
-        try:
-            cursor = sqlite3.Connection.execute(self, sql, parameters)
-            try:
-                return make_rows(cursor.description, cursor)
-            finally:
-                cursor.close()  # reset: its read transaction is over before the next call
-        finally:
-            self.set_authorizer(self._capture.authorize)
 
     def run(self, sql: str, parameters: Any) -> ExecuteResult:
         """Execute one statement, fetch its rows: the whole of ``db.execute`` in one hop."""

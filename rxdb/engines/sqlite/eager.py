@@ -51,13 +51,14 @@ result the loop got from a later state.
 thread publishes while :meth:`EagerReads.publish` runs there: its own commit); the
 re-runs on the writer's thread. What the writer's thread reads of a watch is set once
 (``sql``, ``params``, the subscription) or is a single attribute (the subscription's
-``closed``); costs are single dict operations. The writer has an authorizer that records
-writes and may hold TEMP objects or attached databases of the user's: a read here goes to a
-second connection of the writer's thread, read-only, which sees every commit the writer has
-made (a WAL file), or on ``:memory:`` around the authorizer and the tracked ``execute``
+``closed``); costs are single dict operations. A re-run reads on the writer connection
+itself, around the tracked ``execute`` (nothing recorded, no commit stamp, no publish; the
+write capture's authorizer drops what it hears outside a user's statement), unless the
+user's statements may have made it see something else than the readers (TEMP tables or
+views, attached databases, settings): then on a second connection of the writer's thread,
+read-only, which sees every commit the writer has made (a WAL file)
 (:meth:`TrackedConnection.fetch_committed
-<rxdb.engines.sqlite.connections.TrackedConnection.fetch_committed>`: nothing recorded, no
-commit stamp, no publish).
+<rxdb.engines.sqlite.connections.TrackedConnection.fetch_committed>`).
 
 **Closing and interrupts.** Once the engine refuses new work, claimed re-runs read nothing
 (their watches are being completed anyway). A re-run runs inside the writer's call, under
