@@ -82,7 +82,7 @@ class ReaderConnection(sqlite3.Connection):
 
     def execute(self, sql: str, parameters: Any = (), /) -> RowCursor:
         cursor = self.cursor(RowCursor)
-        cursor.execute(sql, parameters)
+        released(cursor, cursor.execute, sql, parameters)
         return cursor
 
     def fetch(self, sql: str, parameters: Any) -> list[Row]:
@@ -179,7 +179,7 @@ class TrackedConnection(ReaderConnection):
         cursor = self.cursor(RowCursor)
 
         def run() -> None:
-            cursor.execute(sql, parameters)
+            released(cursor, cursor.execute, sql, parameters)
             if cursor.description is not None:
                 cursor._prefetched = cursor.fetchall()
 
@@ -188,7 +188,7 @@ class TrackedConnection(ReaderConnection):
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> RowCursor:
         cursor = self.cursor(RowCursor)
-        self._tracked(sql, lambda: cursor.executemany(sql, seq_of_parameters))
+        self._tracked(sql, lambda: released(cursor, cursor.executemany, sql, seq_of_parameters))
         return cursor
 
     def executescript(self, sql_script: str, /) -> RowCursor:
@@ -312,6 +312,21 @@ write capture keeps what a cached statement may do (see :mod:`rxdb.engines.sqlit
 _REPLACE = re.compile("replace", re.IGNORECASE)
 """``REPLACE INTO``, ``OR REPLACE``: a statement that may delete rows no trigger reports (a
 ``replace()`` call matches too, which only costs a full re-run)."""
+
+
+def released(cursor: sqlite3.Cursor, run: Callable[..., object], *args: Any) -> None:
+    """``run(*args)``, a statement of ``cursor``; if it fails, close ``cursor`` here, on its
+    connection's thread. A failed statement stays with its cursor (CPython 3.11), which the
+    error's traceback keeps; freed later on another thread (the loop's garbage collection),
+    the cursor resets it, which waits for SQLite's connection mutex -- held by whatever
+    statement the connection runs by then, for as long as it runs. The loop, and the
+    interrupt that would end that statement, would stand still until it ends by itself."""
+    try:
+        run(*args)
+    except BaseException:
+        with contextlib.suppress(sqlite3.ProgrammingError):  # closed: nothing left to reset
+            cursor.close()
+        raise
 
 
 def split_script(script: str) -> list[str]:
