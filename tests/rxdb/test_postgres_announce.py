@@ -471,7 +471,9 @@ class TestOneMessagePerProcess:
                     await first.close()  # what it had not published yet: everything
                     await updates.wait_for(lambda r: any(m.everything for m in r.values))
                     updates.values.clear()
+                    # One at a time: the listener merges notifications that arrive together.
                     await foreign(url, "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)")
+                    await updates.wait_count(1)
                     await foreign(url, "INSERT INTO t VALUES (3)")
                     await updates.wait_count(2)
                     await settle(second)
