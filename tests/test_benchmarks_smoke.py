@@ -155,6 +155,17 @@ def test_benchmarks_issue14_table_judges_each_row_by_the_issue_goal() -> None:
     assert "not run" in issue14.table(results)
 
 
+def test_benchmarks_issue14_table_names_a_miss_whose_floor_misses_too() -> None:
+    results = Results()
+    results.add(_figure("1", 0.094, 2.04))
+    results.add(_figure("1.fe", 0.057, 1.23))  # the same road in raw parts misses 1.2x too
+    verdicts = {row["figures"][0]: row["result"] for row in issue14.judge(results)}
+    assert verdicts["1"] == "miss: floor #1.fe above the goal"
+    results.figures[-1].ratio = 0.3  # a floor under the goal: the miss is rxdb's own
+    verdicts = {row["figures"][0]: row["result"] for row in issue14.judge(results)}
+    assert verdicts["1"] == "miss"
+
+
 def test_benchmarks_peer_scripts_are_found_beside_an_ancestor(tmp_path: Path) -> None:
     repo = tmp_path / "wt" / "repo"
     repo.mkdir(parents=True)
