@@ -36,14 +36,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from parser.maintainable import Maintainable
 from rxdb._types import Params, ProgressCallback, TransactionMode
 from rxdb.api import AsyncReadSession
 from rxdb.bus import Bus, Subscription
 from rxdb.rows import ExecuteResult, Row, Rows
 from rxdb.updates import NotifyTablesUpdated, TableUpdate
+
+if TYPE_CHECKING:
+    from parser.maintainable import Maintainable
 
 __all__ = ("DatabaseEngine", "EagerWatchSource", "WatchSource")
 

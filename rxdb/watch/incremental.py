@@ -25,13 +25,15 @@ import logging
 import operator
 from bisect import bisect_left
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from parser.maintainable import Maintainable, OrderTerm
 from rxdb._types import Params
 from rxdb.engines.seam import RowMaintenance
 from rxdb.rows import RowList, row_class
 from rxdb.updates import NotifyTablesUpdated
+
+if TYPE_CHECKING:
+    from parser.maintainable import Maintainable, OrderTerm
 
 __all__ = ("MaintainedRows", "Maintenance", "OutOfOrder", "compare_values")
 

@@ -124,6 +124,26 @@ def test_import_rxdb_loads_neither_remote_nor_msgpack_nor_aiosqlite() -> None:
     assert heavy == []
 
 
+# What opening a database and reading from it loads, in a fresh interpreter.
+FRESH_OPEN = """
+import asyncio, json, sys
+import rxdb
+async def main():
+    async with rxdb.open(":memory:") as db:
+        await db.fetch_all("SELECT 1")
+asyncio.run(main())
+print(json.dumps({"modules": sorted(sys.modules)}))
+"""
+
+
+def test_opening_and_reading_loads_neither_maintenance_nor_backup() -> None:
+    # Loaded by the first maintained watch and the first backup: a program that opens a
+    # database and queries it pays for neither (issue #14's import row).
+    result: dict[str, list[str]] = json_of_fresh_python(FRESH_OPEN)
+    lazy = {"rxdb.engines.sqlite.maintenance", "parser.maintainable", "rxdb.engines.sqlite.backup"}
+    assert lazy & set(result["modules"]) == set()
+
+
 def test_every_public_name_is_bound_at_import_or_lazy() -> None:
     bound = set(fresh_import_of_rxdb()["bound"])
     unreachable = [name for name in rxdb.__all__ if name not in bound and name not in rxdb._LAZY]

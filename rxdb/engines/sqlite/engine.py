@@ -17,10 +17,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final, Literal, cast
 
 from parser import StatementKind, Unanalyzable, analyze
-from rxdb._types import Params
+from rxdb._types import Params, ProgressCallback
 from rxdb.engines.closing import CLOSE_GRACE
 from rxdb.engines.ownership import transaction_outside_reads
-from rxdb.engines.sqlite.backup import ProgressCallback, copy_database
 from rxdb.engines.sqlite.capture import CommitCallback
 from rxdb.engines.sqlite.connections import ReaderConnection, TrackedConnection
 from rxdb.engines.sqlite.location import Location, locate, opening_error
@@ -447,6 +446,8 @@ class Engine:
         pages_per_step: int,
         progress: ProgressCallback | None,
     ) -> None:
+        from rxdb.engines.sqlite.backup import copy_database  # loaded by the first backup
+
         writer = self._check()
         try:
             if self._readers is None:

@@ -24,7 +24,6 @@ import os
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING
 
-from parser.maintainable import Maintainable
 from rxdb._types import Params, ProgressCallback
 from rxdb.bus import Bus, Callback, Membership, Subscription, Transport
 from rxdb.engines.seam import DatabaseEngine, EagerWatchSource
@@ -34,12 +33,15 @@ from rxdb.engines.sqlite.engine import Engine, Synchronous
 from rxdb.engines.sqlite.foreign import ForeignWritePoller
 from rxdb.engines.sqlite.journal import JOURNAL_TABLE, ForeignJournal
 from rxdb.engines.sqlite.location import Location
-from rxdb.engines.sqlite.maintenance import Mark, RowFeed
 from rxdb.engines.sqlite.read_sets import ReadSets
 from rxdb.engines.sqlite.receipt import ReceiptReads
 from rxdb.engines.sqlite.wal_watch import FileWatch
 from rxdb.errors import ProgrammingError
 from rxdb.updates import NotifyTablesUpdated, RowPatch, TableUpdate
+
+if TYPE_CHECKING:  # loaded with the first maintained watch (see _maintain)
+    from parser.maintainable import Maintainable
+    from rxdb.engines.sqlite.maintenance import Mark, RowFeed
 
 __all__ = ("SQLiteEngine",)
 
@@ -283,6 +285,10 @@ class SQLiteEngine(Engine):
         self, connection: TrackedConnection, key: Hashable, sql: str, params: Params
     ) -> Maintainable | None:
         if self._feed is None:
+            # Here, not at the top: a program that never watches (or whose watches are
+            # never maintained) does not load the maintenance machinery and its parser.
+            from rxdb.engines.sqlite.maintenance import RowFeed
+
             self._feed = RowFeed(connection, self.wal_index)
         return self._feed.start(key, sql, params)
 
