@@ -94,6 +94,8 @@ class ChangeWatch(Protocol):
 
     def close(self) -> None: ...
 
+    async def wait_closed(self) -> None: ...
+
 
 class ForeignWritePoller:
     """Calls ``on_foreign`` after commits that no rxdb writer claimed.
@@ -171,6 +173,7 @@ class ForeignWritePoller:
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.close()
+            await watch.wait_closed()
 
     @property
     def watching(self) -> bool:
