@@ -11,9 +11,17 @@ The peer side is ``../shared/peers/chat_litewriter.py``, run by the Python of a 
 by ``../shared/peers/litewriter-setup.sh`` (litewriter needs CPython >= 3.13): the venv in
 ``LITEWRITER_VENV`` if set, else one made once in ``~/.cache/rxdb-bench/``. The rxdb side
 is :func:`chat` below (``python -m benchmarks.peer N DIR``, on this project's Python), the
-same loop as ``chat_rxdb.py``. When the peer cannot run (no ``../shared/peers``, no CPython
-3.13, no network for the first set-up) the reason is printed and the figure has no baseline;
-``--smoke`` never runs the peer. No litewriter code is in rxdb or here: it is only measured.
+same loop as ``chat_rxdb.py``.
+
+``peer.1`` is the same, every child of both sides held to one CPU (``sched_setaffinity``):
+on a VM whose idle vCPUs halt, a thread woken on the other vCPU costs tens of µs more than
+one woken where the waker runs, and where the scheduler puts rxdb's loop and writer threads
+(one vCPU or two) changes rxdb's figure by about 2x from one run to the next; litewriter's
+polling at ``hz`` keeps its vCPU awake. Diagnostic, no bar.
+
+When the peer cannot run (no ``../shared/peers``, no CPython 3.13, no network for the first
+set-up) the reason is printed and the figures have no baseline; ``--smoke`` never runs the
+peer. No litewriter code is in rxdb or here: it is only measured.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +84,6 @@ class Peer:
     scripts: Path | None = None
     python: Path | None = None
     reason: str = ""
-    rounds: list[dict[str, float]] = field(default_factory=list)
 
 
 def find_scripts(start: Path = ROOT) -> Path | None:
@@ -139,22 +146,43 @@ def _peer_round(python: Path, scripts: Path, writes: int, tmp: str) -> dict[str,
     return child_json([str(python), script, str(writes), str(HZ)], _ROUND_TIMEOUT, scripts, env)
 
 
-def _rounds(peer: Peer, sizes: Sizes) -> list[dict[str, float]]:
-    """Alternating rounds, blocking (run off the loop). Fills ``peer.rounds`` as it goes; a
-    failing peer round ends the peer's part with its reason, never the run."""
-    writes, ours = WRITES[sizes.name], []
-    for n in range(ROUNDS[sizes.name]):
-        sides = ["rxdb", "peer"] if n % 2 else ["peer", "rxdb"]
-        for side in sides:
-            with workdir() as tmp:
-                if side == "rxdb":
-                    ours.append(_rxdb_round(writes, tmp))
-                elif peer.python and peer.scripts and not peer.reason:
-                    try:
-                        peer.rounds.append(_peer_round(peer.python, peer.scripts, writes, tmp))
-                    except (OSError, RuntimeError, subprocess.TimeoutExpired) as error:
-                        peer.reason = f"a litewriter round failed: {error}"
-    return ours
+Rounds = list[dict[str, float]]
+
+
+def _rounds(peer: Peer, sizes: Sizes, cpu: int | None = None) -> tuple[Rounds, Rounds]:
+    """Alternating rounds, blocking (run off the loop): rxdb's and the peer's. A failing
+    peer round ends the peer's part with its reason (``peer.reason``), never the run. With
+    ``cpu``, every child runs held to that CPU: this thread's affinity, which they inherit
+    (set on this thread alone, and put back)."""
+    writes, ours, theirs = WRITES[sizes.name], [], []
+    if cpu is not None:
+        allowed = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {cpu})
+    try:
+        for n in range(ROUNDS[sizes.name]):
+            sides = ["rxdb", "peer"] if n % 2 else ["peer", "rxdb"]
+            for side in sides:
+                with workdir() as tmp:
+                    if side == "rxdb":
+                        ours.append(_rxdb_round(writes, tmp))
+                    elif peer.python and peer.scripts and not peer.reason:
+                        try:
+                            theirs.append(_peer_round(peer.python, peer.scripts, writes, tmp))
+                        except (OSError, RuntimeError, subprocess.TimeoutExpired) as error:
+                            peer.reason = f"a litewriter round failed: {error}"
+    finally:
+        if cpu is not None:
+            os.sched_setaffinity(0, allowed)
+    return ours, theirs
+
+
+def _one_cpu() -> int | None:
+    """A CPU to hold both sides to for ``peer.1``; ``None`` where there is no choice to make
+    (one CPU) or no way to make it (no ``sched_setaffinity``)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = os.sched_getaffinity(0)
+    return min(allowed) if len(allowed) > 1 else None
 
 
 def _side(rounds: list[dict[str, float]]) -> dict[str, Any]:
@@ -169,11 +197,13 @@ async def run(sizes: Sizes, results: Results) -> None:
         peer = Peer(reason="not in --smoke mode")
     else:
         peer = await asyncio.to_thread(locate)
-    ours = await asyncio.to_thread(_rounds, peer, sizes)
+    ours, theirs = await asyncio.to_thread(_rounds, peer, sizes)
+    cpu = _one_cpu()
+    pinned = None if cpu is None else await asyncio.to_thread(_rounds, peer, sizes, cpu)
     if peer.reason:
         print(f"peer: litewriter not run: {peer.reason}")
     rx = _side(ours)
-    them = _side(peer.rounds) if peer.rounds and not peer.reason else None
+    them = _side(theirs) if theirs and not peer.reason else None
     params = {
         "rounds": f"{ROUNDS[sizes.name]} per side, alternating (and which goes first), each "
         "in a fresh child process; median of the rounds' medians and of their p99",
@@ -196,6 +226,20 @@ async def run(sizes: Sizes, results: Results) -> None:
         )
     )  # fmt: skip
     figure.judge(None if ratio is None else ratio <= GOAL)
+    if pinned is not None:
+        rx1 = _side(pinned[0])
+        them1 = _side(pinned[1]) if pinned[1] and not peer.reason else None
+        results.add(
+            Figure(
+                "peer.1", f"the same, both sides held to CPU {cpu} (diagnostic)",
+                rx1["median"], "ms", them1["median"] if them1 else None,
+                "litewriter 0.3.1 median, same CPU" if them1 else "",
+                rx1["median"] / them1["median"] if them1 else None, "(diagnostic, no bar)",
+                params={**params, "cpu": f"sched_setaffinity({{{cpu}}}) on the thread "
+                        "that starts both sides' children"},
+                extra={"rxdb": rx1, "peer": them1 if them1 else {"not run": peer.reason}},
+            )
+        )  # fmt: skip
 
 
 def main(argv: list[str]) -> int:

@@ -79,6 +79,7 @@ ORDER = [
     "P5r",
     "P5w",
     "peer",
+    "peer.1",
     "imp",
     "imp.o",
     "imp.q",

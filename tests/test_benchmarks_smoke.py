@@ -16,8 +16,9 @@ from benchmarks import charts, issue14, peer, repeat, report
 from benchmarks._common import SMOKE, Figure, Results, Sizes
 
 ROOT = Path(__file__).resolve().parent.parent
-# Every figure the report knows how to order must be produced by some group, and no other.
-EXPECTED = set(report.ORDER)
+# Every figure the report knows how to order must be produced by some group, and no other
+# (peer.1 holds both sides to one CPU of several: a machine with one has no such figure).
+EXPECTED = set(report.ORDER) - (set() if peer._one_cpu() is not None else {"peer.1"})
 
 
 @pytest.mark.postgres  # the postgres group runs on the machine's server
