@@ -417,6 +417,58 @@ async def test_commits_claimed_by_rxdb_writers_need_no_reading() -> None:
         await poller.stop()
 
 
+class CountingSet(set[int]):
+    """A set that counts the membership tests made of it."""
+
+    looked = 0
+
+    def __contains__(self, value: object) -> bool:
+        self.looked += 1
+        return super().__contains__(value)
+
+
+async def test_a_long_burst_of_commits_is_accounted_without_walking_it() -> None:
+    # execute_many outside a transaction commits each row: 300,000 rows move the counter
+    # 300,000 values, of which at most 65,536 are claimed. Every look used to build and walk
+    # the whole window on the loop (~17 ms each, many times during the burst).
+    file = FakeFile()
+    poller, _ = await started(file, [])
+    try:
+        start = poller._seen
+        assert start == file.counter
+        claimed = CountingSet({start + 1, start + 2, start + 3})
+        poller._claimed = claimed
+        later = start + 300_000
+        assert poller._unclaimed(later)  # more values than claims: some are nobody's
+        assert claimed.looked == 0
+        poller._claimed = CountingSet({start + 1, start + 2, later + 1})
+        poller._advance(later)
+        assert poller._seen == later
+        assert poller._claimed == {later + 1}  # the claim beyond the window stays
+    finally:
+        await poller.stop()
+
+
+async def test_accounting_follows_the_counter_across_its_wrap() -> None:
+    file = FakeFile()
+    poller, _ = await started(file, [])
+    try:
+        top = 0xFFFFFFF0
+        poller._seen = top
+        poller._claimed = set(range(top + 1, 0x1_0000_0000)) | set(range(0, 8))  # 15 + 8
+        assert not poller._unclaimed(7)  # every value from top + 1 round to 7 is claimed
+        assert poller._unclaimed(8)
+        poller._claimed |= {9, 10}
+        poller._advance(7)  # a window no longer than the claims: taken out of them
+        assert (poller._seen, poller._claimed) == (7, {9, 10})
+        poller._seen = top
+        poller._claimed = {top + 3, 5, 0x30}
+        poller._advance(0x20)  # longer than the claims: those beyond it are kept
+        assert (poller._seen, poller._claimed) == (0x20, {0x30})
+    finally:
+        await poller.stop()
+
+
 @pytest.mark.usefixtures("told_only")
 async def test_while_the_writer_works_a_chase_waits_for_its_nudge(
     monkeypatch: pytest.MonkeyPatch,
