@@ -16,6 +16,7 @@ from typing import Any
 from . import (
     big_results,
     breakdown,
+    bulk,
     charts,
     fanout,
     imports,
@@ -50,6 +51,7 @@ GROUPS: dict[str, tuple[str, Group]] = {
     "big": ("B1-B3: loop stall and memory of a big watch re-run vs raw aiosqlite", big_results.run),
     "postgres": ("P1-P5: the same watches on PostgreSQL (its server on loopback)", postgres.run),
     "peer": ("write start -> emission vs litewriter, both at NORMAL (issue #14)", peer.run),
+    "bulk": ("M1: execute_many outside a transaction, and the loop meanwhile", bulk.run),
     "imports": ("import rxdb vs import aiosqlite, sqlglot, reactivex (issue #14)", imports.run),
     "precision": ("R1-R15, C1, C2: re-runs per commit, column- vs table-level", precision.run),
 }

@@ -80,6 +80,8 @@ ORDER = [
     "P5w",
     "peer",
     "peer.1",
+    "M1",
+    "M1.s",
     "imp",
     "imp.o",
     "imp.q",
