@@ -179,8 +179,9 @@ class FileWatch:
             def release() -> None:
                 with contextlib.suppress(OSError):
                     os.close(fd)  # drops every watch of the instance
+                # Resolved here alone, once (wait_closed shields it from cancellation).
                 with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                    loop.call_soon_threadsafe(_settle, closed)
+                    loop.call_soon_threadsafe(closed.set_result, None)
 
             self._closer = threading.Thread(target=release, name="rxdb-inotify-close")
             self._closer.start()
@@ -205,11 +206,6 @@ class FileWatch:
             if mask & _IN_IGNORED:
                 self._watches.pop(wd, None)
             offset += _EVENT.size + length
-
-
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 @functools.cache
