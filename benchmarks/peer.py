@@ -3,15 +3,23 @@
 litewriter 0.3.1 (one APSW writer thread, live queries; the fastest Python peer issue #14
 knows) runs the same benchmark as rxdb: insert a message into room 1, time until the watch of
 that room emits it, ``WRITES`` writes a round; both at ``synchronous=NORMAL`` (litewriter's
-setting), litewriter at its fastest setting (``hz=10000``). Rounds alternate between the two
-(and which goes first), each round in a fresh child process; the figure is the ratio of the
-medians of the rounds' medians, with the median of the rounds' p99 beside each.
+setting), litewriter at its fastest setting (``hz=10000``). Rounds of the sides (these two
+and the floor below) take turns, which goes first rotating, each round in a fresh child
+process; the figure is the ratio of the medians of the rounds' medians, with the median of
+the rounds' p99 beside each.
 
 The peer side is ``../shared/peers/chat_litewriter.py``, run by the Python of a venv built
 by ``../shared/peers/litewriter-setup.sh`` (litewriter needs CPython >= 3.13): the venv in
 ``LITEWRITER_VENV`` if set, else one made once in ``~/.cache/rxdb-bench/``. The rxdb side
-is :func:`chat` below (``python -m benchmarks.peer N DIR``, on this project's Python), the
-same loop as ``chat_rxdb.py``.
+is :func:`chat` below (``python -m benchmarks.peer N DIR rxdb``, on this project's Python),
+the same loop as ``chat_rxdb.py``.
+
+``peer.f`` is the row's floor on this stack: the same writes through raw aiosqlite (one
+``execute`` of the INSERT in autocommit, ``synchronous=NORMAL``), each timed from its start
+to its return, with no watch at all. A library built on aiosqlite runs its writes on the
+connection's thread, so no emission of a write can reach the loop before that one round trip
+(a hop to the thread and one back) would have: when ``peer.f`` misses the goal in a run,
+the goal is below what this stack allows in that run.
 
 ``peer.1`` is the same, every child of both sides held to one CPU (``sched_setaffinity``):
 on a VM whose idle vCPUs halt, a thread woken on the other vCPU costs tens of µs more than
@@ -37,7 +45,18 @@ from typing import Any
 
 import rxdb
 
-from ._common import ROOT, Figure, Results, Sizes, child_json, clock, median, percentile, workdir
+from ._common import (
+    ROOT,
+    Figure,
+    Results,
+    Sizes,
+    child_json,
+    clock,
+    median,
+    percentile,
+    raw_connection,
+    workdir,
+)
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS messages "
@@ -52,6 +71,14 @@ WRITES = {"smoke": 5, "quick": 300, "full": 300}
 _SETUP_TIMEOUT = 900.0
 _ROUND_TIMEOUT = 300.0
 MS = 1e3
+
+
+def _summary(latencies: list[float]) -> dict[str, float]:
+    return {
+        "median_ms": median(latencies),
+        "p99_ms": percentile(latencies, 99),
+        "n": len(latencies),
+    }
 
 
 async def chat(n: int, directory: str) -> dict[str, float]:
@@ -70,11 +97,21 @@ async def chat(n: int, directory: str) -> dict[str, float]:
             i += 1
             start = clock()
             await db.execute(INSERT, (1, f"msg {i}"))
-    return {
-        "median_ms": median(latencies),
-        "p99_ms": percentile(latencies, 99),
-        "n": len(latencies),
-    }
+    return _summary(latencies)
+
+
+async def floor(n: int, directory: str) -> dict[str, float]:
+    """``n`` of the same writes through raw aiosqlite, each timed from its start to its
+    return: one round trip to the connection's thread. Milliseconds."""
+    latencies: list[float] = []
+    async with raw_connection(os.path.join(directory, "chat.sqlite3")) as conn:
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        await conn.execute(SCHEMA)
+        for i in range(1, n + 1):
+            start = clock()
+            await conn.execute(INSERT, (1, f"msg {i}"))
+            latencies.append((clock() - start) * MS)
+    return _summary(latencies)
 
 
 @dataclass
@@ -135,8 +172,10 @@ def locate() -> Peer:
     return Peer(scripts=scripts, python=venv / "bin" / "python")
 
 
-def _rxdb_round(writes: int, tmp: str) -> dict[str, float]:
-    return child_json([sys.executable, "-m", "benchmarks.peer", str(writes), tmp], _ROUND_TIMEOUT)
+def _own_round(side: str, writes: int, tmp: str) -> dict[str, float]:
+    """One round of ``side`` ("rxdb" or "floor") on this project's Python."""
+    argv = [sys.executable, "-m", "benchmarks.peer", str(writes), tmp, side]
+    return child_json(argv, _ROUND_TIMEOUT)
 
 
 def _peer_round(python: Path, scripts: Path, writes: int, tmp: str) -> dict[str, float]:
@@ -147,33 +186,34 @@ def _peer_round(python: Path, scripts: Path, writes: int, tmp: str) -> dict[str,
 
 
 Rounds = list[dict[str, float]]
+SIDES = ("rxdb", "peer", "floor")
 
 
-def _rounds(peer: Peer, sizes: Sizes, cpu: int | None = None) -> tuple[Rounds, Rounds]:
-    """Alternating rounds, blocking (run off the loop): rxdb's and the peer's. A failing
-    peer round ends the peer's part with its reason (``peer.reason``), never the run. With
-    ``cpu``, every child runs held to that CPU: this thread's affinity, which they inherit
-    (set on this thread alone, and put back)."""
-    writes, ours, theirs = WRITES[sizes.name], [], []
+def _rounds(peer: Peer, sizes: Sizes, cpu: int | None = None) -> dict[str, Rounds]:
+    """Rounds of each side, blocking (run off the loop), taking turns (which goes first
+    rotates). A failing peer round ends the peer's part with its reason
+    (``peer.reason``), never the run. With ``cpu``, every child runs held to that CPU:
+    this thread's affinity, which they inherit (set on this thread alone, and put back)."""
+    writes = WRITES[sizes.name]
+    rounds: dict[str, Rounds] = {side: [] for side in SIDES}
     if cpu is not None:
         allowed = os.sched_getaffinity(0)
         os.sched_setaffinity(0, {cpu})
     try:
         for n in range(ROUNDS[sizes.name]):
-            sides = ["rxdb", "peer"] if n % 2 else ["peer", "rxdb"]
-            for side in sides:
+            for side in SIDES[n % len(SIDES) :] + SIDES[: n % len(SIDES)]:
                 with workdir() as tmp:
-                    if side == "rxdb":
-                        ours.append(_rxdb_round(writes, tmp))
+                    if side != "peer":
+                        rounds[side].append(_own_round(side, writes, tmp))
                     elif peer.python and peer.scripts and not peer.reason:
                         try:
-                            theirs.append(_peer_round(peer.python, peer.scripts, writes, tmp))
+                            rounds[side].append(_peer_round(peer.python, peer.scripts, writes, tmp))
                         except (OSError, RuntimeError, subprocess.TimeoutExpired) as error:
                             peer.reason = f"a litewriter round failed: {error}"
     finally:
         if cpu is not None:
             os.sched_setaffinity(0, allowed)
-    return ours, theirs
+    return rounds
 
 
 def _one_cpu() -> int | None:
@@ -197,7 +237,8 @@ async def run(sizes: Sizes, results: Results) -> None:
         peer = Peer(reason="not in --smoke mode")
     else:
         peer = await asyncio.to_thread(locate)
-    ours, theirs = await asyncio.to_thread(_rounds, peer, sizes)
+    rounds = await asyncio.to_thread(_rounds, peer, sizes)
+    ours, theirs = rounds["rxdb"], rounds["peer"]
     cpu = _one_cpu()
     pinned = None if cpu is None else await asyncio.to_thread(_rounds, peer, sizes, cpu)
     if peer.reason:
@@ -205,7 +246,7 @@ async def run(sizes: Sizes, results: Results) -> None:
     rx = _side(ours)
     them = _side(theirs) if theirs and not peer.reason else None
     params = {
-        "rounds": f"{ROUNDS[sizes.name]} per side, alternating (and which goes first), each "
+        "rounds": f"{ROUNDS[sizes.name]} per side, taking turns (which goes first rotates), each "
         "in a fresh child process; median of the rounds' medians and of their p99",
         "writes": f"{WRITES[sizes.name]} per round: INSERT a message into room 1, time from "
         "the write's start to the emission of the room's watch",
@@ -226,9 +267,21 @@ async def run(sizes: Sizes, results: Results) -> None:
         )
     )  # fmt: skip
     figure.judge(None if ratio is None else ratio <= GOAL)
+    raw = _side(rounds["floor"])
+    results.add(
+        Figure(
+            "peer.f", "floor of peer: the same INSERT through raw aiosqlite, start -> return "
+            "(one round trip, no watch)", raw["median"], "ms", them["median"] if them else None,
+            "litewriter 0.3.1 median" if them else "",
+            raw["median"] / them["median"] if them else None, "(floor, no bar)",
+            params={**params, "floor": "aiosqlite.connect(isolation_level=None), WAL, "
+                    "synchronous=NORMAL; await conn.execute(INSERT) timed alone"},
+            extra={"floor": raw, "rxdb / floor": rx["median"] / raw["median"]},
+        )
+    )  # fmt: skip
     if pinned is not None:
-        rx1 = _side(pinned[0])
-        them1 = _side(pinned[1]) if pinned[1] and not peer.reason else None
+        rx1 = _side(pinned["rxdb"])
+        them1 = _side(pinned["peer"]) if pinned["peer"] and not peer.reason else None
         results.add(
             Figure(
                 "peer.1", f"the same, both sides held to CPU {cpu} (diagnostic)",
@@ -237,14 +290,16 @@ async def run(sizes: Sizes, results: Results) -> None:
                 rx1["median"] / them1["median"] if them1 else None, "(diagnostic, no bar)",
                 params={**params, "cpu": f"sched_setaffinity({{{cpu}}}) on the thread "
                         "that starts both sides' children"},
-                extra={"rxdb": rx1, "peer": them1 if them1 else {"not run": peer.reason}},
+                extra={"rxdb": rx1, "peer": them1 if them1 else {"not run": peer.reason},
+                       "floor": _side(pinned["floor"])},
             )
         )  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
-    writes, directory = argv
-    print(json.dumps(asyncio.run(chat(int(writes), directory))))
+    writes, directory, side = argv
+    run_side = chat if side == "rxdb" else floor
+    print(json.dumps(asyncio.run(run_side(int(writes), directory))))
     return 0
 
 

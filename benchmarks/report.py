@@ -79,6 +79,7 @@ ORDER = [
     "P5r",
     "P5w",
     "peer",
+    "peer.f",
     "peer.1",
     "M1",
     "M1.s",

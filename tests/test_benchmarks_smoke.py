@@ -167,6 +167,17 @@ def test_benchmarks_issue14_table_names_a_miss_whose_floor_misses_too() -> None:
     assert verdicts["1"] == "miss"
 
 
+def test_benchmarks_issue14_table_judges_the_peer_row_against_its_floor() -> None:
+    results = Results()
+    results.add(_figure("peer", 0.19, 0.95))
+    results.add(_figure("peer.f", 0.17, 0.85))  # one raw aiosqlite round trip: 0.85x the peer
+    verdicts = {row["figures"][0]: row["result"] for row in issue14.judge(results)}
+    assert verdicts["peer"] == "miss: floor #peer.f above the goal"
+    results.figures[-1].ratio = 0.41
+    verdicts = {row["figures"][0]: row["result"] for row in issue14.judge(results)}
+    assert verdicts["peer"] == "miss"
+
+
 def test_benchmarks_peer_scripts_are_found_beside_an_ancestor(tmp_path: Path) -> None:
     repo = tmp_path / "wt" / "repo"
     repo.mkdir(parents=True)
