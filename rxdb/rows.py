@@ -219,24 +219,27 @@ class FrozenRows:
 
     Its rows sit in a tuple: once the collector has seen that every item is an untracked
     tuple, it stops tracking the tuple itself, where a list of a million rows would be walked
-    by every collection that includes it (~15 ms each). Nobody can change it.
+    by every collection that includes it (~15 ms each). Nobody can change it; a maintained
+    watch's result (:meth:`over`) is the exception, a list its patches change in place, each
+    of them replacing the object that holds it.
     """
 
     __slots__ = ("_pure", "_row", "values")
 
     def __init__(self, rows: list[Row]) -> None:
-        self.values = tuple(list.__iter__(rows))
+        self.values: Sequence[Any] = tuple(list.__iter__(rows))
         self._row = rows._row if isinstance(rows, RowList) else None
         self._pure = rows._pure if isinstance(rows, RowList) else False
 
-    def replaced(self, values: list[Any]) -> tuple[list[Row], FrozenRows]:
-        """Return ``values`` (plain tuples of this result's columns) as a new result of this
-        one's row type, and that result frozen: for a result patched from this one."""
+    def over(self, values: Sequence[Any]) -> FrozenRows:
+        """``values`` (plain tuples of this result's columns) as a result of this one's row
+        type, not copied: for the result a maintained watch patched from this one, whose
+        list the watch's next patch changes in place and replaces this object then."""
         frozen = FrozenRows.__new__(FrozenRows)
-        frozen.values = tuple(values)  # from a plain list: one copy, no iteration
+        frozen.values = values
         frozen._row = self._row
         frozen._pure = self._pure
-        return frozen.thaw(), frozen
+        return frozen
 
     def thaw(self) -> list[Row]:
         """Return a new list of these rows."""

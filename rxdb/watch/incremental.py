@@ -15,7 +15,10 @@ them, order the result; the rows handed out are their leading user columns, kept
 parallel list patched at the same positions.
 
 Finding an old row by rowid uses a dictionary built on the first patch (the order need not
-lead with the rowid), kept up to date afterwards; placing a row is a binary search.
+lead with the rowid), kept up to date afterwards; placing a row is a binary search. The rows
+are copied into lists of their own at the first patch and patched in place from then on: a
+patch costs the loop a search and a move of pointers, not a copy of the result (what the
+subscribers get is a copy, made once per emission by the watch).
 """
 
 from __future__ import annotations
@@ -113,13 +116,14 @@ class MaintainedRows:
 
     :attr:`rows` are the rows handed out; ``full`` (if the query has hidden columns) the
     same rows with them, at the same positions, of which ``rows`` hold the first
-    ``visible`` columns.
+    ``visible`` columns. Both are the caller's until the first patch, which copies them;
+    from then on they are this object's lists, which each patch changes in place.
 
     Not thread-safe: one owner at a time (the watch, on its loop, or a thread it hands the
     work to).
     """
 
-    __slots__ = ("_by_rowid", "_full", "_key", "_rowid", "_visible", "rows")
+    __slots__ = ("_by_rowid", "_full", "_key", "_owned", "_rowid", "_visible", "rows")
 
     def __init__(
         self,
@@ -135,12 +139,13 @@ class MaintainedRows:
         self._rowid = rowid
         self._key = _key(order, rowid)
         self._by_rowid: dict[Any, Values] | None = None
+        self._owned: tuple[list[Values], list[Values]] | None = None  # see _lists
 
-    def patch(self, changed: Iterable[Any], fresh: Iterable[Values]) -> list[Values] | None:
+    def patch(self, changed: Iterable[Any], fresh: Iterable[Values]) -> bool:
         """Apply one commit: ``changed`` are the rowids it changed (inserted, updated or
         deleted), ``fresh`` the rows of those the query returns now (with its hidden
-        columns). Return the new result (a new list; :attr:`rows` becomes it), or ``None``
-        if the result did not change.
+        columns). Return whether the result changed; if it did, :attr:`rows` is the new
+        result, a list the next patch changes (copy it to hand it out).
 
         :raises OutOfOrder: if :attr:`rows` was not in the query's order (then this object
             is left as it was, and the caller runs the whole query).
@@ -160,20 +165,23 @@ class MaintainedRows:
             row for rowid, row in fresh_by_rowid.items() if not _same(by_rowid.get(rowid), row)
         ]
         if not gone and not added:
-            return None
+            return False
         key = self._key
-        full = list(source)
-        rows = full if self._full is None else list(self.rows)
-        visible = self._visible
+        # Every old row found before any is moved: a result out of order is left as it was.
+        positions = []
         for old in gone:
-            position = bisect_left(full, key(old), key=key)
-            if position == len(full) or full[position] is not old:
+            position = bisect_left(source, key(old), key=key)
+            if position == len(source) or source[position] is not old:
                 self._by_rowid = None  # rebuilt from whatever rows the caller sets next
                 raise OutOfOrder(f"row {old[self._rowid]!r} is not where the order puts it")
+            positions.append(position)
+        full, rows = self._lists()
+        for position in sorted(positions, reverse=True):
+            del by_rowid[full[position][self._rowid]]
             del full[position]
             if rows is not full:
                 del rows[position]
-            del by_rowid[old[self._rowid]]
+        visible = self._visible
         for row in added:
             place = key(row)
             if full and key(full[-1]) < place:
@@ -184,10 +192,20 @@ class MaintainedRows:
             if rows is not full:
                 rows.insert(position, row[:visible])
             by_rowid[row[self._rowid]] = row
-        self.rows = rows
-        if self._full is not None:
-            self._full = full
-        return rows
+        return True
+
+    def _lists(self) -> tuple[list[Values], list[Values]]:
+        """The lists to patch in place (full rows, visible rows; one list if no column is
+        hidden): this object's own, copied from the caller's at the first patch."""
+        owned = self._owned
+        if owned is None:
+            rows = list(self.rows)
+            full = rows if self._full is None else list(self._full)
+            self.rows = rows
+            if self._full is not None:
+                self._full = full
+            owned = self._owned = (full, rows)
+        return owned
 
 
 class Maintenance:
@@ -303,15 +321,11 @@ class Maintenance:
         self._before = None
         self._full = None
 
-    def rebase(self, values: Sequence[Values]) -> None:
-        """The patched result was frozen as ``values`` (the same row objects)."""
-        if self._rows is not None:
-            self._rows.rows = values
-
-    def apply(self, message: NotifyTablesUpdated) -> list[Values] | bool:
-        """Patch the last result with ``message``'s patch: the new rows; ``True`` if the
-        result is the same (the patch changed nothing, or was in it already); ``False`` if
-        the watch must re-run."""
+    def apply(self, message: NotifyTablesUpdated) -> Sequence[Values] | bool:
+        """Patch the last result with ``message``'s patch: the new rows (patched in place by
+        the next patch: copy them to hand them out); ``True`` if the result is the same
+        (the patch changed nothing, or was in it already); ``False`` if the watch must
+        re-run."""
         rows, base, patches = self._rows, self._base, message.patches
         if rows is None or base is None or patches is None or message.everything:
             return False
@@ -323,11 +337,11 @@ class Maintenance:
         if patch.sequence <= base[1]:
             return True
         try:
-            new = rows.patch(patch.changed, patch.rows)
+            changed = rows.patch(patch.changed, patch.rows)
         except OutOfOrder:
             LOG.warning("a maintained watch's result was out of order; it re-runs")
             self._rows = None
             return False
         self._base = (patch.epoch, patch.sequence)
         self.patched += 1
-        return True if new is None else new
+        return rows.rows if changed else True

@@ -390,9 +390,8 @@ class SharedRows(SharedQuery[Rows]):
         if patched is True:
             self._settled(None if self._distinct else latest.thaw())
             return
-        rows, self._latest = latest.replaced(patched)
-        maintenance.rebase(self._latest.values)
-        self._settled(rows)
+        self._latest = latest.over(patched)  # the maintained list itself: no copy
+        self._settled(self._latest.thaw())  # the subscribers' copy, one per emission
 
     def _stop(self) -> None:
         if not self._stopped and self._maintenance is not None:
@@ -450,7 +449,8 @@ def _prepare(result: Rows, latest: FrozenRows | None) -> FrozenRows | None:
         # Frozen first, then compared as one tuple: same_rows' slicing (its iterators, and
         # a release) cost an emission ~5 µs on the loop, cold after a commit's wake-up.
         frozen = FrozenRows(result)
-        return None if latest is not None and frozen.values == latest.values else frozen
+        # tuple(): a maintained result is kept in a list (a tuple is returned as it is).
+        return None if latest is not None and frozen.values == tuple(latest.values) else frozen
     if latest is not None and same_rows(result, latest):
         release(result)
         return None

@@ -16,12 +16,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parser.maintainable import Maintainable, TableFacts, maintainable
+from parser.maintainable import Maintainable, OrderTerm, TableFacts, maintainable
 from rxdb.engines.sqlite.capture import ROWIDS_LIMIT, ChangedRowids
 from rxdb.engines.sqlite.changed_rows import RowCapture
 from rxdb.engines.sqlite.connections import TrackedConnection
 from rxdb.updates import TableUpdate, UpdateKind
-from rxdb.watch.incremental import MaintainedRows, compare_values
+from rxdb.watch.incremental import MaintainedRows, OutOfOrder, compare_values
 from tests.rxdb import incremental_cases as cases
 
 SCHEMA = cases.SCHEMA
@@ -258,10 +258,34 @@ def test_patching_places_rows_and_reports_no_change() -> None:
         writer.run("UPDATE t SET a = 0 WHERE id = 1")
         writer.committed()
         assert [row[1] for row in writer.result.rows] == [0, 1, 2]
-        assert writer.result.patch({2}, [(2, 1, None, None)]) is None  # the same row again
+        assert writer.result.patch({2}, [(2, 1, None, None)]) is False  # the same row again
         assert writer.patched == 2
     finally:
         writer.close()
+
+
+def test_patches_change_the_rows_in_place_after_copying_the_callers() -> None:
+    by_id = [OrderTerm(position=0, descending=False, nulls_first=True)]
+    given_rows = [(1, "a"), (2, "b"), (4, "d")]
+    result = MaintainedRows(given_rows, by_id, 0)
+    assert result.patch({3}, [(3, "c")])
+    patched = result.rows
+    assert given_rows == [(1, "a"), (2, "b"), (4, "d")]  # the caller's list is not patched
+    assert result.patch({1, 4}, [(4, "D")])
+    assert result.rows is patched
+    assert patched == [(2, "b"), (3, "c"), (4, "D")]
+
+
+@pytest.mark.parametrize("patched_before", [False, True])
+def test_a_result_out_of_order_is_left_as_it_was(patched_before: bool) -> None:
+    by_id = [OrderTerm(position=0, descending=False, nulls_first=True)]
+    result = MaintainedRows([(1, "a"), (3, "c"), (2, "b")], by_id, 0)
+    if patched_before:
+        assert result.patch({9}, [(9, "i")])
+    before = list(result.rows)
+    with pytest.raises(OutOfOrder):
+        result.patch({1, 2}, [])  # row 1 is in place, row 2 is not: neither is removed
+    assert list(result.rows) == before
 
 
 def test_compare_values_follows_sqlite_storage_classes() -> None:

@@ -128,6 +128,34 @@ async def test_a_watch_that_does_not_select_its_key_is_patched(db: rxdb.Database
         watched.close()
 
 
+@pytest.mark.parametrize("sql", [QUERY, CHAT], ids=["key selected", "hidden columns"])
+async def test_patched_emissions_are_lists_of_their_own(db: rxdb.Database, sql: str) -> None:
+    # The watch patches its result in place: what it hands out must be copies, which
+    # neither its later patches nor a subscriber's changes reach.
+    await db.execute_many("INSERT INTO t (a, b) VALUES (?, ?)", [(1, f"m{i}") for i in range(5)])
+    expected = f"{sql}\n, 1 DESC" if sql == QUERY else sql
+    watched = Watched(db, sql)
+    try:
+        first = await watched.settled()
+        await db.execute("INSERT INTO t (a, b) VALUES (1, 'new')")
+        second = await watched.settled()
+        kept = [tuple(row) for row in second]
+        first.clear()  # a subscriber's own list: no later emission misses a row for it
+        second.append(second[0])
+        await db.execute("DELETE FROM t WHERE id = 2")
+        await db.execute("UPDATE t SET b = 'edited' WHERE id = 3")
+        third = await watched.settled()
+        assert third == await db.fetch_all(expected)
+        assert [tuple(row) for row in second[:-1]] == kept  # untouched by the later patches
+        late: list[list[Row]] = []
+        db.watch(sql, distinct=False).subscribe(late.append).dispose()
+        assert late == [third]
+        assert late[0] is not third
+        assert watched.stream.statistics().patched == 3
+    finally:
+        watched.close()
+
+
 async def test_a_replace_makes_the_watch_run(db: rxdb.Database) -> None:
     await db.execute("INSERT INTO t (a, b, u) VALUES (1, 1, 1)")
     watched = Watched(db)
