@@ -11,7 +11,8 @@ commits a 1-row UPDATE and waits until the new result is in hand, while a ticker
   changed row instead of re-running), so this side watches ``SELECT * FROM big LIMIT -1``:
   the same rows and the same work (``-1``: no limit), a shape rxdb always re-runs;
 - maintained: a ``db.watch`` of ``SELECT * FROM big`` itself (figures B1i-B3i): the
-  commit -> emission of a patched result, against the same raw fetch.
+  commit -> emission of a patched result, against the same raw fetch, with the loop's worst
+  stall meanwhile beside it (the patch and the subscribers' copy run on the loop).
 
 Each round also times commit -> new result in hand: for the baseline, the fetch started
 once the write has returned; for rxdb, from the write's return until the observer is called,
@@ -297,6 +298,7 @@ async def run(sizes: Sizes, results: Results) -> None:
                 MAINTAINED_BAR,
                 {**params, "patched": kept["patched"]},
                 passed=kept["patched"] == rounds,
+                stalls=kept["stalls"],
             )
             results.add(
                 Figure(
@@ -321,8 +323,10 @@ def _latency(
     params: dict[str, Any],
     *,
     passed: bool,
+    stalls: list[float] | None = None,
 ) -> None:
-    """Commit -> emission of one rxdb side against the raw fetch started after the commit."""
+    """Commit -> emission of one rxdb side against the raw fetch started after the commit;
+    with ``stalls``, that side's worst loop stall per round beside it (information)."""
     name, measured = side
     raw_ms, how = raw
     side_ms = [s * MS for s in measured["latencies"]]
@@ -333,7 +337,10 @@ def _latency(
             figure, f"commit -> emission, {what}", value, "ms", raw_latency,
             f"raw aiosqlite fetch_all of the same rows, {how}",
             ratio, f"<= {bar:g}x raw", params=params,
-            extra={f"{name} (ms)": side_ms, "raw (ms)": raw_ms},
+            extra={f"{name} (ms)": side_ms, "raw (ms)": raw_ms,
+                   **({} if stalls is None else {
+                       "worst loop stall (ms)": median(stalls) * MS,
+                       f"{name} stalls (ms)": [s * MS for s in stalls]})},
         )
     ).judge(ratio <= bar and passed)  # fmt: skip
 
