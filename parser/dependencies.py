@@ -20,13 +20,10 @@ from .analysis import view_refs
 from .catalog import Catalog, SchemaObject, parse_virtual_table
 from .errors import Unanalyzable
 from .names import fold_name, qualified_name
+from .pragmas import SETTING_PRAGMAS
 
 __all__ = ("SETTING_PRAGMAS", "dependencies")
 
-SETTING_PRAGMAS = frozenset({"application_id", "auto_vacuum", "page_size", "user_version"})
-"""Pragmas whose ``PRAGMA name = value`` changes the database file for every connection; a
-writer announces it as a change to the table ``pragma_<name>``, the name of the pragma's
-table-valued function, so that a watch reading that function re-runs."""
 
 # Pragma functions whose values only DDL moves (a schema change re-runs every watch anyway).
 _SCHEMA_PRAGMAS = frozenset(

@@ -27,17 +27,19 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any, Protocol, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, overload, runtime_checkable
 
 from reactivex import Observable, abc
 from typing_extensions import TypeVar
 
 from rxdb._types import Params, ProgressCallback, TransactionMode
 from rxdb.rows import ExecuteResult, Row, Rows
-from rxdb.streams.diffs import Key, RowDiff
-from rxdb.streams.statistics import WatchStatistics
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
-from rxdb.watch.states import WatchState
+
+if TYPE_CHECKING:
+    from rxdb.streams.diffs import Key, RowDiff
+    from rxdb.streams.statistics import WatchStatistics
+    from rxdb.watch.states import WatchState
 
 __all__ = (
     "AsyncDatabase",

@@ -26,7 +26,6 @@ from reactivex import Observable
 
 from parser import fold_name
 from rxdb._types import Params, ProgressCallback, TransactionMode
-from rxdb.api import AsyncDatabase, AsyncReadSession, BlockingDatabase, Handle, Queries
 from rxdb.arguments import (
     backup_path,
     check_backup,
@@ -40,7 +39,6 @@ from rxdb.arguments import (
     check_watch_many,
 )
 from rxdb.bus import Bus, Transport, default_bus
-from rxdb.engines.postgres.dsn import Dsn, is_postgres_url, parse_dsn
 from rxdb.engines.seam import DatabaseEngine
 from rxdb.engines.sqlite import SQLiteEngine, Synchronous
 from rxdb.engines.sqlite.location import Location
@@ -48,12 +46,16 @@ from rxdb.engines.sqlite.workers import uninterrupted
 from rxdb.errors import ClosedError, ProgrammingError, WrongLoopError
 from rxdb.options import check_option_names, check_options
 from rxdb.rows import ExecuteResult, Row, Rows
-from rxdb.streams import AsyncFetches, AsyncWatches, QueryStream, Stream
+from rxdb.streams.fetches import AsyncFetches
+from rxdb.streams.watches import AsyncWatches
 from rxdb.updates import NotifyTablesUpdated, TableUpdate, UpdateKind
-from rxdb.watch.registry import WatchRegistry
 
 if TYPE_CHECKING:
+    from rxdb.api import AsyncDatabase, AsyncReadSession, BlockingDatabase, Handle, Queries
     from rxdb.boundary.blocking import SyncDatabase
+    from rxdb.engines.postgres.dsn import Dsn
+    from rxdb.streams.stream import QueryStream, Stream
+    from rxdb.watch.registry import WatchRegistry
 
 __all__ = ("ConnectionHandle", "Database", "engine_for", "open", "open_sync")
 
@@ -122,12 +124,10 @@ class Database(AsyncFetches, AsyncWatches):
         self.path, where = check_options(path, bus=bus, **self._options)
         self._engine = engine_for(self.path, where, self._options, bus or default_bus)
         # How messages and the repr name it: a PostgreSQL URL without its password.
-        self._shown = where.shown if isinstance(where, Dsn) else self.path
+        self._shown = self.path if isinstance(where, Location) else where.shown
         self.key = self._engine.key  # the identity on the bus: the file's real path, say
         self.origin = self._engine.origin  # of this database's commit messages
-        self._watches = WatchRegistry(
-            self._engine, ready=self.connect, loop=self._subscription_loop
-        )
+        self._registry: WatchRegistry | None = None  # see _watches
         self._connected = False
         self._connecting: asyncio.Task[None] | None = None
         self._waiting = 0  # callers of connect() waiting for self._connecting
@@ -186,12 +186,27 @@ class Database(AsyncFetches, AsyncWatches):
         if self._connecting is not None and not self._connected:
             await asyncio.gather(self._connecting, return_exceptions=True)
         self._engine.refuse_new_work()  # from here on, every new call raises ClosedError
-        self._watches.complete()
+        if self._registry is not None:
+            self._registry.complete()
         await self._engine.close()
 
     @property
     def closed(self) -> bool:
         return self._engine.closed
+
+    @property
+    def _watches(self) -> WatchRegistry:
+        """The registry of this database's watches, made on first use: the watch machinery
+        (shared queries, their scheduler, maintenance) is imported then, so a program that
+        never watches (a script, a background writer) never loads it."""
+        registry = self._registry
+        if registry is None:
+            from rxdb.watch.registry import WatchRegistry
+
+            registry = self._registry = WatchRegistry(
+                self._engine, ready=self.connect, loop=self._subscription_loop
+            )
+        return registry
 
     def __await__(self) -> Generator[Any, None, Database]:
         """``await db`` connects it (what makes ``await rxdb.open(path)`` work)."""
@@ -504,7 +519,7 @@ def engine_for(
 
     :raises rxdb.ProgrammingError: for a PostgreSQL URL without the ``rxdb[postgres]`` extra.
     """
-    if isinstance(where, Dsn):
+    if not isinstance(where, Location):  # a PostgreSQL URL's Dsn
         try:
             from rxdb.engines.postgres.engine import PostgresEngine
         except ImportError as error:
@@ -566,6 +581,8 @@ class ConnectionHandle:
 
     def __repr__(self) -> str:
         # A PostgreSQL URL may hold the password: shown without it, as Database shows it.
+        from rxdb.engines.postgres.dsn import is_postgres_url, parse_dsn  # rare: not at import
+
         shown = parse_dsn(self.path).shown if is_postgres_url(self.path) else self.path
         return f"<rxdb.ConnectionHandle {shown!r} pid={self.pid}>"
 

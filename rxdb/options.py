@@ -13,13 +13,16 @@ import difflib
 import math
 import os
 from collections.abc import Iterable
-from typing import TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
 from rxdb.arguments import check_file_name, check_flags
 from rxdb.bus import Bus
-from rxdb.engines.postgres.dsn import Dsn, is_postgres_url, parse_dsn
+from rxdb.engines.postgres.scheme import is_postgres_url
 from rxdb.engines.sqlite.location import Location, locate
 from rxdb.errors import ProgrammingError
+
+if TYPE_CHECKING:
+    from rxdb.engines.postgres.dsn import Dsn
 
 __all__ = ("OPTION_NAMES", "SYNCHRONOUS", "check_option_names", "check_options")
 
@@ -153,6 +156,8 @@ def _check_postgres(
             "track_foreign_writes=True installs triggers, which a read-only database cannot; "
             "leave it None (the triggers are used if someone installed them)"
         )
+    from rxdb.engines.postgres.dsn import parse_dsn  # only for PostgreSQL: see its scheme
+
     return parse_dsn(url)
 
 

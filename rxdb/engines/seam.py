@@ -39,13 +39,13 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from rxdb._types import Params, ProgressCallback, TransactionMode
-from rxdb.api import AsyncReadSession
 from rxdb.bus import Bus, Subscription
 from rxdb.rows import ExecuteResult, Row, Rows
 from rxdb.updates import NotifyTablesUpdated, TableUpdate
 
 if TYPE_CHECKING:
     from parser.maintainable import Maintainable
+    from rxdb.api import AsyncReadSession
 
 __all__ = ("DatabaseEngine", "EagerWatchSource", "WatchSource")
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from rxdb._types import Params
 from rxdb.arguments import check_flags
 from rxdb.rows import Row
-from rxdb.streams.stream import QueryStream, Stream, first_rows, first_values, shaped
+
+if TYPE_CHECKING:
+    from rxdb.streams.stream import QueryStream, Stream
 
 __all__ = ("AsyncWatches",)
 
@@ -98,6 +100,8 @@ class AsyncWatches(ABC):
             no database takes, a ``row_type`` that is not callable or a ``throttle`` that is
             not a positive number (errors of the query itself come through the stream).
         """
+        from rxdb.streams.stream import shaped  # on first use: see rxdb.streams
+
         check_flags(distinct=distinct, recover=recover)
         rows = self._watch_rows(sql, params, distinct=distinct, recover=recover)
         return shaped(rows, row_type, throttle)
@@ -134,6 +138,8 @@ class AsyncWatches(ABC):
     ) -> Stream[Any]:
         """As :meth:`watch`, each value the first row of the result (``None`` for none),
         emitted when that row changes."""
+        from rxdb.streams.stream import first_rows
+
         return first_rows(
             self._watch_rows(sql, params, distinct=True, recover=False), row_type, throttle
         )
@@ -143,4 +149,6 @@ class AsyncWatches(ABC):
     ) -> Stream[Any]:
         """As :meth:`watch`, each value the first column of the first row (``None`` for no
         row), emitted when it changes: ``db.watch_value("SELECT count(*) FROM t")``."""
+        from rxdb.streams.stream import first_values
+
         return first_values(self._watch_rows(sql, params, distinct=True, recover=False), throttle)

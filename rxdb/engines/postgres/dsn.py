@@ -14,17 +14,12 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from rxdb.engines.postgres.scheme import SCHEMES, is_postgres_url
 from rxdb.errors import ProgrammingError
 
 __all__ = ("SCHEMES", "Dsn", "is_postgres_url", "parse_dsn")
 
-SCHEMES = ("postgresql://", "postgres://")
 _DEFAULT_PORT = 5432
-
-
-def is_postgres_url(text: str) -> bool:
-    """Whether ``text`` is a PostgreSQL URL (``postgresql://`` or ``postgres://``)."""
-    return text[:13].lower().startswith(SCHEMES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parser import fold_name
-from parser.dependencies import SETTING_PRAGMAS
+from parser.pragmas import SETTING_PRAGMAS
 from rxdb.updates import TableUpdate, UpdateKind, merge_updates
 
 __all__ = (

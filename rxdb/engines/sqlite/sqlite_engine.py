@@ -33,7 +33,6 @@ from rxdb.engines.sqlite.engine import Engine, Synchronous
 from rxdb.engines.sqlite.foreign import ForeignWritePoller
 from rxdb.engines.sqlite.journal import JOURNAL_TABLE, ForeignJournal
 from rxdb.engines.sqlite.location import Location
-from rxdb.engines.sqlite.read_sets import ReadSets
 from rxdb.engines.sqlite.receipt import ReceiptReads
 from rxdb.engines.sqlite.wal_watch import FileWatch
 from rxdb.errors import ProgrammingError
@@ -92,7 +91,7 @@ class SQLiteEngine(Engine):
         self._track = track_foreign_writes
         self._sequence = itertools.count(1)
         self._foreign_sequence = itertools.count(1)
-        self.read_sets = ReadSets(self.fetch_committed, self.probe_reads)
+        self._read_sets: ReadSets | None = None  # see read_sets
         self.eager = EagerReads(bus, self.key, self.costs, lambda: self._closed)
         self.receipts: ReceiptReads | None = None  # WAL mode only (set at open)
         self.poller: ForeignWritePoller | None = None
@@ -251,8 +250,21 @@ class SQLiteEngine(Engine):
                 )
             )
 
+    @property
+    def read_sets(self) -> ReadSets:
+        """What watches read, made on the first watch's analysis: with it the parser's
+        catalog and read-set resolution load, which a program that never watches never
+        needs."""
+        read_sets = self._read_sets
+        if read_sets is None:
+            from rxdb.engines.sqlite.read_sets import ReadSets
+
+            read_sets = self._read_sets = ReadSets(self.fetch_committed, self.probe_reads)
+        return read_sets
+
     def _schema_may_have_changed(self, message: NotifyTablesUpdated) -> None:
-        self.read_sets.schema_may_have_changed()
+        if self._read_sets is not None:
+            self._read_sets.schema_may_have_changed()
         if message.origin == self.origin and self.journal is not None:
             self.journal.reconcile_soon()  # our own DDL: new tables need their triggers
 
@@ -329,5 +341,7 @@ class SQLiteEngine(Engine):
 
 
 if TYPE_CHECKING:
+    from rxdb.engines.sqlite.read_sets import ReadSets
+
     _conforms: type[DatabaseEngine] = SQLiteEngine  # the seam, checked by mypy
     _eager: type[EagerWatchSource] = SQLiteEngine
