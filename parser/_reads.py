@@ -17,7 +17,7 @@ tests/parser/test_reads.py checks that both paths agree over the corpus.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, traverse_scope
@@ -31,8 +31,7 @@ class UnsupportedName(ValueError):
     """Raised when a table reference has a shape SQLite would not accept."""
 
 
-@dataclass(frozen=True, slots=True)
-class TableRefs:
+class TableRefs(NamedTuple):
     """The tables a statement reads and the table it writes (raw names, views not expanded).
 
     :ivar unscoped: how many table references the scope walk missed and were kept anyway; tests

@@ -13,6 +13,7 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import sqlglot
 from sqlglot import exp
@@ -113,8 +114,7 @@ class _Unsure(Exception):
     """Raised inside this module when sqlglot cannot be trusted; becomes Unanalyzable."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Failure:
+class _Failure(NamedTuple):
     # Cached in place of an exception: re-raising one instance would grow its traceback forever.
     sql: str
     reason: str

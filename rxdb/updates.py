@@ -10,7 +10,7 @@ import enum
 import operator
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = (
     "NotifyTablesUpdated",
@@ -127,8 +127,7 @@ def columns_read(tables: frozenset[str], table: str) -> frozenset[str] | None:
     return tables.columns_of(table) if isinstance(tables, Reads) else None
 
 
-@dataclass(frozen=True, slots=True)
-class RowPatch:
+class RowPatch(NamedTuple):
     """What one commit did to one maintained query (:mod:`rxdb.watch.incremental`).
 
     :ivar changed: the rowids the commit changed in the query's table.

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from parser import fold_name
 from rxdb.engines.sqlite.engine import Engine
@@ -71,8 +71,7 @@ def trigger_sql(table: str, kind: UpdateKind) -> tuple[str, str]:
     return name, sql
 
 
-@dataclass(frozen=True, slots=True)
-class _Schema:
+class _Schema(NamedTuple):
     """What the journal needs to know of one schema version."""
 
     tracked: bool  # the journal table exists

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from rxdb.errors import DatabaseError, ProgrammingError, from_sqlite
@@ -23,8 +23,7 @@ _MEMORY = (":memory:", "")
 _TRUE = ("1", "yes", "true", "on")  # SQLite's sqlite3_uri_boolean
 
 
-@dataclass(frozen=True, slots=True)
-class Location:
+class Location(NamedTuple):
     """A database as SQLite opens it.
 
     :ivar target: what ``sqlite3.connect(..., uri=True)`` is given.
