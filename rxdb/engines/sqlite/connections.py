@@ -202,6 +202,13 @@ class TrackedConnection(ReaderConnection):
     def fetch(self, sql: str, parameters: Any) -> list[Row]:
         return self.execute(sql, parameters).fetchall()  # tracked: it may write (RETURNING)
 
+    @property
+    def diverged(self) -> bool:
+        """Whether this connection may see something else than the readers, which are
+        others (:attr:`reads_target`): a TEMP table, say (:attr:`WriteCapture.diverged
+        <rxdb.engines.sqlite.capture.WriteCapture.diverged>`)."""
+        return self._capture.diverged and self.reads_target is not None
+
     def committed_reads(self) -> sqlite3.Connection:
         """A connection that sees this one's commits, as the readers do (use on the writer's
         thread): with :attr:`reads_target`, a second one, opened on first use, read-only,
@@ -234,7 +241,7 @@ class TrackedConnection(ReaderConnection):
         :raises sqlite3.OperationalError: if it must read elsewhere and cannot.
         """
         reads: sqlite3.Connection = self
-        if self._capture.diverged and self.reads_target is not None:
+        if self.diverged:
             reads = self._reads or self.committed_reads()  # the method only while none is open
             if reads is self:
                 raise sqlite3.OperationalError("no second connection for a committed read")
