@@ -12,7 +12,7 @@ import contextlib
 import contextvars
 import functools
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final, Literal, cast
 
@@ -155,14 +155,16 @@ class Engine:
 
     # -- statements -------------------------------------------------------------------------
 
-    async def execute(self, sql: str, params: Params) -> ExecuteResult:
-        return await self._write(sql).run(sql, lambda conn: conn.run(sql, params))
+    # Not coroutine functions: the awaitable returned is the writer's own (one coroutine
+    # less to resume on the road from every write to its result).
+    def execute(self, sql: str, params: Params) -> Coroutine[Any, Any, ExecuteResult]:
+        return self._write(sql).run(sql, TrackedConnection.run, sql, params)
 
-    async def execute_many(self, sql: str, seq_of_params: Iterable[Params]) -> int:
-        return await self._write(sql).run(sql, lambda conn: conn.run_many(sql, seq_of_params))
+    def execute_many(self, sql: str, seq_of_params: Iterable[Params]) -> Coroutine[Any, Any, int]:
+        return self._write(sql).run(sql, TrackedConnection.run_many, sql, seq_of_params)
 
-    async def execute_script(self, script: str) -> None:
-        await self._write(script).run(script, lambda conn: conn.run_script(script))
+    def execute_script(self, script: str) -> Coroutine[Any, Any, None]:
+        return self._write(script).run(script, TrackedConnection.run_script, script)
 
     def fetch_all(self, sql: str, params: Params) -> Awaitable[list[Row]]:
         """Run a query: on a reader outside a transaction, on the writer inside one (so it sees
@@ -176,7 +178,7 @@ class Engine:
         if session is not None:
             return session.fetch_all(sql, params)
         if writer.in_scope() or not _is_query(sql):
-            return self._write(sql).run(sql, lambda conn: conn.fetch(sql, params))
+            return self._write(sql).run(sql, TrackedConnection.fetch, sql, params)
         return self._fetch_committed(writer, sql, params)
 
     async def fetch_committed(self, sql: str, params: Params) -> list[Row]:

@@ -8,11 +8,12 @@ wait for it to end — never slipping into it, as they would on a bare shared co
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rxdb._types import TransactionMode
 from rxdb.engines.ownership import Ownership, Scope
@@ -45,15 +46,16 @@ class Writer:
         """Whether the calling task runs inside a transaction on this writer."""
         return self.owner.current() is not None
 
-    async def run(self, sql: str, operation: Callable[[TrackedConnection], T]) -> T:
-        """Run one user operation on the writer: inside the caller's transaction if it has
-        one, else under the write lock. An operation that leaves a transaction open (a BEGIN
-        the user wrote) keeps the lock for the calling task until one closes it."""
+    async def run(self, sql: str, operation: Callable[..., T], *args: Any) -> T:
+        """Run one user operation, ``operation(connection, *args)``, on the writer: inside
+        the caller's transaction if it has one, else under the write lock. An operation that
+        leaves a transaction open (a BEGIN the user wrote) keeps the lock for the calling
+        task until one closes it."""
         scope = self.owner.current()
         if scope is not None:
             _check_not_aborted(scope)
             try:
-                return await self._call(sql, operation)
+                return await self._call(sql, operation, *args)
             except DatabaseError as error:
                 if isinstance(error, InterruptError) or not self.worker.in_transaction:
                     # The transaction is over (interrupted, or rolled back by SQLite itself:
@@ -68,7 +70,7 @@ class Writer:
                     self.lock.release()
         await self.lock.acquire()
         try:
-            result = await self._call(sql, operation)
+            result = await self._call(sql, operation, *args)
         finally:
             if self.worker.in_transaction:
                 self.owner.begin_explicit()
@@ -125,7 +127,7 @@ class Writer:
 
     async def raw(self, sql: str) -> None:
         """Run a statement of rxdb's own (transaction control, pragmas) on the writer."""
-        await self._call(sql, lambda conn: conn.run(sql, ()))
+        await self._call(sql, TrackedConnection.run, sql, ())
 
     async def rollback_quietly(self) -> None:
         if not self.worker.in_transaction:
@@ -135,11 +137,18 @@ class Writer:
         except DatabaseError:
             LOG.exception("rollback failed")
 
-    async def _call(self, sql: str, operation: Callable[[TrackedConnection], T]) -> T:
+    async def _call(self, sql: str, operation: Callable[..., T], *args: Any) -> T:
+        # Worker.call, inlined as Worker.start allows: one coroutine less to resume on the
+        # road from every write to its result (and to a watch's emission riding with it).
+        worker = self.worker
+        future = worker.start(operation, worker.raw, *args)
         try:
-            return await self.worker.call(operation, self.worker.raw)
+            return await future
         except sqlite3.Error as error:
             raise from_sqlite(error, sql) from error
+        except asyncio.CancelledError:
+            await worker.settle()
+            raise
 
 
 def _check_not_aborted(scope: Scope) -> None:
