@@ -360,15 +360,16 @@ class TransactionBuffer:
         """Called for each outermost commit that changed anything, before ``on_commit``,
         with the rowids it changed and whether it changed the schema."""
 
-    def changed_row(self, table: str, rowid: Any) -> None:
-        """Note that the statement running now changed row ``rowid`` of ``table`` (one of
-        :attr:`row_tables`); called by the capture triggers."""
-        rowids = self._levels[-1].rowids
-        mine = rowids.setdefault(table, set())
+    def changed_rows(self, table: str, *rowids: Any) -> None:
+        """Note that the statement running now changed rows ``rowids`` of ``table`` (one of
+        :attr:`row_tables`). The capture triggers call it from SQLite, with one rowid (two
+        for an UPDATE: the old and the new)."""
+        level = self._levels[-1].rowids
+        mine = level.setdefault(table, set())
         if mine is not None:
-            mine.add(rowid)
+            mine.update(rowids)
             if len(mine) > ROWIDS_LIMIT:
-                rowids[table] = None
+                level[table] = None
 
     def record(
         self,
@@ -409,10 +410,10 @@ class TransactionBuffer:
         if not (merged.updates or merged.schema or merged.rowids):
             return
         if self.rows_committed is not None:
-            self.rows_committed(
-                {t: None if r is None else frozenset(r) for t, r in merged.rowids.items()},
-                merged.schema,
-            )
+            committed: dict[str, frozenset[Any] | None] = {}
+            for table, rowids in merged.rowids.items():  # no comprehension: no frame
+                committed[table] = None if rowids is None else frozenset(rowids)
+            self.rows_committed(committed, merged.schema)
         if merged.updates or merged.schema:
             self._on_commit(announced(merged.updates), merged.schema)
 

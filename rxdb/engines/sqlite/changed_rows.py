@@ -52,11 +52,8 @@ class RowCapture:
         self._schema: tuple[int, int] | None = None  # schema versions of the last look
         self._stale = True  # the schema may have changed since the last look
         self._replacing: frozenset[str] | None = None  # tables that may REPLACE; None: all
-        connection.create_function(FUNCTION, -1, self._changed)
-
-    def _changed(self, table: str, *rowids: Any) -> None:
-        for rowid in rowids:
-            self._buffer.changed_row(table, rowid)
+        # The buffer's own method: no frame of ours between SQLite and it, on every write.
+        connection.create_function(FUNCTION, -1, buffer.changed_rows)
 
     @property
     def tables(self) -> frozenset[str]:

@@ -123,12 +123,15 @@ class RowFeed:
         self._retry_leaving()
 
     def _retry_leaving(self) -> None:
+        if not self._leaving:
+            return  # nothing left to unwant, so no mark to drop (after every commit)
         leaving, self._leaving = self._leaving, []
         for table in leaving:
             if not self._capture.unwant(table):
                 self._leaving.append(table)
+        captured = self._capture.tables
         for table in list(self._marks):
-            if table not in self._capture.tables:
+            if table not in captured:
                 del self._marks[table]
 
     def _reader(self) -> sqlite3.Connection | None:
