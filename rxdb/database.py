@@ -127,7 +127,7 @@ class Database(AsyncFetches, AsyncWatches):
         self._shown = self.path if isinstance(where, Location) else where.shown
         self.key = self._engine.key  # the identity on the bus: the file's real path, say
         self.origin = self._engine.origin  # of this database's commit messages
-        self._registry: WatchRegistry | None = None  # see _watches
+        self._registry: dict[str, WatchRegistry] = {}  # made by the first watch: _watches
         self._connected = False
         self._connecting: asyncio.Task[None] | None = None
         self._waiting = 0  # callers of connect() waiting for self._connecting
@@ -186,8 +186,9 @@ class Database(AsyncFetches, AsyncWatches):
         if self._connecting is not None and not self._connected:
             await asyncio.gather(self._connecting, return_exceptions=True)
         self._engine.refuse_new_work()  # from here on, every new call raises ClosedError
-        if self._registry is not None:
-            self._registry.complete()
+        registry = self._registry.get("watches")
+        if registry is not None:
+            registry.complete()
         await self._engine.close()
 
     @property
@@ -199,13 +200,14 @@ class Database(AsyncFetches, AsyncWatches):
         """The registry of this database's watches, made on first use: the watch machinery
         (shared queries, their scheduler, maintenance) is imported then, so a program that
         never watches (a script, a background writer) never loads it."""
-        registry = self._registry
+        registry = self._registry.get("watches")
         if registry is None:
             from rxdb.watch.registry import WatchRegistry
 
-            registry = self._registry = WatchRegistry(
-                self._engine, ready=self.connect, loop=self._subscription_loop
-            )
+            made = WatchRegistry(self._engine, ready=self.connect, loop=self._subscription_loop)
+            # Threads may race here (the blocking façade watches from its caller's thread):
+            # dict.setdefault is atomic, so all of them get the one stored first.
+            registry = self._registry.setdefault("watches", made)
         return registry
 
     def __await__(self) -> Generator[Any, None, Database]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ast
 import importlib
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -182,6 +184,40 @@ def test_the_first_watch_loads_its_machinery_and_sees_the_commit() -> None:
     assert {"rxdb.watch.registry", "rxdb.streams.stream", "parser.catalog"} <= set(
         result["modules"]
     )
+
+
+def test_threads_making_the_first_watch_at_once_share_one_registry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The blocking façade watches from its caller's thread, so the registry the first watch
+    # makes may be made by two threads at once: both must use the one the database keeps
+    # (and completes on close), never one of their own.
+    from rxdb.watch import registry
+
+    made = registry.WatchRegistry
+    both_inside = threading.Barrier(2, timeout=10)
+    used: list[registry.WatchRegistry] = []
+
+    def making(*args: Any, **kwargs: Any) -> registry.WatchRegistry:
+        both_inside.wait()  # each thread has started making one before either stores it
+        return made(*args, **kwargs)
+
+    def watch(self: registry.WatchRegistry, *args: Any, **kwargs: Any) -> Any:
+        used.append(self)
+        return real_watch(self, *args, **kwargs)
+
+    real_watch = made.watch
+    monkeypatch.setattr(registry, "WatchRegistry", making)
+    monkeypatch.setattr(made, "watch", watch)
+    with rxdb.open_sync(":memory:") as db:
+        threads = [threading.Thread(target=db.watch, args=("SELECT 1",)) for _ in "ab"]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert len(used) == 2
+        kept = db._database._watches  # type: ignore[attr-defined]
+        assert used == [kept, kept]
 
 
 def test_every_public_name_is_bound_at_import_or_lazy() -> None:
