@@ -20,6 +20,7 @@ import pytest
 
 import rxdb
 from tests.conftest import WAIT
+from tests.rxdb.failed_open_worker import open_fds
 from tests.rxdb.postgres_worker import SERVER
 
 CASES = ("not-a-database", "permission-denied", "hub-error", "bad-option")
@@ -30,10 +31,6 @@ ERRORS = {
     "bad-option": "ProgrammingError",
 }
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 @pytest.fixture

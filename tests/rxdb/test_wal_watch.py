@@ -51,6 +51,25 @@ def inotify_descriptors() -> set[int]:
     return found
 
 
+def watches_of(fd: int) -> int:
+    """How many watches the inotify instance ``fd`` of this process has (the kernel lists
+    each in the descriptor's fdinfo)."""
+    with open(f"/proc/self/fdinfo/{fd}") as info:
+        return sum(line.startswith("inotify wd:") for line in info)
+
+
+def kept() -> list[int]:
+    """The inotify instances kept for the next watch."""
+    return list(wal_watch_module._IDLE)
+
+
+@pytest.fixture
+def no_idle_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No instance kept by an earlier test's watch is handed out or kept."""
+    monkeypatch.setattr(wal_watch_module, "_IDLE", [])
+    monkeypatch.setattr(wal_watch_module, "IDLE_LIMIT", 0)
+
+
 # ---------------------------------------------------------------------------------------
 # End to end: a plain sqlite3 writer, a watch
 
@@ -125,26 +144,121 @@ async def test_without_inotify_polling_sees_the_commit(
         await sees_a_foreign_insert(db, db_path)
 
 
-async def test_the_inotify_descriptor_is_closed_with_the_database(db_path: Path) -> None:
+async def test_the_database_closes_its_inotify_descriptor_where_none_is_kept(
+    db_path: Path,
+) -> None:
+    wal_watch_module._forget_idle_in_child()  # closes what earlier tests kept, as a child would
     before = inotify_descriptors()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(wal_watch_module, "IDLE_LIMIT", 0)
+        db = await rxdb.open(db_path)
+        try:
+            poller = sqlite_engine(db).poller
+            assert poller is not None
+            assert poller.watching
+            watch = poller._watch
+            assert isinstance(watch, FileWatch)
+            assert inotify_descriptors() - before == {watch.fileno}
+            assert watches_of(watch.fileno) == 2  # the file and its -wal file
+        finally:
+            await db.close()
+    assert inotify_descriptors() - before == set()
+
+
+async def test_the_database_leaves_its_inotify_instance_emptied_for_the_next_watch(
+    db_path: Path, tmp_path: Path
+) -> None:
+    # Closing an instance that had watches can wait 7-16 ms for the kernel; removing the
+    # watches does not. The instance then serves the next watch.
+    wal_watch_module._forget_idle_in_child()
     db = await rxdb.open(db_path)
     try:
         poller = sqlite_engine(db).poller
         assert poller is not None
-        assert poller.watching
         watch = poller._watch
         assert isinstance(watch, FileWatch)
-        assert inotify_descriptors() - before == {watch.fileno}
+        fd = watch.fileno
     finally:
         await db.close()
-    assert inotify_descriptors() - before == set()
+    assert watch._closer is None  # no thread closes it: nothing to wait for
+    assert kept() == [fd]
+    assert watches_of(fd) == 0
+
+    other = tmp_path / "other"
+    other.write_bytes(b"")
+    told = asyncio.Event()
+    again = FileWatch.start([str(other)], told.set)
+    assert again is not None
+    try:
+        assert again.fileno == fd
+        assert kept() == []
+        assert watches_of(fd) == 1
+        await asyncio.to_thread(db_path.write_bytes, b"the old file: not watched any more")
+        assert not again.drain()  # nothing of the old watches is left, not even IN_IGNORED
+        await asyncio.to_thread(other.write_bytes, b"the new one")
+        await asyncio.wait_for(told.wait(), WAIT)
+        assert again.drain()
+    finally:
+        again.close()
 
 
+async def test_at_most_idle_limit_instances_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wal_watch_module._forget_idle_in_child()
+    monkeypatch.setattr(wal_watch_module, "IDLE_LIMIT", 1)
+    path = tmp_path / "data"
+    path.write_bytes(b"")
+    first = FileWatch.start([str(path)], lambda: None)
+    second = FileWatch.start([str(path)], lambda: None)
+    assert first is not None
+    assert second is not None
+    kept_fd, closed = first.fileno, second.fileno
+    first.close()
+    second.close()
+    await second.wait_closed()
+    assert kept() == [kept_fd]
+    assert closed not in inotify_descriptors()
+
+
+def test_a_forked_child_does_not_share_the_kept_instances(tmp_path: Path) -> None:
+    async def keep_one() -> int:
+        path = tmp_path / "data"
+        path.write_bytes(b"")
+        watch = FileWatch.start([str(path)], lambda: None)
+        assert watch is not None
+        fd = watch.fileno
+        watch.close()
+        return fd
+
+    wal_watch_module._forget_idle_in_child()
+    fd = asyncio.run(keep_one())
+    assert kept() == [fd]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave at once, running nothing of the parent's
+        try:
+            os.close(read)
+            os.write(write, f"{len(wal_watch_module._IDLE)} {fd in inotify_descriptors()}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        with os.fdopen(read, "rb") as pipe:
+            report = pipe.read().decode()
+    finally:
+        os.waitpid(pid, 0)
+    assert report == "0 False"
+    assert kept() == [fd]  # the parent keeps its own
+    assert fd in inotify_descriptors()
+
+
+@pytest.mark.usefixtures("no_idle_instance")
 async def test_closing_the_watch_does_not_wait_for_the_kernel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The kernel's release of an inotify instance with watches can take 7-16 ms (a grace
-    # period); here it takes until the test says so. close() must not wait for it.
+    # Where no instance is kept, the kernel's release of one with watches can take 7-16 ms
+    # (a grace period); here it takes until the test says so. close() must not wait for it.
     path = tmp_path / "data"
     path.write_bytes(b"")
     watch = FileWatch.start([str(path)], lambda: None)
@@ -265,6 +379,7 @@ class NoInstanceLeft:
         return 0  # f_type 0: no network filesystem
 
 
+@pytest.mark.usefixtures("no_idle_instance")
 async def test_no_watch_when_no_inotify_instance_is_left(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,6 +19,12 @@ A watch follows the file, not the name: a renamed file is still the one rxdb's c
 write to. A deleted file loses its watch once nobody holds it open; :meth:`FileWatch.refresh`
 watches whatever file has the name by then, and until there is one :attr:`FileWatch.complete`
 is false and the poller polls as if there were no watch.
+
+Closing an inotify instance that had watches makes the kernel wait for a grace period (7-16
+ms, one close in two here), which ``db.close()`` would wait for. Removing a watch does not
+wait. So a closed watch removes its watches and leaves its instance, emptied, for the next
+watch of the process (:data:`IDLE_LIMIT` of them at most; the rest are closed on a thread of
+their own); a forked child does not inherit them.
 """
 
 from __future__ import annotations
@@ -26,17 +32,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import functools
 import logging
 import os
 import struct
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 __all__ = ("FileWatch", "filesystem_type")
 
 LOG = logging.getLogger("rxdb.foreign")
+
+IDLE_LIMIT = 2
+"""Emptied inotify instances kept open for the next watch (each counts against the user's
+``fs.inotify.max_user_instances``, 128 by default)."""
 
 _IN_MODIFY = 0x002
 _IN_IGNORED = 0x8000  # the kernel dropped the watch: its file was deleted (and closed)
@@ -102,7 +113,9 @@ class FileWatch:
         libc = _libc()
         if libc is None or any(_remote(path) for path in paths):
             return None
-        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = _take_idle()
+        if fd < 0:
+            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
             error = ctypes.get_errno()
             LOG.info("no inotify instance (%s): polling instead", os.strerror(error))
@@ -164,16 +177,19 @@ class FileWatch:
         return written
 
     def close(self) -> None:
-        """Stop watching (on the loop). The descriptor is closed on a thread of its own,
-        which :meth:`wait_closed` waits for: the kernel's release of an inotify instance
-        that has watches waits for a grace period, 7-16 ms one time in two here, and would
-        stop the loop (every watch of it) for as long."""
+        """Stop watching (on the loop). The instance, its watches removed, is kept for the
+        next watch if there is room (see the module's docstring); else its descriptor is
+        closed on a thread of its own, which :meth:`wait_closed` waits for: the kernel's
+        release of an instance that had watches waits for a grace period, which would stop
+        the loop (every watch of it) for as long."""
         fd, self._fd = self._fd, -1
         if fd >= 0:
             if self._listening:
                 self._loop.remove_reader(fd)
                 self._listening = False
-            self._watches.clear()
+            watches, self._watches = self._watches, {}
+            if _keep_idle(fd, self._libc, watches):
+                return
             loop, closed = self._loop, self._closed
 
             def release() -> None:
@@ -206,6 +222,58 @@ class FileWatch:
             if mask & _IN_IGNORED:
                 self._watches.pop(wd, None)
             offset += _EVENT.size + length
+
+
+_IDLE: list[int] = []  # emptied inotify instances, for the next watch
+_IDLE_LOCK = threading.Lock()  # watches start and close on any loop's thread
+
+
+def _take_idle() -> int:
+    """An emptied instance kept by an earlier watch, or ``-1``."""
+    with _IDLE_LOCK:
+        return _IDLE.pop() if _IDLE else -1
+
+
+def _keep_idle(fd: int, libc: ctypes.CDLL, watches: Iterable[int]) -> bool:
+    """Remove ``watches`` from instance ``fd``, read the events left (their ``IN_IGNORED``
+    among them) and keep it for the next watch; ``False`` if there is no room or it cannot
+    be emptied for sure (the caller closes it)."""
+    with _IDLE_LOCK:
+        if len(_IDLE) >= IDLE_LIMIT:
+            return False
+    for wd in watches:
+        # EINVAL: the kernel dropped it already (its file was deleted).
+        if libc.inotify_rm_watch(fd, wd) != 0 and ctypes.get_errno() != errno.EINVAL:
+            return False
+    try:
+        while os.read(fd, _READ_SIZE):
+            pass
+    except BlockingIOError:
+        pass  # nothing left
+    except OSError:
+        return False
+    with _IDLE_LOCK:
+        if len(_IDLE) >= IDLE_LIMIT:
+            return False
+        _IDLE.append(fd)
+    return True
+
+
+def _forget_idle_in_child() -> None:
+    """After a fork, in the child: the kept instances are the parent's (one event queue
+    between two processes would lose events to the other). Closing the child's descriptors
+    of them releases nothing: the parent keeps them open."""
+    global _IDLE_LOCK
+    _IDLE_LOCK = threading.Lock()  # another thread may have held it at the fork
+    kept = list(_IDLE)
+    _IDLE.clear()
+    for fd in kept:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_idle_in_child)
 
 
 @functools.cache
