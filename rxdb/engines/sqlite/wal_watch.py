@@ -45,9 +45,10 @@ __all__ = ("FileWatch", "filesystem_type")
 
 LOG = logging.getLogger("rxdb.foreign")
 
-IDLE_LIMIT = 2
-"""Emptied inotify instances kept open for the next watch (each counts against the user's
-``fs.inotify.max_user_instances``, 128 by default)."""
+IDLE_LIMIT = 1
+"""Emptied inotify instances kept open for the next watch. Each counts against the user's
+``fs.inotify.max_user_instances`` (128 by default) as an open database's does; one serves a
+process that opens and closes its databases one after the other."""
 
 _IN_MODIFY = 0x002
 _IN_IGNORED = 0x8000  # the kernel dropped the watch: its file was deleted (and closed)
