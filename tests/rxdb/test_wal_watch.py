@@ -65,6 +65,12 @@ def kept() -> list[int]:
 
 
 @pytest.fixture
+def none_kept() -> None:
+    """Close the instances earlier tests' watches kept, as a forked child does its copies."""
+    wal_watch_module._forget_idle_in_child()
+
+
+@pytest.fixture
 def no_idle_instance(monkeypatch: pytest.MonkeyPatch) -> None:
     """No instance kept by an earlier test's watch is handed out or kept."""
     monkeypatch.setattr(wal_watch_module, "_IDLE", [])
@@ -145,10 +151,10 @@ async def test_without_inotify_polling_sees_the_commit(
         await sees_a_foreign_insert(db, db_path)
 
 
+@pytest.mark.usefixtures("none_kept")
 async def test_the_database_closes_its_inotify_descriptor_where_none_is_kept(
     db_path: Path,
 ) -> None:
-    wal_watch_module._forget_idle_in_child()  # closes what earlier tests kept, as a child would
     before = inotify_descriptors()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(wal_watch_module, "IDLE_LIMIT", 0)
@@ -166,12 +172,12 @@ async def test_the_database_closes_its_inotify_descriptor_where_none_is_kept(
     assert inotify_descriptors() - before == set()
 
 
+@pytest.mark.usefixtures("none_kept")
 async def test_the_database_leaves_its_inotify_instance_emptied_for_the_next_watch(
     db_path: Path, tmp_path: Path
 ) -> None:
     # Closing an instance that had watches can wait 7-16 ms for the kernel; removing the
     # watches does not. The instance then serves the next watch.
-    wal_watch_module._forget_idle_in_child()
     db = await rxdb.open(db_path)
     try:
         poller = sqlite_engine(db).poller
@@ -203,10 +209,10 @@ async def test_the_database_leaves_its_inotify_instance_emptied_for_the_next_wat
         again.close()
 
 
+@pytest.mark.usefixtures("none_kept")
 async def test_at_most_idle_limit_instances_are_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    wal_watch_module._forget_idle_in_child()
     monkeypatch.setattr(wal_watch_module, "IDLE_LIMIT", 1)
     path = tmp_path / "data"
     path.write_bytes(b"")
@@ -222,6 +228,7 @@ async def test_at_most_idle_limit_instances_are_kept(
     assert closed not in inotify_descriptors()
 
 
+@pytest.mark.usefixtures("none_kept")
 def test_a_forked_child_does_not_share_the_kept_instances(tmp_path: Path) -> None:
     async def keep_one() -> int:
         path = tmp_path / "data"
@@ -232,7 +239,6 @@ def test_a_forked_child_does_not_share_the_kept_instances(tmp_path: Path) -> Non
         watch.close()
         return fd
 
-    wal_watch_module._forget_idle_in_child()
     fd = asyncio.run(keep_one())
     assert kept() == [fd]
     read, write = os.pipe()
