@@ -229,6 +229,29 @@ async def test_at_most_idle_limit_instances_are_kept(
 
 
 @pytest.mark.usefixtures("none_kept")
+async def test_a_kept_descriptor_reused_behind_rxdbs_back_is_left_alone(tmp_path: Path) -> None:
+    # Someone closed the kept descriptor and its number went to a pipe: a new watch must
+    # neither read the pipe's data nor close it.
+    read, write = os.pipe()
+    try:
+        os.write(write, b"not rxdb's")
+        wal_watch_module._IDLE.append(read)
+        path = tmp_path / "data"
+        path.write_bytes(b"")
+        watch = FileWatch.start([str(path)], lambda: None)
+        assert watch is not None
+        try:
+            assert watch.fileno != read
+            assert kept() == []
+        finally:
+            watch.close()
+        assert os.read(read, 100) == b"not rxdb's"
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+@pytest.mark.usefixtures("none_kept")
 def test_a_forked_child_does_not_share_the_kept_instances(tmp_path: Path) -> None:
     async def keep_one() -> int:
         path = tmp_path / "data"

@@ -230,9 +230,22 @@ _IDLE_LOCK = threading.Lock()  # watches start and close on any loop's thread
 
 
 def _take_idle() -> int:
-    """An emptied instance kept by an earlier watch, or ``-1``."""
+    """An emptied instance kept by an earlier watch, or ``-1``. A descriptor that is no
+    inotify instance any more (closed behind rxdb's back, its number reused: a socket, say)
+    is forgotten, neither read nor closed: it is not rxdb's."""
     with _IDLE_LOCK:
-        return _IDLE.pop() if _IDLE else -1
+        while _IDLE:
+            fd = _IDLE.pop()
+            if _is_inotify(fd):
+                return fd
+    return -1
+
+
+def _is_inotify(fd: int) -> bool:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:inotify"
+    except OSError:  # closed, or no /proc: not to be trusted
+        return False
 
 
 def _keep_idle(fd: int, libc: ctypes.CDLL, watches: Iterable[int]) -> bool:
