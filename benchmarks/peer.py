@@ -27,6 +27,12 @@ one woken where the waker runs, and where the scheduler puts rxdb's loop and wri
 (one vCPU or two) changes rxdb's figure by about 2x from one run to the next; litewriter's
 polling at ``hz`` keeps its vCPU awake. Diagnostic, no bar.
 
+``peer.p`` is the same write start -> emission with :data:`PACE` seconds between writes, as
+a UI writes, against the floor at the same pace (cold, halted vCPUs make every hop of both
+slower), and ``peer.pn`` the same with ``foreign_poll=None`` (no file watch, no poller): what
+watching for other programs' commits costs such a write. Rounds of the three take turns as
+above; the peer has no paced variant. Information, no bar.
+
 When the peer cannot run (no ``../shared/peers``, no CPython 3.13, no network for the first
 set-up) the reason is printed and the figures have no baseline; ``--smoke`` never runs the
 peer. No litewriter code is in rxdb or here: it is only measured.
@@ -35,10 +41,12 @@ peer. No litewriter code is in rxdb or here: it is only measured.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +76,8 @@ HZ = 10000
 GOAL = 0.8  # issue #14: rxdb <= 0.8x the peer
 ROUNDS = {"smoke": 1, "quick": 3, "full": 5}
 WRITES = {"smoke": 5, "quick": 300, "full": 300}
+PACE = 0.02  # seconds between paced writes (peer.p)
+PACED_WRITES = {"smoke": 3, "quick": 60, "full": 100}
 _SETUP_TIMEOUT = 900.0
 _ROUND_TIMEOUT = 300.0
 MS = 1e3
@@ -81,10 +91,12 @@ def _summary(latencies: list[float]) -> dict[str, float]:
     }
 
 
-async def chat(n: int, directory: str) -> dict[str, float]:
-    """``n`` writes, each timed from its start to the watch's emission of it. Milliseconds."""
+async def chat(n: int, directory: str, pace: float = 0.0, **options: Any) -> dict[str, float]:
+    """``n`` writes, each timed from its start to the watch's emission of it, ``pace``
+    seconds after the last one's emission; ``options`` for ``rxdb.open``. Milliseconds."""
     latencies: list[float] = []
-    async with rxdb.open(os.path.join(directory, "chat.sqlite3"), synchronous="normal") as db:
+    path = os.path.join(directory, "chat.sqlite3")
+    async with rxdb.open(path, synchronous="normal", **options) as db:
         await db.execute(SCHEMA)
         i, start = 0, 0.0
         async for rows in db.watch(ROOM, (1,)):
@@ -95,23 +107,37 @@ async def chat(n: int, directory: str) -> dict[str, float]:
             if i == n:
                 break
             i += 1
+            if pace:
+                await asyncio.sleep(pace)
             start = clock()
             await db.execute(INSERT, (1, f"msg {i}"))
     return _summary(latencies)
 
 
-async def floor(n: int, directory: str) -> dict[str, float]:
-    """``n`` of the same writes through raw aiosqlite, each timed from its start to its
-    return: one round trip to the connection's thread. Milliseconds."""
+async def floor(n: int, directory: str, pace: float = 0.0) -> dict[str, float]:
+    """``n`` of the same writes through raw aiosqlite, ``pace`` seconds apart, each timed
+    from its start to its return: one round trip to the connection's thread. Milliseconds."""
     latencies: list[float] = []
     async with raw_connection(os.path.join(directory, "chat.sqlite3")) as conn:
         await conn.execute("PRAGMA synchronous = NORMAL")
         await conn.execute(SCHEMA)
         for i in range(1, n + 1):
+            if pace:
+                await asyncio.sleep(pace)
             start = clock()
             await conn.execute(INSERT, (1, f"msg {i}"))
             latencies.append((clock() - start) * MS)
     return _summary(latencies)
+
+
+_SIDE_RUNS: dict[str, Callable[[int, str], Coroutine[Any, Any, dict[str, float]]]] = {
+    "rxdb": chat,
+    "floor": floor,
+    "rxdb.p": functools.partial(chat, pace=PACE),
+    "rxdb.pn": functools.partial(chat, pace=PACE, foreign_poll=None),
+    "floor.p": functools.partial(floor, pace=PACE),
+}
+"""What ``python -m benchmarks.peer N DIR SIDE`` runs."""
 
 
 @dataclass
@@ -173,7 +199,7 @@ def locate() -> Peer:
 
 
 def _own_round(side: str, writes: int, tmp: str) -> dict[str, float]:
-    """One round of ``side`` ("rxdb" or "floor") on this project's Python."""
+    """One round of ``side`` (a key of ``_SIDE_RUNS``) on this project's Python."""
     argv = [sys.executable, "-m", "benchmarks.peer", str(writes), tmp, side]
     return child_json(argv, _ROUND_TIMEOUT)
 
@@ -213,6 +239,20 @@ def _rounds(peer: Peer, sizes: Sizes, cpu: int | None = None) -> dict[str, Round
     finally:
         if cpu is not None:
             os.sched_setaffinity(0, allowed)
+    return rounds
+
+
+PACED = ("rxdb.p", "rxdb.pn", "floor.p")
+
+
+def _paced_rounds(sizes: Sizes) -> dict[str, Rounds]:
+    """Rounds of the paced sides, blocking, taking turns as in :func:`_rounds`."""
+    writes = PACED_WRITES[sizes.name]
+    rounds: dict[str, Rounds] = {side: [] for side in PACED}
+    for n in range(ROUNDS[sizes.name]):
+        for side in PACED[n % len(PACED) :] + PACED[: n % len(PACED)]:
+            with workdir() as tmp:
+                rounds[side].append(_own_round(side, writes, tmp))
     return rounds
 
 
@@ -281,6 +321,7 @@ async def run(sizes: Sizes, results: Results) -> None:
             extra={"floor": raw, "rxdb / floor": rx["median"] / raw["median"]},
         )
     )  # fmt: skip
+    _add_paced(sizes, await asyncio.to_thread(_paced_rounds, sizes), results)
     if pinned is not None:
         rx1 = _side(pinned["rxdb"])
         them1 = _side(pinned["peer"]) if pinned["peer"] and not peer.reason else None
@@ -298,10 +339,38 @@ async def run(sizes: Sizes, results: Results) -> None:
         )  # fmt: skip
 
 
+def _add_paced(sizes: Sizes, rounds: dict[str, Rounds], results: Results) -> None:
+    paced, unwatched, raw = (_side(rounds[side]) for side in PACED)
+    params = {
+        "rounds": f"{ROUNDS[sizes.name]} per side, taking turns (which goes first rotates), each "
+        "in a fresh child process; median of the rounds' medians and of their p99",
+        "writes": f"{PACED_WRITES[sizes.name]} per round, each {PACE * MS:g} ms after the last "
+        "one's emission (the floor's: after its return): INSERT a message into room 1, time "
+        "from the write's start to the emission of the room's watch",
+        "query": ROOM,
+        "durability": "synchronous=NORMAL, WAL",
+        "baseline": "aiosqlite.connect(isolation_level=None), WAL, synchronous=NORMAL; await "
+        "conn.execute(INSERT) at the same pace, start -> return, no watch",
+    }
+    for figure_id, title, side, extra_params in (
+        ("peer.p", f"write start -> emission, chat-room watch, {PACE * MS:g} ms between writes",
+         paced, {}),
+        ("peer.pn", "the same with foreign_poll=None (no file watch, no poller)", unwatched,
+         {"options": "rxdb.open(..., foreign_poll=None)"}),
+    ):  # fmt: skip
+        results.add(
+            Figure(
+                figure_id, title, side["median"], "ms", raw["median"],
+                "raw aiosqlite write at the same pace (start -> return)",
+                side["median"] / raw["median"], "(information, no bar)",
+                params={**params, **extra_params}, extra={"rxdb": side, "floor": raw},
+            )
+        )  # fmt: skip
+
+
 def main(argv: list[str]) -> int:
     writes, directory, side = argv
-    run_side = {"rxdb": chat, "floor": floor}[side]
-    print(json.dumps(asyncio.run(run_side(int(writes), directory))))
+    print(json.dumps(asyncio.run(_SIDE_RUNS[side](int(writes), directory))))
     return 0
 
 

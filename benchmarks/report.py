@@ -81,6 +81,8 @@ ORDER = [
     "peer",
     "peer.f",
     "peer.1",
+    "peer.p",
+    "peer.pn",
     "M1",
     "M1.s",
     "imp",
