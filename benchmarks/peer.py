@@ -215,19 +215,26 @@ Rounds = list[dict[str, float]]
 SIDES = ("rxdb", "peer", "floor")
 
 
-def _rounds(peer: Peer, sizes: Sizes, cpu: int | None = None) -> dict[str, Rounds]:
-    """Rounds of each side, blocking (run off the loop), taking turns (which goes first
-    rotates). A failing peer round ends the peer's part with its reason
-    (``peer.reason``), never the run. With ``cpu``, every child runs held to that CPU:
-    this thread's affinity, which they inherit (set on this thread alone, and put back)."""
-    writes = WRITES[sizes.name]
-    rounds: dict[str, Rounds] = {side: [] for side in SIDES}
+def _rounds(
+    peer: Peer,
+    sizes: Sizes,
+    cpu: int | None = None,
+    sides: tuple[str, ...] = SIDES,
+    writes: int | None = None,
+) -> dict[str, Rounds]:
+    """Rounds of each of ``sides`` (``writes`` a round: ``WRITES`` by default), blocking
+    (run off the loop), taking turns (which goes first rotates). A failing peer round ends
+    the peer's part with its reason (``peer.reason``), never the run. With ``cpu``, every
+    child runs held to that CPU: this thread's affinity, which they inherit (set on this
+    thread alone, and put back)."""
+    writes = WRITES[sizes.name] if writes is None else writes
+    rounds: dict[str, Rounds] = {side: [] for side in sides}
     if cpu is not None:
         allowed = os.sched_getaffinity(0)
         os.sched_setaffinity(0, {cpu})
     try:
         for n in range(ROUNDS[sizes.name]):
-            for side in SIDES[n % len(SIDES) :] + SIDES[: n % len(SIDES)]:
+            for side in sides[n % len(sides) :] + sides[: n % len(sides)]:
                 with workdir() as tmp:
                     if side != "peer":
                         rounds[side].append(_own_round(side, writes, tmp))
@@ -245,17 +252,6 @@ def _rounds(peer: Peer, sizes: Sizes, cpu: int | None = None) -> dict[str, Round
 PACED = ("rxdb.p", "rxdb.pn", "floor.p")
 
 
-def _paced_rounds(sizes: Sizes) -> dict[str, Rounds]:
-    """Rounds of the paced sides, blocking, taking turns as in :func:`_rounds`."""
-    writes = PACED_WRITES[sizes.name]
-    rounds: dict[str, Rounds] = {side: [] for side in PACED}
-    for n in range(ROUNDS[sizes.name]):
-        for side in PACED[n % len(PACED) :] + PACED[: n % len(PACED)]:
-            with workdir() as tmp:
-                rounds[side].append(_own_round(side, writes, tmp))
-    return rounds
-
-
 def _one_cpu() -> int | None:
     """A CPU to hold both sides to for ``peer.1``; ``None`` where there is no choice to make
     (one CPU) or no way to make it (no ``sched_setaffinity``)."""
@@ -263,6 +259,13 @@ def _one_cpu() -> int | None:
         return None
     allowed = os.sched_getaffinity(0)
     return min(allowed) if len(allowed) > 1 else None
+
+
+def _rounds_text(sizes: Sizes) -> str:
+    return (
+        f"{ROUNDS[sizes.name]} per side, taking turns (which goes first rotates), each in a "
+        "fresh child process; median of the rounds' medians and of their p99"
+    )
 
 
 def _side(rounds: list[dict[str, float]]) -> dict[str, Any]:
@@ -286,8 +289,7 @@ async def run(sizes: Sizes, results: Results) -> None:
     rx = _side(ours)
     them = _side(theirs) if theirs and not peer.reason else None
     params = {
-        "rounds": f"{ROUNDS[sizes.name]} per side, taking turns (which goes first rotates), each "
-        "in a fresh child process; median of the rounds' medians and of their p99",
+        "rounds": _rounds_text(sizes),
         "writes": f"{WRITES[sizes.name]} per round: INSERT a message into room 1, time from "
         "the write's start to the emission of the room's watch",
         "query": ROOM,
@@ -321,7 +323,8 @@ async def run(sizes: Sizes, results: Results) -> None:
             extra={"floor": raw, "rxdb / floor": rx["median"] / raw["median"]},
         )
     )  # fmt: skip
-    _add_paced(sizes, await asyncio.to_thread(_paced_rounds, sizes), results)
+    paced = await asyncio.to_thread(_rounds, peer, sizes, None, PACED, PACED_WRITES[sizes.name])
+    _add_paced(sizes, paced, results)
     if pinned is not None:
         rx1 = _side(pinned["rxdb"])
         them1 = _side(pinned["peer"]) if pinned["peer"] and not peer.reason else None
@@ -342,8 +345,7 @@ async def run(sizes: Sizes, results: Results) -> None:
 def _add_paced(sizes: Sizes, rounds: dict[str, Rounds], results: Results) -> None:
     paced, unwatched, raw = (_side(rounds[side]) for side in PACED)
     params = {
-        "rounds": f"{ROUNDS[sizes.name]} per side, taking turns (which goes first rotates), each "
-        "in a fresh child process; median of the rounds' medians and of their p99",
+        "rounds": _rounds_text(sizes),
         "writes": f"{PACED_WRITES[sizes.name]} per round, each {PACE * MS:g} ms after the last "
         "one's emission (the floor's: after its return): INSERT a message into room 1, time "
         "from the write's start to the emission of the room's watch",
