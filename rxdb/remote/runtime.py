@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import re
@@ -199,6 +198,8 @@ def write_entry(
             f"the name {name!r} is taken by a live rxdb server (pid {existing['pid']}); "
             "choose another or stop that server"
         )
+    import json  # here: the hub, which every file database joins, reads no entries
+
     temporary = f"{path}.{os.urandom(4).hex()}.tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
@@ -254,6 +255,8 @@ def _entry_path(name: str, directory: str | None) -> str:
 
 def _load(path: str) -> dict[str, Any] | None:
     """The entry at ``path``, or ``None`` if it is missing or not an entry."""
+    import json  # see write_entry
+
     try:
         with open(path, encoding="utf-8") as file:
             data = json.load(file)

@@ -18,8 +18,7 @@ import pytest
 
 from rxdb.errors import ProtocolError
 from rxdb.remote.hub.receiving import converse_directly, start_hub_server
-from rxdb.remote.hub.sending import AnyThreadStream
-from rxdb.remote.hub.tuning import hub_channel
+from rxdb.remote.hub.sending import AnyThreadStream, hub_channel
 from rxdb.remote.wire.channel import Channel
 from rxdb.remote.wire.frames import FrameDecoder, encode_frame
 from rxdb.remote.wire.messages import (

@@ -4,6 +4,9 @@ Whoever holds an exclusive ``flock`` on ``{socket}.lock`` binds the socket; ever
 connects to it (see :mod:`rxdb.remote.hub`). Holding the lock, the hub is the only process
 that may bind, so whatever file is at the socket's path belongs to a dead hub.
 
+The connections and their messages are loaded with the first member that connects
+(:mod:`rxdb.remote.hub.sending`): a hub nobody joins never needs them.
+
 Internal: not covered by rxdb's versioning.
 """
 
@@ -14,17 +17,18 @@ import contextlib
 import fcntl
 import os
 import socket
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rxdb.errors import ProtocolError
 from rxdb.remote.hub.receiving import converse_directly, start_hub_server
-from rxdb.remote.hub.sending import any_thread_stream
-from rxdb.remote.hub.tuning import LOG, MEMBER_ROLE, TUNING, hub_channel
-from rxdb.remote.wire.channel import Channel
+from rxdb.remote.hub.tuning import LOG, MEMBER_ROLE, TUNING
 from rxdb.remote.wire.frames import encode_frame
-from rxdb.remote.wire.messages import Goodbye, Hello, Message, Notify, Refused, Welcome
 from rxdb.remote.wire.peers import peer_uid, uid_refusal
 from rxdb.remote.wire.refusals import RefusalLog
+
+if TYPE_CHECKING:
+    from rxdb.remote.wire.channel import Channel
+    from rxdb.remote.wire.messages import Message, Notify
 
 __all__ = ("Hosting", "Relay", "try_to_host")
 
@@ -60,9 +64,12 @@ class Hosting:
 
     def fds(self) -> list[int]:
         fds = [] if self.server is None else [int(s.fileno()) for s in self.server.sockets]
-        for peer in self.peers:
-            stream = any_thread_stream(peer)
-            fds.extend([peer.stream.fileno()] if stream is None else stream.descriptors())
+        if self.peers:
+            from rxdb.remote.hub.sending import any_thread_stream  # loaded: see the module
+
+            for peer in self.peers:
+                stream = any_thread_stream(peer)
+                fds.extend([peer.stream.fileno()] if stream is None else stream.descriptors())
         return fds
 
     async def serve(self) -> None:
@@ -73,10 +80,13 @@ class Hosting:
             self.hosting = False
             if self.server is not None:
                 self.server.close()
-            for peer in list(self.peers):
-                with contextlib.suppress(Exception):
-                    peer.send(Goodbye("the hub is leaving"))
-                peer.stream.writer.close()
+            if self.peers:
+                from rxdb.remote.wire.messages import Goodbye  # loaded: see the module
+
+                for peer in list(self.peers):
+                    with contextlib.suppress(Exception):
+                        peer.send(Goodbye("the hub is leaving"))
+                    peer.stream.writer.close()
             for task in list(self.tasks):
                 task.cancel()  # accept() ends quietly: asyncio 3.11 logs a cancelled handler
             await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -86,6 +96,10 @@ class Hosting:
             os.close(self.lock_fd)
 
     async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Here, not at the top: see the module's docstring.
+        from rxdb.remote.hub.sending import hub_channel
+        from rxdb.remote.wire.messages import Refused
+
         channel = hub_channel(reader, writer, f"{self.relay.path}#{id(writer):x}")
         key = self.relay.key
         if not self.hosting:
@@ -122,6 +136,8 @@ class Hosting:
             await channel.stream.close()
 
     async def _serve_peer(self, channel: Channel) -> None:
+        from rxdb.remote.wire.messages import Hello, Notify, Welcome  # loaded by accept()
+
         refusal = uid_refusal(peer_uid(channel.stream.writer), frozenset(), "member")
         if refusal is not None:
             raise ProtocolError(refusal)

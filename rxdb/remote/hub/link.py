@@ -5,6 +5,8 @@ and the resync when a message may have been lost.
 counts the joins and hands out :class:`~rxdb.remote.hub.Membership` handles); this module is
 the machinery behind one handle, and :mod:`rxdb.remote.hub.hosting` the hub's side of it.
 Everything here runs on the process's hub thread (see :mod:`rxdb.remote.hub.membership`).
+The connections and their messages are loaded with the first connection
+(:mod:`rxdb.remote.hub.sending`): a process alone with its file never needs them.
 
 Internal: not covered by rxdb's versioning.
 """
@@ -20,34 +22,23 @@ import random
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING
 
 from rxdb.bus import Bus, Subscription
 from rxdb.errors import ProtocolError
 from rxdb.remote.hub.hosting import Hosting, try_to_host
 from rxdb.remote.hub.receiving import converse_directly, open_hub_connection
-from rxdb.remote.hub.sending import any_thread_stream
-from rxdb.remote.hub.tuning import LOG, MEMBER_ROLE, TUNING, Role, hub_channel
-from rxdb.remote.wire.channel import Channel
-from rxdb.remote.wire.frames import encode_frame
-from rxdb.remote.wire.messages import (
-    Goodbye,
-    Hello,
-    Message,
-    Notify,
-    Refused,
-    Welcome,
-    encode_notify,
-)
+from rxdb.remote.hub.tuning import LOG, MEMBER_ROLE, TUNING, Role
 from rxdb.remote.wire.peers import peer_uid, uid_refusal
 from rxdb.updates import NotifyTablesUpdated
+
+if TYPE_CHECKING:
+    from rxdb.remote.wire.channel import Channel
+    from rxdb.remote.wire.messages import Message, Notify
 
 __all__ = ("Link",)
 
 _REMEMBERED_ORIGINS = 4096
-
-
-def _frame(message: NotifyTablesUpdated, epoch: str) -> bytes:
-    return encode_frame(encode_notify(message, epoch))
 
 
 class Link:
@@ -125,8 +116,11 @@ class Link:
                 break
         else:
             return False
+        # Loaded with the connection to the peers above (see the module's docstring).
+        from rxdb.remote.hub.sending import any_thread_stream, notify_frame
+
         try:
-            frame = _frame(message, self.epoch)
+            frame = notify_frame(message, self.epoch)
         except ProtocolError:
             return True
         sent = 0
@@ -145,8 +139,10 @@ class Link:
         """A message on this process's bus that :meth:`_forwards` could not encode."""
         if self._closing:
             return
+        from rxdb.remote.hub.sending import notify_frame  # _forwards() loaded it
+
         try:
-            frame = _frame(message, self.epoch)
+            frame = notify_frame(message, self.epoch)
         except ProtocolError as error:
             LOG.warning("hub of %s: cannot send %r (%s); others resync", self.key, message, error)
             self._resync(f"a local message could not be sent: {error}", broadcast=True)
@@ -173,7 +169,9 @@ class Link:
         self.resyncs += 1
         self._publish_here(message)
         if broadcast:
-            self.forward(_frame(message, self.epoch), None)
+            from rxdb.remote.hub.sending import notify_frame  # see the module's docstring
+
+            self.forward(notify_frame(message, self.epoch), None)
 
     def deliver(self, notify: Notify) -> None:
         """A Notify from another process: publish it here, resync if something was lost."""
@@ -307,6 +305,10 @@ class Link:
             reader, writer = await open_hub_connection(self.path)
         except (FileNotFoundError, ConnectionRefusedError):
             return None
+        # Here, with the first connection, not at the top: see the module's docstring.
+        from rxdb.remote.hub.sending import hub_channel
+        from rxdb.remote.wire.messages import Hello, Refused, Welcome
+
         connection = hub_channel(reader, writer, f"to the hub at {self.path}")
         try:
             refusal = uid_refusal(peer_uid(connection.stream.writer), frozenset(), "hub")
@@ -333,6 +335,8 @@ class Link:
         return connection
 
     async def _follow(self, connection: Channel) -> None:
+        from rxdb.remote.wire.messages import Goodbye, Notify  # loaded by _connect()
+
         def handle(message: Message, payload: bytes) -> None:
             if not isinstance(message, Notify):
                 raise ProtocolError(f"unexpected {type(message).__name__} from the hub")
@@ -383,6 +387,8 @@ class Link:
         fds = [] if hosting is None else hosting.fds()
         upstream = self._upstream
         if upstream is not None:
+            from rxdb.remote.hub.sending import any_thread_stream  # loaded by _connect()
+
             stream = any_thread_stream(upstream)
             fds.extend([upstream.stream.fileno()] if stream is None else stream.descriptors())
         return [fd for fd in fds if fd >= 0]

@@ -18,12 +18,13 @@ import itertools
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Final, SupportsIndex
+from typing import TYPE_CHECKING, Final, SupportsIndex
 
 from rxdb.errors import ProtocolError
-from rxdb.remote.wire.channel import Channel, Handler
-from rxdb.remote.wire.frames import FrameDecoder
-from rxdb.remote.wire.messages import Goodbye, Ping, Pong, decode_message
+
+if TYPE_CHECKING:
+    from rxdb.remote.wire.channel import Channel, Handler
+    from rxdb.remote.wire.frames import FrameDecoder
 
 __all__ = ("DirectReader", "converse_directly", "open_hub_connection", "start_hub_server")
 
@@ -173,6 +174,10 @@ async def converse_directly(
     connection, with every message handled in the socket's callback: the same answers to
     pings, the same silence timeout and the same end at a goodbye. A hub never makes calls,
     so an answer to one is refused like any message its role does not take."""
+    # Not at the top: a channel means the wire is loaded, and a process alone with its file
+    # never loads it (rxdb.remote.hub.sending).
+    from rxdb.remote.wire.messages import Goodbye, Ping, Pong, decode_message
+
     reader = channel.stream.reader
     if not isinstance(reader, DirectReader):
         return await channel.converse(handle, patience=patience, ping_every=ping_every)

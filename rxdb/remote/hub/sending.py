@@ -7,6 +7,11 @@ there instead, when nothing is waiting to be sent before it, and otherwise queue
 hub thread, behind what waits. Every write to the connection, from any thread, takes one
 lock, so frames never interleave and leave in the order they were sent.
 
+This module makes every hub connection (:func:`hub_channel`) and encodes every Notify frame
+(:func:`notify_frame`), and it is the first of the hub's modules to need the wire (msgpack
+and the messages: ~10 ms to load). The others import it, and the messages, only once there
+is a connection: a process alone with its file never loads them (:mod:`rxdb.remote.hub`).
+
 The direct write goes to a duplicate of the socket's descriptor, owned by this stream and
 closed under the same lock: a descriptor the event loop closed, and the system handed to
 some other file, is never written to. The loop's own writes stay asyncio's; a direct write
@@ -22,13 +27,19 @@ import asyncio
 import contextlib
 import os
 import threading
-from typing import Any
+from typing import Any, Final
 
 from rxdb.remote.hub.receiving import DirectReader
+from rxdb.remote.hub.tuning import LOG, TUNING
 from rxdb.remote.wire.channel import Channel
+from rxdb.remote.wire.frames import HANDSHAKE_MAX_PAYLOAD, encode_frame
+from rxdb.remote.wire.messages import encode_notify
 from rxdb.remote.wire.stream import FramedStream
+from rxdb.updates import NotifyTablesUpdated
 
-__all__ = ("AnyThreadStream", "any_thread_stream")
+__all__ = ("AnyThreadStream", "any_thread_stream", "hub_channel", "notify_frame")
+
+_READ_CHUNK: Final = 64 * 1024
 
 
 class AnyThreadStream(FramedStream):
@@ -138,3 +149,27 @@ def any_thread_stream(channel: Channel) -> AnyThreadStream | None:
     """``channel``'s stream if it is one any thread may send on (every hub connection's)."""
     stream = channel.stream
     return stream if isinstance(stream, AnyThreadStream) else None
+
+
+def hub_channel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, label: str) -> Channel:
+    """A connection between a hub and a member (either end), before its handshake; any
+    thread may send on it (:class:`AnyThreadStream`). Call on the hub thread."""
+    stream = AnyThreadStream(
+        reader,
+        writer,
+        label,
+        HANDSHAKE_MAX_PAYLOAD,
+        read_chunk=_READ_CHUNK,
+        log=LOG,
+        too_slow="dropping the connection %s: it reads too slowly (%d bytes queued); it "
+        "will resync when it reconnects",
+    )
+    return Channel(stream, max_buffered=TUNING.max_buffered)
+
+
+def notify_frame(message: NotifyTablesUpdated, epoch: str) -> bytes:
+    """``message`` as a Notify frame of a link whose epoch is ``epoch``.
+
+    :raises rxdb.ProtocolError: if it cannot be encoded.
+    """
+    return encode_frame(encode_notify(message, epoch))

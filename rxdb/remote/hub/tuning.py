@@ -1,20 +1,15 @@
-"""The hub's timings and limits, and how one of its connections is made.
+"""The hub's timings and limits.
 
 Internal: not covered by rxdb's versioning.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from rxdb.remote.hub.sending import AnyThreadStream
-from rxdb.remote.wire.channel import Channel
-from rxdb.remote.wire.frames import HANDSHAKE_MAX_PAYLOAD
-
-__all__ = ("LOG", "MEMBER_ROLE", "TUNING", "Role", "Tuning", "hub_channel")
+__all__ = ("LOG", "MEMBER_ROLE", "TUNING", "Role", "Tuning")
 
 LOG: Final = logging.getLogger("rxdb.remote.hub")
 
@@ -22,8 +17,6 @@ Role = Literal["hub", "member"]
 
 MEMBER_ROLE: Final = "member"
 """The role a member says in its Hello."""
-
-_READ_CHUNK: Final = 64 * 1024
 
 
 @dataclass(slots=True)
@@ -51,19 +44,3 @@ class Tuning:
 
 
 TUNING: Final = Tuning()
-
-
-def hub_channel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, label: str) -> Channel:
-    """A connection between a hub and a member (either end), before its handshake; any
-    thread may send on it (:mod:`rxdb.remote.hub.sending`). Call on the hub thread."""
-    stream = AnyThreadStream(
-        reader,
-        writer,
-        label,
-        HANDSHAKE_MAX_PAYLOAD,
-        read_chunk=_READ_CHUNK,
-        log=LOG,
-        too_slow="dropping the connection %s: it reads too slowly (%d bytes queued); it "
-        "will resync when it reconnects",
-    )
-    return Channel(stream, max_buffered=TUNING.max_buffered)
