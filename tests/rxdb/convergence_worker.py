@@ -84,20 +84,26 @@ class _Rollback(Exception):
     pass
 
 
+def through(db: rxdb.Database) -> Run:
+    """:func:`write`'s ``run`` on an rxdb database: a transaction per write, rolled back when
+    told to; a deadlock or a serialization failure loses that write only."""
+
+    async def run(statements: list[Statement], commit: bool) -> None:
+        try:
+            async with db.transaction():
+                for sql, params in statements:
+                    await db.execute(sql, params)
+                if not commit:
+                    raise _Rollback
+        except (_Rollback, rxdb.BusyError):
+            pass
+
+    return run
+
+
 async def through_rxdb(target: str, rng: random.Random, dialect: str) -> None:
     async with rxdb.open(target) as db:
-
-        async def run(statements: list[Statement], commit: bool) -> None:
-            try:
-                async with db.transaction():
-                    for sql, params in statements:
-                        await db.execute(sql, params)
-                    if not commit:
-                        raise _Rollback
-            except (_Rollback, rxdb.BusyError):
-                pass
-
-        await write_in_two_parts(rng, dialect, run)
+        await write_in_two_parts(rng, dialect, through(db))
 
 
 async def through_sqlite3(target: str, rng: random.Random) -> None:

@@ -23,7 +23,7 @@ import pytest
 
 import rxdb
 from tests.conftest import WAIT
-from tests.rxdb.convergence_worker import Statement, schema, write
+from tests.rxdb.convergence_worker import Statement, schema, through, write
 from tests.rxdb.postgres_worker import SERVER, scratch_database
 
 pytestmark = pytest.mark.timeout(120)
@@ -128,9 +128,7 @@ async def write_here(db: rxdb.Database, dialect: str, until: asyncio.Future[Any]
     ``COUNT``): the writers overlap, whichever starts first."""
     rng = random.Random(0)
     made = 0
-
-    class Rollback(Exception):
-        pass
+    transactional = through(db)
 
     async def run(statements: list[Statement], commit: bool) -> None:
         if rng.random() < 0.05:
@@ -138,15 +136,8 @@ async def write_here(db: rxdb.Database, dialect: str, until: asyncio.Future[Any]
                 "INSERT INTO u (tid, w) VALUES (?, ?)",
                 [(rng.randrange(1, 40), rng.randrange(100)) for _ in range(10)],
             )
-            return
-        try:
-            async with db.transaction():
-                for sql, params in statements:
-                    await db.execute(sql, params)
-                if not commit:
-                    raise Rollback
-        except (Rollback, rxdb.BusyError):
-            pass
+        else:
+            await transactional(statements, commit)
 
     while made < COUNT or not until.done():
         await write(rng, dialect, 1, run)
