@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -281,6 +282,31 @@ class LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
+
+
+@contextlib.contextmanager
+def one_cpu() -> Iterator[bool]:
+    """Pin every thread of this process to one CPU (Linux), restoring each afterwards; yields
+    whether that was possible."""
+    tasks = "/proc/self/task"
+    setaffinity = getattr(os, "sched_setaffinity", None)
+    if setaffinity is None or not os.path.isdir(tasks):
+        yield False
+        return
+    saved: dict[int, set[int]] = {}
+    try:
+        cpu = min(os.sched_getaffinity(0))
+        for name in os.listdir(tasks):
+            tid = int(name)
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                saved[tid] = os.sched_getaffinity(tid)
+                setaffinity(tid, {cpu})
+        yield True
+    finally:
+        everywhere = saved.get(threading.get_native_id(), os.sched_getaffinity(0))
+        for name in os.listdir(tasks):  # threads started meanwhile get this thread's CPUs
+            with contextlib.suppress(OSError):
+                setaffinity(int(name), saved.get(int(name), everywhere))
 
 
 def timed(fn: Callable[[], T]) -> tuple[float, T]:

@@ -39,6 +39,7 @@ from ._common import (
     clock,
     idle,
     median,
+    one_cpu,
     percentile,
     raw_connection,
     summary,
@@ -192,7 +193,8 @@ async def run(sizes: Sizes, results: Results) -> None:
                 await db.execute("PRAGMA synchronous = FULL")
                 await raw_writer.execute("PRAGMA synchronous = FULL")
             thread_emit, thread_start_emit = await _other_thread(sizes, db, path, 2 * total)
-        no_hub = await _without_hub(sizes, tmp)
+        no_hub = await _variant(sizes, tmp, "nohub", share_across_processes=False)
+        held = await _on_one_cpu(sizes, tmp)
 
     emit, start_emit, round_trip = full["emit"], full["start_emit"], full["rt"]
     rt_median = median(round_trip)
@@ -250,6 +252,19 @@ async def run(sizes: Sizes, results: Results) -> None:
             extra={"rxdb": h, "round_trip": summary(no_hub["rt"])},
         )
     )  # fmt: skip
+    if held is not None:
+        o, o_rt = summary(held["emit"]), median(held["rt"])
+        results.add(
+            Figure(
+                "1.1", "#1 with every thread held to one CPU (diagnostic)", o["median"], "ms",
+                o_rt, "raw round trip (same phase, same CPU)", o["median"] / o_rt,
+                "(diagnostic, no bar)",
+                params={**params, "files": "a third WAL file, synchronous=FULL",
+                        "cpu": "os.sched_setaffinity on every thread of the process, those "
+                        "started meanwhile inheriting it; put back afterwards"},
+                extra={"rxdb": o, "round_trip": summary(held["rt"])},
+            )
+        )  # fmt: skip
     s = summary(start_emit)
     results.add(
         Figure(
@@ -341,17 +356,28 @@ async def _open(path: str) -> rxdb.Database:
     return await rxdb.open(path, synchronous="full")
 
 
-async def _without_hub(sizes: Sizes, tmp: str) -> dict[str, list[float]]:
-    """#1 again on a database that does not join the cross-process hub: what the hub costs
-    the commit -> emission path when no other process is there."""
-    path = os.path.join(tmp, "latency-nohub.db")
+async def _variant(sizes: Sizes, tmp: str, name: str, **options: Any) -> dict[str, list[float]]:
+    """#1 again, on a database file of its own opened with ``options``, its baseline measured
+    in the same phase: 1.nh (``share_across_processes=False``: what the hub costs the commit
+    -> emission path when no other process is there), and 1.1 (held to one CPU by the
+    caller)."""
+    path = os.path.join(tmp, f"latency-{name}.db")
     async with (
-        rxdb.open(path, share_across_processes=False, synchronous="full") as db,
+        rxdb.open(path, synchronous="full", **options) as db,
         raw_connection(path) as raw,
         _raw_writer(tmp) as raw_writer,
         _watched(db) as (stream, waiter, commits),
     ):
         return await _measure(sizes, db, raw, stream, waiter, commits, 0, raw_writer)
+
+
+async def _on_one_cpu(sizes: Sizes, tmp: str) -> dict[str, list[float]] | None:
+    """#1 with every thread of this process held to one CPU, those the database and the raw
+    connections start included (they inherit this thread's): rxdb's road without the
+    scheduler's placement of its threads, which moves #1 and its baseline on small VMs
+    (docs/benchmarks.md, tenth pass). ``None`` where threads cannot be pinned."""
+    with one_cpu() as pinned:
+        return await _variant(sizes, tmp, "one-cpu") if pinned else None
 
 
 @asynccontextmanager

@@ -14,11 +14,10 @@ ratio says as much about placement as about rxdb. Pinned, both pay the same kind
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import aiosqlite
 
@@ -30,6 +29,7 @@ from ._common import (
     Sizes,
     clock,
     median,
+    one_cpu,
     raw_connection,
     summary,
     synchronous_setting,
@@ -63,31 +63,6 @@ async def _per_call(calls: int, op: Op) -> list[float]:
         await op(i)
         samples.append((clock() - t0) * US)
     return samples
-
-
-@contextlib.contextmanager
-def _one_cpu() -> Iterator[bool]:
-    """Pin every thread of this process to one CPU (Linux), restoring each afterwards; yields
-    whether that was possible."""
-    tasks = "/proc/self/task"
-    setaffinity = getattr(os, "sched_setaffinity", None)
-    if setaffinity is None or not os.path.isdir(tasks):
-        yield False
-        return
-    saved: dict[int, set[int]] = {}
-    try:
-        cpu = min(os.sched_getaffinity(0))
-        for name in os.listdir(tasks):
-            tid = int(name)
-            with contextlib.suppress(OSError):  # a thread that ended meanwhile
-                saved[tid] = os.sched_getaffinity(tid)
-                setaffinity(tid, {cpu})
-        yield True
-    finally:
-        everywhere = saved.get(threading.get_native_id(), os.sched_getaffinity(0))
-        for name in os.listdir(tasks):  # threads started meanwhile get this thread's CPUs
-            with contextlib.suppress(OSError):
-                setaffinity(int(name), saved.get(int(name), everywhere))
 
 
 async def _blocks(sizes: Sizes, ops: Mapping[str, Op], samples: dict[str, list[float]]) -> None:
@@ -128,7 +103,7 @@ async def run(sizes: Sizes, results: Results) -> None:
             await _blocks(sizes, ops, samples)
             reads = {name: ops[name] for name in ("rxdb read", "raw read", "hop")}
             pinned: dict[str, list[float]] = {name: [] for name in reads}
-            with _one_cpu() as could_pin:
+            with one_cpu() as could_pin:
                 if could_pin:
                     for op in reads.values():
                         await _per_call(max(2, sizes.warmup // 3), op)
