@@ -15,7 +15,8 @@ import random
 import re
 import sqlite3
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -72,14 +73,6 @@ async def write(rng: random.Random, dialect: str, count: int, run: Run) -> None:
         await run(statements, not several or rng.random() < 0.75)
 
 
-async def write_in_two_parts(rng: random.Random, dialect: str, run: Run) -> None:
-    """``COUNT`` writes, then, once told to go on, ``FINAL`` more (see the module)."""
-    await write(rng, dialect, int(sys.argv[4]), run)
-    print("waiting", flush=True)
-    await asyncio.to_thread(sys.stdin.readline)
-    await write(rng, dialect, int(sys.argv[5]), run)
-
-
 class _Rollback(Exception):
     pass
 
@@ -101,25 +94,45 @@ def through(db: rxdb.Database) -> Run:
     return run
 
 
-async def through_rxdb(target: str, rng: random.Random, dialect: str) -> None:
-    async with rxdb.open(target) as db:
-        await write_in_two_parts(rng, dialect, through(db))
+@asynccontextmanager
+async def writing(writer: str, target: str) -> AsyncIterator[tuple[str, Run]]:
+    """``WRITER``'s connection to ``target``, open while the writes last: the dialect of its
+    statements and the ``run`` that makes one write through it."""
+    if writer == "rxdb":
+        async with rxdb.open(target) as db:
+            yield ("postgres" if target.startswith("postgresql://") else "sqlite"), through(db)
+    elif writer == "sqlite3":
+        conn = sqlite3.connect(target, isolation_level=None, timeout=30)
+        try:
 
+            async def run_sqlite3(statements: list[Statement], commit: bool) -> None:
+                conn.execute("BEGIN IMMEDIATE")
+                for sql, params in statements:
+                    conn.execute(sql, params)
+                conn.execute("COMMIT" if commit else "ROLLBACK")
+                await asyncio.sleep(0)  # a turn of the loop: this is no asyncio driver
 
-async def through_sqlite3(target: str, rng: random.Random) -> None:
-    conn = sqlite3.connect(target, isolation_level=None, timeout=30)
-    try:
+            yield "sqlite", run_sqlite3
+        finally:
+            conn.close()
+    else:
+        pg = await asyncpg.connect(target)
+        try:
 
-        async def run(statements: list[Statement], commit: bool) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            for sql, params in statements:
-                conn.execute(sql, params)
-            conn.execute("COMMIT" if commit else "ROLLBACK")
-            await asyncio.sleep(0)
+            async def run_asyncpg(statements: list[Statement], commit: bool) -> None:
+                transaction = pg.transaction()
+                await transaction.start()
+                try:
+                    for sql, params in statements:
+                        await pg.execute(_numbered(sql), *params)
+                except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                    await transaction.rollback()
+                    return
+                await (transaction.commit() if commit else transaction.rollback())
 
-        await write_in_two_parts(rng, "sqlite", run)
-    finally:
-        conn.close()
+            yield "postgres", run_asyncpg
+        finally:
+            await pg.close()
 
 
 def _numbered(sql: str) -> str:
@@ -127,36 +140,17 @@ def _numbered(sql: str) -> str:
     return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
 
 
-async def through_asyncpg(target: str, rng: random.Random) -> None:
-    conn = await asyncpg.connect(target)
-    try:
-
-        async def run(statements: list[Statement], commit: bool) -> None:
-            transaction = conn.transaction()
-            await transaction.start()
-            try:
-                for sql, params in statements:
-                    await conn.execute(_numbered(sql), *params)
-            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
-                await transaction.rollback()
-                return
-            await (transaction.commit() if commit else transaction.rollback())
-
-        await write_in_two_parts(rng, "postgres", run)
-    finally:
-        await conn.close()
-
-
-async def main(writer: str, target: str, seed: int) -> None:
+async def main(writer: str, target: str, seed: int, count: int, final: int) -> None:
+    """``count`` writes, ``waiting``, a line from stdin, ``final`` writes (see the module)."""
     rng = random.Random(seed)
-    if writer == "rxdb":
-        dialect = "postgres" if target.startswith("postgresql://") else "sqlite"
-        await through_rxdb(target, rng, dialect)
-    elif writer == "sqlite3":
-        await through_sqlite3(target, rng)
-    else:
-        await through_asyncpg(target, rng)
+    async with writing(writer, target) as (dialect, run):
+        await write(rng, dialect, count, run)
+        print("waiting", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        await write(rng, dialect, final, run)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    writer, target, *numbers = sys.argv[1:6]
+    seed, count, final = map(int, numbers)
+    asyncio.run(main(writer, target, seed, count, final))
