@@ -309,6 +309,18 @@ def one_cpu() -> Iterator[bool]:
                 setaffinity(int(name), saved.get(int(name), everywhere))
 
 
+def last_cpu(thread: int) -> int | None:
+    """The CPU the thread with native id ``thread`` (of this process) runs on, or ran on
+    last if it waits now (Linux: field 39 of its ``/proc`` stat); ``None`` elsewhere or once
+    it has ended. Read from outside, so the measured thread runs no code for it."""
+    try:
+        with open(f"/proc/self/task/{thread}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[36])  # field 39 of the line, counted after the name's ")"
+
+
 def timed(fn: Callable[[], T]) -> tuple[float, T]:
     start = clock()
     result = fn()

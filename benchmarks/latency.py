@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,10 +39,12 @@ from ._common import (
     ValueWaiter,
     clock,
     idle,
+    last_cpu,
     median,
     one_cpu,
     percentile,
     raw_connection,
+    sqlite_engine,
     summary,
     workdir,
 )
@@ -120,6 +123,18 @@ async def _floor_on_writer(writer: aiosqlite.Connection, value: int) -> float:
     return await done - committed
 
 
+def _thread_of(conn: aiosqlite.Connection) -> int | None:
+    """The native id of ``conn``'s worker thread (aiosqlite keeps it private)."""
+    thread = getattr(conn, "_thread", None)
+    return thread.native_id if isinstance(thread, threading.Thread) else None
+
+
+def _with_loop(thread: int | None, loop_cpu: int | None) -> float | None:
+    """1.0 if ``thread`` last ran on the loop's CPU, 0.0 if elsewhere, ``None`` if unknown."""
+    cpu = None if thread is None else last_cpu(thread)
+    return None if cpu is None or loop_cpu is None else float(cpu == loop_cpu)
+
+
 async def _writer_done(db: rxdb.Database) -> None:
     """Wait until the writer's thread has done what it does after a write's result is on its
     way (the foreign-write poller's state reading, and the loop's look it may nudge): the
@@ -141,11 +156,18 @@ async def _measure(
     """One write -> emission measurement per iteration, each followed by the baselines: a raw
     round trip of the watched query on ``raw``, a raw autocommit write on ``raw_writer`` (a
     file of its own) — the floor of "write start -> emission" on this stack — and, with
-    ``floor``, the floor of commit -> emission (see the module)."""
+    ``floor``, the floor of commit -> emission (see the module).
+
+    Where Linux tells, each iteration also notes whether rxdb's writer thread and the round
+    trip's thread ran on the loop's CPU (``writer_with_loop``, ``raw_with_loop``: 1.0 or
+    0.0), read from ``/proc`` once each has run, outside the timed spans: for 1.p."""
     out: dict[str, list[float]] = {
         "emit": [], "start_emit": [], "rt": [], "raw_write": [], "floor": [],
-        "floor_on_writer": [],
+        "floor_on_writer": [], "writer_with_loop": [], "raw_with_loop": [],
     }  # fmt: skip
+    writer = sqlite_engine(db)._writer
+    writer_thread = None if writer is None else _thread_of(writer.worker._conn)
+    raw_thread = _thread_of(raw)
     for n in range(sizes.warmup + sizes.latency_samples):
         i = first + n
         arrival = waiter.expect(i)
@@ -153,11 +175,14 @@ async def _measure(
         await db.execute(UPDATE, (i,))
         emitted = await arrival
         committed = commits.last
+        loop_cpu = last_cpu(threading.get_native_id())
+        writer_placed = _with_loop(writer_thread, loop_cpu)
         await idle(stream)
         await _writer_done(db)
         t0 = clock()
         await raw.execute_fetchall(QUERY)
         t1 = clock()
+        raw_placed = _with_loop(raw_thread, last_cpu(threading.get_native_id()))
         await raw_writer.execute(RAW_WRITE, (i,))
         t2 = clock()
         floored = await _floor(raw_writer, raw, i) if floor else None
@@ -170,6 +195,9 @@ async def _measure(
             if floored is not None and on_writer is not None:
                 out["floor"].append(floored * MS)
                 out["floor_on_writer"].append(on_writer * MS)
+            if writer_placed is not None and raw_placed is not None:
+                out["writer_with_loop"].append(writer_placed)
+                out["raw_with_loop"].append(raw_placed)
     return out
 
 
@@ -265,6 +293,9 @@ async def run(sizes: Sizes, results: Results) -> None:
                 extra={"rxdb": o, "round_trip": summary(held["rt"])},
             )
         )  # fmt: skip
+    placed = _by_placement(full)
+    if placed is not None:
+        results.add(placed)
     s = summary(start_emit)
     results.add(
         Figure(
@@ -315,6 +346,46 @@ async def run(sizes: Sizes, results: Results) -> None:
         "raw aiosqlite round trip": round_trip,
     }
     results.series["latency_p99"] = {"#1": percentile(emit, 99)}
+
+
+PLACEMENTS = {
+    (1.0, 1.0): "both on the loop's CPU",
+    (0.0, 0.0): "both on another CPU than the loop's",
+    (0.0, 1.0): "rxdb's writer on another CPU, the round trip's thread on the loop's",
+    (1.0, 0.0): "rxdb's writer on the loop's CPU, the round trip's thread on another",
+}
+"""The four ways #1's two threads can sit, each beside the loop's CPU or not (1.p)."""
+
+
+def _by_placement(full: dict[str, list[float]]) -> Figure | None:
+    """1.p: #1 over the iterations where rxdb's writer and the round trip's thread sat alike
+    beside the loop (both on its CPU, or both not), and each of the four ways apart: on two
+    vCPUs a wake-up across CPUs costs more than the whole path on one, so an iteration whose
+    two threads sat differently compares the scheduler's placements, not the two roads.
+    ``None`` where the placements are not known (not Linux)."""
+    emit, rt = full["emit"], full["rt"]
+    writer, raw = full["writer_with_loop"], full["raw_with_loop"]
+    if not emit or len(writer) != len(emit):
+        return None
+    ways: dict[str, dict[str, float]] = {}
+    for key, label in PLACEMENTS.items():
+        chosen = [i for i, way in enumerate(zip(writer, raw, strict=True)) if way == key]
+        if chosen:
+            ours, raws = median([emit[i] for i in chosen]), median([rt[i] for i in chosen])
+            ways[label] = {"samples": len(chosen), "rxdb (ms)": ours,
+                           "round trip (ms)": raws, "ratio": ours / raws}  # fmt: skip
+    alike = [i for i in range(len(emit)) if writer[i] == raw[i]]
+    mine = median([emit[i] for i in alike]) if alike else None
+    theirs = median([rt[i] for i in alike]) if alike else None
+    return Figure(
+        "1.p", "#1 where rxdb's writer and the round trip's thread sat alike (diagnostic)",
+        mine, "ms", theirs, "raw round trip, the same iterations",
+        None if mine is None or theirs is None else mine / theirs, "(diagnostic, no bar)",
+        params={"placement": "each thread's CPU read from /proc/self/task/<id>/stat once it "
+                "has run, against the loop's CPU at the emission (at the round trip's end)",
+                "alike": f"{len(alike)} of {len(emit)} iterations"},
+        extra={"ways": ways},
+    )  # fmt: skip
 
 
 async def _other_thread(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,13 +13,18 @@ from pathlib import Path
 import pytest
 
 from benchmarks import __main__ as cli
-from benchmarks import charts, issue14, peer, repeat, report
+from benchmarks import charts, issue14, latency, peer, repeat, report
 from benchmarks._common import SMOKE, Figure, Results, Sizes
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every figure the report knows how to order must be produced by some group, and no other
-# (peer.1 holds both sides to one CPU of several: a machine with one has no such figure).
-EXPECTED = set(report.ORDER) - (set() if peer._one_cpu() is not None else {"peer.1"})
+# (peer.1 holds both sides to one CPU of several: a machine with one has no such figure; 1.p
+# reads where threads ran from Linux's /proc).
+EXPECTED = (
+    set(report.ORDER)
+    - (set() if peer._one_cpu() is not None else {"peer.1"})
+    - (set() if os.path.isdir("/proc/self/task") else {"1.p"})
+)
 
 
 @pytest.mark.postgres  # the postgres group runs on the machine's server
@@ -42,6 +48,25 @@ def test_benchmarks_every_group_produces_its_figures() -> None:
     assert table.count("\n") == len(EXPECTED) + 1
     payload = report.to_json(results, {"mode": "smoke"})
     json.dumps(payload, default=str)
+
+
+def test_placement_compares_iterations_whose_threads_sat_alike() -> None:
+    # Iterations 0 and 1: rxdb's writer away from the loop, the round trip's thread with it
+    # (the case 1.p sets aside); 2: both with the loop; 3: both away.
+    full = {
+        "emit": [1.0, 2.0, 3.0, 4.0],
+        "rt": [1.0, 1.0, 2.0, 2.0],
+        "writer_with_loop": [0.0, 0.0, 1.0, 0.0],
+        "raw_with_loop": [1.0, 1.0, 1.0, 0.0],
+    }
+    figure = latency._by_placement(full)
+    assert figure is not None
+    assert (figure.value, figure.baseline, figure.ratio) == (3.5, 2.0, 1.75)
+    apart = figure.extra["ways"][latency.PLACEMENTS[(0.0, 1.0)]]
+    assert (apart["samples"], apart["rxdb (ms)"], apart["round trip (ms)"]) == (2, 1.5, 1.0)
+    assert latency.PLACEMENTS[(1.0, 0.0)] not in figure.extra["ways"]
+    # Placements unknown (not Linux): no figure rather than a wrong one.
+    assert latency._by_placement({**full, "writer_with_loop": [], "raw_with_loop": []}) is None
 
 
 def test_benchmarks_charts_are_drawn(tmp_path: Path) -> None:
