@@ -241,7 +241,7 @@ class TrackedConnection(ReaderConnection):
         :raises sqlite3.OperationalError: if it must read elsewhere and cannot.
         """
         reads: sqlite3.Connection = self
-        if self.diverged:
+        if self._capture.diverged and self.reads_target is not None:  # diverged, inlined
             reads = self._reads or self.committed_reads()  # the method only while none is open
             if reads is self:
                 raise sqlite3.OperationalError("no second connection for a committed read")

@@ -120,12 +120,15 @@ class EagerWatch:
 class EagerReads:
     """The eager re-runs of one SQLite engine's writer."""
 
-    def __init__(self, bus: Bus, key: str, costs: ReadCosts, closed: Callable[[], bool]) -> None:
+    def __init__(self, bus: Bus, key: str, costs: ReadCosts) -> None:
         self._bus = bus
         self._key = key
         self._costs = costs
-        self._closed = closed
+        # Attributes, not calls: read on the writer's thread after every commit, where each
+        # Python frame costs several µs (cold). ``_refused`` is set once, by :meth:`refuse`.
+        self._refused = False
         self._writer: Worker[TrackedConnection] | None = None
+        self._connection: TrackedConnection | None = None
         # Set and read on the writer's thread only: while it publishes one of its commits
         # (``_publishing`` is that thread's id then: read from any thread), and after a call.
         self._publishing: int | None = None
@@ -136,6 +139,12 @@ class EagerReads:
         """Re-run on ``writer``'s thread from now on (before any watch subscribes)."""
         writer.after_call = self._after_call
         self._writer = writer
+        self._connection = writer.raw
+
+    def refuse(self) -> None:
+        """From now on claim nothing, and read nothing for what was claimed: the engine
+        refuses new work (it is closing). Safe from any thread."""
+        self._refused = True
 
     def subscribe(
         self,
@@ -160,7 +169,7 @@ class EagerReads:
         the commit's message on the bus), claiming eager re-runs meanwhile; they run once
         the writer's call is over (see the module's docstring)."""
         writer = self._writer
-        if writer is None or self._closed() or not writer.idle():
+        if writer is None or self._refused or not writer.idle():
             publish()
             return
         self._publishing, self._spent = threading.get_ident(), 0.0
@@ -215,8 +224,7 @@ class EagerReads:
         self, claimed: list[tuple[EagerWatch, NotifyTablesUpdated | None]]
     ) -> dict[asyncio.AbstractEventLoop, list[tuple[EagerWatch, Taken]]]:
         """The claimed watches' rows (or messages), by loop."""
-        writer = self._writer
-        connection = None if writer is None or self._closed() else writer.raw
+        connection = None if self._refused else self._connection
         if connection is not None and connection.in_transaction:
             connection = None  # a call opened a transaction after the commit
         results: dict[asyncio.AbstractEventLoop, list[tuple[EagerWatch, Taken]]] = {}

@@ -92,7 +92,7 @@ class SQLiteEngine(Engine):
         self._sequence = itertools.count(1)
         self._foreign_sequence = itertools.count(1)
         self._read_sets: ReadSets | None = None  # see read_sets
-        self.eager = EagerReads(bus, self.key, self.costs, lambda: self._closed)
+        self.eager = EagerReads(bus, self.key, self.costs)
         self.receipts: ReceiptReads | None = None  # WAL mode only (set at open)
         self.poller: ForeignWritePoller | None = None
         self.journal: ForeignJournal | None = None
@@ -165,6 +165,10 @@ class SQLiteEngine(Engine):
             # Our own commits' events then cost no hop, and no look before the commit is over.
             self.remember_commit_states(poller.nudge, lambda: poller.wants_nudge)
         return watch
+
+    def refuse_new_work(self) -> None:
+        super().refuse_new_work()
+        self.eager.refuse()
 
     async def close(self) -> None:
         self.refuse_new_work()

@@ -398,7 +398,7 @@ class Link:
         child): the descriptors are pointed at /dev/null, so the kernel drops the lock and
         the connections while the numbers stay valid for whoever closes them later."""
         self._closing = True
-        self._subscription._closed = True  # no lock: it may be held by a thread of the parent
+        self._subscription.closed = True  # no lock: it may be held by a thread of the parent
         hosting = self._hosting
         if hosting is not None:
             with contextlib.suppress(OSError):
