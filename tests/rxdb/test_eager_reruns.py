@@ -382,6 +382,21 @@ async def slow_read(
 
 
 class TestClosingAndInterrupting:
+    async def test_once_closing_begins_a_commit_claims_no_rerun(
+        self, db: rxdb.Database, generous: None
+    ) -> None:
+        # A commit published after close() has begun (a write already in flight then) must
+        # leave its watches to the usual way: the writer's connection is about to close.
+        await make_t(db)
+        reads = sqlite_engine(db).eager
+        async with watching(db):
+            claiming: list[int | None] = []
+            reads.publish(lambda: claiming.append(reads._publishing))
+            sqlite_engine(db).refuse_new_work()
+            reads.publish(lambda: claiming.append(reads._publishing))
+        assert claiming[0] is not None  # idle and open: its commit could claim re-runs
+        assert claiming[1] is None
+
     async def test_close_interrupts_a_long_read_on_the_writer(
         self, slow_read: tuple[rxdb.Database, asyncio.Task[Any], Callable[[], None]]
     ) -> None:
