@@ -62,8 +62,9 @@ class Subscription:
         self.callback = callback
         self.loop = loop
         self.wanted = wanted
-        # An attribute, not a property: read on the road from every commit to its emission
-        # (where each Python frame costs several µs, cold). Set by :meth:`close` only.
+        # An attribute, not a property: read on the road from every commit to its emission,
+        # where Python frames add up, cold. Set by :meth:`close`, or (without the bus's lock)
+        # by a hub link abandoned in a forked child.
         self.closed = False
 
     def retarget(self, tables: Iterable[str] | None) -> None:

@@ -124,8 +124,8 @@ class EagerReads:
         self._bus = bus
         self._key = key
         self._costs = costs
-        # Attributes, not calls: read on the writer's thread after every commit, where each
-        # Python frame costs several µs (cold). ``_refused`` is set once, by :meth:`refuse`.
+        # Attributes, not calls: read on the writer's thread after every commit, where Python
+        # frames add up, cold. ``_refused`` is set once, by :meth:`refuse`.
         self._refused = False
         self._writer: Worker[TrackedConnection] | None = None
         self._connection: TrackedConnection | None = None
